@@ -1,0 +1,261 @@
+"""MemoryStorage: the storage protocols over dicts, with the SQL backends' exact semantics.
+
+A unit of work holds the storage's one lock for its whole life and works on a copy of the
+tables, swapped in on commit, so a rollback leaves nothing behind and `lock_head` serialises
+chaining as BEGIN IMMEDIATE and the advisory lock do for SQL.
+"""
+
+from __future__ import annotations
+
+import builtins
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from bastion.backends.memory.audit import AuditLog, MemoryAuditStore, utc
+from bastion.backends.protocols import (
+    ApiKeyStore,
+    AuditStore,
+    BindingStore,
+    PrincipalStore,
+    TenantStore,
+)
+from bastion.core.model import ApiKey, Principal, PrincipalKind, RoleBinding, SubjectType, Tenant
+from bastion.errors import ConflictError, NotFoundError, StorageError
+
+# As long as SQLite's busy_timeout: a transaction opened inside another one fails, not hangs.
+LOCK_TIMEOUT_SECONDS = 5.0
+
+
+def _conflict(operation: str) -> ConflictError:
+    return ConflictError(f"{operation}: a value that must be unique is already taken")
+
+
+def _missing_reference(operation: str) -> NotFoundError:
+    return NotFoundError(f"{operation}: a row it refers to does not exist")
+
+
+def _utc_or_none(value: datetime | None, operation: str) -> datetime | None:
+    return None if value is None else utc(value, operation)
+
+
+@dataclass
+class _Tables:
+    tenants: dict[str, Tenant] = field(default_factory=dict)
+    principals: dict[str, Principal] = field(default_factory=dict)
+    api_keys: dict[str, ApiKey] = field(default_factory=dict)
+    bindings: dict[str, RoleBinding] = field(default_factory=dict)
+
+    def copy(self) -> _Tables:
+        # The values are frozen dataclasses, so copying the dicts is a full snapshot.
+        return _Tables(
+            dict(self.tenants), dict(self.principals), dict(self.api_keys), dict(self.bindings)
+        )
+
+
+class MemoryTenantStore:
+    def __init__(self, tables: _Tables) -> None:
+        self._t = tables
+
+    def create(self, tenant: Tenant) -> None:
+        if tenant.id in self._t.tenants or any(
+            t.name == tenant.name for t in self._t.tenants.values()
+        ):
+            raise _conflict("create tenant")
+        self._t.tenants[tenant.id] = replace(
+            tenant, created_at=utc(tenant.created_at, "create tenant")
+        )
+
+    def get_by_name(self, name: str) -> Tenant:
+        for tenant in self._t.tenants.values():
+            if tenant.name == name:
+                return tenant
+        raise NotFoundError("get tenant by name: no such tenant")
+
+    def get(self, tenant_id: str) -> Tenant:
+        if tenant_id not in self._t.tenants:
+            raise NotFoundError("get tenant: no such tenant")
+        return self._t.tenants[tenant_id]
+
+    def list(self) -> builtins.list[Tenant]:
+        return sorted(self._t.tenants.values(), key=lambda t: (t.created_at, t.id))
+
+
+class MemoryPrincipalStore:
+    def __init__(self, tables: _Tables) -> None:
+        self._t = tables
+
+    def create(self, principal: Principal) -> None:
+        operation = "create principal"
+        stored = replace(
+            principal,
+            kind=PrincipalKind(principal.kind),
+            created_at=utc(principal.created_at, operation),
+        )
+        if stored.id in self._t.principals or any(
+            p.tenant_id == stored.tenant_id and p.name == stored.name
+            for p in self._t.principals.values()
+        ):
+            raise _conflict(operation)
+        if stored.tenant_id not in self._t.tenants:
+            raise _missing_reference(operation)
+        self._t.principals[stored.id] = stored
+
+    def get(self, tenant_id: str, principal_id: str) -> Principal:
+        principal = self._t.principals.get(principal_id)
+        if principal is None or principal.tenant_id != tenant_id:
+            raise NotFoundError("get principal: no such principal in this tenant")
+        return principal
+
+    def get_by_name(self, tenant_id: str, name: str) -> Principal:
+        for principal in self._t.principals.values():
+            if principal.tenant_id == tenant_id and principal.name == name:
+                return principal
+        raise NotFoundError("get principal by name: no such principal in this tenant")
+
+    def list(self, tenant_id: str) -> builtins.list[Principal]:
+        found = [p for p in self._t.principals.values() if p.tenant_id == tenant_id]
+        return sorted(found, key=lambda p: p.name)
+
+
+class MemoryApiKeyStore:
+    def __init__(self, tables: _Tables) -> None:
+        self._t = tables
+
+    def create(self, key: ApiKey) -> None:
+        operation = "create API key"
+        stored = replace(
+            key,
+            key_hash=bytes(key.key_hash),
+            scopes=tuple(key.scopes),
+            created_at=utc(key.created_at, operation),
+            expires_at=_utc_or_none(key.expires_at, operation),
+            last_used_at=_utc_or_none(key.last_used_at, operation),
+            revoked_at=_utc_or_none(key.revoked_at, operation),
+        )
+        if stored.id in self._t.api_keys or any(
+            k.key_hash == stored.key_hash
+            or (k.tenant_id == stored.tenant_id and k.name == key.name)
+            for k in self._t.api_keys.values()
+        ):
+            raise _conflict(operation)
+        owner = self._t.principals.get(stored.principal_id)
+        if owner is None or owner.tenant_id != stored.tenant_id:
+            raise _missing_reference(operation)
+        self._t.api_keys[stored.id] = stored
+
+    def find_by_hash(self, key_hash: bytes) -> ApiKey | None:
+        for key in self._t.api_keys.values():
+            if key.key_hash == key_hash:
+                return key
+        return None
+
+    def get(self, tenant_id: str, key_id: str) -> ApiKey:
+        key = self._t.api_keys.get(key_id)
+        if key is None or key.tenant_id != tenant_id:
+            raise NotFoundError("get API key: no such key in this tenant")
+        return key
+
+    def list(self, tenant_id: str) -> builtins.list[ApiKey]:
+        found = [k for k in self._t.api_keys.values() if k.tenant_id == tenant_id]
+        return sorted(found, key=lambda k: (k.created_at, k.id))
+
+    def revoke(self, tenant_id: str, key_id: str, *, at: datetime) -> ApiKey:
+        at = utc(at, "revoke API key")
+        key = self.get(tenant_id, key_id)
+        if key.revoked_at is None:
+            key = replace(key, revoked_at=at)
+            self._t.api_keys[key_id] = key
+        return key
+
+    def touch(self, key_id: str, *, at: datetime) -> None:
+        at = utc(at, "record API key use")
+        key = self._t.api_keys.get(key_id)
+        if key is not None and (key.last_used_at is None or key.last_used_at < at):
+            self._t.api_keys[key_id] = replace(key, last_used_at=at)
+
+
+class MemoryBindingStore:
+    def __init__(self, tables: _Tables) -> None:
+        self._t = tables
+
+    def create(self, binding: RoleBinding) -> None:
+        operation = "create role binding"
+        stored = replace(
+            binding,
+            subject_type=SubjectType(binding.subject_type),
+            created_at=utc(binding.created_at, operation),
+            expires_at=_utc_or_none(binding.expires_at, operation),
+        )
+        same = (stored.tenant_id, stored.subject_type, stored.subject_name, stored.role)
+        if stored.id in self._t.bindings or any(
+            (b.tenant_id, b.subject_type, b.subject_name, b.role) == same
+            for b in self._t.bindings.values()
+        ):
+            raise _conflict(operation)
+        if stored.tenant_id not in self._t.tenants:
+            raise _missing_reference(operation)
+        self._t.bindings[stored.id] = stored
+
+    def for_subject(
+        self, tenant_id: str, subject_type: SubjectType, subject_name: str
+    ) -> builtins.list[RoleBinding]:
+        return [
+            b
+            for b in self.list(tenant_id)
+            if b.subject_type == subject_type and b.subject_name == subject_name
+        ]
+
+    def list(self, tenant_id: str) -> builtins.list[RoleBinding]:
+        found = [b for b in self._t.bindings.values() if b.tenant_id == tenant_id]
+        return sorted(found, key=lambda b: (str(b.subject_type), b.subject_name, b.role))
+
+
+class MemoryUnitOfWork:
+    """The stores of one in-memory transaction; valid only inside `MemoryStorage.transaction`."""
+
+    def __init__(self, tables: _Tables, log: AuditLog) -> None:
+        self.tables = tables
+        self._audit = MemoryAuditStore(log)
+        self.tenants: TenantStore = MemoryTenantStore(tables)
+        self.principals: PrincipalStore = MemoryPrincipalStore(tables)
+        self.api_keys: ApiKeyStore = MemoryApiKeyStore(tables)
+        self.bindings: BindingStore = MemoryBindingStore(tables)
+        self.audit: AuditStore = self._audit
+
+    def pending_events(self) -> AuditLog:
+        return self._audit.pending
+
+
+class MemoryStorage:
+    """Storage in process memory, for tests and single-process trials; nothing survives exit."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tables = _Tables()
+        self._log = AuditLog()
+
+    @contextmanager
+    def transaction(self) -> Iterator[MemoryUnitOfWork]:
+        """A unit of work on a copy of the tables, swapped in only if the block succeeds."""
+        if not self._lock.acquire(timeout=LOCK_TIMEOUT_SECONDS):
+            raise StorageError("begin a transaction failed: the memory storage stayed locked")
+        try:
+            uow = MemoryUnitOfWork(self._tables.copy(), self._log)
+            yield uow
+            self._tables = uow.tables
+            for stored in uow.pending_events().events:
+                self._log.add(stored)
+        finally:
+            self._lock.release()
+
+    def migrate(self) -> None:
+        """Nothing to migrate: the schema is the code."""
+
+    def check(self) -> None:
+        """Always answers."""
+
+    def close(self) -> None:
+        """Nothing to release."""

@@ -1,0 +1,84 @@
+"""Engine creation: URL checks, SQLite pragmas and the BEGIN IMMEDIATE recipe."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from bastion.errors import StorageError
+
+SUPPORTED_DRIVERS = ("sqlite", "postgresql+psycopg")
+
+# A unit of work sets this execution option to False to begin a plain deferred transaction.
+BEGIN_IMMEDIATE = "bastion_begin_immediate"
+
+_SQLITE_PRAGMAS = (
+    # Wait for another writer instead of failing at once with "database is locked".
+    "PRAGMA busy_timeout = 5000",
+    "PRAGMA journal_mode = WAL",
+    # Security data: fsync the WAL at every commit, so a committed audit record survives power loss.
+    "PRAGMA synchronous = FULL",
+    "PRAGMA foreign_keys = ON",
+)
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    # Take BEGIN away from the sqlite3 driver (it would skip it for SELECT and DDL) so that
+    # _sqlite_begin decides how every transaction starts. Pragmas must run outside one.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        for pragma in _SQLITE_PRAGMAS:
+            cursor.execute(pragma)
+    finally:
+        cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    # IMMEDIATE takes the write lock at BEGIN, so two processes chaining audit events
+    # serialise on it instead of both reading the same head and one failing at COMMIT.
+    if conn.get_execution_options().get(BEGIN_IMMEDIATE, True):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        conn.exec_driver_sql("BEGIN")
+
+
+def _check_sqlite_path(database: str | None) -> None:
+    if not database or database == ":memory:" or database.startswith("file:"):
+        raise StorageError(
+            "a SQLite database must be a file (sqlite:///./bastion.db or sqlite:////abs/path.db);"
+            " use memory:// for an in-memory store"
+        )
+    parent = Path(database).parent
+    if not parent.is_dir():
+        raise StorageError(f"the directory for the SQLite database does not exist: {parent}")
+
+
+def build_engine(url: str) -> Engine:
+    """An engine for ``url``; `StorageError` for an unsupported or unusable URL.
+
+    Messages never repeat the URL, which may carry a password.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StorageError("the database URL cannot be parsed") from None
+    if parsed.drivername not in SUPPORTED_DRIVERS:
+        raise StorageError(
+            f"unsupported database driver {parsed.drivername!r}:"
+            " use sqlite:/// or postgresql+psycopg://"
+        )
+    if parsed.drivername == "sqlite":
+        _check_sqlite_path(parsed.database)
+    try:
+        engine = create_engine(parsed, pool_pre_ping=True)
+    except (ArgumentError, ImportError) as exc:
+        raise StorageError(f"cannot create a database engine ({exc.__class__.__name__})") from None
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+    return engine

@@ -1,0 +1,53 @@
+"""Translation of sqlalchemy and DB-API errors into `bastion.errors` at the backend boundary.
+
+SQLAlchemy renders bound parameters (key hashes, names) into ``str(exc)`` and drivers put row
+values into their messages ("Key (name)=(acme) already exists"), so no message built here
+reads either: it names the operation and the driver's exception class, nothing else, and the
+original exception is not chained.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError, StatementError
+
+from bastion.errors import ConflictError, NotFoundError, StorageError
+
+
+def _is_foreign_key_violation(exc: IntegrityError) -> bool:
+    orig = exc.orig
+    # psycopg: SQLSTATE 23503; sqlite3 (Python 3.11+): the extended error name.
+    sqlstate = getattr(orig, "sqlstate", None)
+    errorname = getattr(orig, "sqlite_errorname", None)
+    return sqlstate == "23503" or errorname == "SQLITE_CONSTRAINT_FOREIGNKEY"
+
+
+def _cause(exc: SQLAlchemyError) -> str:
+    if isinstance(exc, StatementError) and exc.orig is not None:
+        name = exc.orig.__class__.__name__
+    else:
+        name = exc.__class__.__name__
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return f"{name}, SQLSTATE {sqlstate}" if sqlstate else name
+
+
+def translate(exc: SQLAlchemyError, operation: str) -> StorageError:
+    """The `bastion.errors` exception that stands for ``exc`` raised during ``operation``."""
+    if isinstance(exc, IntegrityError):
+        if _is_foreign_key_violation(exc):
+            return NotFoundError(f"{operation}: a row it refers to does not exist")
+        return ConflictError(f"{operation}: a value that must be unique is already taken")
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return StorageError(f"{operation} failed: the database connection was lost")
+    return StorageError(f"{operation} failed ({_cause(exc)})")
+
+
+@contextmanager
+def translated(operation: str) -> Iterator[None]:
+    """Re-raise any sqlalchemy error inside the block as a `StorageError` naming ``operation``."""
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        raise translate(exc, operation) from None

@@ -1,0 +1,89 @@
+"""SQLStorage: the `Storage` protocol over SQLAlchemy, for SQLite and PostgreSQL (psycopg 3)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from bastion.backends.protocols import (
+    ApiKeyStore,
+    AuditStore,
+    BindingStore,
+    PrincipalStore,
+    TenantStore,
+)
+from bastion.backends.sql.audit import SQLAuditStore
+from bastion.backends.sql.engine import BEGIN_IMMEDIATE, build_engine
+from bastion.backends.sql.errors import translated
+from bastion.backends.sql.stores import (
+    SQLApiKeyStore,
+    SQLBindingStore,
+    SQLPrincipalStore,
+    SQLTenantStore,
+)
+
+
+class SQLUnitOfWork:
+    """The stores of one database transaction; valid only inside `SQLStorage.transaction`."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.tenants: TenantStore = SQLTenantStore(conn)
+        self.principals: PrincipalStore = SQLPrincipalStore(conn)
+        self.api_keys: ApiKeyStore = SQLApiKeyStore(conn)
+        self.bindings: BindingStore = SQLBindingStore(conn)
+        self.audit: AuditStore = SQLAuditStore(conn)
+
+
+class SQLStorage:
+    """Storage in a SQL database named by ``url`` (``sqlite:///…`` or ``postgresql+psycopg://…``).
+
+    Safe to share between threads: every unit of work takes its own pooled connection.
+    """
+
+    def __init__(self, url: str) -> None:
+        self._engine = build_engine(url)
+
+    @contextmanager
+    def transaction(self) -> Iterator[SQLUnitOfWork]:
+        """A unit of work that commits on normal exit and rolls back on any exception.
+
+        On SQLite it begins with BEGIN IMMEDIATE, so writers (in any process) run one at a time.
+        """
+        with translated("open a database connection"):
+            conn = self._engine.connect()
+        try:
+            with translated("begin a transaction"):
+                transaction = conn.begin()
+            try:
+                yield SQLUnitOfWork(conn)
+            except BaseException:
+                # The caller's exception matters more; closing the connection discards the rest.
+                with suppress(SQLAlchemyError):
+                    transaction.rollback()
+                raise
+            with translated("commit a transaction"):
+                transaction.commit()
+        finally:
+            with suppress(SQLAlchemyError):
+                conn.close()
+
+    def migrate(self) -> None:
+        """Upgrade the schema to the newest Alembic revision; safe to run concurrently."""
+        # Imported here: alembic is only needed by `bastion migrate` and at start-up.
+        from bastion.backends.sql.migrate import upgrade
+
+        upgrade(self._engine)
+
+    def check(self) -> None:
+        """`StorageError` unless the database answers ``SELECT 1``."""
+        with translated("check the database"), self._engine.connect() as conn:
+            # A plain BEGIN on SQLite: a health check must not queue behind writers.
+            conn.execution_options(**{BEGIN_IMMEDIATE: False})
+            conn.execute(text("SELECT 1"))
+
+    def close(self) -> None:
+        """Close every pooled connection; the storage must not be used afterwards."""
+        self._engine.dispose()

@@ -1,0 +1,251 @@
+"""SQL implementations of the tenant, principal, API-key and role-binding stores."""
+
+from __future__ import annotations
+
+import builtins
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, Row, and_, insert, or_, select, update
+
+from bastion.backends.sql.errors import translated
+from bastion.backends.sql.tables import api_keys, principals, role_bindings, tenants
+from bastion.core.model import ApiKey, Principal, PrincipalKind, RoleBinding, SubjectType, Tenant
+from bastion.errors import NotFoundError
+
+
+def text_order(conn: Connection, column: ColumnElement[Any]) -> ColumnElement[Any]:
+    """``column`` for ORDER BY in code-point order, as SQLite's BINARY and Python sort."""
+    return column.collate("C") if conn.dialect.name == "postgresql" else column
+
+
+class SQLTenantStore:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def create(self, tenant: Tenant) -> None:
+        values = {"id": tenant.id, "name": tenant.name, "created_at": tenant.created_at}
+        # A savepoint keeps a conflict from aborting the whole unit of work on PostgreSQL.
+        with translated("create tenant"), self._conn.begin_nested():
+            self._conn.execute(insert(tenants).values(values))
+
+    def get_by_name(self, name: str) -> Tenant:
+        return self._one(tenants.c.name == name, "get tenant by name")
+
+    def get(self, tenant_id: str) -> Tenant:
+        return self._one(tenants.c.id == tenant_id, "get tenant")
+
+    def _one(self, where: ColumnElement[bool], operation: str) -> Tenant:
+        with translated(operation):
+            row = self._conn.execute(select(tenants).where(where)).one_or_none()
+        if row is None:
+            raise NotFoundError(f"{operation}: no such tenant")
+        return Tenant(id=row.id, name=row.name, created_at=row.created_at)
+
+    def list(self) -> builtins.list[Tenant]:
+        order = (tenants.c.created_at, text_order(self._conn, tenants.c.id))
+        with translated("list tenants"):
+            rows = self._conn.execute(select(tenants).order_by(*order)).all()
+        return [Tenant(id=r.id, name=r.name, created_at=r.created_at) for r in rows]
+
+
+def _principal(row: Row[Any]) -> Principal:
+    return Principal(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        kind=PrincipalKind(row.kind),
+        name=row.name,
+        created_at=row.created_at,
+        display_name=row.display_name,
+        disabled=bool(row.disabled),
+    )
+
+
+class SQLPrincipalStore:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def create(self, principal: Principal) -> None:
+        values = {
+            "id": principal.id,
+            "tenant_id": principal.tenant_id,
+            "kind": str(principal.kind),
+            "name": principal.name,
+            "display_name": principal.display_name,
+            "disabled": principal.disabled,
+            "created_at": principal.created_at,
+        }
+        with translated("create principal"), self._conn.begin_nested():
+            self._conn.execute(insert(principals).values(values))
+
+    def get(self, tenant_id: str, principal_id: str) -> Principal:
+        where = and_(principals.c.tenant_id == tenant_id, principals.c.id == principal_id)
+        return self._one(where, "get principal")
+
+    def get_by_name(self, tenant_id: str, name: str) -> Principal:
+        where = and_(principals.c.tenant_id == tenant_id, principals.c.name == name)
+        return self._one(where, "get principal by name")
+
+    def _one(self, where: ColumnElement[bool], operation: str) -> Principal:
+        with translated(operation):
+            row = self._conn.execute(select(principals).where(where)).one_or_none()
+        if row is None:
+            raise NotFoundError(f"{operation}: no such principal in this tenant")
+        return _principal(row)
+
+    def list(self, tenant_id: str) -> builtins.list[Principal]:
+        query = (
+            select(principals)
+            .where(principals.c.tenant_id == tenant_id)
+            .order_by(text_order(self._conn, principals.c.name))
+        )
+        with translated("list principals"):
+            return [_principal(row) for row in self._conn.execute(query)]
+
+
+def _api_key(row: Row[Any]) -> ApiKey:
+    return ApiKey(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        principal_id=row.principal_id,
+        name=row.name,
+        prefix=row.prefix,
+        key_hash=bytes(row.key_hash),
+        scopes=tuple(json.loads(row.scopes)),
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        last_used_at=row.last_used_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+class SQLApiKeyStore:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def create(self, key: ApiKey) -> None:
+        values = {
+            "id": key.id,
+            "tenant_id": key.tenant_id,
+            "principal_id": key.principal_id,
+            "name": key.name,
+            "prefix": key.prefix,
+            "key_hash": key.key_hash,
+            "scopes": json.dumps(list(key.scopes)),
+            "created_at": key.created_at,
+            "expires_at": key.expires_at,
+            "last_used_at": key.last_used_at,
+            "revoked_at": key.revoked_at,
+        }
+        with translated("create API key"), self._conn.begin_nested():
+            self._conn.execute(insert(api_keys).values(values))
+
+    def find_by_hash(self, key_hash: bytes) -> ApiKey | None:
+        query = select(api_keys).where(api_keys.c.key_hash == key_hash)
+        with translated("find API key"):
+            row = self._conn.execute(query).one_or_none()
+        return None if row is None else _api_key(row)
+
+    def get(self, tenant_id: str, key_id: str) -> ApiKey:
+        query = select(api_keys).where(api_keys.c.tenant_id == tenant_id, api_keys.c.id == key_id)
+        with translated("get API key"):
+            row = self._conn.execute(query).one_or_none()
+        if row is None:
+            raise NotFoundError("get API key: no such key in this tenant")
+        return _api_key(row)
+
+    def list(self, tenant_id: str) -> builtins.list[ApiKey]:
+        query = (
+            select(api_keys)
+            .where(api_keys.c.tenant_id == tenant_id)
+            .order_by(api_keys.c.created_at, text_order(self._conn, api_keys.c.id))
+        )
+        with translated("list API keys"):
+            return [_api_key(row) for row in self._conn.execute(query)]
+
+    def revoke(self, tenant_id: str, key_id: str, *, at: datetime) -> ApiKey:
+        # The first revocation wins: a repeated revoke never moves revoked_at.
+        query = (
+            update(api_keys)
+            .where(
+                api_keys.c.tenant_id == tenant_id,
+                api_keys.c.id == key_id,
+                api_keys.c.revoked_at.is_(None),
+            )
+            .values(revoked_at=at)
+        )
+        with translated("revoke API key"):
+            self._conn.execute(query)
+        return self.get(tenant_id, key_id)
+
+    def touch(self, key_id: str, *, at: datetime) -> None:
+        # Only forwards: a late, out-of-order touch must not hide a more recent use.
+        query = (
+            update(api_keys)
+            .where(
+                api_keys.c.id == key_id,
+                or_(api_keys.c.last_used_at.is_(None), api_keys.c.last_used_at < at),
+            )
+            .values(last_used_at=at)
+        )
+        with translated("record API key use"):
+            self._conn.execute(query)
+
+
+def _binding(row: Row[Any]) -> RoleBinding:
+    return RoleBinding(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        subject_type=SubjectType(row.subject_type),
+        subject_name=row.subject_name,
+        role=row.role,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+    )
+
+
+class SQLBindingStore:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def create(self, binding: RoleBinding) -> None:
+        values = {
+            "id": binding.id,
+            "tenant_id": binding.tenant_id,
+            "subject_type": str(binding.subject_type),
+            "subject_name": binding.subject_name,
+            "role": binding.role,
+            "created_at": binding.created_at,
+            "expires_at": binding.expires_at,
+        }
+        with translated("create role binding"), self._conn.begin_nested():
+            self._conn.execute(insert(role_bindings).values(values))
+
+    def for_subject(
+        self, tenant_id: str, subject_type: SubjectType, subject_name: str
+    ) -> builtins.list[RoleBinding]:
+        query = self._ordered(
+            role_bindings.c.tenant_id == tenant_id,
+            role_bindings.c.subject_type == str(subject_type),
+            role_bindings.c.subject_name == subject_name,
+        )
+        with translated("list role bindings of a subject"):
+            return [_binding(row) for row in self._conn.execute(query)]
+
+    def list(self, tenant_id: str) -> builtins.list[RoleBinding]:
+        query = self._ordered(role_bindings.c.tenant_id == tenant_id)
+        with translated("list role bindings"):
+            return [_binding(row) for row in self._conn.execute(query)]
+
+    def _ordered(self, *where: ColumnElement[bool]) -> Any:
+        columns = (
+            role_bindings.c.subject_type,
+            role_bindings.c.subject_name,
+            role_bindings.c.role,
+        )
+        return (
+            select(role_bindings)
+            .where(*where)
+            .order_by(*(text_order(self._conn, column) for column in columns))
+        )

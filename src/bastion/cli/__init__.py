@@ -1,0 +1,1 @@
+"""The ``bastion`` command line: thin typer commands over the services."""

@@ -1,0 +1,35 @@
+"""``bastion config validate``: every problem with its key path, and what is not yet enforced."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bastion.cli.context import state
+from bastion.config import describe_not_yet_enforced, load_config
+from bastion.errors import ConfigError
+
+app = typer.Typer(help="Check configuration.", no_args_is_help=True)
+
+
+@app.command("validate")
+def validate(
+    ctx: typer.Context,
+    file: Annotated[Path | None, typer.Argument(help="Config file (default: --config).")] = None,
+) -> None:
+    """Print `ok`, or every error with its key path and exit 1."""
+    path = file or state(ctx).config_path
+    if not path.exists():
+        typer.echo(f"error: {path} does not exist", err=True)
+        raise typer.Exit(1)
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            typer.echo(str(issue))
+        raise typer.Exit(1) from None
+    typer.echo("ok")
+    for line in describe_not_yet_enforced(config):
+        typer.echo(f"warning: {line}", err=True)

@@ -1,0 +1,74 @@
+"""The ``bastion`` entry point: the command tree and the one place CLI errors are printed."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+
+from bastion import __version__
+from bastion.cli import audit_cmd, auth_cmd, config_cmd, run_cmd
+from bastion.cli.context import resolve_config_path
+from bastion.errors import BastionError, ConfigError
+
+app = typer.Typer(
+    name="bastion",
+    help="Bastion: a self-hosted security control plane and identity-aware gateway.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(config_cmd.app, name="config")
+app.add_typer(auth_cmd.app, name="auth")
+app.add_typer(audit_cmd.app, name="audit")
+run_cmd.register(app)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"bastion {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="bastion.yaml to use (default: ./bastion.yaml, "
+                     "or $BASTION_CONFIG)."),
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print version.")
+    ] = False,
+) -> None:
+    ctx.obj = resolve_config_path(config)
+
+
+def main() -> None:
+    """Run the CLI: one clear line on stderr and a non-zero exit for every error."""
+    try:
+        result = app(standalone_mode=False)
+    except click.exceptions.Abort:
+        print("aborted", file=sys.stderr)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(f"error: {issue}", file=sys.stderr)
+        sys.exit(1)
+    except BastionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(result if isinstance(result, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

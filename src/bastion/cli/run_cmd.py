@@ -1,0 +1,124 @@
+"""Commands that set bastion up and run it: ``init``, ``migrate``, ``serve``, ``quickstart``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bastion.cli import quickstart as qs
+from bastion.cli.context import operator_actor, state
+from bastion.config import BastionConfig, describe_not_yet_enforced
+from bastion.services.bootstrap import initialise
+from bastion.wiring import Services
+
+
+def register(app: typer.Typer) -> None:
+    app.command("init")(init)
+    app.command("migrate")(migrate)
+    app.command("serve")(serve)
+    app.command("quickstart")(quickstart)
+
+
+def warn_not_enforced(config: BastionConfig) -> None:
+    for line in describe_not_yet_enforced(config):
+        typer.echo(f"warning: {line}", err=True)
+
+
+def init(
+    ctx: typer.Context,
+    tenant: Annotated[str | None, typer.Option("--tenant", help="Tenant to create "
+                      "(default: security.defaultTenant).")] = None,
+    admin: Annotated[str, typer.Option("--admin", help="The admin user's login.")] = (
+        "admin@example.com"
+    ),
+) -> None:
+    """Create the tenant and its admin user, and print an admin API key once.
+
+    Writes bastion.yaml and a fresh pepper file first if no configuration exists yet.
+    """
+    cli = state(ctx)
+    if not cli.config_path.exists():
+        qs.write_minimal_config(cli.config_path)
+        typer.echo(f"wrote {cli.config_path} and its pepper file", err=True)
+    services = cli.services()
+    services.storage.migrate()
+    done = initialise(
+        storage=services.storage,
+        api_keys=services.api_keys,
+        clock=services.clock,
+        tenant_name=tenant or services.config.security.default_tenant,
+        admin_name=admin,
+        actor=operator_actor(),
+    )
+    typer.echo(done.admin_key.secret)
+    typer.echo(
+        f"initialised tenant {done.tenant.name!r} with admin {done.admin.name!r}; the line above "
+        "is its admin API key — store it now: it cannot be shown again",
+        err=True,
+    )
+
+
+def migrate(ctx: typer.Context) -> None:
+    """Bring the database schema up to date."""
+    services = state(ctx).services()
+    services.storage.migrate()
+    typer.echo("database is up to date")
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option("--host", help="Override gateway.listen.")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Override gateway.listen.")] = None,
+    log_level: Annotated[str, typer.Option("--log-level")] = "info",
+) -> None:
+    """Run the gateway (reverse proxy) on gateway.listen; migrates the database first."""
+    services = state(ctx).services()
+    warn_not_enforced(services.config)
+    services.storage.migrate()
+    run_gateway(services, host=host, port=port, log_level=log_level)
+
+
+def run_gateway(services: Services, *, host: str | None, port: int | None, log_level: str) -> None:
+    import uvicorn
+
+    from bastion.gateway.app import build_app
+
+    listen = services.config.gateway
+    uvicorn.run(
+        build_app(services.config, services=services),
+        host=host or listen.host,
+        port=port or listen.port,
+        log_level=log_level,
+        proxy_headers=False,  # client addresses come only from gateway.trustedProxies
+        server_header=False,
+        access_log=False,
+        lifespan="on",
+    )
+
+
+def quickstart(
+    ctx: typer.Context,
+    port: Annotated[int, typer.Option("--port", help="Where bastion listens.")] = 8080,
+    upstream_port: Annotated[int, typer.Option("--upstream-port",
+                             help="Where the sample upstream listens.")] = 9000,
+) -> None:
+    """Try bastion in one command: config, database, a sample upstream and bastion in front."""
+    cli = state(ctx)
+    path = cli.config_path
+    if not path.exists():
+        qs.write_quickstart_config(path, port=port, upstream_port=upstream_port)
+    services = cli.services()
+    warn_not_enforced(services.config)
+    services.storage.migrate()
+    keys = qs.ensure_keys(services, actor=operator_actor())
+    upstream = qs.start_sample_upstream(services.config)
+    try:
+        qs.print_welcome(services.config, keys, config_path=Path(path))
+        sys.stdout.flush()
+        run_gateway(services, host=None, port=None, log_level="warning")
+    finally:
+        qs.stop_process(upstream)
+        typer.echo("bastion and the sample upstream stopped", err=True)

@@ -1,0 +1,126 @@
+"""The base model every bastion.yaml section derives from, and the small value types they share."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Annotated, TypeAlias
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    SecretStr,
+)
+from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+KeyPath: TypeAlias = tuple[str | int, ...]
+IPNetwork: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class ConfigModel(BaseModel):
+    """A frozen section of bastion.yaml: camelCase keys, unknown keys are errors."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        frozen=True,
+    )
+
+
+class NestedValueError(ValueError):
+    """A model validator's findings about keys below the model, each with its relative key path.
+
+    Pydantic can only place a model validator's error at the model itself; the loader appends
+    each ``relative_path`` so the user sees ``security.rbac.roles[1].inherits``.
+    """
+
+    def __init__(self, issues: Sequence[tuple[KeyPath, str]]) -> None:
+        self.issues = tuple(issues)
+        super().__init__("; ".join(message for _, message in self.issues))
+
+
+def _reject_bool(value: object) -> object:
+    # YAML reads `yes`/`true` as booleans and Python would quietly take them as 1.
+    if isinstance(value, bool):
+        raise PydanticCustomError("int_type", "Input should be a valid integer")
+    return value
+
+
+PositiveInt = Annotated[int, BeforeValidator(_reject_bool), Field(gt=0)]
+PositiveFloat = Annotated[float, BeforeValidator(_reject_bool), Field(gt=0)]
+Port = Annotated[int, BeforeValidator(_reject_bool), Field(ge=1, le=65535)]
+NonEmptyStr = Annotated[str, Field(min_length=1)]
+
+
+def _parse_network(value: object) -> IPNetwork:
+    if isinstance(value, ipaddress.IPv4Network | ipaddress.IPv6Network):
+        return value
+    if not isinstance(value, str):
+        raise PydanticCustomError("network_type", "must be a CIDR range like 10.0.0.0/8")
+    try:
+        return ipaddress.ip_network(value.strip(), strict=False)
+    except ValueError:
+        raise PydanticCustomError(
+            "network_parsing", "must be a CIDR range like 10.0.0.0/8 or fd00::/8"
+        ) from None
+
+
+Cidr = Annotated[
+    IPNetwork,
+    PlainValidator(_parse_network, json_schema_input_type=str),
+    PlainSerializer(str, return_type=str),
+]
+"""An IPv4 or IPv6 network; host bits are allowed and cleared (``10.1.2.3/8`` is ``10.0.0.0/8``)."""
+
+
+def _min_secret_length(minimum: int) -> AfterValidator:
+    def check(value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < minimum:
+            raise PydanticCustomError("secret_too_short", f"must be at least {minimum} characters")
+        return value
+
+    return AfterValidator(check)
+
+
+Secret = Annotated[SecretStr, _min_secret_length(1)]
+"""A credential: never printed, never part of an error message."""
+
+StrongSecret = Annotated[SecretStr, _min_secret_length(32)]
+"""A server-side key (pepper, session secret): at least 32 characters."""
+
+
+def _check_http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise PydanticCustomError("url_scheme", "must be an http:// or https:// URL")
+    if parts.username is not None or parts.password is not None:
+        raise PydanticCustomError("url_credentials", "must not contain a user name or password")
+    try:
+        parts.port  # noqa: B018 - urlsplit validates the port lazily
+    except ValueError:
+        raise PydanticCustomError("url_port", "must have a port from 1 to 65535") from None
+    if parts.fragment:
+        raise PydanticCustomError("url_fragment", "must not contain a #fragment")
+    return value
+
+
+HttpUrl = Annotated[str, AfterValidator(_check_http_url)]
+"""An ``http://`` or ``https://`` URL, kept as written."""
+
+
+def _as_utc(value: datetime) -> datetime:
+    # YAML timestamps without an offset are UTC (YAML 1.1 timestamp type).
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+"""A point in time; a value without an offset is read as UTC."""

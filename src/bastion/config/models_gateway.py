@@ -1,0 +1,186 @@
+"""The ``gateway:`` section: where bastion listens, what it protects and the route table."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from datetime import timedelta
+from typing import Annotated, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import AfterValidator, BeforeValidator, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from bastion.config.models_base import Cidr, ConfigModel, HttpUrl, NestedValueError
+from bastion.config.units import Duration
+from bastion.core.routes import TemplateError, template_params, template_segments
+
+HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "*"]
+
+_LISTEN_MESSAGE = "must be host:port (or [ipv6]:port) with a port from 1 to 65535"
+_NAME = re.compile(r"[A-Za-z0-9_*][A-Za-z0-9_.*-]*")
+_ID_PARAM = re.compile(r"\{([^{}]*)\}")
+_PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_EVENT = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*")
+
+
+def split_listen(value: str) -> tuple[str, int]:
+    """``"127.0.0.1:8080"`` → ``("127.0.0.1", 8080)``; ``"[::1]:8080"`` → ``("::1", 8080)``."""
+    if value.startswith("["):
+        host, sep, port = value[1:].partition("]:")
+        if not sep:
+            raise ValueError(_LISTEN_MESSAGE)
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(_LISTEN_MESSAGE) from None
+    else:
+        host, sep, port = value.rpartition(":")
+        # An unbracketed IPv6 address has two readings ("::1:80"): refuse it.
+        if not sep or not host or ":" in host:
+            raise ValueError(_LISTEN_MESSAGE)
+    if not port.isascii() or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(_LISTEN_MESSAGE)
+    return host, int(port)
+
+
+def _check_listen(value: str) -> str:
+    try:
+        split_listen(value)
+    except ValueError as exc:
+        raise PydanticCustomError("listen_parsing", str(exc)) from None
+    return value
+
+
+def _check_template(value: str) -> str:
+    try:
+        segments = template_segments(value)
+    except TemplateError as exc:
+        raise PydanticCustomError("path_template", str(exc)) from None
+    names = [segment[1:-1] for segment in segments if segment.startswith("{")]
+    if len(names) != len(set(names)):
+        raise PydanticCustomError("path_template", "uses the same {name} twice")
+    return value
+
+
+def _check_name(value: str) -> str:
+    if not _NAME.fullmatch(value):
+        raise PydanticCustomError(
+            "name_parsing", "must be a name of letters, digits, '_', '.', '-' (or *)"
+        )
+    return value
+
+
+def _check_permission(value: str) -> str:
+    resource, sep, action = value.partition(":")
+    if not sep or not _NAME.fullmatch(resource) or not _NAME.fullmatch(action):
+        raise PydanticCustomError("permission_parsing", "must be resource:action")
+    return value
+
+
+def _check_event(value: str) -> str:
+    if not _EVENT.fullmatch(value):
+        raise PydanticCustomError("event_parsing", "must be an audit action name like pattern.read")
+    return value
+
+
+def _id_template_problem(template: str, known: set[str]) -> str | None:
+    names = _ID_PARAM.findall(template)
+    well_formed = template.count("{") == template.count("}") == len(names)
+    if not well_formed or not all(_PARAM_NAME.fullmatch(name) for name in names):
+        return "must be a template like {id} or {owner}/{name}"
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        return f"references {{{unknown[0]}}}, which is not a parameter of path"
+    return None
+
+
+def _upper(value: object) -> object:
+    return value.upper() if isinstance(value, str) else value
+
+
+def _normalise_upstream(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.query:
+        raise PydanticCustomError("url_query", "must not contain a ?query")
+    return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+
+
+PathTemplate = Annotated[str, AfterValidator(_check_template)]
+ResourceName = Annotated[str, AfterValidator(_check_name)]
+
+
+class RouteConfig(ConfigModel):
+    """One row of the route table: method + path template → resource, id and action."""
+
+    method: Annotated[HttpMethod, BeforeValidator(_upper)]
+    path: PathTemplate
+    resource: ResourceName
+    action: ResourceName
+    id: str | None = None
+    permission: Annotated[str, AfterValidator(_check_permission)] | None = None
+    event: Annotated[str, AfterValidator(_check_event)] | None = None
+
+    @model_validator(mode="after")
+    def _id_params_exist(self) -> RouteConfig:
+        if self.id is not None:
+            problem = _id_template_problem(self.id, template_params(self.path))
+            if problem:
+                raise NestedValueError([(("id",), problem)])
+        return self
+
+    @property
+    def effective_permission(self) -> str:
+        """``permission`` if set, else ``resource:action``."""
+        return self.permission or f"{self.resource}:{self.action}"
+
+    @property
+    def effective_event(self) -> str:
+        """``event`` if set, else the singular resource + action (``pattern.read``)."""
+        if self.event:
+            return self.event
+        singular = self.resource[:-1] if self.resource.endswith("s") else self.resource
+        return f"{singular}.{self.action}"
+
+
+class TimeoutsConfig(ConfigModel):
+    """How long bastion waits for the upstream."""
+
+    connect: Duration = timedelta(seconds=5)
+    read: Duration = timedelta(seconds=30)
+    total: Duration = timedelta(seconds=60)
+
+
+class GatewayConfig(ConfigModel):
+    """The edge: listen address, upstream, bastion's own URL prefix, routes and proxies."""
+
+    listen: Annotated[str, AfterValidator(_check_listen)] = "127.0.0.1:8080"
+    upstream: Annotated[HttpUrl, AfterValidator(_normalise_upstream)] | None = None
+    prefix: str = "/_bastion"
+    routes: tuple[RouteConfig, ...] = ()
+    public_paths: tuple[PathTemplate, ...] = ()
+    trusted_proxies: tuple[Cidr, ...] = ()
+    timeouts: TimeoutsConfig = TimeoutsConfig()
+
+    @field_validator("prefix")
+    @classmethod
+    def _check_prefix(cls, value: str) -> str:
+        if not value.startswith("/") or value.endswith("/"):
+            raise ValueError("must start with / and not end with / (like /_bastion)")
+        try:
+            template_segments(value)
+        except TemplateError as exc:
+            raise ValueError(str(exc)) from None
+        if any(ch in value for ch in "{}*"):
+            raise ValueError("must be a literal path, without {name} or *")
+        return value
+
+    @property
+    def host(self) -> str:
+        """The host part of ``listen`` (brackets removed from an IPv6 address)."""
+        return split_listen(self.listen)[0]
+
+    @property
+    def port(self) -> int:
+        """The port part of ``listen``."""
+        return split_listen(self.listen)[1]

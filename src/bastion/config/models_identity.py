@@ -1,0 +1,172 @@
+"""How callers prove who they are: ``security.mtls``, ``authentication``, ``sso``, ``agentAuth``."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from bastion.config.models_base import ConfigModel, HttpUrl, NestedValueError, NonEmptyStr, Secret
+from bastion.config.units import NonNegativeDuration
+
+JwtAlgorithm = Literal[
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"
+]
+SsoProvider = Literal["oidc", "okta", "azure", "google"]
+
+MAX_JWT_LEEWAY = timedelta(seconds=60)
+
+
+class CertManagerIssuerConfig(ConfigModel):
+    """The cert-manager issuer the Helm chart uses (or creates)."""
+
+    create: bool = False
+    name: NonEmptyStr | None = None
+
+
+class CertManagerConfig(ConfigModel):
+    """Certificates issued by cert-manager instead of files."""
+
+    enabled: bool = False
+    issuer: CertManagerIssuerConfig = CertManagerIssuerConfig()
+
+
+class MtlsConfig(ConfigModel):
+    """Mutual TLS: bastion's server certificate and the CA that signs client certificates."""
+
+    enabled: bool = False
+    server_cert: NonEmptyStr | None = None
+    server_key: NonEmptyStr | None = None
+    client_ca: NonEmptyStr | None = Field(default=None, alias="clientCA")
+    client_auth: Literal["require", "request", "none"] = "require"
+    server_cert_secret: NonEmptyStr | None = None
+    client_ca_secret: NonEmptyStr | None = Field(default=None, alias="clientCASecret")
+    cert_manager: CertManagerConfig = CertManagerConfig()
+
+    @model_validator(mode="after")
+    def _certificates_present(self) -> MtlsConfig:
+        issues: list[tuple[tuple[str | int, ...], str]] = []
+        if (self.server_cert is None) != (self.server_key is None):
+            missing = "serverKey" if self.server_key is None else "serverCert"
+            issues.append(((missing,), "serverCert and serverKey must be set together"))
+        elif self.enabled and self.server_cert is None and self.server_cert_secret is None:
+            issues.append(((), "when enabled, set serverCert and serverKey (or serverCertSecret)"))
+        no_ca = self.client_ca is None and self.client_ca_secret is None
+        if self.enabled and self.client_auth != "none" and no_ca:
+            issues.append(((), f"clientAuth {self.client_auth} needs clientCA (or clientCASecret)"))
+        if issues:
+            raise NestedValueError(issues)
+        return self
+
+
+class ApiKeysConfig(ConfigModel):
+    """Bastion-issued API keys (``bk_live_…``)."""
+
+    enabled: bool = True
+
+
+class JwtConfig(ConfigModel):
+    """Bearer JWTs from an external issuer, verified against its JWKS."""
+
+    enabled: bool = False
+    issuer: NonEmptyStr | None = None
+    audience: NonEmptyStr | None = None
+    jwks_uri: HttpUrl | None = None
+    algorithms: Annotated[tuple[JwtAlgorithm, ...], Field(min_length=1)] = ("RS256",)
+    leeway: NonNegativeDuration = timedelta(seconds=30)
+
+    @field_validator("leeway")
+    @classmethod
+    def _leeway_is_small(cls, value: timedelta) -> timedelta:
+        if value > MAX_JWT_LEEWAY:
+            raise ValueError("must be at most 60s")
+        return value
+
+    @model_validator(mode="after")
+    def _issuer_complete(self) -> JwtConfig:
+        if self.enabled:
+            fields = {"issuer": self.issuer, "audience": self.audience, "jwksUri": self.jwks_uri}
+            missing = [
+                ((key,), "required when jwt is enabled") for key, v in fields.items() if not v
+            ]
+            if missing:
+                raise NestedValueError(missing)
+        return self
+
+
+class AuthenticationConfig(ConfigModel):
+    """The credential types bastion accepts."""
+
+    api_keys: ApiKeysConfig = ApiKeysConfig()
+    jwt: JwtConfig = JwtConfig()
+
+
+class OidcConfig(ConfigModel):
+    """A generic OpenID Connect provider."""
+
+    issuer: HttpUrl
+    client_id: NonEmptyStr
+    client_secret: Secret | None = None
+    scopes: tuple[NonEmptyStr, ...] = ("openid", "profile", "email")
+    redirect_uri: HttpUrl | None = None
+
+
+class OktaConfig(ConfigModel):
+    """Okta (an OIDC provider at ``https://<domain>/oauth2/<authorizationServerId>``)."""
+
+    domain: NonEmptyStr
+    client_id: NonEmptyStr
+    client_secret: Secret | None = None
+    authorization_server_id: NonEmptyStr | None = None
+
+
+class AzureConfig(ConfigModel):
+    """Microsoft Entra ID (Azure AD)."""
+
+    tenant_id: NonEmptyStr
+    client_id: NonEmptyStr
+    client_secret: Secret | None = None
+
+
+class GoogleConfig(ConfigModel):
+    """Google accounts, optionally restricted to one Workspace domain."""
+
+    client_id: NonEmptyStr
+    client_secret: Secret | None = None
+    hosted_domain: NonEmptyStr | None = None
+
+
+class SsoConfig(ConfigModel):
+    """Single sign-on for people, through one provider."""
+
+    enabled: bool = False
+    provider: SsoProvider | None = None
+    oidc: OidcConfig | None = None
+    okta: OktaConfig | None = None
+    azure: AzureConfig | None = None
+    google: GoogleConfig | None = None
+
+    @model_validator(mode="after")
+    def _provider_configured(self) -> SsoConfig:
+        if not self.enabled:
+            return self
+        if self.provider is None:
+            raise NestedValueError([(("provider",), "required when sso is enabled")])
+        if getattr(self, self.provider) is None:
+            message = f"required when provider is {self.provider}"
+            raise NestedValueError([((self.provider,), message)])
+        return self
+
+
+class AgentTokenConfig(ConfigModel):
+    """Agent registration tokens (``bat_…``)."""
+
+    registration_required: bool = True
+
+
+class AgentAuthConfig(ConfigModel):
+    """How agents authenticate: client certificates, registration tokens, or both."""
+
+    method: Literal["mtls", "token", "both"] = "token"
+    token: AgentTokenConfig = AgentTokenConfig()

@@ -1,0 +1,125 @@
+"""The ``security.rbac`` section: custom roles, their inheritance and role bindings."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from bastion.config.models_base import (
+    ConfigModel,
+    KeyPath,
+    NestedValueError,
+    NonEmptyStr,
+    UtcDatetime,
+)
+from bastion.core.rbac import BUILTIN_ROLES
+
+SubjectKind = Literal["user", "group", "serviceAccount", "agent"]
+
+
+def _check_action(value: str) -> str:
+    if not value or ":" in value or any(ch.isspace() for ch in value):
+        raise PydanticCustomError("action_parsing", "must be an action name like read (or *)")
+    return value
+
+
+ActionName = Annotated[str, AfterValidator(_check_action)]
+
+
+class PermissionRuleConfig(ConfigModel):
+    """Actions a role may perform on one resource type (``*`` matches any)."""
+
+    resource: ActionName
+    actions: Annotated[tuple[ActionName, ...], Field(min_length=1)]
+
+
+class RoleConfig(ConfigModel):
+    """A custom role: its own permissions plus those of the roles it inherits."""
+
+    name: NonEmptyStr
+    permissions: tuple[PermissionRuleConfig, ...] = ()
+    inherits: tuple[NonEmptyStr, ...] = ()
+
+
+class SubjectConfig(ConfigModel):
+    """Who a binding gives a role to."""
+
+    type: SubjectKind
+    name: NonEmptyStr
+
+
+class BindingConfig(ConfigModel):
+    """Gives ``role`` to ``subject`` in ``tenant`` (or the default tenant) until ``expires``."""
+
+    subject: SubjectConfig
+    role: NonEmptyStr
+    tenant: NonEmptyStr | None = None
+    expires: UtcDatetime | None = None
+
+
+class RbacConfig(ConfigModel):
+    """Role-based access control: built-in roles, custom roles and bindings."""
+
+    enabled: bool = True
+    default_role: NonEmptyStr | None = None
+    roles: tuple[RoleConfig, ...] = ()
+    bindings: tuple[BindingConfig, ...] = ()
+
+    @model_validator(mode="after")
+    def _check_role_references(self) -> RbacConfig:
+        issues = _role_name_issues(self.roles)
+        known = set(BUILTIN_ROLES) | {role.name for role in self.roles}
+        for index, role in enumerate(self.roles):
+            for parent_index, parent in enumerate(role.inherits):
+                if parent not in known:
+                    path: KeyPath = ("roles", index, "inherits", parent_index)
+                    issues.append((path, f"unknown role {parent}"))
+        issues.extend(_cycle_issues(self.roles))
+        for index, binding in enumerate(self.bindings):
+            if binding.role not in known:
+                issues.append((("bindings", index, "role"), f"unknown role {binding.role}"))
+        if self.default_role is not None and self.default_role not in known:
+            issues.append((("defaultRole",), f"unknown role {self.default_role}"))
+        if issues:
+            raise NestedValueError(issues)
+        return self
+
+
+def _role_name_issues(roles: Sequence[RoleConfig]) -> list[tuple[KeyPath, str]]:
+    issues: list[tuple[KeyPath, str]] = []
+    seen: set[str] = set()
+    for index, role in enumerate(roles):
+        if role.name in BUILTIN_ROLES:
+            message = f"{role.name} is a built-in role; give the custom role another name"
+            issues.append((("roles", index, "name"), message))
+        elif role.name in seen:
+            issues.append((("roles", index, "name"), f"role {role.name} is defined twice"))
+        seen.add(role.name)
+    return issues
+
+
+def _cycle_issues(roles: Sequence[RoleConfig]) -> list[tuple[KeyPath, str]]:
+    """One issue per inheritance cycle, placed on the role whose ``inherits`` closes it."""
+    index_of = {role.name: index for index, role in enumerate(roles)}
+    parents: Mapping[str, tuple[str, ...]] = {role.name: role.inherits for role in roles}
+    issues: list[tuple[KeyPath, str]] = []
+    finished: set[str] = set()
+
+    def visit(name: str, trail: tuple[str, ...]) -> None:
+        stack = (*trail, name)
+        for parent in parents.get(name, ()):
+            if parent in stack:
+                cycle = (*stack[stack.index(parent) :], parent)
+                path: KeyPath = ("roles", index_of[name], "inherits")
+                issues.append((path, "inheritance cycle " + " -> ".join(cycle)))
+            elif parent in parents and parent not in finished:
+                visit(parent, stack)
+        finished.add(name)
+
+    for role in roles:
+        if role.name not in finished:
+            visit(role.name, ())
+    return issues

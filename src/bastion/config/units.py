@@ -1,0 +1,154 @@
+"""Durations ("30m", "7d", "6y") and byte sizes ("10MB", "512KiB") as written in bastion.yaml."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated
+
+from pydantic import PlainSerializer, PlainValidator
+from pydantic_core import PydanticCustomError
+
+__all__ = [
+    "DURATION_MESSAGE",
+    "SIZE_MESSAGE",
+    "ByteSize",
+    "Duration",
+    "NonNegativeDuration",
+    "format_duration",
+    "parse_byte_size",
+    "parse_duration",
+]
+
+DURATION_MESSAGE = "must be a duration like 30s, 15m, 1h, 7d"
+SIZE_MESSAGE = "must be a size like 512KB, 10MB, 1GiB"
+
+# A year is 365 days: retention periods ("6y") are about records, not calendars.
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
+_DURATION_PART = re.compile(r"([0-9]{1,9})\s*([smhdwy])")
+_DURATION_WHOLE = re.compile(r"(?:[0-9]{1,9}\s*[smhdwy]\s*)+")
+_PLAIN_NUMBER = re.compile(r"[0-9]{1,15}")
+
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1000,
+    "kb": 1000,
+    "kib": 1024,
+    "m": 1000**2,
+    "mb": 1000**2,
+    "mib": 1024**2,
+    "g": 1000**3,
+    "gb": 1000**3,
+    "gib": 1024**3,
+    "t": 1000**4,
+    "tb": 1000**4,
+    "tib": 1024**4,
+}
+_SIZE = re.compile(r"([0-9]{1,15})\s*([A-Za-z]{0,3})")
+
+
+def parse_duration(value: object) -> timedelta:
+    """``"15s"``, ``"30m"``, ``"1h"``, ``"7d"``, ``"2w"``, ``"6y"``, ``"1h30m"`` or whole seconds.
+
+    Raises ValueError (with ``DURATION_MESSAGE``) for anything else; the sign is not checked.
+    """
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    if not isinstance(value, str):
+        raise ValueError(DURATION_MESSAGE)
+    text = value.strip()
+    if _PLAIN_NUMBER.fullmatch(text):
+        return timedelta(seconds=int(text))
+    if not _DURATION_WHOLE.fullmatch(text):
+        raise ValueError(DURATION_MESSAGE)
+    seconds = sum(int(n) * _DURATION_UNITS[unit] for n, unit in _DURATION_PART.findall(text))
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise ValueError(DURATION_MESSAGE) from None
+
+
+def format_duration(value: timedelta) -> str:
+    """The shortest spelling ``parse_duration`` reads back to the same value (``"30m"``)."""
+    seconds = int(value.total_seconds())
+    if seconds == 0:
+        return "0s"
+    for unit in ("w", "d", "h", "m"):
+        if seconds % _DURATION_UNITS[unit] == 0:
+            return f"{seconds // _DURATION_UNITS[unit]}{unit}"
+    return f"{seconds}s"
+
+
+def parse_byte_size(value: object) -> int:
+    """``"10MB"`` (10·1000²), ``"10MiB"`` (10·1024²), ``"512KB"``, ``"1GB"`` or whole bytes.
+
+    Units are case-insensitive. Raises ValueError (with ``SIZE_MESSAGE``) for anything else.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(SIZE_MESSAGE)
+    match = _SIZE.fullmatch(value.strip())
+    if match is None or match[2].lower() not in _SIZE_UNITS:
+        raise ValueError(SIZE_MESSAGE)
+    return int(match[1]) * _SIZE_UNITS[match[2].lower()]
+
+
+def _positive_error() -> PydanticCustomError:
+    return PydanticCustomError("greater_than", "Input should be greater than {gt}", {"gt": 0})
+
+
+def _validate_duration(value: object) -> timedelta:
+    try:
+        parsed = parse_duration(value)
+    except ValueError:
+        raise PydanticCustomError("duration_parsing", DURATION_MESSAGE) from None
+    if parsed <= timedelta(0):
+        raise _positive_error()
+    return parsed
+
+
+def _validate_non_negative_duration(value: object) -> timedelta:
+    try:
+        parsed = parse_duration(value)
+    except ValueError:
+        raise PydanticCustomError("duration_parsing", DURATION_MESSAGE) from None
+    if parsed < timedelta(0):
+        raise PydanticCustomError(
+            "greater_than_equal", "Input should be greater than or equal to {ge}", {"ge": 0}
+        )
+    return parsed
+
+
+def _validate_byte_size(value: object) -> int:
+    try:
+        parsed = parse_byte_size(value)
+    except ValueError:
+        raise PydanticCustomError("size_parsing", SIZE_MESSAGE) from None
+    if parsed <= 0:
+        raise _positive_error()
+    return parsed
+
+
+Duration = Annotated[
+    timedelta,
+    PlainValidator(_validate_duration, json_schema_input_type=str | int),
+    PlainSerializer(format_duration, return_type=str, when_used="json"),
+]
+"""A positive duration; written ``"30s"``, ``"15m"``, ``"1h"``, ``"7d"``, ``"6y"`` or seconds."""
+
+NonNegativeDuration = Annotated[
+    timedelta,
+    PlainValidator(_validate_non_negative_duration, json_schema_input_type=str | int),
+    PlainSerializer(format_duration, return_type=str, when_used="json"),
+]
+"""Like ``Duration`` but zero is allowed (a clock-skew leeway of ``0s``)."""
+
+ByteSize = Annotated[
+    int,
+    PlainValidator(_validate_byte_size, json_schema_input_type=str | int),
+]
+"""A positive number of bytes; written ``"512KB"``, ``"10MB"``, ``"1GiB"`` or whole bytes."""

@@ -1,0 +1,1 @@
+"""Pure domain logic: no I/O, framework or database imports (checked by import-linter)."""

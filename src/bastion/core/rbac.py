@@ -1,0 +1,171 @@
+"""Roles, permissions and scopes (DESIGN.md section 4), compiled into O(1) look-ups.
+
+A permission is ``resource:action`` and ``*`` matches any resource or any action. A
+credential's scopes use the same strings and only ever narrow: the effective permissions of a
+request are the role permissions intersected with the credential's scopes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from bastion.core.decision import Decision
+
+WILDCARD = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class Permission:
+    resource: str
+    action: str
+
+    @classmethod
+    def parse(cls, text: str) -> Permission:
+        resource, sep, action = text.strip().partition(":")
+        if not sep or not resource or not action or ":" in action:
+            raise ValueError(f"{text!r} is not a permission of the form resource:action")
+        return cls(resource, action)
+
+    def __str__(self) -> str:
+        return f"{self.resource}:{self.action}"
+
+
+class PermissionSet:
+    """A set of permissions answering ``allows(resource, action)`` with at most four look-ups."""
+
+    __slots__ = ("_granted",)
+
+    def __init__(self, permissions: Iterable[Permission] = ()) -> None:
+        self._granted = frozenset((p.resource, p.action) for p in permissions)
+
+    def allows(self, resource: str, action: str) -> bool:
+        granted = self._granted
+        return (
+            (resource, action) in granted
+            or (resource, WILDCARD) in granted
+            or (WILDCARD, action) in granted
+            or (WILDCARD, WILDCARD) in granted
+        )
+
+    def __iter__(self) -> Iterable[Permission]:  # type: ignore[override]
+        return (Permission(r, a) for r, a in sorted(self._granted))
+
+    def __len__(self) -> int:
+        return len(self._granted)
+
+
+def _perms(*texts: str) -> tuple[Permission, ...]:
+    return tuple(Permission.parse(text) for text in texts)
+
+
+BUILTIN_ROLES: Mapping[str, tuple[Permission, ...]] = {
+    "admin": _perms("*:*"),
+    "operator": _perms("patterns:*", "executions:*", "agents:read"),
+    "developer": _perms(
+        "patterns:create", "patterns:read", "patterns:update", "executions:create", "executions:read"
+    ),
+    "viewer": _perms("*:read"),
+}
+
+# spec/000's scope table: `admin` is everything, `<resource>:write` is create and update.
+_SCOPE_ALIASES: Mapping[str, tuple[str, ...]] = {"admin": ("*:*",)}
+_WRITE_ACTIONS = ("create", "update")
+
+
+def scope_permissions(scope: str) -> tuple[Permission, ...]:
+    """The permissions one scope string stands for; ValueError for a malformed scope."""
+    if scope in _SCOPE_ALIASES:
+        return _perms(*_SCOPE_ALIASES[scope])
+    permission = Permission.parse(scope)
+    if permission.action == "write":
+        return tuple(Permission(permission.resource, action) for action in _WRITE_ACTIONS)
+    return (permission,)
+
+
+def parse_scopes(scopes: Iterable[str]) -> tuple[str, ...]:
+    """Validate and de-duplicate scope strings, keeping their order; ValueError on a bad one."""
+    seen: dict[str, None] = {}
+    for scope in scopes:
+        cleaned = scope.strip()
+        if not cleaned:
+            continue
+        scope_permissions(cleaned)
+        seen[cleaned] = None
+    if not seen:
+        raise ValueError("at least one scope is required (use 'admin' for full access)")
+    return tuple(seen)
+
+
+def scope_set(scopes: Iterable[str]) -> PermissionSet:
+    return PermissionSet(p for scope in scopes for p in scope_permissions(scope))
+
+
+@dataclass(frozen=True, slots=True)
+class RoleDefinition:
+    name: str
+    permissions: tuple[Permission, ...]
+    inherits: tuple[str, ...] = ()
+
+
+class RoleCycleError(ValueError):
+    """Custom roles inherit from each other in a loop."""
+
+
+def compile_roles(custom: Sequence[RoleDefinition]) -> dict[str, PermissionSet]:
+    """Flatten built-in and custom roles (with inheritance) into one permission set per role."""
+    definitions: dict[str, RoleDefinition] = {
+        name: RoleDefinition(name, perms) for name, perms in BUILTIN_ROLES.items()
+    }
+    for role in custom:
+        definitions[role.name] = role
+    flattened: dict[str, frozenset[Permission]] = {}
+
+    def flatten(name: str, trail: tuple[str, ...]) -> frozenset[Permission]:
+        if name in trail:
+            raise RoleCycleError("inheritance cycle " + " -> ".join((*trail, name)))
+        if name in flattened:
+            return flattened[name]
+        if name not in definitions:
+            raise ValueError(f"role {name!r} is not defined")
+        role = definitions[name]
+        permissions = set(role.permissions)
+        for parent in role.inherits:
+            permissions |= flatten(parent, (*trail, name))
+        flattened[name] = frozenset(permissions)
+        return flattened[name]
+
+    return {name: PermissionSet(flatten(name, ())) for name in definitions}
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """A role that reaches a principal, and the binding that brought it (for explanations)."""
+
+    role: str
+    via: str
+
+
+def decide(
+    *,
+    grants: Sequence[Grant],
+    roles: Mapping[str, PermissionSet],
+    scopes: Sequence[str] | None,
+    resource: str,
+    action: str,
+) -> Decision:
+    """RBAC ∩ scopes for one (resource, action). ``scopes`` None means an unscoped credential."""
+    permission = f"{resource}:{action}"
+    granting = next(
+        (g for g in grants if g.role in roles and roles[g.role].allows(resource, action)), None
+    )
+    if granting is None:
+        held = ", ".join(sorted({g.role for g in grants})) or "none"
+        return Decision.deny(f"no role grants {permission} (roles: {held})")
+    role_reason = f"role {granting.role} grants {permission} via {granting.via}"
+    if scopes is None:
+        return Decision.allow(role_reason)
+    scope = next((s for s in scopes if scope_set((s,)).allows(resource, action)), None)
+    if scope is None:
+        return Decision.deny(role_reason, f"credential scopes do not include {permission}")
+    return Decision.allow(role_reason, f"scope {scope}")

@@ -1,0 +1,48 @@
+"""Keyed hashes of credentials and the generation of new credentials.
+
+Tokens and API keys are stored only as HMAC-SHA256 under a server pepper (DESIGN.md 7.4): a
+stolen database alone does not let anyone test guesses offline.
+"""
+
+from __future__ import annotations
+
+import base64
+
+from bastion.core.apikeys import BASE62, RANDOM_LENGTH, format_api_key
+from bastion.crypto import _hazmat
+
+MIN_PEPPER_LENGTH = 32
+
+
+class WeakPepperError(ValueError):
+    """The configured pepper is too short to be a key."""
+
+
+class KeyedHasher:
+    """HMAC-SHA256 of secrets under the server pepper."""
+
+    __slots__ = ("_pepper",)
+
+    def __init__(self, pepper: bytes) -> None:
+        if len(pepper) < MIN_PEPPER_LENGTH:
+            raise WeakPepperError(f"the pepper must be at least {MIN_PEPPER_LENGTH} bytes")
+        self._pepper = pepper
+
+    def digest(self, secret: str) -> bytes:
+        return _hazmat.hmac_sha256(self._pepper, secret.encode())
+
+    def matches(self, secret: str, expected: bytes) -> bool:
+        return _hazmat.constant_time_equal(self.digest(secret), expected)
+
+    def __repr__(self) -> str:
+        return "KeyedHasher(<pepper hidden>)"
+
+
+def new_api_key() -> str:
+    """A fresh ``bk_live_…`` key with 32 base62 characters of randomness (~190 bits)."""
+    return format_api_key(_hazmat.random_choice_string(BASE62, RANDOM_LENGTH))
+
+
+def new_pepper() -> str:
+    """A new pepper: 48 random bytes, URL-safe base64 (64 characters)."""
+    return base64.urlsafe_b64encode(_hazmat.random_bytes(48)).decode()

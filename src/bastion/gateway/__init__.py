@@ -1,0 +1,1 @@
+"""The ASGI edge: the request pipeline, the upstream proxy, forward-auth and HTTP error mapping."""

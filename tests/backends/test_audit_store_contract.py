@@ -1,0 +1,168 @@
+"""The audit store contract on memory, SQLite and PostgreSQL: chain head, queries, concurrency."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from bastion.backends.protocols import Storage
+from bastion.core.model import AuditEvent, AuditQuery
+from bastion.errors import ConflictError, StorageError
+
+from .factories import T0, Backend, make_event
+
+
+def _insert(storage: Storage, events: list[AuditEvent]) -> None:
+    with storage.transaction() as uow:
+        uow.audit.insert(events)
+
+
+def _query(storage: Storage, **filters: Any) -> list[int]:
+    with storage.transaction() as uow:
+        return [event.seq for event in uow.audit.query(AuditQuery(**filters))]
+
+
+def _varied_events() -> list[AuditEvent]:
+    """Ten events whose filterable fields vary with seq, so each filter picks a known set."""
+    return [
+        make_event(
+            seq,
+            tenant="acme" if seq % 2 else "globex",
+            action=("patterns:read", "patterns:update", "auth:login")[seq % 3],
+            outcome="failure" if seq in (3, 7) else "success",
+            actor={"id": "bob" if seq > 5 else "alice", "type": "user"},
+            resource={"type": "patterns", "id": "p2" if seq % 4 == 0 else "p1"},
+        )
+        for seq in range(1, 11)
+    ]
+
+
+def test_lock_head_on_empty_log(storage: Storage) -> None:
+    with storage.transaction() as uow:
+        assert uow.audit.lock_head() == (0, "")
+
+
+def test_lock_head_after_three_events(storage: Storage) -> None:
+    with storage.transaction() as uow:
+        head = uow.audit.lock_head()
+        uow.audit.insert([make_event(head[0] + n) for n in (1, 2, 3)])
+        assert uow.audit.lock_head() == (3, "h3")
+    with storage.transaction() as uow:
+        assert uow.audit.lock_head() == (3, "h3")
+
+
+def test_event_round_trips_exactly(storage: Storage) -> None:
+    event = make_event(
+        1,
+        details={"unicode": "zoë ✓", "list": [1, "two", None], "deep": {"a": {"b": 2.25}}},
+        request={"ip": "2001:db8::1", "headers": {"user-agent": "curl/8"}},
+    )
+    _insert(storage, [event])
+    with storage.transaction() as uow:
+        (stored,) = uow.audit.query(AuditQuery())
+    assert stored == event
+    assert stored.timestamp.utcoffset() == timedelta(0)
+
+
+def test_duplicate_seq_or_event_id_is_conflict(storage: Storage) -> None:
+    _insert(storage, [make_event(1)])
+    with pytest.raises(ConflictError):
+        _insert(storage, [make_event(2), make_event(1, event_id="evt-other")])
+    with pytest.raises(ConflictError):
+        _insert(storage, [make_event(2, event_id="evt-000001")])
+    assert _query(storage) == [1]
+
+
+def test_body_that_is_not_json_is_refused(storage: Storage) -> None:
+    with pytest.raises(StorageError):
+        _insert(storage, [make_event(1, details={"when": object()})])
+    assert _query(storage) == []
+
+
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        ({}, list(range(1, 11))),
+        ({"action": "auth:login"}, [2, 5, 8]),
+        ({"actor": "bob"}, [6, 7, 8, 9, 10]),
+        ({"resource": "patterns/p2"}, [4, 8]),
+        ({"resource": "patterns"}, []),
+        ({"outcome": "failure"}, [3, 7]),
+        ({"tenant": "globex"}, [2, 4, 6, 8, 10]),
+        ({"since": T0 + timedelta(seconds=4)}, [4, 5, 6, 7, 8, 9, 10]),
+        ({"until": T0 + timedelta(seconds=4)}, [1, 2, 3]),
+        ({"since": T0 + timedelta(seconds=2), "until": T0 + timedelta(seconds=5)}, [2, 3, 4]),
+        ({"after_seq": 7}, [8, 9, 10]),
+        ({"limit": 3}, [1, 2, 3]),
+        ({"limit": 0}, []),
+        ({"tenant": "acme", "actor": "bob"}, [7, 9]),
+        ({"tenant": "acme", "outcome": "failure", "action": "patterns:read"}, [3]),
+        ({"actor": "alice", "resource": "patterns/p1", "after_seq": 1, "limit": 2}, [2, 3]),
+        ({"action": "patterns:update", "since": T0 + timedelta(seconds=5)}, [7, 10]),
+    ],
+)
+def test_query_filters(storage: Storage, filters: dict[str, Any], expected: list[int]) -> None:
+    _insert(storage, _varied_events())
+    assert _query(storage, **filters) == expected
+
+
+def test_query_is_ordered_by_seq_not_insert_order(storage: Storage) -> None:
+    _insert(storage, [make_event(3), make_event(1)])
+    _insert(storage, [make_event(2)])
+    assert _query(storage) == [1, 2, 3]
+
+
+def test_after_seq_pages_through_everything(storage: Storage) -> None:
+    _insert(storage, [make_event(seq) for seq in range(1, 24)])
+    seen: list[int] = []
+    after = 0
+    while page := _query(storage, after_seq=after, limit=5):
+        seen.extend(page)
+        after = page[-1]
+    assert seen == list(range(1, 24))
+
+
+@pytest.mark.parametrize("batch", [1000, 7])
+def test_iterate_in_batches(storage: Storage, batch: int) -> None:
+    _insert(storage, [make_event(seq) for seq in range(1, 2501)])
+    with storage.transaction() as uow:
+        seqs = [event.seq for event in uow.audit.iterate(batch=batch)]
+        tail = [event.seq for event in uow.audit.iterate(after_seq=2400, batch=batch)]
+    assert seqs == list(range(1, 2501))
+    assert tail == list(range(2401, 2501))
+
+
+def test_concurrent_chaining_has_no_gap_or_duplicate(backend: Backend) -> None:
+    """Two writers (separate storages, as two processes) each chain 50 events, one at a time."""
+    storages = [backend.open(), backend.open()]
+    storages[0].migrate()
+    errors: list[BaseException] = []
+    start = threading.Barrier(2)
+
+    def chain(storage: Storage, writer: int) -> None:
+        try:
+            start.wait()
+            for n in range(50):
+                with storage.transaction() as uow:
+                    seq, last_hash = uow.audit.lock_head()
+                    event = make_event(
+                        seq + 1, event_id=f"w{writer}-{n}", prev_hash=last_hash, hash=f"h{seq + 1}"
+                    )
+                    uow.audit.insert([event])
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=chain, args=(s, i)) for i, s in enumerate(storages)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with storages[0].transaction() as uow:
+        events = list(uow.audit.iterate())
+    assert [event.seq for event in events] == list(range(1, 101))
+    assert all(event.prev_hash == f"h{event.seq - 1}" for event in events[1:])
+    assert {event.event_id[:2] for event in events} == {"w0", "w1"}

@@ -1,0 +1,188 @@
+"""What only the SQL backend has: migrations, SQLite pragmas, locking and error hygiene."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
+
+from bastion.backends import open_storage
+from bastion.backends.memory import MemoryStorage
+from bastion.backends.sql import SQLStorage
+from bastion.backends.sql.tables import metadata
+from bastion.errors import ConflictError, StorageError
+
+from .factories import make_event, make_tenant, seed_tenant
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def sql_url(request: pytest.FixtureRequest) -> str:
+    """An empty database of each SQL kind."""
+    fixture = "sqlite_url" if request.param == "sqlite" else "clean_postgres_url"
+    url: str = request.getfixturevalue(fixture)
+    return url
+
+
+@pytest.fixture
+def sql_storage(sql_url: str) -> Iterator[SQLStorage]:
+    storage = SQLStorage(sql_url)
+    storage.migrate()
+    yield storage
+    storage.close()
+
+
+def test_migration_builds_exactly_the_declared_schema(sql_storage: SQLStorage) -> None:
+    with sql_storage._engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert compare_metadata(context, metadata) == []
+
+
+def test_migrate_does_not_depend_on_the_current_directory(
+    sql_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    storage = SQLStorage(sql_url)
+    try:
+        storage.migrate()
+        storage.check()
+    finally:
+        storage.close()
+
+
+def test_concurrent_migrations_both_succeed(sql_url: str) -> None:
+    storages = [SQLStorage(sql_url), SQLStorage(sql_url)]
+    errors: list[BaseException] = []
+    start = threading.Barrier(2)
+
+    def migrate(storage: SQLStorage) -> None:
+        try:
+            start.wait()
+            storage.migrate()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=migrate, args=(s,)) for s in storages]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert errors == []
+        seed_tenant(storages[1], "acme")
+    finally:
+        for storage in storages:
+            storage.close()
+
+
+def test_sqlite_connection_pragmas(sqlite_url: str) -> None:
+    storage = SQLStorage(sqlite_url)
+    try:
+        with storage._engine.connect() as conn:
+            pragmas = {
+                name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()
+                for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")
+            }
+    finally:
+        storage.close()
+    assert pragmas == {
+        "journal_mode": "wal",
+        "synchronous": 2,
+        "foreign_keys": 1,
+        "busy_timeout": 5000,
+    }
+
+
+def test_sqlite_check_does_not_queue_behind_a_writer(sqlite_url: str) -> None:
+    writer, prober = SQLStorage(sqlite_url), SQLStorage(sqlite_url)
+    try:
+        writer.migrate()
+        with writer.transaction() as uow:
+            uow.tenants.create(make_tenant("acme"))
+            started = time.monotonic()
+            prober.check()
+            assert time.monotonic() - started < 1.0
+    finally:
+        writer.close()
+        prober.close()
+
+
+def test_errors_carry_no_bound_values(sql_storage: SQLStorage) -> None:
+    secret = "tenant-name-that-must-not-leak"
+    seed_tenant(sql_storage, secret)
+    with pytest.raises(ConflictError) as caught, sql_storage.transaction() as uow:
+        uow.tenants.create(make_tenant(secret))
+    assert secret not in str(caught.value)
+    assert caught.value.__cause__ is None
+    assert caught.value.__suppress_context__
+
+
+def test_no_sqlalchemy_error_escapes(sql_storage: SQLStorage) -> None:
+    with sql_storage.transaction() as uow:
+        uow.audit.insert([make_event(1)])
+        leaked = uow.audit.iterate()
+    # The unit of work is over, so its connection is gone.
+    with pytest.raises(StorageError):
+        next(leaked)
+    with sql_storage._engine.begin() as conn:
+        conn.execute(text("DROP TABLE role_bindings"))
+    failed = pytest.raises(StorageError, match="list role bindings failed")
+    with failed, sql_storage.transaction() as uow:
+        uow.bindings.list("ten-acme")
+
+
+def test_unreachable_postgres_is_storage_error_without_password() -> None:
+    storage = SQLStorage("postgresql+psycopg://bastion:hunter2@127.0.0.1:1/bastion")
+    try:
+        with pytest.raises(StorageError) as caught:
+            storage.check()
+        assert "hunter2" not in str(caught.value)
+        with pytest.raises(StorageError), storage.transaction():
+            pass
+    finally:
+        storage.close()
+
+
+def test_missing_sqlite_directory_is_storage_error(tmp_path: Path) -> None:
+    with pytest.raises(StorageError, match="does not exist"):
+        open_storage(f"sqlite:///{tmp_path}/missing/bastion.db")
+    assert not (tmp_path / "missing").exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("mysql://root:hunter2@db/bastion", "unsupported storage URL scheme 'mysql'"),
+        ("postgresql://root:hunter2@db/bastion", "postgresql\\+psycopg://"),
+        ("sqlite://", "unsupported"),
+        ("sqlite:///:memory:", "memory://"),
+        ("postgresql+psycopg2://root:hunter2@db/bastion", "unsupported"),
+        ("bastion.db", "unsupported"),
+    ],
+)
+def test_unusable_urls_are_refused_without_echo(url: str, message: str) -> None:
+    with pytest.raises(StorageError, match=message) as caught:
+        open_storage(url)
+    assert "hunter2" not in str(caught.value)
+
+
+def test_open_storage_picks_the_backend(sqlite_url: str) -> None:
+    assert isinstance(open_storage("memory://"), MemoryStorage)
+    storage = open_storage(sqlite_url)
+    assert isinstance(storage, SQLStorage)
+    storage.close()
+
+
+def test_importing_backends_does_not_load_sqlalchemy() -> None:
+    probe = (
+        "import sys, bastion.backends, bastion.backends.memory;"
+        "assert not [m for m in sys.modules if m.split('.')[0] in ('sqlalchemy', 'alembic')]"
+    )
+    subprocess.run([sys.executable, "-c", probe], check=True)

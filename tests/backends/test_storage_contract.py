@@ -1,0 +1,286 @@
+"""The storage contract: identical assertions on memory, SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from bastion.backends.protocols import Storage
+from bastion.core.model import PrincipalKind, SubjectType
+from bastion.errors import ConflictError, NotFoundError, StorageError
+
+from .factories import (
+    T0,
+    Backend,
+    make_binding,
+    make_event,
+    make_key,
+    make_principal,
+    make_tenant,
+    seed_tenant,
+)
+
+
+def test_tenant_create_get_and_list_oldest_first(storage: Storage) -> None:
+    later = make_tenant("beta", at=T0 + timedelta(hours=1))
+    first = make_tenant("zeta")
+    with storage.transaction() as uow:
+        uow.tenants.create(later)
+        uow.tenants.create(first)
+    with storage.transaction() as uow:
+        assert uow.tenants.get(first.id) == first
+        assert uow.tenants.get_by_name("beta") == later
+        assert uow.tenants.list() == [first, later]
+
+
+def test_tenant_name_taken_is_conflict(storage: Storage) -> None:
+    seed_tenant(storage, "acme")
+    with pytest.raises(ConflictError), storage.transaction() as uow:
+        uow.tenants.create(replace(make_tenant("acme"), id="other-id"))
+
+
+def test_missing_tenant_is_not_found(storage: Storage) -> None:
+    with storage.transaction() as uow:
+        with pytest.raises(NotFoundError):
+            uow.tenants.get("nope")
+        with pytest.raises(NotFoundError):
+            uow.tenants.get_by_name("nope")
+        assert uow.tenants.list() == []
+
+
+def test_principal_create_get_and_list_by_name(storage: Storage) -> None:
+    (acme,) = seed_tenant(storage, "acme")
+    bob = make_principal(acme, "bob", kind=PrincipalKind.AGENT, display_name="Bob", disabled=True)
+    alice = make_principal(acme, "Alice")
+    carol = make_principal(acme, "carol", kind=PrincipalKind.SERVICE_ACCOUNT)
+    with storage.transaction() as uow:
+        for principal in (bob, carol, alice):
+            uow.principals.create(principal)
+    with storage.transaction() as uow:
+        assert uow.principals.get(acme.id, bob.id) == bob
+        assert uow.principals.get_by_name(acme.id, "carol") == carol
+        # Code-point order on every backend: upper case sorts before lower case.
+        assert uow.principals.list(acme.id) == [alice, bob, carol]
+        assert uow.principals.get(acme.id, bob.id).kind is PrincipalKind.AGENT
+
+
+def test_principal_name_is_unique_per_tenant_only(storage: Storage) -> None:
+    acme, globex = seed_tenant(storage, "acme", "globex")
+    with storage.transaction() as uow:
+        uow.principals.create(make_principal(acme, "alice"))
+        uow.principals.create(make_principal(globex, "alice"))
+    with pytest.raises(ConflictError), storage.transaction() as uow:
+        uow.principals.create(replace(make_principal(acme, "alice"), id="another-id"))
+    with storage.transaction() as uow:
+        assert [p.tenant_id for p in uow.principals.list(globex.id)] == [globex.id]
+
+
+def test_principal_of_another_tenant_is_not_found(storage: Storage) -> None:
+    acme, globex = seed_tenant(storage, "acme", "globex")
+    alice = make_principal(acme, "alice")
+    with storage.transaction() as uow:
+        uow.principals.create(alice)
+    with storage.transaction() as uow:
+        with pytest.raises(NotFoundError):
+            uow.principals.get(globex.id, alice.id)
+        with pytest.raises(NotFoundError):
+            uow.principals.get_by_name(globex.id, "alice")
+        assert uow.principals.list(globex.id) == []
+
+
+def test_principal_in_unknown_tenant_is_not_found(storage: Storage) -> None:
+    with pytest.raises(NotFoundError), storage.transaction() as uow:
+        uow.principals.create(make_principal(make_tenant("ghost")))
+
+
+def test_api_key_create_find_get_and_scopes_round_trip(storage: Storage) -> None:
+    (acme,) = seed_tenant(storage, "acme")
+    alice = make_principal(acme)
+    key = make_key(alice, expires_at=T0 + timedelta(days=30))
+    with storage.transaction() as uow:
+        uow.principals.create(alice)
+        uow.api_keys.create(key)
+    with storage.transaction() as uow:
+        assert uow.api_keys.find_by_hash(key.key_hash) == key
+        assert uow.api_keys.find_by_hash(b"unknown") is None
+        found = uow.api_keys.get(acme.id, key.id)
+    assert found == key
+    assert found.scopes == ("patterns:read", "executions:create")
+    assert isinstance(found.key_hash, bytes)
+
+
+def test_api_key_of_another_tenant_is_invisible(storage: Storage) -> None:
+    acme, globex = seed_tenant(storage, "acme", "globex")
+    alice, gina = make_principal(acme, "alice"), make_principal(globex, "gina")
+    older = make_key(alice, "older")
+    newer = make_key(alice, "newer", created_at=T0 + timedelta(minutes=1))
+    theirs = make_key(gina, "theirs")
+    with storage.transaction() as uow:
+        uow.principals.create(alice)
+        uow.principals.create(gina)
+        for key in (newer, theirs, older):
+            uow.api_keys.create(key)
+    with storage.transaction() as uow:
+        with pytest.raises(NotFoundError):
+            uow.api_keys.get(globex.id, older.id)
+        with pytest.raises(NotFoundError):
+            uow.api_keys.revoke(globex.id, older.id, at=T0)
+        assert uow.api_keys.list(acme.id) == [older, newer]
+        assert uow.api_keys.list(globex.id) == [theirs]
+        assert uow.api_keys.get(acme.id, older.id).revoked_at is None
+
+
+def test_api_key_for_principal_of_another_tenant_is_refused(storage: Storage) -> None:
+    acme, globex = seed_tenant(storage, "acme", "globex")
+    gina = make_principal(globex, "gina")
+    with storage.transaction() as uow:
+        uow.principals.create(gina)
+    with pytest.raises(NotFoundError), storage.transaction() as uow:
+        uow.api_keys.create(replace(make_key(gina), tenant_id=acme.id))
+
+
+def test_api_key_revoke_is_idempotent_and_keeps_first_time(storage: Storage) -> None:
+    (acme,) = seed_tenant(storage, "acme")
+    alice = make_principal(acme)
+    key = make_key(alice)
+    with storage.transaction() as uow:
+        uow.principals.create(alice)
+        uow.api_keys.create(key)
+    first = T0 + timedelta(hours=2)
+    with storage.transaction() as uow:
+        assert uow.api_keys.revoke(acme.id, key.id, at=first).revoked_at == first
+    with storage.transaction() as uow:
+        again = uow.api_keys.revoke(acme.id, key.id, at=first + timedelta(hours=1))
+        earlier = uow.api_keys.revoke(acme.id, key.id, at=first - timedelta(hours=1))
+    assert again.revoked_at == first
+    assert earlier.revoked_at == first
+    assert not again.is_active(first)
+    with storage.transaction() as uow:
+        assert uow.api_keys.find_by_hash(key.key_hash) == again
+        with pytest.raises(NotFoundError):
+            uow.api_keys.revoke(acme.id, "no-such-key", at=first)
+
+
+def test_api_key_touch_records_latest_use(storage: Storage) -> None:
+    (acme,) = seed_tenant(storage, "acme")
+    alice = make_principal(acme)
+    key = make_key(alice)
+    used = T0 + timedelta(minutes=5)
+    with storage.transaction() as uow:
+        uow.principals.create(alice)
+        uow.api_keys.create(key)
+        uow.api_keys.touch(key.id, at=used)
+        uow.api_keys.touch(key.id, at=used - timedelta(minutes=1))
+        uow.api_keys.touch("no-such-key", at=used)
+    with storage.transaction() as uow:
+        assert uow.api_keys.get(acme.id, key.id).last_used_at == used
+
+
+def test_api_key_duplicate_hash_or_name_is_conflict(storage: Storage) -> None:
+    acme, globex = seed_tenant(storage, "acme", "globex")
+    alice, gina = make_principal(acme, "alice"), make_principal(globex, "gina")
+    key = make_key(alice, "ci")
+    with storage.transaction() as uow:
+        uow.principals.create(alice)
+        uow.principals.create(gina)
+        uow.api_keys.create(key)
+        # The same name in another tenant is fine.
+        uow.api_keys.create(make_key(gina, "ci"))
+    same_hash = replace(make_key(gina, "other"), key_hash=key.key_hash)
+    same_name = replace(make_key(alice, "ci"), id="key-2", key_hash=b"fresh")
+    for duplicate in (same_hash, same_name):
+        with pytest.raises(ConflictError), storage.transaction() as uow:
+            uow.api_keys.create(duplicate)
+
+
+def test_binding_create_for_subject_and_list(storage: Storage) -> None:
+    acme, globex = seed_tenant(storage, "acme", "globex")
+    viewer = make_binding(acme, "alice", "viewer", expires_at=T0 + timedelta(days=1))
+    admin = make_binding(acme, "alice", "admin")
+    group = make_binding(acme, "ops", "operator", subject_type=SubjectType.GROUP)
+    elsewhere = make_binding(globex, "alice", "admin")
+    with storage.transaction() as uow:
+        for binding in (viewer, group, admin, elsewhere):
+            uow.bindings.create(binding)
+    with storage.transaction() as uow:
+        alices = uow.bindings.for_subject(acme.id, SubjectType.USER, "alice")
+        assert alices == [admin, viewer]
+        assert uow.bindings.for_subject(acme.id, SubjectType.GROUP, "alice") == []
+        assert uow.bindings.list(acme.id) == [group, admin, viewer]
+        assert uow.bindings.list(globex.id) == [elsewhere]
+    assert alices[1].subject_type is SubjectType.USER
+
+
+def test_binding_twice_is_conflict(storage: Storage) -> None:
+    (acme,) = seed_tenant(storage, "acme")
+    with storage.transaction() as uow:
+        uow.bindings.create(make_binding(acme, "alice", "viewer"))
+    with pytest.raises(ConflictError), storage.transaction() as uow:
+        uow.bindings.create(replace(make_binding(acme, "alice", "viewer"), id="bind-2"))
+
+
+def test_failed_unit_of_work_leaves_nothing(storage: Storage) -> None:
+    tenant = make_tenant("acme")
+    alice = make_principal(tenant)
+    key = make_key(alice)
+    with pytest.raises(RuntimeError, match="boom"), storage.transaction() as uow:
+        uow.tenants.create(tenant)
+        uow.principals.create(alice)
+        uow.api_keys.create(key)
+        uow.audit.insert([make_event(1)])
+        assert uow.api_keys.find_by_hash(key.key_hash) == key
+        raise RuntimeError("boom")
+    with storage.transaction() as uow:
+        assert uow.tenants.list() == []
+        assert uow.api_keys.find_by_hash(key.key_hash) is None
+        assert uow.audit.lock_head() == (0, "")
+
+
+def test_conflict_does_not_spoil_the_rest_of_the_unit_of_work(storage: Storage) -> None:
+    (acme,) = seed_tenant(storage, "acme")
+    with storage.transaction() as uow:
+        with pytest.raises(ConflictError):
+            uow.tenants.create(replace(acme, id="dup"))
+        uow.tenants.create(make_tenant("globex"))
+    with storage.transaction() as uow:
+        assert [t.name for t in uow.tenants.list()] == ["acme", "globex"]
+
+
+def test_datetimes_round_trip_as_aware_utc(storage: Storage) -> None:
+    plus_two = timezone(timedelta(hours=2))
+    local = datetime(2025, 6, 1, 14, 30, 15, 123456, tzinfo=plus_two)
+    tenant = make_tenant("acme", at=local)
+    alice = make_principal(tenant)
+    key = make_key(alice, created_at=local, expires_at=local + timedelta(days=1))
+    with storage.transaction() as uow:
+        uow.tenants.create(tenant)
+        uow.principals.create(alice)
+        uow.api_keys.create(key)
+    with storage.transaction() as uow:
+        stored = uow.tenants.get(tenant.id)
+        stored_key = uow.api_keys.get(tenant.id, key.id)
+    assert stored.created_at == datetime(2025, 6, 1, 12, 30, 15, 123456, tzinfo=UTC)
+    assert stored.created_at.tzinfo is UTC
+    assert stored_key.expires_at is not None
+    assert stored_key.expires_at.utcoffset() == timedelta(0)
+    assert stored_key.expires_at == local + timedelta(days=1)
+
+
+def test_naive_datetime_is_refused(storage: Storage) -> None:
+    naive = make_tenant("acme", at=datetime(2025, 1, 1, 12, 0))
+    with pytest.raises(StorageError), storage.transaction() as uow:
+        uow.tenants.create(naive)
+    with storage.transaction() as uow:
+        assert uow.tenants.list() == []
+
+
+def test_migrate_twice_and_check(backend: Backend) -> None:
+    storage = backend.open()
+    storage.migrate()
+    seed_tenant(storage, "acme")
+    storage.migrate()
+    storage.check()
+    with storage.transaction() as uow:
+        assert [t.name for t in uow.tenants.list()] == ["acme"]
