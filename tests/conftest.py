@@ -26,7 +26,8 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 
 def _unavailable(what: str, exc: Exception) -> NoReturn:
     """Skip, or fail under CI: a missing service must not turn mandatory tests into skips."""
-    reason = f"{what} unreachable: {exc.__class__.__name__}: {exc}".strip()
+    detail = " ".join(str(exc).split())
+    reason = f"{what} unreachable: {exc.__class__.__name__}: {detail}"
     if os.environ.get("CI") == "true":
         pytest.fail(f"{reason} (CI=true: PostgreSQL and Redis tests are mandatory)")
     pytest.skip(reason)

@@ -35,10 +35,15 @@ class Services:
 def hasher_from(config: BastionConfig) -> KeyedHasher:
     pepper = config.security.pepper
     if pepper is None:
-        raise ConfigError([ConfigIssue(
-            "security.pepper",
-            "required to store credentials; `bastion init` writes one (file:bastion.pepper)",
-        )])
+        raise ConfigError(
+            [
+                ConfigIssue(
+                    "security.pepper",
+                    "required to store credentials; `bastion init` writes one"
+                    " (file:bastion.pepper)",
+                )
+            ]
+        )
     try:
         return KeyedHasher(pepper.get_secret_value().encode())
     except WeakPepperError as exc:
@@ -64,11 +69,15 @@ def compiled_roles(config: BastionConfig) -> dict[str, PermissionSet]:
 def authorizer_from(config: BastionConfig) -> Authorizer:
     rbac = config.security.rbac
     if not rbac.enabled:
-        raise ConfigError([ConfigIssue(
-            "security.rbac.enabled",
-            "bastion always authorizes; to let every principal do everything, "
-            "set security.rbac.defaultRole: admin instead",
-        )])
+        raise ConfigError(
+            [
+                ConfigIssue(
+                    "security.rbac.enabled",
+                    "bastion always authorizes; to let every principal do everything, "
+                    "set security.rbac.defaultRole: admin instead",
+                )
+            ]
+        )
     static = [
         StaticBinding(
             subject_type=SubjectType(binding.subject.type),
@@ -85,22 +94,25 @@ def authorizer_from(config: BastionConfig) -> Authorizer:
 
 
 def route_table_from(config: BastionConfig) -> RouteTable:
-    return RouteTable([
-        RouteSpec(
-            method=str(route.method),
-            path=route.path,
-            resource=route.resource,
-            action=route.action,
-            permission=route.effective_permission,
-            event=route.effective_event,
-            resource_id=route.id,
-        )
-        for route in config.gateway.routes
-    ])
+    return RouteTable(
+        [
+            RouteSpec(
+                method=str(route.method),
+                path=route.path,
+                resource=route.resource,
+                action=route.action,
+                permission=route.effective_permission,
+                event=route.effective_event,
+                resource_id=route.id,
+            )
+            for route in config.gateway.routes
+        ]
+    )
 
 
-def build_services(config: BastionConfig, *, clock: Clock | None = None,
-                   storage: Storage | None = None) -> Services:
+def build_services(
+    config: BastionConfig, *, clock: Clock | None = None, storage: Storage | None = None
+) -> Services:
     clock = clock or SystemClock()
     hasher = hasher_from(config)
     authorizer = authorizer_from(config)

@@ -25,8 +25,9 @@ def list_events(
     action: Annotated[str | None, typer.Option("--action", help="e.g. pattern.execute")] = None,
     actor: Annotated[str | None, typer.Option("--actor", help="Actor id.")] = None,
     resource: Annotated[str | None, typer.Option("--resource", help="type/id")] = None,
-    outcome: Annotated[str | None, typer.Option("--outcome",
-                       help="success | failure | denied")] = None,
+    outcome: Annotated[
+        str | None, typer.Option("--outcome", help="success | failure | denied")
+    ] = None,
     tenant: Annotated[str | None, typer.Option("--tenant")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=100_000)] = 100,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines.")] = False,
@@ -39,7 +40,11 @@ def list_events(
     services = state(ctx).services()
     query = AuditQuery(
         since=services.clock.now() - window if window is not None else None,
-        action=action, actor=actor, resource=resource, outcome=outcome, tenant=tenant,
+        action=action,
+        actor=actor,
+        resource=resource,
+        outcome=outcome,
+        tenant=tenant,
         limit=limit,
     )
     with services.storage.transaction() as tx:

@@ -28,11 +28,20 @@ def _when(moment: datetime | None) -> str:
 def create_key(
     ctx: typer.Context,
     name: Annotated[str, typer.Option("--name", help="A name to tell the key apart.")],
-    scopes: Annotated[str, typer.Option("--scopes", help="Comma-separated, e.g. "
-                      "patterns:read,executions:create; `admin` for everything.")],
+    scopes: Annotated[
+        str,
+        typer.Option(
+            "--scopes",
+            help="Comma-separated, e.g. patterns:read,executions:create; `admin` for everything.",
+        ),
+    ],
     expires: Annotated[str | None, typer.Option("--expires", help="Lifetime, e.g. 30d.")] = None,
-    owner: Annotated[str | None, typer.Option("--owner", help="Principal that owns the key "
-                     "(default: the tenant's first admin).")] = None,
+    owner: Annotated[
+        str | None,
+        typer.Option(
+            "--owner", help="Principal that owns the key (default: the tenant's first admin)."
+        ),
+    ] = None,
     tenant: TenantOption = None,
 ) -> None:
     """Create an API key and print it once. Only a keyed hash of it is stored."""
@@ -67,27 +76,41 @@ def list_keys(
     """Show every key's prefix, name, owner, scopes, created, last used and state."""
     services = state(ctx).services()
     now = services.clock.now()
-    listings = services.api_keys.list(
-        tenant_name=tenant or services.config.security.default_tenant
-    )
+    listings = services.api_keys.list(tenant_name=tenant or services.config.security.default_tenant)
     if as_json:
         for item in listings:
             key = item.key
-            typer.echo(json.dumps({
-                "id": key.id, "prefix": key.prefix, "name": key.name, "owner": item.owner,
-                "scopes": list(key.scopes), "created": key.created_at.isoformat(),
-                "lastUsed": key.last_used_at.isoformat() if key.last_used_at else None,
-                "expires": key.expires_at.isoformat() if key.expires_at else None,
-                "revoked": key.revoked_at.isoformat() if key.revoked_at else None,
-                "active": key.is_active(now),
-            }))
+            typer.echo(
+                json.dumps(
+                    {
+                        "id": key.id,
+                        "prefix": key.prefix,
+                        "name": key.name,
+                        "owner": item.owner,
+                        "scopes": list(key.scopes),
+                        "created": key.created_at.isoformat(),
+                        "lastUsed": key.last_used_at.isoformat() if key.last_used_at else None,
+                        "expires": key.expires_at.isoformat() if key.expires_at else None,
+                        "revoked": key.revoked_at.isoformat() if key.revoked_at else None,
+                        "active": key.is_active(now),
+                    }
+                )
+            )
         return
     table = Table("ID", "Prefix", "Name", "Owner", "Scopes", "Created", "Last used", "State")
     for item in listings:
         key = item.key
         status = "revoked" if key.revoked_at else ("active" if key.is_active(now) else "expired")
-        table.add_row(key.id, key.prefix + "…", key.name, item.owner, ",".join(key.scopes),
-                      _when(key.created_at), _when(key.last_used_at), status)
+        table.add_row(
+            key.id,
+            key.prefix + "…",
+            key.name,
+            item.owner,
+            ",".join(key.scopes),
+            _when(key.created_at),
+            _when(key.last_used_at),
+            status,
+        )
     Console(width=200).print(table)
 
 

@@ -25,7 +25,9 @@ class CliState:
         """The configuration; defaults when no file exists at the default path."""
         if not self.config_path.exists():
             if self.explicit:
-                raise typer.BadParameter(f"{self.config_path} does not exist", param_hint="--config")
+                raise typer.BadParameter(
+                    f"{self.config_path} does not exist", param_hint="--config"
+                )
             return load_config(None)
         return load_config(self.config_path)
 

@@ -38,8 +38,11 @@ def root(
     ctx: typer.Context,
     config: Annotated[
         Path | None,
-        typer.Option("--config", "-c", help="bastion.yaml to use (default: ./bastion.yaml, "
-                     "or $BASTION_CONFIG)."),
+        typer.Option(
+            "--config",
+            "-c",
+            help="bastion.yaml to use (default: ./bastion.yaml, or $BASTION_CONFIG).",
+        ),
     ] = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print version.")

@@ -86,20 +86,33 @@ def ensure_keys(services: Services, *, actor: dict[str, Any]) -> QuickstartKeys:
     tenant = services.config.security.default_tenant
     suffix = ""
     try:
-        done = initialise(storage=services.storage, api_keys=services.api_keys,
-                          clock=services.clock, tenant_name=tenant, admin_name=ADMIN_LOGIN,
-                          actor=actor)
+        done = initialise(
+            storage=services.storage,
+            api_keys=services.api_keys,
+            clock=services.clock,
+            tenant_name=tenant,
+            admin_name=ADMIN_LOGIN,
+            actor=actor,
+        )
         admin_secret = done.admin_key.secret
     except ConflictError:
         # Keys are stored hashed, so earlier ones cannot be shown again: issue fresh ones.
         suffix = "-" + secrets.token_hex(3)
         admin_secret = services.api_keys.create(
-            tenant_name=tenant, owner_name=None, name="quickstart-admin" + suffix,
-            scopes=["admin"], expires_at=None, actor=actor,
+            tenant_name=tenant,
+            owner_name=None,
+            name="quickstart-admin" + suffix,
+            scopes=["admin"],
+            expires_at=None,
+            actor=actor,
         ).secret
     limited = services.api_keys.create(
-        tenant_name=tenant, owner_name=None, name="quickstart-limited" + suffix,
-        scopes=LIMITED_SCOPES, expires_at=None, actor=actor,
+        tenant_name=tenant,
+        owner_name=None,
+        name="quickstart-limited" + suffix,
+        scopes=LIMITED_SCOPES,
+        expires_at=None,
+        actor=actor,
     )
     return QuickstartKeys(admin=admin_secret, limited=limited.secret)
 
@@ -120,7 +133,7 @@ def start_sample_upstream(config: BastionConfig) -> subprocess.Popen[bytes]:
         if process.poll() is not None:
             raise BastionError(f"the sample upstream exited (is port {port} in use?)")
         try:
-            with urllib.request.urlopen(f"http://{host}:{port}/health", timeout=1):  # noqa: S310
+            with urllib.request.urlopen(f"http://{host}:{port}/health", timeout=1):
                 return process
         except OSError:
             time.sleep(0.1)
@@ -153,7 +166,7 @@ def print_welcome(config: BastionConfig, keys: QuickstartKeys, *, config_path: P
         "  Store them now: only keyed hashes are kept, they cannot be shown again.",
         "",
         "Try:",
-        f"  # 200: the limited key may read patterns",
+        "  # 200: the limited key may read patterns",
         f'  curl -s -o /dev/null -w "%{{http_code}}\\n" -H "Authorization: Bearer {keys.limited}"'
         f" {base}/api/patterns",
         "  # 401: no key",

@@ -29,8 +29,10 @@ def warn_not_enforced(config: BastionConfig) -> None:
 
 def init(
     ctx: typer.Context,
-    tenant: Annotated[str | None, typer.Option("--tenant", help="Tenant to create "
-                      "(default: security.defaultTenant).")] = None,
+    tenant: Annotated[
+        str | None,
+        typer.Option("--tenant", help="Tenant to create (default: security.defaultTenant)."),
+    ] = None,
     admin: Annotated[str, typer.Option("--admin", help="The admin user's login.")] = (
         "admin@example.com"
     ),
@@ -102,8 +104,9 @@ def run_gateway(services: Services, *, host: str | None, port: int | None, log_l
 def quickstart(
     ctx: typer.Context,
     port: Annotated[int, typer.Option("--port", help="Where bastion listens.")] = 8080,
-    upstream_port: Annotated[int, typer.Option("--upstream-port",
-                             help="Where the sample upstream listens.")] = 9000,
+    upstream_port: Annotated[
+        int, typer.Option("--upstream-port", help="Where the sample upstream listens.")
+    ] = 9000,
 ) -> None:
     """Try bastion in one command: config, database, a sample upstream and bastion in front."""
     cli = state(ctx)

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from bastion.config.models import BastionConfig
-from bastion.config.models_base import KeyPath, NestedValueError
+from bastion.config.models_base import KeyPath, NestedValueError, format_key_path
 from bastion.errors import ConfigError, ConfigIssue, SecretReferenceError
 
 __all__ = ["format_key_path", "load_config", "parse_config"]
@@ -90,17 +90,6 @@ def parse_config(
         issues = resolver.issues
     ordered = [ConfigIssue(format_key_path(p), m) for p, m in _in_file_order(issues, data)]
     raise (SecretReferenceError if resolver.issues else ConfigError)(ordered)
-
-
-def format_key_path(path: KeyPath) -> str:
-    """``("gateway", "routes", 2, "method")`` → ``gateway.routes[2].method``."""
-    text = ""
-    for part in path:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            text += f".{part}" if text else str(part)
-    return text
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

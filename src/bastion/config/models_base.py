@@ -45,7 +45,22 @@ class NestedValueError(ValueError):
 
     def __init__(self, issues: Sequence[tuple[KeyPath, str]]) -> None:
         self.issues = tuple(issues)
-        super().__init__("; ".join(message for _, message in self.issues))
+        super().__init__("; ".join(_located(path, message) for path, message in self.issues))
+
+
+def format_key_path(path: KeyPath) -> str:
+    """``("gateway", "routes", 2, "method")`` → ``gateway.routes[2].method``."""
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+def _located(path: KeyPath, message: str) -> str:
+    return f"{format_key_path(path)}: {message}" if path else message
 
 
 def _reject_bool(value: object) -> object:

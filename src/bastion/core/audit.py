@@ -22,7 +22,9 @@ GENESIS_HASH = ""
 
 def format_timestamp(moment: datetime) -> str:
     """``2024-01-15T10:30:00.000Z``: UTC with milliseconds, as in spec/000."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return (
+        moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    )
 
 
 def event_to_json(event: AuditEvent) -> dict[str, Any]:

@@ -6,5 +6,5 @@ import unicodedata
 
 
 def canonical_name(name: str) -> str:
-    """NFKC, then casefold, then trimmed: ``Alice@Example.COM`` and ``ａｌｉｃｅ@…`` meet."""
+    """NFKC, then casefold, then trimmed: ``Alice@Example.COM`` and its full-width twin meet."""
     return unicodedata.normalize("NFKC", name).casefold().strip()

@@ -7,7 +7,7 @@ request are the role permissions intersected with the credential's scopes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from bastion.core.decision import Decision
@@ -48,7 +48,7 @@ class PermissionSet:
             or (WILDCARD, WILDCARD) in granted
         )
 
-    def __iter__(self) -> Iterable[Permission]:  # type: ignore[override]
+    def __iter__(self) -> Iterator[Permission]:
         return (Permission(r, a) for r, a in sorted(self._granted))
 
     def __len__(self) -> int:
@@ -63,7 +63,11 @@ BUILTIN_ROLES: Mapping[str, tuple[Permission, ...]] = {
     "admin": _perms("*:*"),
     "operator": _perms("patterns:*", "executions:*", "agents:read"),
     "developer": _perms(
-        "patterns:create", "patterns:read", "patterns:update", "executions:create", "executions:read"
+        "patterns:create",
+        "patterns:read",
+        "patterns:update",
+        "executions:create",
+        "executions:read",
     ),
     "viewer": _perms("*:read"),
 }

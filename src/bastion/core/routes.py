@@ -66,7 +66,7 @@ def match_segments(pattern: Sequence[str], segments: Sequence[str]) -> dict[str,
     params: dict[str, str] = {}
     for index, part in enumerate(pattern):
         if part == "**":
-            return params if len(segments) > index else None
+            return params if len(segments) > index and segments[index] else None
         if index >= len(segments):
             return None
         value = segments[index]
@@ -90,7 +90,9 @@ class RouteTable:
     def match(self, method: str, path: str) -> RouteMatch | None:
         segments = path.split("/")[1:]
         for route, pattern in self._routes:
-            if route.method not in ("*", method) and not (method == "HEAD" and route.method == "GET"):
+            if route.method not in ("*", method) and not (
+                method == "HEAD" and route.method == "GET"
+            ):
                 continue
             params = match_segments(pattern, segments)
             if params is not None:

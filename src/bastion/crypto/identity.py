@@ -36,8 +36,14 @@ class IdentitySigner:
         self._key = Ed25519PrivateKey.from_private_bytes(seed)
         public = self._key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
         self.kid = _b64url(hashlib.sha256(public).digest()[:12])
-        self._public_jwk = {"kty": "OKP", "crv": "Ed25519", "x": _b64url(public), "kid": self.kid,
-                            "alg": ALGORITHM, "use": "sig"}
+        self._public_jwk = {
+            "kty": "OKP",
+            "crv": "Ed25519",
+            "x": _b64url(public),
+            "kid": self.kid,
+            "alg": ALGORITHM,
+            "use": "sig",
+        }
         self.issuer = issuer
         self._cache: dict[tuple[Any, ...], tuple[str, float]] = {}
 

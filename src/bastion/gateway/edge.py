@@ -115,8 +115,14 @@ class Edge:
         try:
             path = canonical_path(raw_path)
         except NonCanonicalPathError as exc:
-            facts = RequestFacts(method, raw_path.decode("latin-1"), None, client_ip,
-                                 _header(headers, b"user-agent"), request_id)
+            facts = RequestFacts(
+                method,
+                raw_path.decode("latin-1"),
+                None,
+                client_ip,
+                _header(headers, b"user-agent"),
+                request_id,
+            )
             verdict = Verdict(facts, None, None, RequestRejectedError(str(exc)))
             await self._deny(verdict, send, detail=str(exc))
             return
@@ -125,7 +131,7 @@ class Edge:
             await _send_json(send, 200, self._signer.jwks())
             return
         if path.startswith(prefix + "/"):
-            await self._internal(path[len(prefix):], send)
+            await self._internal(path[len(prefix) :], send)
             return
         facts = RequestFacts(
             method=method,
@@ -136,8 +142,9 @@ class Edge:
             request_id=request_id,
         )
         try:
-            facts = RequestFacts(method, path, _credential(headers), client_ip,
-                                 facts.user_agent, request_id)
+            facts = RequestFacts(
+                method, path, _credential(headers), client_ip, facts.user_agent, request_id
+            )
         except AuthenticationError as exc:
             await self._deny(Verdict(facts, None, None, exc), send)
             return
@@ -158,8 +165,12 @@ class Edge:
                 return
             await _send_json(send, 200, {"status": "ready"})
         else:
-            await _send_json(send, 404, {"status": 404, "title": "Not found"},
-                             content_type=problems.PROBLEM_CONTENT_TYPE)
+            await _send_json(
+                send,
+                404,
+                {"status": 404, "title": "Not found"},
+                content_type=problems.PROBLEM_CONTENT_TYPE,
+            )
 
     async def _deny(self, verdict: Verdict, send: Send, *, detail: str | None = None) -> None:
         assert verdict.error is not None
@@ -174,11 +185,23 @@ class Edge:
         await _send(send, status, problems.response_headers(status), body)
 
     def _event(self, verdict: Verdict, status: int, **extra: Any) -> Any:
-        return request_event(verdict, status=status, now=self._clock.now(),
-                             default_tenant=self._settings.default_tenant, extra=extra or None)
+        return request_event(
+            verdict,
+            status=status,
+            now=self._clock.now(),
+            default_tenant=self._settings.default_tenant,
+            extra=extra or None,
+        )
 
-    async def _forward(self, scope: Scope, receive: Receive, send: Send, verdict: Verdict,
-                       headers: Headers, peer: str | None) -> None:
+    async def _forward(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        verdict: Verdict,
+        headers: Headers,
+        peer: str | None,
+    ) -> None:
         if self._proxy is None:
             error = UpstreamError("no upstream is configured (gateway.upstream)")
             await self._deny(Verdict(verdict.facts, verdict.match, verdict.identity, error), send)
@@ -189,17 +212,29 @@ class Edge:
         target_str = target.decode("latin-1") + ("?" + query.decode("latin-1") if query else "")
         body = _request_body(receive) if _has_body(headers) else None
         try:
-            async with self._proxy.request(method=verdict.facts.method, target=target_str,
-                                           headers=upstream_headers, body=body) as response:
+            async with self._proxy.request(
+                method=verdict.facts.method, target=target_str, headers=upstream_headers, body=body
+            ) as response:
                 try:
                     await self._audit.record(self._event(verdict, response.status))
                 except AuditUnavailableError as exc:
-                    await _send(send, 503, problems.response_headers(503),
-                                problems.problem_body(exc, request_id=verdict.facts.request_id))
+                    await _send(
+                        send,
+                        503,
+                        problems.response_headers(503),
+                        problems.problem_body(exc, request_id=verdict.facts.request_id),
+                    )
                     return
-                await send({"type": "http.response.start", "status": response.status,
-                            "headers": response.headers + [
-                                (b"x-bastion-request-id", verdict.facts.request_id.encode())]})
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": response.status,
+                        "headers": [
+                            *response.headers,
+                            (b"x-bastion-request-id", verdict.facts.request_id.encode()),
+                        ],
+                    }
+                )
                 async for chunk in response.body():
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -207,12 +242,16 @@ class Edge:
             failed = Verdict(verdict.facts, verdict.match, verdict.identity, exc, verdict.reasons)
             await self._deny(failed, send)
 
-    def _upstream_headers(self, scope: Scope, headers: Headers, verdict: Verdict,
-                          peer: str | None) -> Headers:
+    def _upstream_headers(
+        self, scope: Scope, headers: Headers, verdict: Verdict, peer: str | None
+    ) -> Headers:
         identity = verdict.identity
         # The credential was for bastion; the upstream gets the identity headers instead.
-        out = [(n, v) for n, v in strip_for_upstream(headers)
-               if n.lower() not in (b"authorization", b"x-api-key")]
+        out = [
+            (n, v)
+            for n, v in strip_for_upstream(headers)
+            if n.lower() not in (b"authorization", b"x-api-key")
+        ]
         trusted = is_trusted(peer, self._settings.trusted_proxies)
         forwarded_for = peer or ""
         if trusted:
@@ -233,8 +272,13 @@ class Edge:
 def _identity_headers(identity: Identity, signer: IdentitySigner, clock: Clock) -> Headers:
     principal = identity.principal
     assertion = signer.assertion(
-        {"sub": principal.name, "tenant": identity.tenant, "roles": ",".join(identity.roles),
-         "kind": principal.kind.value, "credential": identity.credential_id},
+        {
+            "sub": principal.name,
+            "tenant": identity.tenant,
+            "roles": ",".join(identity.roles),
+            "kind": principal.kind.value,
+            "credential": identity.credential_id,
+        },
         now=clock.now(),
     )
     return [
@@ -295,13 +339,22 @@ async def _request_body(receive: Receive) -> AsyncIterator[bytes]:
 
 
 async def _send(send: Send, status: int, headers: Headers, body: bytes) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [*headers, *SECURITY_HEADERS,
-                            (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [*headers, *SECURITY_HEADERS, (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
-async def _send_json(send: Send, status: int, payload: Any, *,
-                     content_type: bytes = b"application/json") -> None:
-    await _send(send, status, [(b"content-type", content_type), (b"cache-control", b"no-store")],
-                json.dumps(payload).encode())
+async def _send_json(
+    send: Send, status: int, payload: Any, *, content_type: bytes = b"application/json"
+) -> None:
+    await _send(
+        send,
+        status,
+        [(b"content-type", content_type), (b"cache-control", b"no-store")],
+        json.dumps(payload).encode(),
+    )

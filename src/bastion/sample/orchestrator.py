@@ -57,8 +57,11 @@ def create_app() -> Starlette:
         name = request.path_params.get("id") or str(body.get("name", ""))
         if not name:
             return reply(request, {"error": "a pattern needs a name"}, 400)
-        patterns[name] = {"name": name, "version": str(body.get("version", "1.0.0")),
-                          "agents": int(body.get("agents", 1))}
+        patterns[name] = {
+            "name": name,
+            "version": str(body.get("version", "1.0.0")),
+            "agents": int(body.get("agents", 1)),
+        }
         return reply(request, patterns[name], 201 if request.method == "POST" else 200)
 
     async def delete_pattern(request: Request) -> JSONResponse:
@@ -70,8 +73,12 @@ def create_app() -> Starlette:
         if name not in patterns:
             return reply(request, {"error": "no such pattern"}, 404)
         execution_id = f"exec_{next(counter):06d}"
-        executions[execution_id] = {"id": execution_id, "pattern": name, "status": "completed",
-                                    "startedBy": request.headers.get("x-bastion-principal")}
+        executions[execution_id] = {
+            "id": execution_id,
+            "pattern": name,
+            "status": "completed",
+            "startedBy": request.headers.get("x-bastion-principal"),
+        }
         return reply(request, executions[execution_id], 201)
 
     async def list_executions(request: Request) -> JSONResponse:
@@ -79,14 +86,18 @@ def create_app() -> Starlette:
 
     async def get_execution(request: Request) -> JSONResponse:
         execution = executions.get(request.path_params["id"])
-        return reply(request, execution or {"error": "no such execution"}, 200 if execution else 404)
+        return reply(
+            request, execution or {"error": "no such execution"}, 200 if execution else 404
+        )
 
     async def list_agents(request: Request) -> JSONResponse:
         return reply(request, list(agents.values()))
 
     async def whoami(request: Request) -> JSONResponse:
-        return reply(request, {"headers": [[k, v] for k, v in request.headers.items()],
-                               "path": request.url.path})
+        return reply(
+            request,
+            {"headers": [[k, v] for k, v in request.headers.items()], "path": request.url.path},
+        )
 
     async def health(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
@@ -111,18 +122,44 @@ def create_app() -> Starlette:
 SAMPLE_ROUTES: list[dict[str, str]] = [
     {"method": "GET", "path": "/api/patterns", "resource": "patterns", "action": "read"},
     {"method": "POST", "path": "/api/patterns", "resource": "patterns", "action": "create"},
-    {"method": "GET", "path": "/api/patterns/{id}", "resource": "patterns", "action": "read",
-     "id": "{id}"},
-    {"method": "PUT", "path": "/api/patterns/{id}", "resource": "patterns", "action": "update",
-     "id": "{id}"},
-    {"method": "DELETE", "path": "/api/patterns/{id}", "resource": "patterns", "action": "delete",
-     "id": "{id}"},
-    {"method": "POST", "path": "/api/patterns/{id}/execute", "resource": "patterns",
-     "action": "execute", "id": "{id}", "permission": "executions:create",
-     "event": "pattern.execute"},
+    {
+        "method": "GET",
+        "path": "/api/patterns/{id}",
+        "resource": "patterns",
+        "action": "read",
+        "id": "{id}",
+    },
+    {
+        "method": "PUT",
+        "path": "/api/patterns/{id}",
+        "resource": "patterns",
+        "action": "update",
+        "id": "{id}",
+    },
+    {
+        "method": "DELETE",
+        "path": "/api/patterns/{id}",
+        "resource": "patterns",
+        "action": "delete",
+        "id": "{id}",
+    },
+    {
+        "method": "POST",
+        "path": "/api/patterns/{id}/execute",
+        "resource": "patterns",
+        "action": "execute",
+        "id": "{id}",
+        "permission": "executions:create",
+        "event": "pattern.execute",
+    },
     {"method": "GET", "path": "/api/executions", "resource": "executions", "action": "read"},
-    {"method": "GET", "path": "/api/executions/{id}", "resource": "executions", "action": "read",
-     "id": "{id}"},
+    {
+        "method": "GET",
+        "path": "/api/executions/{id}",
+        "resource": "executions",
+        "action": "read",
+        "id": "{id}",
+    },
     {"method": "GET", "path": "/api/agents", "resource": "agents", "action": "read"},
     {"method": "GET", "path": "/api/whoami", "resource": "identity", "action": "read"},
 ]

@@ -144,7 +144,9 @@ class ApiKeyService:
         with self._storage.transaction() as tx:
             tenant = tx.tenants.get_by_name(tenant_name)
             owners = {p.id: p.name for p in tx.principals.list(tenant.id)}
-            return [KeyListing(k, owners.get(k.principal_id, "?")) for k in tx.api_keys.list(tenant.id)]
+            return [
+                KeyListing(k, owners.get(k.principal_id, "?")) for k in tx.api_keys.list(tenant.id)
+            ]
 
     def revoke(self, *, tenant_name: str, reference: str, actor: dict[str, Any]) -> ApiKey:
         """Revoke the key named by id, display prefix or name, with its ``apikey.revoke`` event."""
@@ -152,9 +154,7 @@ class ApiKeyService:
         with self._storage.transaction() as tx:
             tenant = tx.tenants.get_by_name(tenant_name)
             matches = [
-                k
-                for k in tx.api_keys.list(tenant.id)
-                if reference in (k.id, k.prefix, k.name)
+                k for k in tx.api_keys.list(tenant.id) if reference in (k.id, k.prefix, k.name)
             ]
             if not matches:
                 raise NotFoundError(f"no API key {reference!r} in tenant {tenant.name!r}")

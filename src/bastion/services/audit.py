@@ -5,6 +5,7 @@ or through a group-commit writer that batches per-request events into few transa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -79,7 +80,9 @@ class NullAuditSink:
 @dataclass
 class _Pending:
     event: AuditEvent
-    done: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    done: asyncio.Future[None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
 
 
 class GroupCommitAuditWriter:
@@ -106,10 +109,8 @@ class GroupCommitAuditWriter:
             return
         await self._queue.join()
         self._task.cancel()
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await self._task
-        except asyncio.CancelledError:
-            pass
         self._task = None
 
     async def record(self, event: AuditEvent) -> None:

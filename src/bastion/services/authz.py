@@ -59,4 +59,6 @@ class Authorizer:
     def decide(
         self, grants: Sequence[Grant], *, scopes: Sequence[str] | None, resource: str, action: str
     ) -> Decision:
-        return decide(grants=grants, roles=self.roles, scopes=scopes, resource=resource, action=action)
+        return decide(
+            grants=grants, roles=self.roles, scopes=scopes, resource=resource, action=action
+        )

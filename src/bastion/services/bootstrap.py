@@ -65,13 +65,31 @@ def initialise(
         append_events(
             tx,
             [
-                build_event(action="tenant.create", outcome="success", tenant=tenant.name,
-                            now=now, actor=actor, resource={"type": "tenant", "id": tenant.id}),
-                build_event(action="user.create", outcome="success", tenant=tenant.name,
-                            now=now, actor=actor, resource={"type": "user", "id": admin.name}),
-                build_event(action="binding.create", outcome="success", tenant=tenant.name,
-                            now=now, actor=actor, resource={"type": "binding", "id": binding.id},
-                            details={"subject": admin.name, "role": "admin"}),
+                build_event(
+                    action="tenant.create",
+                    outcome="success",
+                    tenant=tenant.name,
+                    now=now,
+                    actor=actor,
+                    resource={"type": "tenant", "id": tenant.id},
+                ),
+                build_event(
+                    action="user.create",
+                    outcome="success",
+                    tenant=tenant.name,
+                    now=now,
+                    actor=actor,
+                    resource={"type": "user", "id": admin.name},
+                ),
+                build_event(
+                    action="binding.create",
+                    outcome="success",
+                    tenant=tenant.name,
+                    now=now,
+                    actor=actor,
+                    resource={"type": "binding", "id": binding.id},
+                    details={"subject": admin.name, "role": "admin"},
+                ),
             ],
         )
         issued = api_keys.issue(

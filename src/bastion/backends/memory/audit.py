@@ -110,11 +110,14 @@ class MemoryAuditStore:
 
     def insert(self, events: Sequence[AuditEvent]) -> None:
         stored = [self._stored(event) for event in events]
-        seqs = [s.head.seq for s in stored]
-        event_ids = [s.head.event_id for s in stored]
-        taken = (self._log.seqs | self.pending.seqs, self._log.event_ids | self.pending.event_ids)
-        duplicated = len(set(seqs)) < len(seqs) or len(set(event_ids)) < len(event_ids)
-        if duplicated or not taken[0].isdisjoint(seqs) or not taken[1].isdisjoint(event_ids):
+        seqs = {s.head.seq for s in stored}
+        event_ids = {s.head.event_id for s in stored}
+        if (
+            len(seqs) < len(stored)
+            or len(event_ids) < len(stored)
+            or any(seq in log.seqs for log in (self._log, self.pending) for seq in seqs)
+            or any(eid in log.event_ids for log in (self._log, self.pending) for eid in event_ids)
+        ):
             raise ConflictError("insert audit events: a value that must be unique is already taken")
         for item in stored:
             self.pending.add(item)

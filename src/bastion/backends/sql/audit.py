@@ -13,6 +13,9 @@ from bastion.backends.sql.tables import audit_events
 from bastion.core.model import AuditEvent, AuditQuery
 from bastion.errors import StorageError
 
+# Built once: json.dumps with options constructs a new encoder on every call.
+_BODY_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
 # pg_advisory_xact_lock key for the audit chain head (the bytes b"bastaud1" as a bigint).
 AUDIT_CHAIN_LOCK = int.from_bytes(b"bastaud1", "big")
 
@@ -41,7 +44,7 @@ def encode_body(event: AuditEvent) -> str:
         "request": event.request,
     }
     try:
-        return json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        return _BODY_ENCODER.encode(body)
     except (TypeError, ValueError):
         raise StorageError("insert audit events: an event body is not plain JSON") from None
 

@@ -15,13 +15,14 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError, Statemen
 
 from bastion.errors import ConflictError, NotFoundError, StorageError
 
+_UNIQUE = ("23505", "SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY")
+_FOREIGN_KEY = ("23503", "SQLITE_CONSTRAINT_FOREIGNKEY")
 
-def _is_foreign_key_violation(exc: IntegrityError) -> bool:
+
+def _constraint_kind(exc: IntegrityError) -> str | None:
+    # psycopg names the violation by SQLSTATE; sqlite3 (Python 3.11+) by extended error name.
     orig = exc.orig
-    # psycopg: SQLSTATE 23503; sqlite3 (Python 3.11+): the extended error name.
-    sqlstate = getattr(orig, "sqlstate", None)
-    errorname = getattr(orig, "sqlite_errorname", None)
-    return sqlstate == "23503" or errorname == "SQLITE_CONSTRAINT_FOREIGNKEY"
+    return getattr(orig, "sqlstate", None) or getattr(orig, "sqlite_errorname", None)
 
 
 def _cause(exc: SQLAlchemyError) -> str:
@@ -36,9 +37,11 @@ def _cause(exc: SQLAlchemyError) -> str:
 def translate(exc: SQLAlchemyError, operation: str) -> StorageError:
     """The `bastion.errors` exception that stands for ``exc`` raised during ``operation``."""
     if isinstance(exc, IntegrityError):
-        if _is_foreign_key_violation(exc):
+        kind = _constraint_kind(exc)
+        if kind in _FOREIGN_KEY:
             return NotFoundError(f"{operation}: a row it refers to does not exist")
-        return ConflictError(f"{operation}: a value that must be unique is already taken")
+        if kind in _UNIQUE:
+            return ConflictError(f"{operation}: a value that must be unique is already taken")
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return StorageError(f"{operation} failed: the database connection was lost")
     return StorageError(f"{operation} failed ({_cause(exc)})")

@@ -1,0 +1,100 @@
+"""`bastion quickstart` in an empty directory: the curl lines it prints behave as printed,
+and Ctrl-C stops bastion and the sample upstream."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import queue
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e import procs
+
+pytestmark = pytest.mark.e2e
+
+
+def _read_until(process: subprocess.Popen[str], marker: str, timeout: float) -> list[str]:
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.put(line.rstrip("\n"))
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=0.5)
+        except queue.Empty:
+            continue
+        if line is None:
+            break
+        seen.append(line)
+        if line.startswith(marker):
+            return seen
+    raise AssertionError("quickstart did not print its welcome:\n" + "\n".join(seen))
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_quickstart_curl_lines_behave_as_printed(tmp_path: Path) -> None:
+    port, upstream_port = procs.free_port(), procs.free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bastion",
+            "quickstart",
+            "--port",
+            str(port),
+            "--upstream-port",
+            str(upstream_port),
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        output = _read_until(process, "Then:", timeout=60)
+        deadline = time.monotonic() + 20
+        while not _port_open(port) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        pairs = []
+        for comment, command in itertools.pairwise(output):
+            expected = re.match(r"\s*# (\d{3}):", comment)
+            if expected and command.strip().startswith("curl "):
+                pairs.append((expected[1], command.strip()))
+        assert [code for code, _ in pairs] == ["200", "401", "403"]
+        for code, command in pairs:
+            result = subprocess.run(
+                ["bash", "-c", command], capture_output=True, text=True, timeout=30
+            )
+            assert result.stdout.strip() == code, (command, result.stdout, result.stderr)
+        assert (tmp_path / "bastion.yaml").exists()
+        assert (tmp_path / "bastion.db").exists()
+        assert (tmp_path / "bastion.pepper").stat().st_mode & 0o077 == 0
+    finally:
+        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C at the terminal does
+        returncode = process.wait(timeout=30)
+    assert returncode == 0
+    assert not _port_open(port)
+    assert not _port_open(upstream_port)
