@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
@@ -47,13 +48,9 @@ def _admin_connection() -> psycopg.Connection[tuple[object, ...]]:
     return psycopg.connect(POSTGRES_ADMIN_DSN, autocommit=True, connect_timeout=5)
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A fresh, empty PostgreSQL database for this test session, dropped at the end.
-
-    Yields ``postgresql+psycopg://postgres@127.0.0.1:5432/bastion_test_<pid>_<random>``.
-    Tests that need an empty schema each use `clean_postgres_url`.
-    """
+@contextmanager
+def _temporary_database() -> Iterator[str]:
+    """Create ``bastion_test_<pid>_<random>``, yield its URL, drop it at the end."""
     name = f"bastion_test_{_unique_suffix()}"
     try:
         with _admin_connection() as conn:
@@ -66,6 +63,24 @@ def postgres_url() -> Iterator[str]:
         with _admin_connection() as conn:
             drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             conn.execute(drop)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for this test session, dropped at the end.
+
+    Yields ``postgresql+psycopg://postgres@127.0.0.1:5432/bastion_test_<pid>_<random>``.
+    Tests that need an empty schema each use `clean_postgres_url`.
+    """
+    with _temporary_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def fresh_postgres_url() -> Iterator[str]:
+    """A database of this test module's own (for processes that share it, like e2e stacks)."""
+    with _temporary_database() as url:
+        yield url
 
 
 @pytest.fixture
