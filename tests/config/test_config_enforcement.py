@@ -101,7 +101,10 @@ def test_switching_off_an_unenforced_feature_is_not_reported(text: str) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("security:\n  mtls: {enabled: true, serverCertSecret: t, clientAuth: none}\n", "security.mtls"),
+        (
+            "security:\n  mtls: {enabled: true, serverCertSecret: t, clientAuth: none}\n",
+            "security.mtls",
+        ),
         ("security:\n  rateLimit: {enabled: true}\n", "security.rateLimit"),
         ("security:\n  rateLimit: {enabled: false, failClosed: false}\n", "security.rateLimit"),
         ("security:\n  sessions: {timeout: 1h}\n", "security.sessions"),

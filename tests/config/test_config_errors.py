@@ -88,7 +88,9 @@ ONE_ERROR_CASES = [
         "gateway.routes: must be a list",
         id="wrong-type-list",
     ),
-    pytest.param("security:\n  mtls: 5\n", "security.mtls: must be a mapping", id="wrong-type-mapping"),
+    pytest.param(
+        "security:\n  mtls: 5\n", "security.mtls: must be a mapping", id="wrong-type-mapping"
+    ),
     pytest.param(
         """
         security:
@@ -293,7 +295,8 @@ ONE_ERROR_CASES = [
               - subject: {type: robot, name: r2}
                 role: viewer
         """,
-        "security.rbac.bindings[0].subject.type: must be one of: user, group, serviceAccount, agent",
+        "security.rbac.bindings[0].subject.type: must be one of: "
+        "user, group, serviceAccount, agent",
         id="binding-subject-type",
     ),
     pytest.param(
@@ -319,6 +322,31 @@ ONE_ERROR_CASES = [
         """,
         "gateway.upstream: must be an http:// or https:// URL",
         id="upstream-scheme",
+    ),
+    pytest.param(
+        """
+        gateway:
+          upstream: http://app:0
+        """,
+        "gateway.upstream: must have a port from 1 to 65535",
+        id="upstream-port-zero",
+    ),
+    pytest.param(
+        """
+        gateway:
+          upstream: http://app:3000/api/../admin
+        """,
+        "gateway.upstream: path must not contain empty or dot segments",
+        id="upstream-path-dot-segment",
+    ),
+    pytest.param(
+        """
+        gateway:
+          routes:
+            - {method: GET, path: /a, resource: "pat terns", action: read}
+        """,
+        "gateway.routes[0].resource: must be a name of letters, digits, _ . and - (or *)",
+        id="route-resource-name",
     ),
     pytest.param(
         """
@@ -539,3 +567,11 @@ def test_messages_never_echo_the_value_written() -> None:
     issues = issues_of(text)
     assert len(issues) == 5
     assert not any("value-that-must-not-be-echoed" in issue for issue in issues)
+
+
+def test_yaml_alias_bomb_is_refused() -> None:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 8)]
+    with pytest.raises(ConfigError) as caught:
+        parse_config("\n".join(lines), environ={})
+    assert str(caught.value) == "the file has more than 100000 values"

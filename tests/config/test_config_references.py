@@ -195,7 +195,9 @@ def test_empty_file_gives_the_defaults(tmp_path: Path) -> None:
 def test_unreadable_config_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(tmp_path / "absent.yaml")
-    assert str(caught.value) == f"{tmp_path / 'absent.yaml'}: cannot read: No such file or directory"
+    assert (
+        str(caught.value) == f"{tmp_path / 'absent.yaml'}: cannot read: No such file or directory"
+    )
 
 
 def test_environ_defaults_to_the_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:

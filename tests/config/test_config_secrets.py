@@ -59,7 +59,9 @@ def test_repr_and_str_of_a_config_hide_every_secret() -> None:
     config = parse_config(EVERY_SECRET, environ=SECRETS)
     assert config.security.sso.oidc is not None
     assert config.security.sso.oidc.client_secret is not None
-    assert config.security.sso.oidc.client_secret.get_secret_value() == SECRETS["OIDC_CLIENT_SECRET"]
+    assert (
+        config.security.sso.oidc.client_secret.get_secret_value() == SECRETS["OIDC_CLIENT_SECRET"]
+    )
     assert SECRETS["DB_PASSWORD"] in config.storage.url
     assert_no_secret_in(repr(config))
     assert_no_secret_in(str(config))

@@ -44,7 +44,7 @@ def test_spec000_security_block_loads() -> None:
     assert security.data_protection.masking.fields[-1] == "output.*.secret"
     assert security.input_validation.max_size == 10_000_000
     assert security.secrets.references["apiKey"].secret_ref.name == "parallax-secrets"
-    assert [str(r) for r in security.network.ip_allowlist.ranges][0] == "10.0.0.0/8"
+    assert str(security.network.ip_allowlist.ranges[0]) == "10.0.0.0/8"
     assert security.rate_limit.global_ is not None
     assert security.rate_limit.global_.requests_per_second == 1000
     assert security.rate_limit.per_pattern is not None

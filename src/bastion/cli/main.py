@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 
 from bastion import __version__
@@ -55,12 +55,16 @@ def main() -> None:
     """Run the CLI: one clear line on stderr and a non-zero exit for every error."""
     try:
         result = app(standalone_mode=False)
-    except click.exceptions.Abort:
+    except typer.Abort:
         print("aborted", file=sys.stderr)
         sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
+    except typer.TyperException as exc:  # usage errors: typer's own one-line rendering
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            print(f"error: {exc}", file=sys.stderr)
+        sys.exit(int(getattr(exc, "exit_code", 2)))
     except ConfigError as exc:
         for issue in exc.issues:
             print(f"error: {issue}", file=sys.stderr)
@@ -70,6 +74,14 @@ def main() -> None:
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as exc:
+        if os.environ.get("BASTION_DEBUG"):
+            raise
+        print(
+            f"error: unexpected {type(exc).__name__} (set BASTION_DEBUG=1 for a traceback)",
+            file=sys.stderr,
+        )
+        sys.exit(1)
     sys.exit(result if isinstance(result, int) else 0)
 
 

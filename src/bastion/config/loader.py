@@ -25,7 +25,7 @@ from bastion.errors import ConfigError, ConfigIssue, SecretReferenceError
 __all__ = ["format_key_path", "load_config", "parse_config"]
 
 MAX_REFERENCED_FILE_BYTES = 1024 * 1024
-# A YAML alias bomb turns a few lines into billions of values; no real config comes close.
+# YAML aliases can turn a few lines into billions of values; no real config comes close.
 _MAX_VALUES = 100_000
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -45,7 +45,8 @@ def load_config(
     try:
         text = path.read_bytes().decode("utf-8")
     except OSError as exc:
-        raise ConfigError([ConfigIssue("", f"{path}: cannot read: {exc.strerror}")]) from None
+        reason = exc.strerror or "unreadable"
+        raise ConfigError([ConfigIssue("", f"{path}: cannot read: {reason}")]) from None
     except UnicodeDecodeError:
         raise ConfigError([ConfigIssue("", f"{path}: is not UTF-8 text")]) from None
     return parse_config(text, source=str(path), environ=environ, base_dir=path.parent)
@@ -134,9 +135,7 @@ class _ReferenceResolver:
     def resolve(self, value: object, path: KeyPath) -> object:
         self._budget -= 1
         if self._budget < 0:
-            if self._budget == -1:
-                self.issues.append(((), f"the file has more than {_MAX_VALUES} values"))
-            return None
+            raise ConfigError([ConfigIssue("", f"the file has more than {_MAX_VALUES} values")])
         if isinstance(value, dict):
             return {key: self.resolve(item, (*path, str(key))) for key, item in value.items()}
         if isinstance(value, list):
@@ -206,7 +205,7 @@ class _ReferenceResolver:
             with target.open("rb") as handle:
                 content = handle.read(MAX_REFERENCED_FILE_BYTES + 1)
         except OSError as exc:
-            self.issues.append((path, f"cannot read file {target}: {exc.strerror}"))
+            self.issues.append((path, f"cannot read file {target}: {exc.strerror or 'unreadable'}"))
             return None
         if len(content) > MAX_REFERENCED_FILE_BYTES:
             self.issues.append((path, f"file {target} is larger than 1 MiB"))
@@ -223,11 +222,10 @@ def validation_issues(exc: ValidationError) -> list[tuple[KeyPath, str]]:
     """Every pydantic error as (key path, short message), in pydantic's order."""
     issues: list[tuple[KeyPath, str]] = []
     errors = exc.errors(include_url=False, include_input=False)
-    item_failures = {tuple(error["loc"][:-1]) for error in errors if error["loc"]}
     for error in errors:
         loc = tuple(error["loc"])
         # A list whose items failed also counts as "too short"; the item errors say it better.
-        if error["type"] == "too_short" and loc in item_failures:
+        if error["type"] == "too_short" and _has_errors_below(loc, errors):
             continue
         cause = error.get("ctx", {}).get("error")
         if isinstance(cause, NestedValueError):
@@ -235,6 +233,11 @@ def validation_issues(exc: ValidationError) -> list[tuple[KeyPath, str]]:
         else:
             issues.append((loc, error_message(error)))
     return issues
+
+
+def _has_errors_below(loc: KeyPath, errors: list[ErrorDetails]) -> bool:
+    depth = len(loc)
+    return any(len(e["loc"]) > depth and tuple(e["loc"][:depth]) == loc for e in errors)
 
 
 _FIXED_MESSAGES: Mapping[str, str] = {
@@ -297,8 +300,6 @@ def _in_file_order(issues: list[tuple[KeyPath, str]], data: object) -> list[tupl
     positions: dict[KeyPath, int] = {}
 
     def number(value: object, path: KeyPath) -> None:
-        if len(positions) >= _MAX_VALUES:
-            return
         positions[path] = len(positions)
         if isinstance(value, dict):
             for key, item in value.items():

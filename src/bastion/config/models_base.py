@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, TypeAlias
@@ -98,9 +99,11 @@ Cidr = Annotated[
 
 
 def _min_secret_length(minimum: int) -> AfterValidator:
+    message = "must not be empty" if minimum == 1 else f"must be at least {minimum} characters"
+
     def check(value: SecretStr) -> SecretStr:
         if len(value.get_secret_value()) < minimum:
-            raise PydanticCustomError("secret_too_short", f"must be at least {minimum} characters")
+            raise PydanticCustomError("secret_too_short", message)
         return value
 
     return AfterValidator(check)
@@ -120,9 +123,11 @@ def _check_http_url(value: str) -> str:
     if parts.username is not None or parts.password is not None:
         raise PydanticCustomError("url_credentials", "must not contain a user name or password")
     try:
-        parts.port  # noqa: B018 - urlsplit validates the port lazily
+        port = parts.port
     except ValueError:
-        raise PydanticCustomError("url_port", "must have a port from 1 to 65535") from None
+        port = 0
+    if port == 0:
+        raise PydanticCustomError("url_port", "must have a port from 1 to 65535")
     if parts.fragment:
         raise PydanticCustomError("url_fragment", "must not contain a #fragment")
     return value
@@ -134,8 +139,27 @@ HttpUrl = Annotated[str, AfterValidator(_check_http_url)]
 
 def _as_utc(value: datetime) -> datetime:
     # YAML timestamps without an offset are UTC (YAML 1.1 timestamp type).
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
-"""A point in time; a value without an offset is read as UTC."""
+"""A point in time, in UTC; a value without an offset is read as UTC."""
+
+_NAME = re.compile(r"\*|[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
+def _check_name(value: str) -> str:
+    if not _NAME.fullmatch(value):
+        raise PydanticCustomError(
+            "name_parsing", "must be a name of letters, digits, _ . and - (or *)"
+        )
+    return value
+
+
+Name = Annotated[str, AfterValidator(_check_name)]
+"""A resource type or action name (``patterns``, ``read``), or ``*`` for any."""
+
+
+def is_name(value: str) -> bool:
+    """Whether ``value`` is a valid ``Name``."""
+    return _NAME.fullmatch(value) is not None

@@ -11,14 +11,20 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import AfterValidator, BeforeValidator, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from bastion.config.models_base import Cidr, ConfigModel, HttpUrl, NestedValueError
+from bastion.config.models_base import (
+    Cidr,
+    ConfigModel,
+    HttpUrl,
+    Name,
+    NestedValueError,
+    is_name,
+)
 from bastion.config.units import Duration
 from bastion.core.routes import TemplateError, template_params, template_segments
 
 HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "*"]
 
 _LISTEN_MESSAGE = "must be host:port (or [ipv6]:port) with a port from 1 to 65535"
-_NAME = re.compile(r"[A-Za-z0-9_*][A-Za-z0-9_.*-]*")
 _ID_PARAM = re.compile(r"\{([^{}]*)\}")
 _PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _EVENT = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*")
@@ -63,17 +69,9 @@ def _check_template(value: str) -> str:
     return value
 
 
-def _check_name(value: str) -> str:
-    if not _NAME.fullmatch(value):
-        raise PydanticCustomError(
-            "name_parsing", "must be a name of letters, digits, '_', '.', '-' (or *)"
-        )
-    return value
-
-
 def _check_permission(value: str) -> str:
     resource, sep, action = value.partition(":")
-    if not sep or not _NAME.fullmatch(resource) or not _NAME.fullmatch(action):
+    if not sep or not is_name(resource) or not is_name(action):
         raise PydanticCustomError("permission_parsing", "must be resource:action")
     return value
 
@@ -103,11 +101,16 @@ def _normalise_upstream(value: str) -> str:
     parts = urlsplit(value)
     if parts.query:
         raise PydanticCustomError("url_query", "must not contain a ?query")
-    return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+    path = parts.path.rstrip("/")
+    if path:
+        try:
+            template_segments(path)
+        except TemplateError as exc:
+            raise PydanticCustomError("url_path", f"path {exc}") from None
+    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
 
 
 PathTemplate = Annotated[str, AfterValidator(_check_template)]
-ResourceName = Annotated[str, AfterValidator(_check_name)]
 
 
 class RouteConfig(ConfigModel):
@@ -115,8 +118,8 @@ class RouteConfig(ConfigModel):
 
     method: Annotated[HttpMethod, BeforeValidator(_upper)]
     path: PathTemplate
-    resource: ResourceName
-    action: ResourceName
+    resource: Name
+    action: Name
     id: str | None = None
     permission: Annotated[str, AfterValidator(_check_permission)] | None = None
     event: Annotated[str, AfterValidator(_check_event)] | None = None

@@ -7,7 +7,14 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from bastion.config.models_base import ConfigModel, HttpUrl, NestedValueError, NonEmptyStr, Secret
+from bastion.config.models_base import (
+    ConfigModel,
+    HttpUrl,
+    KeyPath,
+    NestedValueError,
+    NonEmptyStr,
+    Secret,
+)
 from bastion.config.units import NonNegativeDuration
 
 JwtAlgorithm = Literal[
@@ -46,7 +53,7 @@ class MtlsConfig(ConfigModel):
 
     @model_validator(mode="after")
     def _certificates_present(self) -> MtlsConfig:
-        issues: list[tuple[tuple[str | int, ...], str]] = []
+        issues: list[tuple[KeyPath, str]] = []
         if (self.server_cert is None) != (self.server_key is None):
             missing = "serverKey" if self.server_key is None else "serverCert"
             issues.append(((missing,), "serverCert and serverKey must be set together"))

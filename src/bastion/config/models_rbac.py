@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic import Field, model_validator
 
 from bastion.config.models_base import (
     ConfigModel,
     KeyPath,
+    Name,
     NestedValueError,
     NonEmptyStr,
     UtcDatetime,
@@ -20,20 +20,11 @@ from bastion.core.rbac import BUILTIN_ROLES
 SubjectKind = Literal["user", "group", "serviceAccount", "agent"]
 
 
-def _check_action(value: str) -> str:
-    if not value or ":" in value or any(ch.isspace() for ch in value):
-        raise PydanticCustomError("action_parsing", "must be an action name like read (or *)")
-    return value
-
-
-ActionName = Annotated[str, AfterValidator(_check_action)]
-
-
 class PermissionRuleConfig(ConfigModel):
     """Actions a role may perform on one resource type (``*`` matches any)."""
 
-    resource: ActionName
-    actions: Annotated[tuple[ActionName, ...], Field(min_length=1)]
+    resource: Name
+    actions: Annotated[tuple[Name, ...], Field(min_length=1)]
 
 
 class RoleConfig(ConfigModel):
