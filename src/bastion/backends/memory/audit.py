@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from bastion.backends.audit_rows import actor_id, encode_body, resource_key
 from bastion.core.model import AuditEvent, AuditQuery
 from bastion.errors import ConflictError, StorageError
 
@@ -19,33 +20,6 @@ def utc(value: datetime, operation: str) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise StorageError(f"{operation} failed (naive datetime)")
     return value.astimezone(UTC)
-
-
-# The next three mirror bastion.backends.sql.audit, which this package may not import.
-def _actor_id(event: AuditEvent) -> str:
-    value = event.actor.get("id")
-    return "" if value is None else str(value)
-
-
-def _resource_key(event: AuditEvent) -> str:
-    kind = event.resource.get("type")
-    ident = event.resource.get("id")
-    if kind is None:
-        return ""
-    return str(kind) if ident is None else f"{kind}/{ident}"
-
-
-def _encode_body(event: AuditEvent) -> str:
-    body = {
-        "actor": event.actor,
-        "resource": event.resource,
-        "details": event.details,
-        "request": event.request,
-    }
-    try:
-        return json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    except (TypeError, ValueError):
-        raise StorageError("insert audit events: an event body is not plain JSON") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +106,7 @@ class MemoryAuditStore:
             details={},
             request={},
         )
-        return StoredEvent(head, _actor_id(event), _resource_key(event), _encode_body(event))
+        return StoredEvent(head, actor_id(event), resource_key(event), encode_body(event))
 
     def query(self, query: AuditQuery) -> list[AuditEvent]:
         if query.since is not None:
