@@ -26,7 +26,7 @@ def alembic_config() -> Config:
     return config
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
+def upgrade(engine: Engine, revision: str = "heads") -> None:
     """Upgrade the database behind ``engine`` to ``revision`` in one transaction.
 
     Idempotent. Concurrent callers serialise: on PostgreSQL on an advisory lock, on SQLite on
