@@ -37,6 +37,7 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 log = logging.getLogger("bastion.gateway")
 
@@ -67,6 +68,7 @@ class Edge:
         clock: Clock,
         ready_check: Callable[[], None],
         on_shutdown: Callable[[], None] = lambda: None,
+        admin_api: ASGIApp | None = None,
     ) -> None:
         self._settings = settings
         self._access = access
@@ -76,6 +78,7 @@ class Edge:
         self._clock = clock
         self._ready_check = ready_check
         self._on_shutdown = on_shutdown
+        self._admin_api = admin_api
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
