@@ -133,6 +133,17 @@ class Edge:
         if path == "/.well-known/jwks.json":
             await _send_json(send, 200, self._signer.jwks())
             return
+        if path.startswith(prefix + "/api/") and self._admin_api is not None:
+            # The admin API authenticates and authorizes every call itself (same engine).
+            strip = len(prefix) + len("/api")
+            mounted = dict(
+                scope,
+                root_path=scope.get("root_path", "") + prefix + "/api",
+                path=path[strip:],
+                raw_path=raw_path[strip:],
+            )
+            await self._admin_api(mounted, receive, send)
+            return
         if path.startswith(prefix + "/"):
             await self._internal(path[len(prefix) :], send)
             return
