@@ -17,6 +17,7 @@ from bastion.crypto.keys import KeyedHasher, WeakPepperError
 from bastion.errors import ConfigError, ConfigIssue
 from bastion.services.access import AccessService
 from bastion.services.apikeys import ApiKeyService
+from bastion.services.authn import Authenticator
 from bastion.services.authz import Authorizer, StaticBinding
 from bastion.services.clock import Clock, SystemClock
 
@@ -120,7 +121,7 @@ def build_services(
     api_keys = ApiKeyService(storage=storage, hasher=hasher, clock=clock)
     access = AccessService(
         storage=storage,
-        api_keys=api_keys,
+        authenticator=Authenticator([api_keys]),
         authorizer=authorizer,
         routes=route_table_from(config),
         public_paths=PathSet(list(config.gateway.public_paths)),

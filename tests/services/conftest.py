@@ -14,6 +14,7 @@ from bastion.core.routes import PathSet, RouteSpec, RouteTable
 from bastion.crypto.keys import KeyedHasher
 from bastion.services.access import AccessService
 from bastion.services.apikeys import ApiKeyService
+from bastion.services.authn import Authenticator
 from bastion.services.authz import Authorizer, StaticBinding
 from bastion.services.bootstrap import Bootstrapped, initialise
 
@@ -70,7 +71,7 @@ def world(clock: FrozenClock) -> World:
     )
     access = AccessService(
         storage=storage,
-        api_keys=api_keys,
+        authenticator=Authenticator([api_keys]),
         authorizer=authorizer,
         routes=routes,
         public_paths=PathSet(["/health"]),

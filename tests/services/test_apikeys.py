@@ -14,7 +14,7 @@ from tests.services.conftest import ACTOR, FrozenClock, World
 
 def authenticate(world: World, presented: str) -> str:
     with world.storage.transaction() as tx:
-        return world.api_keys.authenticate(tx, presented).principal.name
+        return world.api_keys.verify(tx, presented).principal.name
 
 
 def reason(world: World, presented: str) -> str:

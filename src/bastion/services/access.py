@@ -8,11 +8,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from bastion.backends.protocols import Storage
+from bastion.core.decision import Decision
 from bastion.core.model import AuditEvent, Principal
+from bastion.core.rbac import Grant
 from bastion.core.routes import PathSet, RouteMatch, RouteTable
 from bastion.errors import AuthenticationError, AuthorizationError, BastionError, StorageError
-from bastion.services.apikeys import ApiKeyService
 from bastion.services.audit import build_event
+from bastion.services.authn import Authenticator
 from bastion.services.authz import Authorizer
 from bastion.services.clock import Clock
 
@@ -55,19 +57,28 @@ class Verdict:
         return self.error is None
 
 
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """An authenticated principal with the roles that reach it now and its credential scopes."""
+
+    identity: Identity
+    grants: tuple[Grant, ...]
+    scopes: tuple[str, ...] | None
+
+
 class AccessService:
     def __init__(
         self,
         *,
         storage: Storage,
-        api_keys: ApiKeyService,
+        authenticator: Authenticator,
         authorizer: Authorizer,
         routes: RouteTable,
         public_paths: PathSet,
         clock: Clock,
     ) -> None:
         self._storage = storage
-        self._api_keys = api_keys
+        self._authenticator = authenticator
         self._authorizer = authorizer
         self._routes = routes
         self._public = public_paths
@@ -83,16 +94,23 @@ class AccessService:
         if self._public.matches(facts.path):
             return Verdict(facts, match, None, None, ("public path",), public=True)
         try:
-            return self._check_credential(facts, match)
+            caller = self.identify(facts.credential)
         except BastionError as exc:
             return Verdict(facts, match, None, exc)
+        if match is None:
+            reasons = (f"no route matches {facts.method} {facts.path}",)
+            return Verdict(facts, None, caller.identity, AuthorizationError(reasons), reasons)
+        decision = self.authorize(caller, match.route.permission)
+        if not decision.allowed:
+            error = AuthorizationError(decision.reasons)
+            return Verdict(facts, match, caller.identity, error, decision.reasons)
+        return Verdict(facts, match, caller.identity, None, decision.reasons)
 
-    def _check_credential(self, facts: RequestFacts, match: RouteMatch | None) -> Verdict:
-        if not facts.credential:
-            raise AuthenticationError("missing_credential")
+    def identify(self, credential: str | None) -> Caller:
+        """Authenticate ``credential`` and collect the caller's grants. Blocking (database)."""
         now = self._clock.now()
         with self._storage.transaction() as tx:
-            authenticated = self._api_keys.authenticate(tx, facts.credential)
+            authenticated = self._authenticator.authenticate(tx, credential)
             principal = authenticated.principal
             tenant = tx.tenants.get(principal.tenant_id)
             grants = self._authorizer.grants(tx, principal, tenant_name=tenant.name, now=now)
@@ -100,19 +118,16 @@ class AccessService:
             principal=principal,
             tenant=tenant.name,
             roles=tuple(dict.fromkeys(g.role for g in grants)),
-            credential_id=authenticated.key.id,
+            credential_id=authenticated.credential_id,
         )
-        if match is None:
-            reasons = (f"no route matches {facts.method} {facts.path}",)
-            return Verdict(facts, None, identity, AuthorizationError(reasons), reasons)
-        resource, _, action = match.route.permission.partition(":")
-        decision = self._authorizer.decide(
-            grants, scopes=authenticated.key.scopes, resource=resource, action=action
+        return Caller(identity, tuple(grants), authenticated.scopes)
+
+    def authorize(self, caller: Caller, permission: str) -> Decision:
+        """RBAC ∩ scopes for ``resource:action``; pure (no I/O)."""
+        resource, _, action = permission.partition(":")
+        return self._authorizer.decide(
+            caller.grants, scopes=caller.scopes, resource=resource, action=action
         )
-        if not decision.allowed:
-            error = AuthorizationError(decision.reasons)
-            return Verdict(facts, match, identity, error, decision.reasons)
-        return Verdict(facts, match, identity, None, decision.reasons)
 
 
 def request_event(

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from bastion.backends.protocols import Storage, UnitOfWork
-from bastion.core.apikeys import display_prefix, is_well_formed_api_key
+from bastion.core.apikeys import API_KEY_PREFIX, display_prefix, is_well_formed_api_key
 from bastion.core.ids import new_id
 from bastion.core.model import ApiKey, Principal, SubjectType, Tenant
 from bastion.core.names import canonical_name
@@ -15,6 +15,7 @@ from bastion.core.rbac import parse_scopes
 from bastion.crypto.keys import KeyedHasher, new_api_key
 from bastion.errors import AuthenticationError, NotFoundError, RequestRejectedError
 from bastion.services.audit import append_events, build_event
+from bastion.services.authn import Authenticated
 from bastion.services.clock import Clock
 
 # A key's last-used time is written at most this often, so that use does not mean a write.
@@ -31,12 +32,6 @@ class IssuedKey:
 class KeyListing:
     key: ApiKey
     owner: str
-
-
-@dataclass(frozen=True, slots=True)
-class Authenticated:
-    principal: Principal
-    key: ApiKey
 
 
 def first_admin(tx: UnitOfWork, tenant: Tenant) -> Principal:
@@ -177,7 +172,10 @@ class ApiKeyService:
             )
             return revoked
 
-    def authenticate(self, tx: UnitOfWork, presented: str) -> Authenticated:
+    def accepts(self, presented: str) -> bool:
+        return presented.startswith(API_KEY_PREFIX)
+
+    def verify(self, tx: UnitOfWork, presented: str) -> Authenticated:
         """The principal behind a presented key; `AuthenticationError` with the real reason."""
         if not is_well_formed_api_key(presented):
             raise AuthenticationError("malformed_key")
@@ -197,4 +195,4 @@ class ApiKeyService:
             or (now - key.last_used_at).total_seconds() >= TOUCH_INTERVAL_SECONDS
         ):
             tx.api_keys.touch(key.id, at=now)
-        return Authenticated(principal, key)
+        return Authenticated(principal, key.id, "api_key", key.scopes)

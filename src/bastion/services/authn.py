@@ -1,0 +1,51 @@
+"""Authentication: turn a presented credential into a principal, whatever kind it is.
+
+Each credential kind (API key, bearer JWT, agent token, …) is a `CredentialVerifier` that
+recognises its own shape cheaply (`accepts`) and verifies it (`verify`). The first verifier that
+accepts a credential decides; one that no verifier accepts is refused, never guessed at.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from bastion.backends.protocols import UnitOfWork
+from bastion.core.model import Principal
+from bastion.errors import AuthenticationError
+
+
+@dataclass(frozen=True, slots=True)
+class Authenticated:
+    """A verified credential: who, which credential, and the scopes it narrows to.
+
+    ``scopes`` None means the credential carries no scopes of its own (it acts with the full
+    permissions of its principal's roles).
+    """
+
+    principal: Principal
+    credential_id: str
+    method: str
+    scopes: tuple[str, ...] | None
+
+
+class CredentialVerifier(Protocol):
+    def accepts(self, presented: str) -> bool:
+        """True when ``presented`` has this verifier's shape (no I/O)."""
+
+    def verify(self, tx: UnitOfWork, presented: str) -> Authenticated:
+        """The principal behind the credential; `AuthenticationError` with the real reason."""
+
+
+class Authenticator:
+    def __init__(self, verifiers: Sequence[CredentialVerifier]) -> None:
+        self._verifiers = tuple(verifiers)
+
+    def authenticate(self, tx: UnitOfWork, presented: str | None) -> Authenticated:
+        if not presented:
+            raise AuthenticationError("missing_credential")
+        for verifier in self._verifiers:
+            if verifier.accepts(presented):
+                return verifier.verify(tx, presented)
+        raise AuthenticationError("malformed_credential")
