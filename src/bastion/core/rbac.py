@@ -105,6 +105,20 @@ def scope_set(scopes: Iterable[str]) -> PermissionSet:
     return PermissionSet(p for scope in scopes for p in scope_permissions(scope))
 
 
+def scopes_within(inner: Iterable[str], outer: Iterable[str] | None) -> bool:
+    """True when every permission ``inner`` stands for is also granted by ``outer``.
+
+    ``outer`` None is an unscoped credential, which covers anything. Wildcards are compared as
+    wildcards: ``*:read`` lies within ``*:read`` or ``*:*``, not within ``patterns:read``.
+    """
+    if outer is None:
+        return True
+    granted = scope_set(outer)
+    return all(
+        granted.allows(p.resource, p.action) for scope in inner for p in scope_permissions(scope)
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class RoleDefinition:
     name: str

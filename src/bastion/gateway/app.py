@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bastion.config import BastionConfig
 from bastion.crypto.identity import IdentitySigner
+from bastion.gateway.api.app import build_admin_api
 from bastion.gateway.edge import Edge, EdgeSettings
 from bastion.gateway.headers import parse_networks
 from bastion.gateway.proxy import Timeouts, UpstreamProxy
@@ -49,4 +50,5 @@ def build_app(config: BastionConfig, *, services: Services | None = None) -> Edg
         clock=services.clock,
         ready_check=services.storage.check,
         on_shutdown=services.storage.close,
+        admin_api=build_admin_api(services, audit=audit),
     )

@@ -11,9 +11,14 @@ from bastion.core.apikeys import API_KEY_PREFIX, display_prefix, is_well_formed_
 from bastion.core.ids import new_id
 from bastion.core.model import ApiKey, Principal, SubjectType, Tenant
 from bastion.core.names import canonical_name
-from bastion.core.rbac import parse_scopes
+from bastion.core.rbac import parse_scopes, scopes_within
 from bastion.crypto.keys import KeyedHasher, new_api_key
-from bastion.errors import AuthenticationError, NotFoundError, RequestRejectedError
+from bastion.errors import (
+    AuthenticationError,
+    AuthorizationError,
+    NotFoundError,
+    RequestRejectedError,
+)
 from bastion.services.audit import append_events, build_event
 from bastion.services.authn import Authenticated
 from bastion.services.clock import Clock
@@ -117,7 +122,15 @@ class ApiKeyService:
         scopes: list[str] | tuple[str, ...],
         expires_at: datetime | None,
         actor: dict[str, Any],
+        within_scopes: tuple[str, ...] | None = None,
     ) -> IssuedKey:
+        """Create a key; with ``within_scopes`` (the creator's own credential scopes) its scopes
+        must lie inside them, so a narrowed credential cannot mint a wider one."""
+        try:
+            if not scopes_within(parse_scopes(scopes), within_scopes):
+                raise AuthorizationError(("the new key's scopes exceed the caller's own scopes",))
+        except ValueError as exc:
+            raise RequestRejectedError(str(exc)) from None
         with self._storage.transaction() as tx:
             tenant = tx.tenants.get_by_name(tenant_name)
             owner = (

@@ -1,0 +1,107 @@
+"""``/v1/apikeys``: list, create (secret shown once) and revoke the caller's tenant's keys.
+
+A key created through the API belongs to the caller and its scopes must lie within the caller's
+own credential scopes, so no key can be used to mint a more powerful one.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from bastion.core.model import ApiKey
+from bastion.gateway.api.deps import actor_of, require, services_dep
+from bastion.services.access import Caller
+from bastion.wiring import Services
+
+router = APIRouter(prefix="/v1/apikeys", tags=["apikeys"])
+
+
+class ApiKeyOut(BaseModel):
+    id: str
+    prefix: str
+    name: str
+    owner: str
+    scopes: list[str]
+    created: datetime
+    lastUsed: datetime | None
+    expires: datetime | None
+    revoked: datetime | None
+
+
+class ApiKeyCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    scopes: list[str] = Field(min_length=1)
+    expires: datetime | None = None
+
+
+class ApiKeyCreated(ApiKeyOut):
+    secret: str = Field(description="The key itself. Shown once; only a keyed hash is stored.")
+
+
+def _out(key: ApiKey, owner: str) -> ApiKeyOut:
+    return ApiKeyOut(
+        id=key.id,
+        prefix=key.prefix,
+        name=key.name,
+        owner=owner,
+        scopes=list(key.scopes),
+        created=key.created_at,
+        lastUsed=key.last_used_at,
+        expires=key.expires_at,
+        revoked=key.revoked_at,
+    )
+
+
+@router.get("", response_model=list[ApiKeyOut])
+def list_keys(
+    caller: Caller = Depends(require("apikeys", "read")), services: Services = Depends(services_dep)
+) -> list[ApiKeyOut]:
+    listings = services.api_keys.list(tenant_name=caller.identity.tenant)
+    return [_out(item.key, item.owner) for item in listings]
+
+
+@router.post("", response_model=ApiKeyCreated, status_code=201)
+async def create_key(
+    body: ApiKeyCreate,
+    request: Request,
+    caller: Caller = Depends(require("apikeys", "create")),
+    services: Services = Depends(services_dep),
+) -> ApiKeyCreated:
+    issued = await run_in_threadpool(
+        services.api_keys.create,
+        tenant_name=caller.identity.tenant,
+        owner_name=caller.identity.principal.name,
+        name=body.name,
+        scopes=body.scopes,
+        within_scopes=caller.scopes,
+        expires_at=body.expires,
+        actor=actor_of(caller, request),
+    )
+    out = _out(issued.key, caller.identity.principal.name)
+    return ApiKeyCreated(**out.model_dump(), secret=issued.secret)
+
+
+class RevokedKey(BaseModel):
+    id: str
+    name: str
+    revoked: datetime | None
+
+
+@router.delete("/{key_id}", response_model=RevokedKey)
+async def revoke_key(
+    key_id: str,
+    request: Request,
+    caller: Caller = Depends(require("apikeys", "delete")),
+    services: Services = Depends(services_dep),
+) -> RevokedKey:
+    revoked = await run_in_threadpool(
+        services.api_keys.revoke,
+        tenant_name=caller.identity.tenant,
+        reference=key_id,
+        actor=actor_of(caller, request),
+    )
+    return RevokedKey(id=revoked.id, name=revoked.name, revoked=revoked.revoked_at)

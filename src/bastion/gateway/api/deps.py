@@ -1,0 +1,117 @@
+"""Dependencies shared by admin API routers: services, the authenticated caller, the actor."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
+
+from bastion.core.ids import new_id
+from bastion.core.routes import RouteMatch, RouteSpec
+from bastion.errors import AuthenticationError, AuthorizationError, BastionError
+from bastion.gateway.problems import status_for
+from bastion.services.access import Caller, RequestFacts, Verdict, request_event
+from bastion.services.audit import AuditSink
+from bastion.wiring import Services
+
+_bearer = HTTPBearer(auto_error=False, description="An API key (bk_live_…) or a bearer token")
+_api_key = APIKeyHeader(name="X-API-Key", auto_error=False)
+
+
+def services_dep(request: Request) -> Services:
+    services = request.app.state.services
+    assert isinstance(services, Services)
+    return services
+
+
+def _sink(request: Request) -> AuditSink:
+    sink: AuditSink = request.app.state.audit
+    return sink
+
+
+def _facts(request: Request, credential: str | None) -> RequestFacts:
+    client = request.client.host if request.client else None
+    request_id = getattr(request.state, "request_id", None) or new_id("req")
+    request.state.request_id = request_id
+    return RequestFacts(
+        request.method,
+        request.url.path,
+        credential,
+        client,
+        request.headers.get("user-agent"),
+        request_id,
+    )
+
+
+def _credential(bearer: HTTPAuthorizationCredentials | None, api_key: str | None) -> str | None:
+    found = {c for c in (bearer.credentials if bearer else None, api_key) if c}
+    if len(found) > 1:
+        raise AuthenticationError("ambiguous_credential")
+    return found.pop() if found else None
+
+
+def require(resource: str, action: str) -> Callable[..., Awaitable[Caller]]:
+    """A dependency that admits only callers whose roles ∩ scopes grant ``resource:action``."""
+    event = f"{resource.removesuffix('s')}.{action}"
+
+    async def dependency(
+        request: Request,
+        bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
+        api_key: str | None = Depends(_api_key),
+    ) -> Caller:
+        services = services_dep(request)
+        facts = _facts(request, None)
+        spec = RouteSpec(
+            request.method, request.url.path, resource, action, f"{resource}:{action}", event
+        )
+        match = RouteMatch(spec, {})
+        try:
+            credential = _credential(bearer, api_key)
+            caller = await run_in_threadpool(services.access.identify, credential)
+        except BastionError as exc:
+            await _audit_deny(request, Verdict(facts, match, None, exc))
+            raise
+        decision = services.access.authorize(caller, f"{resource}:{action}")
+        if not decision.allowed:
+            error = AuthorizationError(decision.reasons)
+            verdict = Verdict(facts, match, caller.identity, error, decision.reasons)
+            await _audit_deny(request, verdict)
+            raise error
+        if request.method in ("GET", "HEAD"):
+            verdict = Verdict(facts, match, caller.identity, None, decision.reasons)
+            await _sink(request).record(_event(request, verdict, 200))
+        return caller
+
+    return dependency
+
+
+def _event(request: Request, verdict: Verdict, status: int) -> Any:
+    services = services_dep(request)
+    return request_event(
+        verdict,
+        status=status,
+        now=services.clock.now(),
+        default_tenant=services.config.security.default_tenant,
+    )
+
+
+async def _audit_deny(request: Request, verdict: Verdict) -> None:
+    assert verdict.error is not None
+    await _sink(request).record(_event(request, verdict, status_for(verdict.error)[0]))
+
+
+def actor_of(caller: Caller, request: Request) -> dict[str, Any]:
+    """The audit actor for a change made through the API."""
+    principal = caller.identity.principal
+    return {
+        "type": principal.kind.value,
+        "id": principal.name,
+        "credential": caller.identity.credential_id,
+        "ip": request.client.host if request.client else None,
+        "userAgent": request.headers.get("user-agent"),
+        "via": "api",
+        "requestId": getattr(request.state, "request_id", None),
+    }
