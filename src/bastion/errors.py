@@ -8,8 +8,18 @@
     │   └── ConflictError             a unique name is taken
     ├── AuthenticationError           the request carries no valid credential (HTTP 401)
     ├── AuthorizationError            the principal may not do this (HTTP 403)
+    │   ├── ClientAddressDeniedError  the client address is outside an IP allowlist (HTTP 403)
+    │   └── PasswordChangeRequiredError  right password, but expired: set a new one (HTTP 403)
     ├── RequestRejectedError          the request itself is malformed or ambiguous (HTTP 400)
+    │   ├── InvalidBodyError          a body that breaks a rule: bad or too deep JSON (HTTP 400)
+    │   ├── PayloadTooLargeError      a body over the size limit (HTTP 413)
+    │   └── UnsupportedMediaTypeError a content type that is not allowed (HTTP 415)
+    ├── RateLimitedError              a rate limit is exhausted (HTTP 429, Retry-After)
+    ├── RateLimitUnavailableError     the shared rate-limit store failed, fail-closed (HTTP 503)
+    ├── LoginBusyError                too many logins being checked at once (HTTP 503)
     ├── AuditUnavailableError         an audit record could not be written (HTTP 503)
+    ├── AuditIntegrityError           the audit trail does not verify (tampered or truncated)
+    ├── PolicyError                   a Cedar policy set that does not load (last good one stays)
     └── UpstreamError                 the protected service failed (HTTP 502)
         └── UpstreamTimeoutError      the protected service was too slow (HTTP 504)
 
@@ -122,3 +132,88 @@ class UpstreamTimeoutError(UpstreamError):
     """The protected upstream did not answer in time."""
 
     code = "upstream_timeout"
+
+
+class ClientAddressDeniedError(AuthorizationError):
+    """The client address is not in an IP allowlist (or is unknown, which never matches)."""
+
+    code = "address_not_allowed"
+
+
+class InvalidBodyError(RequestRejectedError):
+    """The body breaks a rule; ``reason`` is ``invalid_json`` or ``json_too_deep``."""
+
+    code = "invalid_body"
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(message)
+
+
+class PayloadTooLargeError(RequestRejectedError):
+    """The request body is larger than ``security.inputValidation`` allows."""
+
+    code = "payload_too_large"
+
+
+class UnsupportedMediaTypeError(RequestRejectedError):
+    """The request body's content type is not in ``allowedContentTypes``."""
+
+    code = "unsupported_media_type"
+
+
+class RateLimitedError(BastionError):
+    """A rate limit refused the request; the numbers are what the client may be told."""
+
+    code = "rate_limited"
+
+    def __init__(
+        self, limit_name: str, *, limit: int, retry_after: int, reset_after: int, window: int
+    ) -> None:
+        self.limit_name = limit_name
+        self.limit = limit
+        self.retry_after = retry_after
+        self.reset_after = reset_after
+        self.window = window
+        super().__init__(f"rate limit {limit_name} exhausted")
+
+
+class RateLimitUnavailableError(BastionError):
+    """The shared rate-limit store is unreachable and ``failClosed`` is set."""
+
+    code = "ratelimit_unavailable"
+
+
+class PasswordChangeRequiredError(AuthorizationError):
+    """The password was right but has expired: the caller must set a new one to log in."""
+
+    code = "password_change_required"
+
+    def __init__(self) -> None:
+        super().__init__(("the password has expired; log in again with a new password",))
+
+
+class LoginBusyError(BastionError):
+    """Too many logins are being checked at once; the client should retry shortly (HTTP 503)."""
+
+    code = "login_busy"
+
+
+class PolicyError(BastionError):
+    """A Cedar policy set that cannot be used: unreadable, unparsable, invalid or empty."""
+
+    code = "policy_invalid"
+
+
+class AuditIntegrityError(BastionError):
+    """``bastion audit verify`` found the trail altered; the message names the first broken
+    sequence number and why."""
+
+    code = "audit_integrity"
+
+    def __init__(self, first_broken_seq: int, reason: str) -> None:
+        self.first_broken_seq = first_broken_seq
+        self.reason = reason
+        super().__init__(
+            f"the audit trail does not verify: first broken seq {first_broken_seq}: {reason}"
+        )

@@ -10,16 +10,25 @@ from dataclasses import dataclass
 from bastion.backends import open_storage
 from bastion.backends.protocols import Storage
 from bastion.config import BastionConfig
-from bastion.core.model import SubjectType
-from bastion.core.rbac import Permission, PermissionSet, RoleDefinition, compile_roles
+from bastion.core.model import PrincipalKind
+from bastion.core.netrules import Allowlist
 from bastion.core.routes import PathSet, RouteSpec, RouteTable
 from bastion.crypto.keys import KeyedHasher, WeakPepperError
 from bastion.errors import ConfigError, ConfigIssue
-from bastion.services.access import AccessService
+from bastion.services.access import AccessService, CertificateLogin
 from bastion.services.apikeys import ApiKeyService
 from bastion.services.authn import Authenticator
-from bastion.services.authz import Authorizer, StaticBinding
+from bastion.services.authz import Authorizer
+from bastion.services.authz_config import (
+    AuthzServices,
+    ModelBus,
+    authz_settings_from,
+    build_authz,
+)
 from bastion.services.clock import Clock, SystemClock
+from bastion.services.revocation import RevocationState, Revoker
+from bastion.wiring_audit import recording_storage
+from bastion.wiring_identity import IdentityServices, broadcast_from, build_identity
 
 
 @dataclass(frozen=True)
@@ -31,6 +40,15 @@ class Services:
     api_keys: ApiKeyService
     authorizer: Authorizer
     access: AccessService
+    authz: AuthzServices
+    identity: IdentityServices
+
+
+def pepper_from(config: BastionConfig) -> bytes:
+    """The pepper's bytes; `hasher_from` has already refused a missing or weak one."""
+    pepper = config.security.pepper
+    assert pepper is not None
+    return pepper.get_secret_value().encode()
 
 
 def hasher_from(config: BastionConfig) -> KeyedHasher:
@@ -51,22 +69,6 @@ def hasher_from(config: BastionConfig) -> KeyedHasher:
         raise ConfigError([ConfigIssue("security.pepper", str(exc))]) from None
 
 
-def compiled_roles(config: BastionConfig) -> dict[str, PermissionSet]:
-    definitions = [
-        RoleDefinition(
-            name=role.name,
-            permissions=tuple(
-                Permission(rule.resource, action)
-                for rule in role.permissions
-                for action in rule.actions
-            ),
-            inherits=tuple(role.inherits),
-        )
-        for role in config.security.rbac.roles
-    ]
-    return compile_roles(definitions)
-
-
 def authorizer_from(config: BastionConfig) -> Authorizer:
     rbac = config.security.rbac
     if not rbac.enabled:
@@ -79,19 +81,7 @@ def authorizer_from(config: BastionConfig) -> Authorizer:
                 )
             ]
         )
-    static = [
-        StaticBinding(
-            subject_type=SubjectType(binding.subject.type),
-            subject_name=binding.subject.name,
-            role=binding.role,
-            tenant=binding.tenant,
-            expires_at=binding.expires,
-        )
-        for binding in rbac.bindings
-    ]
-    return Authorizer(
-        roles=compiled_roles(config), static_bindings=static, default_role=rbac.default_role
-    )
+    return Authorizer(settings=authz_settings_from(config))
 
 
 def route_table_from(config: BastionConfig) -> RouteTable:
@@ -105,10 +95,31 @@ def route_table_from(config: BastionConfig) -> RouteTable:
                 permission=route.effective_permission,
                 event=route.effective_event,
                 resource_id=route.id,
+                allowlist=Allowlist.of(route.ip_allowlist or (), source=f"gateway.routes[{i}]"),
             )
-            for route in config.gateway.routes
+            for i, route in enumerate(config.gateway.routes)
         ]
     )
+
+
+def certificate_login_from(config: BastionConfig) -> CertificateLogin | None:
+    """Verified client certificates name service accounts, and agents when agentAuth allows."""
+    security = config.security
+    if not security.mtls.enabled or security.mtls.client_auth == "none":
+        return None
+    kinds = {PrincipalKind.SERVICE_ACCOUNT}
+    if security.agent_auth.method in ("mtls", "both"):
+        kinds.add(PrincipalKind.AGENT)
+    return CertificateLogin(tenant=security.default_tenant, kinds=frozenset(kinds))
+
+
+def authz_bus_from(config: BastionConfig) -> ModelBus | None:
+    """The compiled-model change broadcast over Redis, when ``storage.redisUrl`` is set."""
+    if config.storage.redis_url is None:
+        return None
+    from bastion.backends.redis.authz_bus import RedisModelBroadcast
+
+    return RedisModelBroadcast(config.storage.redis_url, prefix=config.storage.redis_prefix)
 
 
 def build_services(
@@ -117,14 +128,31 @@ def build_services(
     clock = clock or SystemClock()
     hasher = hasher_from(config)
     authorizer = authorizer_from(config)
-    storage = storage or open_storage(config.storage.url)
-    api_keys = ApiKeyService(storage=storage, hasher=hasher, clock=clock)
+    storage = recording_storage(storage or open_storage(config.storage.url), config, clock=clock)
+    revoker = Revoker(RevocationState(), broadcast_from(config))
+    api_keys = ApiKeyService(storage=storage, hasher=hasher, clock=clock, revoker=revoker)
+    identity = build_identity(
+        config,
+        storage=storage,
+        clock=clock,
+        hasher=hasher,
+        pepper=pepper_from(config),
+        api_keys=api_keys,
+        revoker=revoker,
+        is_role=lambda name: name in authorizer.roles,
+    )
     access = AccessService(
         storage=storage,
-        authenticator=Authenticator([api_keys]),
+        authenticator=Authenticator([api_keys, *identity.verifiers]),
         authorizer=authorizer,
         routes=route_table_from(config),
         public_paths=PathSet(list(config.gateway.public_paths)),
         clock=clock,
+        certificates=certificate_login_from(config),
     )
-    return Services(config, storage, clock, hasher, api_keys, authorizer, access)
+    authz = build_authz(
+        config, storage=storage, clock=clock, authorizer=authorizer, bus=authz_bus_from(config)
+    )
+    return Services(
+        config, storage, clock, hasher, api_keys, authorizer, access, authz=authz, identity=identity
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import timedelta
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 
 from bastion.backends.protocols import Storage
+from bastion.core.audit_checkpoint import AuditCheckpoint
 from bastion.core.model import AuditEvent, AuditQuery
 from bastion.errors import ConflictError, StorageError
 
@@ -166,3 +168,128 @@ def test_concurrent_chaining_has_no_gap_or_duplicate(backend: Backend) -> None:
     assert [event.seq for event in events] == list(range(1, 101))
     assert all(event.prev_hash == f"h{event.seq - 1}" for event in events[1:])
     assert {event.event_id[:2] for event in events} == {"w0", "w1"}
+
+
+# --- heads, bodies, bounds, checkpoints and retention deletes (issue 6) -------------------
+
+
+def _checkpoint(seq: int, **kw: Any) -> AuditCheckpoint:
+    fields: dict[str, Any] = {
+        "seq": seq,
+        "head_hash": f"h{seq}",
+        "timestamp": T0 + timedelta(seconds=seq, milliseconds=500),
+        "key_id": "0123456789abcdef",
+        "signature": f"sig{seq}",
+    }
+    return AuditCheckpoint(**(fields | kw))
+
+
+def test_head_and_head_timestamp_without_locking(storage: Storage) -> None:
+    with storage.transaction() as uow:
+        assert uow.audit.head() == (0, "") and uow.audit.head_timestamp() is None
+    _insert(storage, [make_event(seq) for seq in (1, 2, 3)])
+    with storage.transaction() as uow:
+        assert uow.audit.head() == (3, "h3")
+        assert uow.audit.head_timestamp() == T0 + timedelta(seconds=3)
+
+
+def test_insert_with_bodies_stores_them_and_reads_back_the_parts(storage: Storage) -> None:
+    event = make_event(1)
+    body = json.dumps(
+        {
+            "action": event.action,
+            "actor": event.actor,
+            "details": event.details,
+            "request": event.request,
+            "resource": event.resource,
+            "extra": "kept in the body, not part of the event",
+        }
+    )
+    with storage.transaction() as uow:
+        uow.audit.insert([event], bodies=[body])
+    with storage.transaction() as uow:
+        assert uow.audit.query(AuditQuery()) == [event]
+
+
+def test_bounds_and_iterate_through(storage: Storage) -> None:
+    with storage.transaction() as uow:
+        assert uow.audit.bounds() is None
+    _insert(storage, [make_event(seq) for seq in range(1, 11)])
+    with storage.transaction() as uow:
+        assert uow.audit.bounds() == (1, 10)
+        assert [e.seq for e in uow.audit.iterate(after_seq=3, through_seq=6, batch=2)] == [
+            4,
+            5,
+            6,
+        ]
+
+
+def test_iterate_indexed_returns_the_index_columns(storage: Storage) -> None:
+    _insert(storage, _varied_events()[:3])
+    with storage.transaction() as uow:
+        rows = list(uow.audit.iterate_indexed())
+    assert [(e.seq, actor, key) for e, actor, key in rows] == [
+        (1, "alice", "patterns/p1"),
+        (2, "alice", "patterns/p1"),
+        (3, "alice", "patterns/p1"),
+    ]
+
+
+def test_checkpoints_round_trip_in_seq_order(storage: Storage) -> None:
+    with storage.transaction() as uow:
+        assert uow.audit.last_checkpoint() is None
+        for seq in (20, 10, 30):
+            uow.audit.insert_checkpoint(_checkpoint(seq))
+    with storage.transaction() as uow:
+        assert [c.seq for c in uow.audit.checkpoints()] == [10, 20, 30]
+        assert [c.seq for c in uow.audit.checkpoints(from_seq=15, through_seq=25)] == [20]
+        assert uow.audit.last_checkpoint() == _checkpoint(30)
+        stored = uow.audit.checkpoints()[0]
+    assert stored == _checkpoint(10) and stored.timestamp.utcoffset() == timedelta(0)
+
+
+def test_second_checkpoint_at_a_seq_is_conflict(storage: Storage) -> None:
+    with storage.transaction() as uow:
+        uow.audit.insert_checkpoint(_checkpoint(5))
+    with pytest.raises(ConflictError), storage.transaction() as uow:
+        uow.audit.insert_checkpoint(_checkpoint(5, signature="other"))
+    with storage.transaction() as uow:
+        assert uow.audit.checkpoints() == [_checkpoint(5)]
+
+
+def test_checkpoint_rolls_back_with_its_unit_of_work(storage: Storage) -> None:
+    with pytest.raises(RuntimeError), storage.transaction() as uow:
+        uow.audit.insert_checkpoint(_checkpoint(1))
+        raise RuntimeError("abort")
+    with storage.transaction() as uow:
+        assert uow.audit.last_checkpoint() is None
+
+
+def test_delete_through_keeps_the_anchor_checkpoint(storage: Storage) -> None:
+    _insert(storage, [make_event(seq) for seq in range(1, 11)])
+    with storage.transaction() as uow:
+        for seq in (3, 6, 9):
+            uow.audit.insert_checkpoint(_checkpoint(seq))
+    with storage.transaction() as uow:
+        assert uow.audit.delete_through(6) == 6
+        assert [e.seq for e in uow.audit.iterate()] == [7, 8, 9, 10]
+    with storage.transaction() as uow:
+        assert uow.audit.bounds() == (7, 10)
+        assert [c.seq for c in uow.audit.checkpoints()] == [6, 9]
+        assert uow.audit.head() == (10, "h10")
+
+
+def test_delete_through_rolls_back(storage: Storage) -> None:
+    _insert(storage, [make_event(seq) for seq in range(1, 6)])
+    with pytest.raises(RuntimeError), storage.transaction() as uow:
+        uow.audit.delete_through(4)
+        raise RuntimeError("abort")
+    assert _query(storage) == [1, 2, 3, 4, 5]
+
+
+def test_time_bounds_on_a_large_trail(storage: Storage) -> None:
+    _insert(storage, [make_event(seq) for seq in range(1, 301)])
+    assert _query(storage, since=T0 + timedelta(seconds=295)) == [295, 296, 297, 298, 299, 300]
+    assert _query(storage, until=T0 + timedelta(seconds=3)) == [1, 2]
+    assert _query(storage, since=T0 + timedelta(days=1)) == []
+    assert _query(storage, actor="alice", since=T0 + timedelta(seconds=299), limit=5) == [299, 300]

@@ -96,7 +96,7 @@ def test_sqlite_connection_pragmas(sqlite_url: str) -> None:
         "journal_mode": "wal",
         "synchronous": 2,
         "foreign_keys": 1,
-        "busy_timeout": 5000,
+        "busy_timeout": 15000,
     }
 
 

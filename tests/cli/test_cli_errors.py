@@ -63,11 +63,8 @@ def test_invalid_config_lists_every_issue_with_its_path(tmp_path: Path) -> None:
 
 def test_validate_lists_not_yet_enforced_keys(tmp_path: Path) -> None:
     config = tmp_path / "b.yaml"
-    config.write_text(
-        "security:\n  mtls:\n    enabled: true\n    clientAuth: none\n"
-        "    serverCert: s.crt\n    serverKey: s.key\n"
-    )
+    config.write_text("security:\n  gdpr:\n    enabled: true\n    consent:\n      required: true\n")
     result = bastion(["config", "validate", str(config)], cwd=tmp_path, check=False)
     assert result.returncode == 0
     assert result.stdout.strip() == "ok"
-    assert "warning: security.mtls: not yet enforced" in result.stderr
+    assert "warning: security.gdpr: not yet enforced" in result.stderr

@@ -100,3 +100,37 @@ def test_inheritance_cycle_rejected() -> None:
 def test_bad_scopes_rejected(scopes: list[str]) -> None:
     with pytest.raises(ValueError):
         parse_scopes(scopes)
+
+
+def test_catalog_knows_ancestors_and_origin() -> None:
+    catalog = compile_roles(
+        [
+            RoleDefinition("a", (Permission("x", "read"),), ("viewer",)),
+            RoleDefinition("b", (), ("a",)),
+        ]
+    )
+    assert catalog.ancestors("b") == ("b", "a", "viewer")
+    assert catalog.origin("b", "x", "read") == ("a", Permission("x", "read"))
+    assert catalog.origin("b", "y", "read") == ("viewer", Permission("*", "read"))
+    assert catalog.origin("b", "y", "delete") is None
+
+
+def test_unknown_inherited_role_rejected() -> None:
+    with pytest.raises(ValueError, match="not defined"):
+        compile_roles([RoleDefinition("a", (), ("nope",))])
+
+
+def test_custom_role_cannot_take_a_builtin_name() -> None:
+    with pytest.raises(ValueError, match="built-in"):
+        compile_roles([RoleDefinition("admin", ())])
+
+
+def test_three_role_cycle_named_in_full() -> None:
+    with pytest.raises(RoleCycleError, match="a -> b -> c -> a"):
+        compile_roles(
+            [
+                RoleDefinition("a", (), ("b",)),
+                RoleDefinition("b", (), ("c",)),
+                RoleDefinition("c", (), ("a",)),
+            ]
+        )

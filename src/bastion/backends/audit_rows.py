@@ -1,17 +1,16 @@
 """How an audit event is laid out in a store: the indexed columns and the JSON body.
 
-Shared by every backend so that queries by actor and resource mean the same everywhere.
+Shared by every backend so that queries by actor and resource mean the same everywhere. The
+body is a JSON object holding at least ``actor``, ``resource``, ``details`` and ``request``;
+events chained by `bastion.core.audit.chain_encoded` store their whole canonical JSON there
+(the exact text their hash covers), other inserts the four parts.
 """
 
 from __future__ import annotations
 
-import json
-
+from bastion.core.jcs import CanonicalJSONError, fast_text
 from bastion.core.model import AuditEvent
 from bastion.errors import StorageError
-
-# Built once: json.dumps with options constructs a new encoder on every call.
-_BODY_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
 def actor_id(event: AuditEvent) -> str:
@@ -38,6 +37,6 @@ def encode_body(event: AuditEvent) -> str:
         "request": event.request,
     }
     try:
-        return _BODY_ENCODER.encode(body)
-    except (TypeError, ValueError):
+        return fast_text(body)
+    except (TypeError, ValueError, CanonicalJSONError):
         raise StorageError("insert audit events: an event body is not plain JSON") from None

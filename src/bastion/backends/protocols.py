@@ -13,11 +13,24 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Protocol
 
+from bastion.core.audit_checkpoint import AuditCheckpoint
+from bastion.core.credentials import (
+    PasswordCredential,
+    RefreshToken,
+    RegistrationToken,
+    RevokedToken,
+    SigningKey,
+    TenantState,
+    ThrottleState,
+)
 from bastion.core.model import (
     ApiKey,
     AuditEvent,
     AuditQuery,
+    CustomRole,
+    Group,
     Principal,
+    ResourceRuleRecord,
     RoleBinding,
     SubjectType,
     Tenant,
@@ -37,6 +50,9 @@ class TenantStore(Protocol):
     def list(self) -> list[Tenant]:
         """Every tenant, oldest first."""
 
+    def delete(self, tenant_id: str) -> None:
+        """Remove an empty tenant; `NotFoundError` if absent, `ConflictError` while rows use it."""
+
 
 class PrincipalStore(Protocol):
     def create(self, principal: Principal) -> None:
@@ -50,6 +66,12 @@ class PrincipalStore(Protocol):
 
     def list(self, tenant_id: str) -> list[Principal]:
         """Every principal of the tenant, ordered by name."""
+
+    def update(self, principal: Principal) -> None:
+        """Store a new display name and disabled flag; `NotFoundError` if absent."""
+
+    def delete(self, tenant_id: str, principal_id: str) -> None:
+        """Remove a principal that owns nothing any more; `NotFoundError` if absent."""
 
 
 class ApiKeyStore(Protocol):
@@ -71,6 +93,12 @@ class ApiKeyStore(Protocol):
     def touch(self, key_id: str, *, at: datetime) -> None:
         """Record a use; a no-op for an unknown id."""
 
+    def retire(self, tenant_id: str, key_id: str, *, expires_at: datetime, name: str) -> ApiKey:
+        """Rename a key and bring its expiry forward to ``expires_at`` (never later)."""
+
+    def delete_owned(self, tenant_id: str, principal_id: str) -> int:
+        """Remove every key of a principal; the number removed."""
+
 
 class BindingStore(Protocol):
     def create(self, binding: RoleBinding) -> None:
@@ -84,6 +112,12 @@ class BindingStore(Protocol):
     def list(self, tenant_id: str) -> list[RoleBinding]:
         """Every binding of the tenant."""
 
+    def get(self, tenant_id: str, binding_id: str) -> RoleBinding:
+        """`NotFoundError` if absent from that tenant."""
+
+    def delete(self, tenant_id: str, binding_id: str) -> RoleBinding:
+        """Remove a binding and return it; `NotFoundError` if absent from that tenant."""
+
 
 class AuditStore(Protocol):
     def lock_head(self) -> tuple[int, str]:
@@ -92,14 +126,228 @@ class AuditStore(Protocol):
         Other writers wait until this unit of work ends, so chaining is serial across processes.
         """
 
-    def insert(self, events: Sequence[AuditEvent]) -> None:
-        """Insert events already chained after the head returned by `lock_head`."""
+    def head(self) -> tuple[int, str]:
+        """(last seq, last hash) without locking; (0, "") if empty."""
+
+    def head_timestamp(self) -> datetime | None:
+        """The timestamp of the event with the highest seq; None if empty.
+
+        Timestamps never decrease along seq (the chain clamps them), so time bounds of a
+        query are seq bounds.
+        """
+
+    def insert(self, events: Sequence[AuditEvent], *, bodies: Sequence[str] | None = None) -> None:
+        """Insert events already chained after the head returned by `lock_head`.
+
+        ``bodies``, when given, is each event's JSON body already encoded (the canonical text
+        its hash was computed over), stored as is instead of being encoded again.
+        """
 
     def query(self, query: AuditQuery) -> list[AuditEvent]:
         """Events matching every filter, ordered by seq ascending, at most ``query.limit``."""
 
-    def iterate(self, *, after_seq: int = 0, batch: int = 1000) -> Iterator[AuditEvent]:
-        """Every event with seq > after_seq in seq order, read in batches (memory stays flat)."""
+    def iterate(
+        self, *, after_seq: int = 0, batch: int = 1000, through_seq: int | None = None
+    ) -> Iterator[AuditEvent]:
+        """Every event with after_seq < seq (<= through_seq) in seq order, read in batches."""
+
+    def iterate_indexed(
+        self, *, after_seq: int = 0, batch: int = 1000, through_seq: int | None = None
+    ) -> Iterator[tuple[AuditEvent, str, str]]:
+        """`iterate`, with each event's stored actor_id and resource_key index columns (so
+        that verification can check them against the event)."""
+
+    def bounds(self) -> tuple[int, int] | None:
+        """(first seq, last seq) of the stored events; None when there are none."""
+
+    def insert_checkpoint(self, checkpoint: AuditCheckpoint) -> None:
+        """Store a signed checkpoint; `ConflictError` if one exists at that seq."""
+
+    def last_checkpoint(self) -> AuditCheckpoint | None:
+        """The checkpoint with the highest seq; None when there is none."""
+
+    def checkpoints(
+        self, *, from_seq: int = 0, through_seq: int | None = None
+    ) -> list[AuditCheckpoint]:
+        """Checkpoints with from_seq <= seq (<= through_seq), ordered by seq."""
+
+    def delete_through(self, seq: int) -> int:
+        """Remove events with seq <= ``seq`` and checkpoints below ``seq`` (retention); the
+        checkpoint at ``seq`` stays as the anchor of what remains. Returns events removed."""
+
+
+class GroupStore(Protocol):
+    def create(self, group: Group) -> None:
+        """Store a group; `ConflictError` if its name is taken in its tenant."""
+
+    def get_by_name(self, tenant_id: str, name: str) -> Group:
+        """Look up by canonical name inside one tenant; `NotFoundError` if absent."""
+
+    def update(self, group: Group) -> None:
+        """Store a new display name; `NotFoundError` if absent."""
+
+    def delete(self, tenant_id: str, group_id: str) -> None:
+        """Remove a group and its memberships; `NotFoundError` if absent."""
+
+    def add_member(self, tenant_id: str, group_id: str, principal_id: str, *, at: datetime) -> bool:
+        """Add a member (True), or nothing if already one (False); `NotFoundError` if the
+        group or the principal is not in the tenant."""
+
+    def remove_member(self, tenant_id: str, group_id: str, principal_id: str) -> bool:
+        """Remove a member; False if it was not one."""
+
+    def members(self, tenant_id: str, group_id: str) -> list[str]:
+        """The principal ids in a group, sorted."""
+
+    def groups_of(self, tenant_id: str, principal_id: str) -> list[str]:
+        """The canonical names of the groups a principal belongs to, sorted."""
+
+    def forget_principal(self, tenant_id: str, principal_id: str) -> None:
+        """Remove a principal from every group."""
+
+    def list(self, tenant_id: str) -> list[Group]:
+        """Every group of the tenant, ordered by name."""
+
+
+class TenantStateStore(Protocol):
+    def get(self, tenant_id: str) -> TenantState:
+        """The tenant's state (enabled, no display name, when none was stored)."""
+
+    def put(self, state: TenantState) -> None:
+        """Store the tenant's state; `NotFoundError` for an unknown tenant."""
+
+    def delete(self, tenant_id: str) -> None:
+        """Forget the tenant's state."""
+
+
+class PasswordStore(Protocol):
+    def get(self, tenant_id: str, principal_id: str) -> PasswordCredential | None:
+        """The principal's password hash, or None when it has no password."""
+
+    def put(self, credential: PasswordCredential) -> None:
+        """Set (insert or replace); `NotFoundError` if the principal is not in the tenant."""
+
+    def delete(self, tenant_id: str, principal_id: str) -> None:
+        """Remove the principal's password, if any."""
+
+
+class ThrottleStore(Protocol):
+    def lock(self, key: str, *, at: datetime) -> ThrottleState:
+        """The counter under ``key``, locked until this unit of work ends (created empty at
+        ``at`` if absent), so that concurrent failures are all counted."""
+
+    def put(self, state: ThrottleState) -> None:
+        """Store a counter returned by `lock` in this unit of work."""
+
+
+class RefreshTokenStore(Protocol):
+    def create(self, token: RefreshToken) -> None:
+        """Store a token; `ConflictError` for a hash taken, `NotFoundError` for an unknown owner."""
+
+    def find_by_hash(self, token_hash: bytes) -> RefreshToken | None:
+        """The token with this keyed hash, used or revoked or not; None if unknown."""
+
+    def mark_used(self, token_id: str, *, at: datetime) -> bool:
+        """Atomically mark an unused, unrevoked token used; False if another caller did first
+        (or it is revoked): that is the single-use guarantee across processes."""
+
+    def revoke_family(self, family_id: str, *, at: datetime) -> int:
+        """Revoke every token of a rotation family not revoked yet; how many were."""
+
+    def revoke_for_principal(self, tenant_id: str, principal_id: str, *, at: datetime) -> int:
+        """Revoke every live token of a principal; how many were."""
+
+    def delete_owned(self, tenant_id: str, principal_id: str) -> None:
+        """Remove every token of a principal."""
+
+
+class RegistrationTokenStore(Protocol):
+    def create(self, token: RegistrationToken) -> None:
+        """Store a token; `ConflictError` if its hash is taken."""
+
+    def find_by_hash(self, token_hash: bytes) -> RegistrationToken | None:
+        """The token with this keyed hash; None if unknown."""
+
+    def claim(self, token_id: str, *, agent_id: str, at: datetime) -> bool:
+        """Atomically mark an unused, unrevoked, unexpired token used by ``agent_id``; False if
+        it was already used (by a concurrent caller too), revoked or expired at ``at``."""
+
+    def list(self, tenant_id: str) -> list[RegistrationToken]:
+        """Every token of the tenant, oldest first."""
+
+    def revoke(self, tenant_id: str, token_id: str, *, at: datetime) -> RegistrationToken:
+        """Revoke (idempotent); `NotFoundError` if absent from the tenant."""
+
+
+class SigningKeyStore(Protocol):
+    def create(self, key: SigningKey) -> None:
+        """Store a new signing key; `ConflictError` if the kid is taken."""
+
+    def list(self) -> list[SigningKey]:
+        """Every signing key, oldest first."""
+
+    def retire(self, kid: str, *, at: datetime, publish_until: datetime) -> None:
+        """Retire a key: it signs no more, and leaves the JWKS after ``publish_until``."""
+
+
+class RevocationStore(Protocol):
+    def epoch(self) -> int:
+        """A counter that grows with every revocation; caches compare against it."""
+
+    def bump(self) -> int:
+        """Advance the epoch inside this unit of work and return the new value."""
+
+    def revoke_token(self, token: RevokedToken) -> None:
+        """Remember a revoked access token (idempotent)."""
+
+    def is_token_revoked(self, jti: str) -> bool:
+        """Whether the access token with this id was revoked."""
+
+
+class RoleStore(Protocol):
+    """Custom roles defined through the admin API, per tenant."""
+
+    def create(self, role: CustomRole) -> None:
+        """Store a role; `ConflictError` if its name is taken in its tenant."""
+
+    def update(self, role: CustomRole) -> None:
+        """Replace permissions and inherits; `NotFoundError` if absent from its tenant."""
+
+    def get(self, tenant_id: str, name: str) -> CustomRole:
+        """`NotFoundError` if absent from that tenant."""
+
+    def list(self, tenant_id: str) -> list[CustomRole]:
+        """Every custom role of the tenant, ordered by name."""
+
+    def delete(self, tenant_id: str, name: str) -> None:
+        """`NotFoundError` if absent from that tenant."""
+
+
+class ResourceRuleStore(Protocol):
+    """Resource rules (allowed users / roles per resource instance), per tenant."""
+
+    def create(self, rule: ResourceRuleRecord) -> None:
+        """Store a rule; `ConflictError` if the instance already has one in its tenant."""
+
+    def get(self, tenant_id: str, rule_id: str) -> ResourceRuleRecord:
+        """`NotFoundError` if absent from that tenant."""
+
+    def list(self, tenant_id: str) -> list[ResourceRuleRecord]:
+        """Every rule of the tenant, ordered by resource type and id."""
+
+    def delete(self, tenant_id: str, rule_id: str) -> None:
+        """`NotFoundError` if absent from that tenant."""
+
+
+class AuthzVersionStore(Protocol):
+    """A counter that grows with every change of roles, bindings or rules (compiled-model
+    caches of every replica compare against it)."""
+
+    def current(self) -> int:
+        """The current version (0 before any change)."""
+
+    def bump(self) -> int:
+        """Advance the version inside this unit of work and return the new value."""
 
 
 class UnitOfWork(Protocol):
@@ -108,6 +356,17 @@ class UnitOfWork(Protocol):
     api_keys: ApiKeyStore
     bindings: BindingStore
     audit: AuditStore
+    groups: GroupStore
+    tenant_states: TenantStateStore
+    passwords: PasswordStore
+    throttles: ThrottleStore
+    refresh_tokens: RefreshTokenStore
+    registration_tokens: RegistrationTokenStore
+    signing_keys: SigningKeyStore
+    revocations: RevocationStore
+    roles: RoleStore
+    resource_rules: ResourceRuleStore
+    authz_versions: AuthzVersionStore
 
 
 class Storage(Protocol):

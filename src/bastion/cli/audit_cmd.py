@@ -1,21 +1,29 @@
-"""``bastion audit``: query the audit trail."""
+"""``bastion audit``: query the trail, show its state, keys, checkpoints and retention.
+
+Export and verification live in `bastion.cli.audit_io_cmd`; both register here.
+"""
 
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from bastion.cli import audit_io_cmd
+from bastion.cli.audit_io_cmd import parse_since
 from bastion.cli.context import state
-from bastion.config.units import parse_duration
 from bastion.core.audit import event_to_json, format_timestamp
 from bastion.core.model import AuditQuery
+from bastion.services.audit import RecordingAuditStore
+from bastion.services.audit.retention import prune
+from bastion.wiring_audit import checkpoint_signer_from, spool_states
 
 app = typer.Typer(help="The audit trail.", no_args_is_help=True)
+audit_io_cmd.register(app)
 
 
 @app.command("list")
@@ -29,14 +37,14 @@ def list_events(
         str | None, typer.Option("--outcome", help="success | failure | denied")
     ] = None,
     tenant: Annotated[str | None, typer.Option("--tenant")] = None,
+    after: Annotated[
+        int | None, typer.Option("--after", help="Only events after this seq.")
+    ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=100_000)] = 100,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines.")] = False,
 ) -> None:
     """List events, oldest first, filtered by every option given."""
-    try:
-        window = parse_duration(since) if since is not None else None
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--since") from None
+    window = parse_since(since)
     services = state(ctx).services()
     query = AuditQuery(
         since=services.clock.now() - window if window is not None else None,
@@ -45,6 +53,7 @@ def list_events(
         resource=resource,
         outcome=outcome,
         tenant=tenant,
+        after_seq=after,
         limit=limit,
     )
     with services.storage.transaction() as tx:
@@ -75,3 +84,132 @@ def _cell(value: object) -> str:
     text = str(value)
     printable = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
     return escape(printable)
+
+
+@app.command("status")
+def status(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """The chain head, the last checkpoint, and each destination's delivery state."""
+    services = state(ctx).services()
+    with services.storage.transaction() as tx:
+        bounds = tx.audit.bounds()
+        head_seq, head_hash = tx.audit.head()
+        last = tx.audit.last_checkpoint()
+    report: dict[str, Any] = {
+        "firstSeq": bounds[0] if bounds else None,
+        "headSeq": head_seq,
+        "headHash": head_hash,
+        "lastCheckpoint": None,
+        "unsealed": head_seq - (last.seq if last else 0),
+        "destinations": {},
+    }
+    if last is not None:
+        report["lastCheckpoint"] = {
+            "seq": last.seq,
+            "timestamp": format_timestamp(last.timestamp),
+            "keyId": last.key_id,
+        }
+    for name, spool_state in spool_states(services.config).items():
+        report["destinations"][name] = {
+            "pending": spool_state.pending,
+            "delivered": spool_state.delivered,
+            "dropped": spool_state.dropped,
+            "failures": spool_state.failures,
+            "failuresInARow": spool_state.consecutive_failures,
+            "lastError": spool_state.last_error or None,
+            "lastErrorAt": spool_state.last_error_at or None,
+            "lastDeliveryAt": spool_state.last_delivery_at or None,
+            "nextAttemptAt": spool_state.next_attempt_at or None,
+        }
+    if as_json:
+        typer.echo(json.dumps(report, ensure_ascii=True))
+        return
+    typer.echo(_status_text(report))
+
+
+def _status_text(report: dict[str, Any]) -> str:
+    lines = []
+    if report["firstSeq"] is None:
+        lines.append("chain: empty")
+    else:
+        lines.append(
+            f"chain: events {report['firstSeq']}-{report['headSeq']},"
+            f" head hash {report['headHash'][:16]}…"
+        )
+    last = report["lastCheckpoint"]
+    if last is None:
+        lines.append("checkpoint: none yet")
+    else:
+        lines.append(
+            f"checkpoint: seq {last['seq']} at {last['timestamp']} (key {last['keyId']});"
+            f" {report['unsealed']} newer events not yet sealed"
+        )
+    if not report["destinations"]:
+        lines.append("destinations: database only")
+    for name, d in report["destinations"].items():
+        health = "ok" if not d["failuresInARow"] else f"FAILING ({d['failuresInARow']} in a row)"
+        lines.append(
+            f"destination {name}: {health}; pending {d['pending']}, delivered {d['delivered']},"
+            f" dropped {d['dropped']}, failures {d['failures']}"
+        )
+        if d["failuresInARow"]:
+            lines.append(
+                f"  last error: {_cell(d['lastError'])} at {d['lastErrorAt']};"
+                f" next attempt {d['nextAttemptAt']}"
+            )
+    return "\n".join(lines)
+
+
+@app.command("public-key")
+def public_key(ctx: typer.Context) -> None:
+    """Print the PEM public key that verifies this installation's checkpoints."""
+    signer = checkpoint_signer_from(state(ctx).load())
+    typer.echo(signer.public_pem().decode().rstrip("\n"))
+    typer.echo(f"key id {signer.key_id}", err=True)
+
+
+@app.command("checkpoint")
+def checkpoint(ctx: typer.Context) -> None:
+    """Seal the chain now: a signed checkpoint at the current head."""
+    services = state(ctx).services()
+    with services.storage.transaction() as tx:
+        store = tx.audit
+        made = store.seal_now() if isinstance(store, RecordingAuditStore) else None
+        head = store.head()
+    if made is None:
+        typer.echo(f"the head (seq {head[0]}) is already sealed")
+    else:
+        typer.echo(f"checkpoint at seq {made.seq} signed by key {made.key_id}")
+
+
+@app.command("prune")
+def prune_events(
+    ctx: typer.Context,
+    older_than: Annotated[
+        str | None,
+        typer.Option("--older-than", help="Default: security.audit.retention."),
+    ] = None,
+) -> None:
+    """Remove events older than the retention period, keeping the rest verifiable."""
+    services = state(ctx).services()
+    window = parse_since(older_than, "--older-than") or services.config.security.audit.retention
+    if window is None:
+        raise typer.BadParameter(
+            "no retention period: set security.audit.retention or pass it",
+            param_hint="--older-than",
+        )
+    now = services.clock.now()
+    result = prune(
+        services.storage,
+        cutoff=now - window,
+        now=now,
+        tenant=services.config.security.default_tenant,
+    )
+    if result.removed:
+        typer.echo(
+            f"removed {result.removed} events; the trail now starts after seq {result.anchor_seq}"
+        )
+    else:
+        typer.echo("nothing to remove")

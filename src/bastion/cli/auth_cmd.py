@@ -128,3 +128,31 @@ def revoke_key(
         actor=operator_actor(),
     )
     typer.echo(f"revoked {revoked.id} ({revoked.name})")
+
+
+@app.command("rotate-key")
+def rotate_key(
+    ctx: typer.Context,
+    key: Annotated[str, typer.Argument(help="Key id, prefix or name.")],
+    grace: Annotated[
+        str, typer.Option("--grace", help="How long the old key keeps working, e.g. 24h.")
+    ] = "24h",
+    tenant: TenantOption = None,
+) -> None:
+    """Replace a key: print the new one once; the old one works for --grace more, then expires."""
+    try:
+        period = parse_duration(grace)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--grace") from None
+    services = state(ctx).services()
+    issued = services.api_keys.rotate(
+        tenant_name=tenant or services.config.security.default_tenant,
+        reference=key,
+        grace=period,
+        actor=operator_actor(),
+    )
+    typer.echo(issued.secret)
+    typer.echo(
+        f"rotated: new key {issued.key.id} ({issued.key.prefix}…); the old key works for {grace}",
+        err=True,
+    )

@@ -10,7 +10,20 @@ from typing import Annotated
 import typer
 
 from bastion import __version__
-from bastion.cli import audit_cmd, auth_cmd, config_cmd, run_cmd
+from bastion.cli import (
+    agent_cmd,
+    audit_cmd,
+    auth_cmd,
+    authz_cmd,
+    config_cmd,
+    group_cmd,
+    identity_cmd,
+    login_cmd,
+    role_cmd,
+    run_cmd,
+    tenant_cmd,
+    token_cmd,
+)
 from bastion.cli.context import resolve_config_path
 from bastion.errors import BastionError, ConfigError
 
@@ -24,6 +37,15 @@ app = typer.Typer(
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(auth_cmd.app, name="auth")
 app.add_typer(audit_cmd.app, name="audit")
+app.add_typer(authz_cmd.app, name="authz")
+app.add_typer(role_cmd.app, name="role")
+app.add_typer(tenant_cmd.tenant_app, name="tenant")
+app.add_typer(identity_cmd.user_app, name="user")
+app.add_typer(group_cmd.group_app, name="group")
+app.add_typer(identity_cmd.service_account_app, name="service-account")
+app.add_typer(agent_cmd.app, name="agent")
+app.add_typer(token_cmd.app, name="token")
+login_cmd.register(app)
 run_cmd.register(app)
 
 

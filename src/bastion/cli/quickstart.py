@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from bastion.config import BastionConfig
+from bastion.crypto.checkpoints import generate_signing_key_pem
 from bastion.crypto.keys import new_pepper
 from bastion.errors import BastionError, ConflictError
 from bastion.sample.orchestrator import SAMPLE_ROUTES
@@ -23,6 +24,7 @@ from bastion.services.bootstrap import initialise
 from bastion.wiring import Services
 
 PEPPER_FILE = "bastion.pepper"
+AUDIT_KEY_FILE = "audit-signing.pem"
 ADMIN_LOGIN = "admin@example.com"
 LIMITED_SCOPES = ["patterns:read", "executions:read"]
 
@@ -43,8 +45,19 @@ def write_pepper(directory: Path) -> None:
         handle.write(new_pepper() + "\n")
 
 
+def write_audit_signing_key(directory: Path) -> None:
+    """A new Ed25519 checkpoint-signing key (PEM, 0600); an existing one is never replaced."""
+    path = directory / AUDIT_KEY_FILE
+    if path.exists():
+        return
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(generate_signing_key_pem())
+
+
 def _write_yaml(path: Path, document: dict[str, Any], header: str) -> None:
     write_pepper(path.parent)
+    write_audit_signing_key(path.parent)
     path.write_text(header + yaml.safe_dump(document, sort_keys=False))
 
 
@@ -54,7 +67,10 @@ def write_minimal_config(path: Path) -> None:
         {
             "storage": {"url": "sqlite:///./bastion.db"},
             "gateway": {"listen": "127.0.0.1:8080", "routes": []},
-            "security": {"pepper": f"file:{PEPPER_FILE}"},
+            "security": {
+                "pepper": f"file:{PEPPER_FILE}",
+                "audit": {"signingKey": f"file:{AUDIT_KEY_FILE}"},
+            },
         },
         "# bastion configuration — see docs/configuration.md\n",
     )
@@ -73,7 +89,7 @@ def write_quickstart_config(path: Path, *, port: int, upstream_port: int) -> Non
             "security": {
                 "pepper": f"file:{PEPPER_FILE}",
                 "authentication": {"apiKeys": {"enabled": True}},
-                "audit": {"enabled": True},
+                "audit": {"enabled": True, "signingKey": f"file:{AUDIT_KEY_FILE}"},
             },
         },
         "# Written by `bastion quickstart`: bastion in front of the sample orchestrator.\n"

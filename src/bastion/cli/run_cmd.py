@@ -13,6 +13,7 @@ from bastion.cli.context import operator_actor, state
 from bastion.config import BastionConfig, describe_not_yet_enforced
 from bastion.services.bootstrap import initialise
 from bastion.wiring import Services
+from bastion.wiring_identity import seed_basic_auth_users
 
 
 def register(app: typer.Typer) -> None:
@@ -39,12 +40,13 @@ def init(
 ) -> None:
     """Create the tenant and its admin user, and print an admin API key once.
 
-    Writes bastion.yaml and a fresh pepper file first if no configuration exists yet.
+    Writes bastion.yaml, a fresh pepper file and an audit signing key first if no
+    configuration exists yet.
     """
     cli = state(ctx)
     if not cli.config_path.exists():
         qs.write_minimal_config(cli.config_path)
-        typer.echo(f"wrote {cli.config_path} and its pepper file", err=True)
+        typer.echo(f"wrote {cli.config_path}, its pepper file and audit signing key", err=True)
     services = cli.services()
     services.storage.migrate()
     done = initialise(
@@ -75,29 +77,55 @@ def serve(
     host: Annotated[str | None, typer.Option("--host", help="Override gateway.listen.")] = None,
     port: Annotated[int | None, typer.Option("--port", help="Override gateway.listen.")] = None,
     log_level: Annotated[str, typer.Option("--log-level")] = "info",
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, help="Worker processes (one event loop each).")
+    ] = 1,
 ) -> None:
-    """Run the gateway (reverse proxy) on gateway.listen; migrates the database first."""
-    services = state(ctx).services()
+    """Run the gateway (reverse proxy and forward-auth) on gateway.listen; migrates first."""
+    cli = state(ctx)
+    services = cli.services()
     warn_not_enforced(services.config)
+    limits = services.config.security.rate_limit
+    if workers > 1 and limits.enabled and services.config.storage.redis_url is None:
+        typer.echo(
+            "warning: rate limits are counted per worker without storage.redisUrl",
+            err=True,
+        )
     services.storage.migrate()
-    run_gateway(services, host=host, port=port, log_level=log_level)
-
-
-def run_gateway(services: Services, *, host: str | None, port: int | None, log_level: str) -> None:
-    import uvicorn
-
-    from bastion.gateway.app import build_app
-
-    listen = services.config.gateway
-    uvicorn.run(
-        build_app(services.config, services=services),
-        host=host or listen.host,
-        port=port or listen.port,
+    seed_basic_auth_users(services)
+    run_gateway(
+        services,
+        host=host,
+        port=port,
         log_level=log_level,
-        proxy_headers=False,  # client addresses come only from gateway.trustedProxies
-        server_header=False,
-        access_log=False,
-        lifespan="on",
+        workers=workers,
+        config_path=cli.config_path,
+    )
+
+
+def run_gateway(
+    services: Services,
+    *,
+    host: str | None,
+    port: int | None,
+    log_level: str,
+    workers: int = 1,
+    config_path: Path = Path("bastion.yaml"),
+) -> None:
+    from bastion.gateway.app import build_app
+    from bastion.gateway.server import run
+
+    app = build_app(services.config, services=services) if workers == 1 else None
+    if workers > 1:
+        services.storage.close()  # each worker opens its own
+    run(
+        services.config,
+        app=app,
+        config_path=config_path,
+        host=host,
+        port=port,
+        log_level=log_level,
+        workers=workers,
     )
 
 
@@ -121,7 +149,7 @@ def quickstart(
     try:
         qs.print_welcome(services.config, keys, config_path=Path(path))
         sys.stdout.flush()
-        run_gateway(services, host=None, port=None, log_level="warning")
+        run_gateway(services, host=None, port=None, log_level="warning", config_path=path)
     finally:
         qs.stop_process(upstream)
         typer.echo("bastion and the sample upstream stopped", err=True)

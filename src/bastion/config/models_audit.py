@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Literal, get_args
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from bastion.config.models_base import (
     ConfigModel,
@@ -12,6 +13,7 @@ from bastion.config.models_base import (
     NestedValueError,
     NonEmptyStr,
     Port,
+    PositiveInt,
     Secret,
 )
 from bastion.config.units import ByteSize, Duration
@@ -28,6 +30,22 @@ AuditEventKind = Literal[
 ]
 AuditLevel = Literal["minimal", "standard", "verbose"]
 AuditDestination = Literal["file", "elasticsearch", "splunk", "cloudwatch", "syslog", "database"]
+SyslogFacility = Literal[
+    "kern",
+    "user",
+    "daemon",
+    "auth",
+    "syslog",
+    "authpriv",
+    "local0",
+    "local1",
+    "local2",
+    "local3",
+    "local4",
+    "local5",
+    "local6",
+    "local7",
+]
 
 ALL_AUDIT_EVENTS: tuple[AuditEventKind, ...] = get_args(AuditEventKind)
 
@@ -54,6 +72,7 @@ class ElasticsearchConfig(ConfigModel):
     index: NonEmptyStr
     username: str | None = None
     password: Secret | None = None
+    ca_file: NonEmptyStr | None = None
 
 
 class SplunkConfig(ConfigModel):
@@ -63,6 +82,8 @@ class SplunkConfig(ConfigModel):
     port: Port = 8088
     token: Secret
     index: NonEmptyStr | None = None
+    tls: bool = True
+    ca_file: NonEmptyStr | None = None
 
 
 class CloudWatchConfig(ConfigModel):
@@ -70,6 +91,8 @@ class CloudWatchConfig(ConfigModel):
 
     log_group: NonEmptyStr
     region: NonEmptyStr
+    log_stream: NonEmptyStr | None = None
+    endpoint_url: HttpUrl | None = None
 
 
 class SyslogConfig(ConfigModel):
@@ -79,6 +102,7 @@ class SyslogConfig(ConfigModel):
     port: Port = 514
     protocol: Literal["udp", "tcp", "unix"] = "udp"
     socket: NonEmptyStr | None = None
+    facility: SyslogFacility = "authpriv"
 
     @model_validator(mode="after")
     def _check_target(self) -> SyslogConfig:
@@ -89,6 +113,20 @@ class SyslogConfig(ConfigModel):
         return self
 
 
+class CheckpointsConfig(ConfigModel):
+    """How often the chain is sealed by a signed checkpoint."""
+
+    every: PositiveInt = 1000
+    interval: Duration = timedelta(seconds=60)
+
+
+class SpoolConfig(ConfigModel):
+    """The bounded on-disk queue of events waiting for a destination."""
+
+    path: NonEmptyStr = "./audit-spool"
+    max_size: ByteSize = 100 * 1000 * 1000
+
+
 class AuditConfig(ConfigModel):
     """The tamper-evident audit trail."""
 
@@ -96,17 +134,39 @@ class AuditConfig(ConfigModel):
     required: bool = True
     events: tuple[AuditEventKind, ...] = ALL_AUDIT_EVENTS
     level: AuditLevel = "standard"
-    destination: AuditDestination = "database"
+    destination: AuditDestination | tuple[AuditDestination, ...] = "database"
     file: AuditFileConfig | None = None
     elasticsearch: ElasticsearchConfig | None = None
     splunk: SplunkConfig | None = None
     cloudwatch: CloudWatchConfig | None = None
     syslog: SyslogConfig | None = None
     retention: Duration | None = None
+    signing_key: Secret | None = None
+    checkpoints: CheckpointsConfig = CheckpointsConfig()
+    spool: SpoolConfig = SpoolConfig()
+
+    @field_validator("destination", mode="after")
+    @classmethod
+    def _unique_destinations(
+        cls, value: AuditDestination | tuple[AuditDestination, ...]
+    ) -> AuditDestination | tuple[AuditDestination, ...]:
+        if isinstance(value, tuple) and len(set(value)) != len(value):
+            raise ValueError("names a destination twice")
+        return value
+
+    @property
+    def destinations(self) -> tuple[AuditDestination, ...]:
+        """Every destination besides the database (which always holds the trail)."""
+        named = (self.destination,) if isinstance(self.destination, str) else self.destination
+        return tuple(d for d in named if d != "database")
 
     @model_validator(mode="after")
     def _destination_is_configured(self) -> AuditConfig:
-        if self.destination != "database" and getattr(self, self.destination) is None:
-            message = f"required when destination is {self.destination}"
-            raise NestedValueError([((self.destination,), message)])
+        issues = [
+            ((name,), f"required when destination is {name}")
+            for name in self.destinations
+            if getattr(self, name) is None
+        ]
+        if issues:
+            raise NestedValueError(issues)
         return self

@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Annotated, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import AfterValidator, BeforeValidator, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from bastion.config.models_base import (
@@ -19,7 +19,7 @@ from bastion.config.models_base import (
     NestedValueError,
     is_name,
 )
-from bastion.config.units import Duration
+from bastion.config.units import Duration, NonNegativeDuration
 from bastion.core.routes import TemplateError, template_params, template_segments
 
 HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "*"]
@@ -123,6 +123,14 @@ class RouteConfig(ConfigModel):
     id: str | None = None
     permission: Annotated[str, AfterValidator(_check_permission)] | None = None
     event: Annotated[str, AfterValidator(_check_event)] | None = None
+    ip_allowlist: tuple[Cidr, ...] | None = None
+
+    @field_validator("ip_allowlist")
+    @classmethod
+    def _allowlist_not_empty(cls, value: tuple[Cidr, ...] | None) -> tuple[Cidr, ...] | None:
+        if value is not None and not value:
+            raise ValueError("must list at least one range (leave it out to allow any address)")
+        return value
 
     @model_validator(mode="after")
     def _id_params_exist(self) -> RouteConfig:
@@ -154,6 +162,97 @@ class TimeoutsConfig(ConfigModel):
     total: Duration = timedelta(seconds=60)
 
 
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?|\*")
+_TOKEN = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
+
+
+def _check_origin(value: str) -> str:
+    if not _ORIGIN.fullmatch(value):
+        raise PydanticCustomError(
+            "origin_parsing", "must be an origin like https://app.example.com (no path), or *"
+        )
+    return value.lower()
+
+
+def _check_token(value: str) -> str:
+    if not _TOKEN.fullmatch(value):
+        raise PydanticCustomError("token_parsing", "must be an HTTP method or header name")
+    return value
+
+
+class CorsConfig(ConfigModel):
+    """Cross-origin requests from browsers: which origins may call, and with what."""
+
+    enabled: bool = False
+    allow_origins: tuple[Annotated[str, AfterValidator(_check_origin)], ...] = ()
+    allow_methods: tuple[Annotated[str, AfterValidator(_check_token)], ...] = (
+        "GET",
+        "HEAD",
+        "POST",
+        "PUT",
+        "PATCH",
+        "DELETE",
+    )
+    allow_headers: tuple[Annotated[str, AfterValidator(_check_token)], ...] = (
+        "authorization",
+        "content-type",
+        "x-api-key",
+    )
+    expose_headers: tuple[Annotated[str, AfterValidator(_check_token)], ...] = ()
+    allow_credentials: bool = False
+    max_age: NonNegativeDuration = timedelta(minutes=10)
+
+    @model_validator(mode="after")
+    def _credentials_need_origins(self) -> CorsConfig:
+        if self.allow_credentials and "*" in self.allow_origins:
+            message = "* cannot be combined with allowCredentials: true; list the origins"
+            raise NestedValueError([(("allowOrigins",), message)])
+        if self.enabled and not self.allow_origins:
+            raise NestedValueError([(("allowOrigins",), "required when cors is enabled")])
+        return self
+
+
+class HstsConfig(ConfigModel):
+    """Strict-Transport-Security, sent on responses served over TLS."""
+
+    enabled: bool = True
+    max_age: Duration = timedelta(days=365)
+    include_sub_domains: bool = True
+    preload: bool = False
+
+
+_FRAME_SOURCE = re.compile(r"'none'|'self'|https?://[A-Za-z0-9.*-]+(?::[0-9]{1,5})?")
+
+
+def _check_frame_source(value: str) -> str:
+    if not _FRAME_SOURCE.fullmatch(value):
+        raise PydanticCustomError(
+            "frame_source", "must be 'none', 'self' or an origin like https://app.example.com"
+        )
+    return value
+
+
+ReferrerPolicy = Literal[
+    "no-referrer",
+    "no-referrer-when-downgrade",
+    "origin",
+    "origin-when-cross-origin",
+    "same-origin",
+    "strict-origin",
+    "strict-origin-when-cross-origin",
+]
+
+
+class SecurityHeadersConfig(ConfigModel):
+    """Headers bastion adds to every response (the upstream's own values are kept)."""
+
+    hsts: HstsConfig = HstsConfig()
+    referrer_policy: ReferrerPolicy = "no-referrer"
+    frame_ancestors: Annotated[
+        tuple[Annotated[str, AfterValidator(_check_frame_source)], ...], Field(min_length=1)
+    ] = ("'none'",)
+
+
 class GatewayConfig(ConfigModel):
     """The edge: listen address, upstream, bastion's own URL prefix, routes and proxies."""
 
@@ -164,6 +263,8 @@ class GatewayConfig(ConfigModel):
     public_paths: tuple[PathTemplate, ...] = ()
     trusted_proxies: tuple[Cidr, ...] = ()
     timeouts: TimeoutsConfig = TimeoutsConfig()
+    cors: CorsConfig = CorsConfig()
+    security_headers: SecurityHeadersConfig = SecurityHeadersConfig()
 
     @field_validator("prefix")
     @classmethod

@@ -15,7 +15,7 @@ from bastion.config.models_base import (
     NonEmptyStr,
     Secret,
 )
-from bastion.config.units import NonNegativeDuration
+from bastion.config.units import Duration, NonNegativeDuration
 
 JwtAlgorithm = Literal[
     "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"
@@ -73,6 +73,14 @@ class ApiKeysConfig(ConfigModel):
     enabled: bool = True
 
 
+class JwtClaimsConfig(ConfigModel):
+    """Which claims of an external JWT name the user, its groups and its tenant."""
+
+    subject: NonEmptyStr = "sub"
+    groups: NonEmptyStr | None = "groups"
+    tenant: NonEmptyStr | None = None
+
+
 class JwtConfig(ConfigModel):
     """Bearer JWTs from an external issuer, verified against its JWKS."""
 
@@ -82,6 +90,10 @@ class JwtConfig(ConfigModel):
     jwks_uri: HttpUrl | None = None
     algorithms: Annotated[tuple[JwtAlgorithm, ...], Field(min_length=1)] = ("RS256",)
     leeway: NonNegativeDuration = timedelta(seconds=30)
+    claims: JwtClaimsConfig = JwtClaimsConfig()
+    jwks_cache_ttl: Duration = timedelta(hours=1)
+    jwks_refetch_cooldown: Duration = timedelta(seconds=60)
+    auto_provision: bool = True
 
     @field_validator("leeway")
     @classmethod
@@ -102,11 +114,70 @@ class JwtConfig(ConfigModel):
         return self
 
 
+class PasswordPolicyConfig(ConfigModel):
+    """Rules for passwords people set (spec/004 "Password Policy")."""
+
+    min_length: Annotated[int, Field(ge=8, le=1024)] = 12
+    require_uppercase: bool = True
+    require_lowercase: bool = True
+    require_digits: bool = True
+    require_symbols: bool = True
+    reject_common: bool = True
+    history: Annotated[int, Field(ge=0, le=24)] = 5
+    expiry: Duration | None = None
+
+
+class ThrottleConfig(ConfigModel):
+    """Failed logins allowed per window before a temporary lock, and how locks escalate."""
+
+    max_failures: Annotated[int, Field(ge=1, le=100)]
+    window: Duration = timedelta(minutes=15)
+    base_lockout: Duration = timedelta(minutes=1)
+    max_lockout: Duration = timedelta(hours=1)
+
+
+class LockoutConfig(ConfigModel):
+    """Brute-force protection: one counter per account and one per client address."""
+
+    account: ThrottleConfig = ThrottleConfig(max_failures=5)
+    address: ThrottleConfig = ThrottleConfig(max_failures=50)
+
+
+SigningAlgorithm = Literal["RS256", "ES256", "EdDSA"]
+
+
+class TokensConfig(ConfigModel):
+    """Tokens bastion issues at ``/_bastion/oauth/token`` and ``/_bastion/login``."""
+
+    issuer: HttpUrl | None = None
+    algorithm: SigningAlgorithm = "RS256"
+    access_token_ttl: Duration = timedelta(minutes=15)
+    refresh_token_ttl: Duration = timedelta(days=7)
+
+
+class BasicAuthUserConfig(ConfigModel):
+    """A user declared in the file with an imported hash (spec/001 basic auth)."""
+
+    username: NonEmptyStr
+    password_hash: Secret
+    tenant: NonEmptyStr | None = None
+
+
+class BasicAuthConfig(ConfigModel):
+    """Users with bcrypt or Argon2id hashes, created at start when absent (spec/001)."""
+
+    users: tuple[BasicAuthUserConfig, ...] = ()
+
+
 class AuthenticationConfig(ConfigModel):
     """The credential types bastion accepts."""
 
     api_keys: ApiKeysConfig = ApiKeysConfig()
     jwt: JwtConfig = JwtConfig()
+    passwords: PasswordPolicyConfig = PasswordPolicyConfig()
+    lockout: LockoutConfig = LockoutConfig()
+    tokens: TokensConfig = TokensConfig()
+    basic_auth: BasicAuthConfig = BasicAuthConfig()
 
 
 class OidcConfig(ConfigModel):
@@ -170,6 +241,7 @@ class AgentTokenConfig(ConfigModel):
     """Agent registration tokens (``bat_…``)."""
 
     registration_required: bool = True
+    ttl: Duration = timedelta(hours=1)
 
 
 class AgentAuthConfig(ConfigModel):

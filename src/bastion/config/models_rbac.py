@@ -1,11 +1,12 @@
-"""The ``security.rbac`` section: custom roles, their inheritance and role bindings."""
+"""The ``security.rbac`` and ``security.policies`` sections: roles, bindings, rules, Cedar."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from bastion.config.models_base import (
     ConfigModel,
@@ -15,7 +16,9 @@ from bastion.config.models_base import (
     NonEmptyStr,
     UtcDatetime,
 )
+from bastion.config.units import Duration
 from bastion.core.rbac import BUILTIN_ROLES
+from bastion.core.resource_rules import parse_resource
 
 SubjectKind = Literal["user", "group", "serviceAccount", "agent"]
 
@@ -51,6 +54,40 @@ class BindingConfig(ConfigModel):
     expires: UtcDatetime | None = None
 
 
+class PlatformBindingConfig(ConfigModel):
+    """Gives ``role`` to ``subject`` of ``tenant`` in other tenants: the only way across."""
+
+    subject: SubjectConfig
+    role: NonEmptyStr
+    tenant: NonEmptyStr | None = None
+    target_tenants: Annotated[tuple[NonEmptyStr, ...], Field(min_length=1)]
+    expires: UtcDatetime | None = None
+
+
+class ResourceRuleConfig(ConfigModel):
+    """Who may act on one resource instance (``patterns/sensitive-analysis``)."""
+
+    resource: NonEmptyStr
+    allowed_users: tuple[NonEmptyStr, ...] = ()
+    allowed_roles: tuple[NonEmptyStr, ...] = ()
+    actions: tuple[Name, ...] = ()
+    tenant: NonEmptyStr | None = None
+
+    @field_validator("resource")
+    @classmethod
+    def _type_and_id(cls, value: str) -> str:
+        parse_resource(value)
+        return value
+
+
+class PoliciesConfig(ConfigModel):
+    """Cedar policies evaluated after RBAC: any matching forbid denies, a permit allows."""
+
+    files: tuple[NonEmptyStr, ...] = ()
+    schema_file: NonEmptyStr | None = Field(default=None, alias="schema")
+    reload_interval: Duration = timedelta(seconds=2)
+
+
 class RbacConfig(ConfigModel):
     """Role-based access control: built-in roles, custom roles and bindings."""
 
@@ -58,6 +95,8 @@ class RbacConfig(ConfigModel):
     default_role: NonEmptyStr | None = None
     roles: tuple[RoleConfig, ...] = ()
     bindings: tuple[BindingConfig, ...] = ()
+    platform_bindings: tuple[PlatformBindingConfig, ...] = ()
+    resource_rules: tuple[ResourceRuleConfig, ...] = ()
 
     @model_validator(mode="after")
     def _check_role_references(self) -> RbacConfig:
@@ -72,6 +111,10 @@ class RbacConfig(ConfigModel):
         for index, binding in enumerate(self.bindings):
             if binding.role not in known:
                 issues.append((("bindings", index, "role"), f"unknown role {binding.role}"))
+        for index, platform in enumerate(self.platform_bindings):
+            if platform.role not in known:
+                path = ("platformBindings", index, "role")
+                issues.append((path, f"unknown role {platform.role}"))
         if self.default_role is not None and self.default_role not in known:
             issues.append((("defaultRole",), f"unknown role {self.default_role}"))
         if issues:

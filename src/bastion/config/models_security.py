@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from bastion.config.models_audit import AuditConfig, AuditLevel
 from bastion.config.models_base import (
@@ -24,7 +24,7 @@ from bastion.config.models_identity import (
     MtlsConfig,
     SsoConfig,
 )
-from bastion.config.models_rbac import RbacConfig
+from bastion.config.models_rbac import PoliciesConfig, RbacConfig
 from bastion.config.units import ByteSize, Duration
 
 
@@ -62,6 +62,14 @@ class MaskingConfig(ConfigModel):
     fields: tuple[NonEmptyStr, ...] = ()
     method: Literal["redact", "hash", "partial"] = "redact"
 
+    @field_validator("fields")
+    @classmethod
+    def _paths(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for path in value:
+            if any(not segment.strip() for segment in path.split(".")):
+                raise ValueError("each field is a dotted path like input.password or output.*.key")
+        return value
+
 
 class DataProtectionConfig(ConfigModel):
     """Handling of sensitive data in logs and audit events."""
@@ -82,6 +90,8 @@ class InputValidationConfig(ConfigModel):
     enabled: bool = True
     max_size: ByteSize = 10 * 1000 * 1000
     allowed_content_types: tuple[NonEmptyStr, ...] = ()
+    max_json_depth: PositiveInt = 32
+    max_json_size: ByteSize = 1000 * 1000
     sanitize: SanitizeConfig = SanitizeConfig()
 
 
@@ -164,9 +174,10 @@ class RequestRateConfig(ConfigModel):
 
 
 class PerPatternRateConfig(ConfigModel):
-    """A limit per pattern (route resource)."""
+    """A limit per pattern: per route and resource id, shared by every client."""
 
     requests_per_minute: PositiveInt
+    burst_size: PositiveInt | None = None
 
 
 class RateLimitConfig(ConfigModel):
@@ -174,8 +185,10 @@ class RateLimitConfig(ConfigModel):
 
     enabled: bool = False
     fail_closed: bool = True
+    replicas: PositiveInt = 1
     global_: RequestRateConfig | None = Field(default=None, alias="global")
     per_client: RequestRateConfig | None = None
+    per_tenant: RequestRateConfig | None = None
     per_pattern: PerPatternRateConfig | None = None
 
 
@@ -256,6 +269,7 @@ class SecurityConfig(ConfigModel):
     sso: SsoConfig = SsoConfig()
     agent_auth: AgentAuthConfig = AgentAuthConfig()
     rbac: RbacConfig = RbacConfig()
+    policies: PoliciesConfig = PoliciesConfig()
     audit: AuditConfig = AuditConfig()
     encryption: EncryptionConfig = EncryptionConfig()
     data_protection: DataProtectionConfig = DataProtectionConfig()

@@ -1,30 +1,47 @@
-"""Audit events as JSON, and the hash chain that makes the trail tamper-evident.
+"""Audit events as JSON, the hash chain that makes the trail tamper-evident, and checkpoints.
 
-Each event's ``hash`` is SHA-256 over the previous event's hash and the canonical JSON of the
-event without its ``hash`` field (keys sorted, no white space, UTF-8: the RFC 8785 form for the
-strings, integers, booleans and nulls bastion puts in events). Changing, removing or reordering
-any stored event breaks every hash after it.
+An event's ``hash`` is SHA-256 over the previous event's hash followed by the RFC 8785
+canonical JSON (`bastion.core.jcs`) of the event without its ``hash`` field. Changing,
+removing or reordering any stored event breaks every hash after it. A checkpoint is a signed
+statement "event ``seq`` has hash ``headHash``" (Ed25519, see `bastion.crypto.checkpoints`):
+it pins every event up to ``seq`` through the chain, so even a log re-hashed from scratch by
+someone without the signing key no longer matches it.
+
+Chaining masks each event (`bastion.core.masking`) and encodes it once: that canonical text
+is what the hash covers and what backends store as the body.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
+from bastion.core.audit_policy import KEEP, Trim
+from bastion.core.jcs import canonical_text, is_simple
+from bastion.core.masking import FieldMasker, has_credential_like, mask_parts
 from bastion.core.model import AuditEvent
 
 GENESIS_HASH = ""
+PARTS = ("actor", "resource", "details", "request")
 
 
 def format_timestamp(moment: datetime) -> str:
     """``2024-01-15T10:30:00.000Z``: UTC with milliseconds, as in spec/000."""
-    return (
-        moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-    )
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+
+
+def parse_timestamp(text: str) -> datetime:
+    """The inverse of `format_timestamp`; ValueError for any other spelling."""
+    if len(text) != 24 or not text.endswith("Z"):
+        raise ValueError(f"not an audit timestamp: {text!r}")
+    moment = datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC)
+    if format_timestamp(moment) != text:
+        raise ValueError(f"not an audit timestamp: {text!r}")
+    return moment
 
 
 def event_to_json(event: AuditEvent) -> dict[str, Any]:
@@ -45,27 +62,186 @@ def event_to_json(event: AuditEvent) -> dict[str, Any]:
     }
 
 
-def canonical_json(value: Mapping[str, Any]) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+def event_from_json(data: Mapping[str, Any]) -> AuditEvent:
+    """An event back from `event_to_json`'s shape; ValueError if a field is missing or wrong."""
+    try:
+        strings = {k: data[k] for k in ("eventId", "tenant", "action", "outcome", "prevHash")}
+        parts = {k: data[k] for k in PARTS}
+        seq, digest = data["seq"], data["hash"]
+        moment = parse_timestamp(data["timestamp"])
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"not an audit event: missing or invalid {exc}") from None
+    if not all(isinstance(v, str) for v in (*strings.values(), digest)):
+        raise ValueError("not an audit event: a text field is not a string")
+    if not all(isinstance(v, dict) for v in parts.values()) or type(seq) is not int:
+        raise ValueError("not an audit event: wrong field types")
+    return AuditEvent(
+        event_id=strings["eventId"],
+        timestamp=moment,
+        tenant=strings["tenant"],
+        action=strings["action"],
+        outcome=strings["outcome"],
+        seq=seq,
+        prev_hash=strings["prevHash"],
+        hash=digest,
+        **parts,
+    )
+
+
+def canonical_event(event: AuditEvent) -> dict[str, Any]:
+    """What an event's hash covers: its JSON without ``hash``."""
+    return {
+        "action": event.action,
+        "actor": event.actor,
+        "details": event.details,
+        "eventId": event.event_id,
+        "outcome": event.outcome,
+        "prevHash": event.prev_hash,
+        "request": event.request,
+        "resource": event.resource,
+        "seq": event.seq,
+        "tenant": event.tenant,
+        "timestamp": format_timestamp(event.timestamp),
+    }
+
+
+def hash_canonical(
+    prev_hash: str, value: dict[str, Any], *, simple: bool | None = None
+) -> tuple[str, str]:
+    """(canonical text of ``value``, SHA-256 of ``prev_hash`` + that text)."""
+    text = canonical_text(value, simple=simple)
+    try:
+        data = (prev_hash + text).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: the complete path writes U+FFFD
+        text = canonical_text(value, simple=False)
+        data = (prev_hash + text).encode("utf-8")
+    return text, hashlib.sha256(data).hexdigest()
 
 
 def event_hash(event: AuditEvent) -> str:
-    body = event_to_json(event)
-    del body["hash"]
-    return hashlib.sha256(event.prev_hash.encode() + canonical_json(body)).hexdigest()
+    """SHA-256 of the previous hash and the event's canonical JSON (without ``hash``)."""
+    return hash_canonical(event.prev_hash, canonical_event(event))[1]
+
+
+class PreparedEvent(NamedTuple):
+    """An event's masked parts, ready to be chained; ``simple`` when the C encoder's JSON of
+    them is already canonical (no floats, no huge integers, no keys beyond U+D7FF)."""
+
+    source: AuditEvent
+    actor: dict[str, Any]
+    resource: dict[str, Any]
+    details: dict[str, Any]
+    request: dict[str, Any]
+    simple: bool
+    fields: FieldMasker | None = None
+
+
+def prepare_event(
+    event: AuditEvent, fields: FieldMasker | None = None, *, trim: Trim = KEEP
+) -> PreparedEvent:
+    """Mask ``event`` (less what ``trim`` leaves out) ahead of chaining."""
+    parts = mask_parts(
+        event, fields, strings=False, drop_reasons=trim.reasons, drop_user_agent=trim.user_agent
+    )
+    return PreparedEvent(event, *parts, fields)
+
+
+def chain_prepared(
+    head_seq: int,
+    head_hash: str,
+    prepared: Iterable[PreparedEvent],
+    *,
+    not_before: datetime | None = None,
+) -> list[tuple[AuditEvent, str]]:
+    """Number, encode and hash prepared events after the head (seq, hash).
+
+    Timestamps are made non-decreasing along the chain: an event is never recorded as
+    earlier than ``not_before`` (the head's timestamp) or the event before it. Returns each
+    stored event with its canonical JSON text (without ``hash``): the text its hash covers,
+    which backends store as the event's body.
+    """
+    chained: list[tuple[AuditEvent, str]] = []
+    seq, previous, floor = head_seq, head_hash, not_before
+    stamp_of, stamp_text = None, ""
+    sha256 = hashlib.sha256
+    for item in prepared:
+        source = item.source
+        moment = source.timestamp if floor is None or source.timestamp >= floor else floor
+        floor = moment
+        if moment != stamp_of:
+            stamp_of, stamp_text = moment, format_timestamp(moment)
+        seq += 1
+        value = {
+            "action": source.action,
+            "actor": item.actor,
+            "details": item.details,
+            "eventId": source.event_id,
+            "outcome": source.outcome,
+            "prevHash": previous,
+            "request": item.request,
+            "resource": item.resource,
+            "seq": seq,
+            "tenant": source.tenant,
+            "timestamp": stamp_text,
+        }
+        text = canonical_text(value, simple=item.simple)
+        if not text.isascii() or has_credential_like(text):
+            item, text = _complete(item, value, text)
+        try:
+            digest = sha256((previous + text).encode("utf-8")).hexdigest()
+        except UnicodeEncodeError:  # a lone surrogate: the complete path writes U+FFFD
+            text = canonical_text(value, simple=False)
+            digest = sha256((previous + text).encode("utf-8")).hexdigest()
+        linked = AuditEvent(
+            source.event_id,
+            moment,
+            source.tenant,
+            source.action,
+            source.outcome,
+            item.actor,
+            item.resource,
+            item.details,
+            item.request,
+            seq,
+            previous,
+            digest,
+        )
+        chained.append((linked, text))
+        previous = digest
+    return chained
+
+
+def _complete(item: PreparedEvent, value: dict[str, Any], text: str) -> tuple[PreparedEvent, str]:
+    """The slow path: keys beyond U+D7FF sort by UTF-16 (is_simple decides), and a text that
+    shows a credential-like string is masked again, strings too."""
+    if item.simple and not text.isascii() and not is_simple(value):
+        text = canonical_text(value, simple=False)
+    if has_credential_like(text):
+        parts = mask_parts(item.source, item.fields, strings=True)
+        item = PreparedEvent(item.source, *parts, item.fields)
+        value.update(
+            actor=item.actor, resource=item.resource, details=item.details, request=item.request
+        )
+        text = canonical_text(value, simple=item.simple)
+    return item, text
+
+
+def chain_encoded(
+    head_seq: int,
+    head_hash: str,
+    events: Iterable[AuditEvent],
+    *,
+    fields: FieldMasker | None = None,
+    not_before: datetime | None = None,
+) -> list[tuple[AuditEvent, str]]:
+    """`prepare_event` then `chain_prepared`."""
+    prepared = [prepare_event(event, fields) for event in events]
+    return chain_prepared(head_seq, head_hash, prepared, not_before=not_before)
 
 
 def chain_events(head_seq: int, head_hash: str, events: Iterable[AuditEvent]) -> list[AuditEvent]:
     """Number and hash ``events`` so that they follow the stored head (seq, hash)."""
-    chained: list[AuditEvent] = []
-    seq, previous = head_seq, head_hash
-    for event in events:
-        seq += 1
-        linked = replace(event, seq=seq, prev_hash=previous, hash="")
-        linked = replace(linked, hash=event_hash(linked))
-        chained.append(linked)
-        previous = linked.hash
-    return chained
+    return [event for event, _ in chain_encoded(head_seq, head_hash, events)]
 
 
 def first_broken_seq(events: Sequence[AuditEvent], *, start_hash: str = GENESIS_HASH) -> int | None:

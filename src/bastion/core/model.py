@@ -128,3 +128,43 @@ class AuditQuery:
     tenant: str | None = None
     after_seq: int | None = None
     limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """A named set of principals in one tenant; role bindings may name it (subject type group)."""
+
+    id: str
+    tenant_id: str
+    name: str
+    created_at: datetime
+    display_name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CustomRole:
+    """A role defined through the admin API in one tenant: ``resource:action`` permissions plus
+    the roles it inherits."""
+
+    id: str
+    tenant_id: str
+    name: str
+    permissions: tuple[str, ...]
+    inherits: tuple[str, ...]
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceRuleRecord:
+    """A stored resource rule: who may act on one resource instance. ``actions`` empty means
+    every action."""
+
+    id: str
+    tenant_id: str
+    resource_type: str
+    resource_id: str
+    allowed_users: tuple[str, ...]
+    allowed_roles: tuple[str, ...]
+    actions: tuple[str, ...]
+    created_at: datetime

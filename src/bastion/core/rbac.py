@@ -51,6 +51,10 @@ class PermissionSet:
     def __iter__(self) -> Iterator[Permission]:
         return (Permission(r, a) for r, a in sorted(self._granted))
 
+    def pairs(self) -> frozenset[tuple[str, str]]:
+        """The granted ``(resource, action)`` pairs themselves (shared, not copied)."""
+        return self._granted
+
     def __len__(self) -> int:
         return len(self._granted)
 
@@ -130,30 +134,108 @@ class RoleCycleError(ValueError):
     """Custom roles inherit from each other in a loop."""
 
 
-def compile_roles(custom: Sequence[RoleDefinition]) -> dict[str, PermissionSet]:
-    """Flatten built-in and custom roles (with inheritance) into one permission set per role."""
+class RoleCatalog(Mapping[str, PermissionSet]):
+    """Built-in and custom roles, each flattened (with everything it inherits) once.
+
+    A mapping from role name to its `PermissionSet`; `ancestors` and `origin` answer the
+    questions an explanation asks (which inherited role brought a permission).
+    """
+
+    def __init__(self, definitions: Mapping[str, RoleDefinition]) -> None:
+        self.definitions = dict(definitions)
+        self._closure: dict[str, tuple[str, ...]] = {}
+        for name in self.definitions:
+            self._close(name, ())
+        self._sets = {
+            name: PermissionSet(
+                p for member in self._closure[name] for p in self.definitions[member].permissions
+            )
+            for name in self.definitions
+        }
+        # Every granted pair gets a bit: a principal's permissions become one integer, so a
+        # decision touches a few bytes of it instead of a dict per principal.
+        self._bits: dict[tuple[str, str], int] = {}
+        for permissions in self._sets.values():
+            for pair in permissions.pairs():
+                self._bits.setdefault(pair, len(self._bits))
+        self._masks = {
+            name: sum(1 << self._bits[pair] for pair in permissions.pairs())
+            for name, permissions in self._sets.items()
+        }
+        self._probes: dict[tuple[str, str], int] = {}
+
+    def mask(self, name: str) -> int:
+        """The bits of every pair role ``name`` grants (0 for an unknown role)."""
+        return self._masks.get(name, 0)
+
+    def probe(self, resource: str, action: str) -> int:
+        """The bits of the pairs that would grant ``resource:action`` (wildcards included)."""
+        key = (resource, action)
+        probe = self._probes.get(key)
+        if probe is None:
+            probe = 0
+            for pair in (key, (resource, WILDCARD), (WILDCARD, action), (WILDCARD, WILDCARD)):
+                bit = self._bits.get(pair)
+                if bit is not None:
+                    probe |= 1 << bit
+            if len(self._probes) >= 100_000:  # bounded: requests may name anything
+                self._probes = {}
+            self._probes[key] = probe
+        return probe
+
+    def _close(self, name: str, trail: tuple[str, ...]) -> tuple[str, ...]:
+        if name in trail:
+            raise RoleCycleError("inheritance cycle " + " -> ".join((*trail, name)))
+        if name in self._closure:
+            return self._closure[name]
+        if name not in self.definitions:
+            via = f" (inherited by {trail[-1]})" if trail else ""
+            raise ValueError(f"role {name!r} is not defined{via}")
+        members: dict[str, None] = {name: None}
+        for parent in self.definitions[name].inherits:
+            members.update(dict.fromkeys(self._close(parent, (*trail, name))))
+        self._closure[name] = tuple(members)
+        return self._closure[name]
+
+    def __getitem__(self, name: str) -> PermissionSet:
+        return self._sets[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._sets)
+
+    def __len__(self) -> int:
+        return len(self._sets)
+
+    def ancestors(self, name: str) -> tuple[str, ...]:
+        """``name`` and every role it inherits, nearest first; () for an unknown role."""
+        return self._closure.get(name, ())
+
+    def origin(self, name: str, resource: str, action: str) -> tuple[str, Permission] | None:
+        """The role in ``name``'s inheritance that grants ``resource:action``, and how."""
+        for member in self._closure.get(name, ()):
+            for permission in self.definitions[member].permissions:
+                if permission.resource in (resource, WILDCARD) and permission.action in (
+                    action,
+                    WILDCARD,
+                ):
+                    return member, permission
+        return None
+
+
+def compile_roles(custom: Sequence[RoleDefinition]) -> RoleCatalog:
+    """Flatten built-in and custom roles (with inheritance) into one permission set per role.
+
+    `RoleCycleError` for an inheritance loop, ValueError for an unknown inherited role or a
+    custom role that reuses a built-in name.
+    """
     definitions: dict[str, RoleDefinition] = {
         name: RoleDefinition(name, perms) for name, perms in BUILTIN_ROLES.items()
     }
     for role in custom:
+        if role.name in BUILTIN_ROLES:
+            raise ValueError(f"{role.name} is a built-in role; give the custom role another name")
         definitions[role.name] = role
-    flattened: dict[str, frozenset[Permission]] = {}
-
-    def flatten(name: str, trail: tuple[str, ...]) -> frozenset[Permission]:
-        if name in trail:
-            raise RoleCycleError("inheritance cycle " + " -> ".join((*trail, name)))
-        if name in flattened:
-            return flattened[name]
-        if name not in definitions:
-            raise ValueError(f"role {name!r} is not defined")
-        role = definitions[name]
-        permissions = set(role.permissions)
-        for parent in role.inherits:
-            permissions |= flatten(parent, (*trail, name))
-        flattened[name] = frozenset(permissions)
-        return flattened[name]
-
-    return {name: PermissionSet(flatten(name, ())) for name in definitions}
+    return RoleCatalog(definitions)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,13 +3,16 @@
 Templates are split into segments: a literal, ``{name}`` (one segment, captured), ``*`` (one
 segment) or a final ``**`` (one or more further segments). Matching is on the canonical path
 only and is exact and case-sensitive. The first route that matches wins; no match is a deny.
+A route may carry its own IP allowlist, checked with the decision (`AccessService.check`).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from bastion.core.netrules import Allowlist
 
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -23,6 +26,7 @@ class RouteSpec:
     permission: str
     event: str
     resource_id: str | None = None
+    allowlist: Allowlist = field(default_factory=Allowlist)
 
 
 @dataclass(frozen=True, slots=True)

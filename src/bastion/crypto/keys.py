@@ -46,3 +46,24 @@ def new_api_key() -> str:
 def new_pepper() -> str:
     """A new pepper: 48 random bytes, URL-safe base64 (64 characters)."""
     return base64.urlsafe_b64encode(_hazmat.random_bytes(48)).decode()
+
+
+def new_secret_token(prefix: str) -> str:
+    """A fresh bearer secret: ``prefix`` + 40 base62 characters (~238 bits of randomness)."""
+    return prefix + _hazmat.random_choice_string(BASE62, 40)
+
+
+class CacheKeyer:
+    """Keys of in-memory caches of verified secrets: keyed BLAKE2b under a random key made at
+    start-up. Never stored; a process's cache keys mean nothing outside it."""
+
+    __slots__ = ("_key",)
+
+    def __init__(self) -> None:
+        self._key = _hazmat.random_bytes(32)
+
+    def key(self, secret: str) -> bytes:
+        return _hazmat.blake2b_mac(self._key, secret.encode())
+
+    def __repr__(self) -> str:
+        return "CacheKeyer(<key hidden>)"

@@ -1,25 +1,32 @@
-"""`build_app`: the gateway ASGI application wired from configuration."""
+"""`build_app`: the gateway ASGI application wired from configuration; `create_app` for
+uvicorn's factory mode (``bastion serve --workers N``)."""
 
 from __future__ import annotations
 
-from bastion.config import BastionConfig
+import os
+from pathlib import Path
+
+from bastion.backends.ratelimit import RateLimitStore
+from bastion.backends.ratelimit.memory import MemoryRateLimitStore
+from bastion.config import BastionConfig, load_config
 from bastion.crypto.identity import IdentitySigner
 from bastion.gateway.api.app import build_admin_api
-from bastion.gateway.edge import Edge, EdgeSettings
-from bastion.gateway.headers import parse_networks
+from bastion.gateway.audit_metrics import AuditDeliveryCollector
+from bastion.gateway.auth.app import auth_paths, build_auth_app
+from bastion.gateway.edge import Edge
+from bastion.gateway.limits import RateLimiter
+from bastion.gateway.metrics import GatewayMetrics
 from bastion.gateway.proxy import Timeouts, UpstreamProxy
-from bastion.services.audit import AuditSink, GroupCommitAuditWriter, NullAuditSink
+from bastion.gateway.server import CONFIG_ENV
+from bastion.gateway.settings import edge_settings_from, rate_policy_from
 from bastion.wiring import Services, build_services
+from bastion.wiring_audit import audit_sink_from, spool_states
 
 
 def build_app(config: BastionConfig, *, services: Services | None = None) -> Edge:
     services = services or build_services(config)
     gateway = config.gateway
-    audit: AuditSink = (
-        GroupCommitAuditWriter(services.storage)
-        if config.security.audit.enabled
-        else NullAuditSink()
-    )
+    audit = audit_sink_from(config, storage=services.storage, clock=services.clock)
     proxy = None
     if gateway.upstream is not None:
         timeouts = gateway.timeouts
@@ -36,19 +43,54 @@ def build_app(config: BastionConfig, *, services: Services | None = None) -> Edg
     signer = IdentitySigner(
         pepper.get_secret_value().encode(), issuer=f"bastion:{config.security.default_tenant}"
     )
-    settings = EdgeSettings(
-        prefix=gateway.prefix,
-        trusted_proxies=parse_networks([str(n) for n in gateway.trusted_proxies]),
-        default_tenant=config.security.default_tenant,
-    )
+    metrics = GatewayMetrics()
+    metrics.registry.register(AuditDeliveryCollector(lambda: spool_states(config)))
+    services.identity.start_listening()
+    services.authz.start()
     return Edge(
-        settings=settings,
+        settings=edge_settings_from(config),
         access=services.access,
         audit=audit,
         proxy=proxy,
         signer=signer,
         clock=services.clock,
         ready_check=services.storage.check,
-        on_shutdown=services.storage.close,
+        on_shutdown=lambda: _shutdown(services),
         admin_api=build_admin_api(services, audit=audit),
+        auth_app=build_auth_app(services, audit=audit, extra_jwks=signer.jwks),
+        auth_paths=frozenset(auth_paths(config.gateway.prefix)),
+        limiter=rate_limiter_from(config, metrics),
+        metrics=metrics,
     )
+
+
+def rate_limiter_from(config: BastionConfig, metrics: GatewayMetrics) -> RateLimiter | None:
+    """Counters in Redis when ``storage.redisUrl`` is set (shared by replicas), else in memory."""
+    if not config.security.rate_limit.enabled:
+        return None
+    store: RateLimitStore
+    if config.storage.redis_url:
+        from bastion.backends.ratelimit.redis import RedisRateLimitStore
+
+        store = RedisRateLimitStore(config.storage.redis_url, prefix=config.storage.redis_prefix)
+    else:
+        store = MemoryRateLimitStore()
+    return RateLimiter(
+        rate_policy_from(config),
+        store=store,
+        shared=config.storage.redis_url is not None,
+        metrics=metrics,
+    )
+
+
+def create_app() -> Edge:
+    """The app of one worker process: configuration from ``$BASTION_CONFIG``."""
+    path = os.environ.get(CONFIG_ENV)
+    config = load_config(Path(path) if path else None)
+    return build_app(config)
+
+
+def _shutdown(services: Services) -> None:
+    services.identity.close()
+    services.authz.close()
+    services.storage.close()

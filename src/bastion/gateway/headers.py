@@ -6,6 +6,11 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Sequence
+from urllib.parse import quote
+
+from bastion.crypto.identity import IdentitySigner
+from bastion.services.access import Identity
+from bastion.services.clock import Clock
 
 Headers = list[tuple[bytes, bytes]]
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -117,3 +122,29 @@ def client_address(
         if not is_trusted(hop, trusted):
             return hop
     return hops[0] if hops else peer
+
+
+def identity_headers(identity: Identity, signer: IdentitySigner, clock: Clock) -> Headers:
+    """The headers that tell the upstream who is calling, with the signed assertion."""
+    principal = identity.principal
+    assertion = signer.assertion(
+        {
+            "sub": principal.name,
+            "tenant": identity.tenant,
+            "roles": ",".join(identity.roles),
+            "kind": principal.kind.value,
+            "credential": identity.credential_id,
+        },
+        now=clock.now(),
+    )
+    return [
+        (b"x-bastion-principal", header_safe(principal.name)),
+        (b"x-bastion-tenant", header_safe(identity.tenant)),
+        (b"x-bastion-roles", header_safe(",".join(identity.roles))),
+        (b"x-bastion-identity", assertion.encode()),
+    ]
+
+
+def header_safe(value: str) -> bytes:
+    """Header-safe text: non-ASCII characters are percent-encoded (UTF-8)."""
+    return quote(value, safe="@.+-_~!$&'()*,;=:/ ").encode("ascii")

@@ -13,9 +13,14 @@ from bastion.errors import (
     AuthenticationError,
     AuthorizationError,
     BastionError,
+    ConflictError,
     NotFoundError,
+    PayloadTooLargeError,
+    RateLimitedError,
+    RateLimitUnavailableError,
     RequestRejectedError,
     StorageError,
+    UnsupportedMediaTypeError,
     UpstreamError,
     UpstreamTimeoutError,
 )
@@ -24,8 +29,13 @@ from bastion.errors import (
 _STATUS: tuple[tuple[type[BastionError], int, str], ...] = (
     (AuthenticationError, 401, "Authentication required"),
     (AuthorizationError, 403, "Forbidden"),
+    (PayloadTooLargeError, 413, "Content too large"),
+    (UnsupportedMediaTypeError, 415, "Unsupported media type"),
     (RequestRejectedError, 400, "Bad request"),
+    (RateLimitedError, 429, "Too many requests"),
+    (RateLimitUnavailableError, 503, "Service unavailable"),
     (NotFoundError, 404, "Not found"),
+    (ConflictError, 409, "Conflict"),
     (AuditUnavailableError, 503, "Audit trail unavailable"),
     (StorageError, 503, "Service unavailable"),
     (UpstreamTimeoutError, 504, "Upstream timed out"),
@@ -43,8 +53,16 @@ def status_for(error: BastionError) -> tuple[int, str]:
     return 503, "Service unavailable"
 
 
-def problem_body(error: BastionError, *, request_id: str, detail: str | None = None) -> bytes:
-    status, title = status_for(error)
+def problem_body(
+    error: BastionError,
+    *,
+    request_id: str,
+    detail: str | None = None,
+    status: int | None = None,
+) -> bytes:
+    """The RFC 9457 body; ``status`` overrides the table (forward-auth answers 403 for 400)."""
+    natural, title = status_for(error)
+    status = status or natural
     body = {
         "type": f"https://bastion.dev/problems/{error.code}",
         "title": title,

@@ -1,4 +1,4 @@
-"""The upstream hop: aiohttp with a keep-alive pool, streaming both ways, timeouts.
+"""The upstream hop: aiohttp with a keep-alive pool, streaming both ways, timeouts, WebSockets.
 
 aiohttp errors are translated here into `UpstreamError` / `UpstreamTimeoutError`; nothing from
 aiohttp escapes this module.
@@ -16,6 +16,7 @@ from bastion.errors import UpstreamError, UpstreamTimeoutError
 from bastion.gateway.headers import Headers, strip_hop_by_hop
 
 CHUNK = 64 * 1024
+WS_MAX_MESSAGE = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +75,7 @@ class UpstreamProxy:
         method: str,
         target: str,
         headers: Headers,
-        body: AsyncIterator[bytes] | None,
+        body: AsyncIterator[bytes] | bytes | None,
     ) -> AsyncIterator[UpstreamResponse]:
         """Send the request and yield the response whose body is still to be streamed."""
         if self._session is None:
@@ -98,3 +99,67 @@ class UpstreamProxy:
             yield UpstreamResponse(response.status, strip_hop_by_hop(raw), response)
         finally:
             response.release()
+
+    @asynccontextmanager
+    async def websocket(
+        self, *, target: str, headers: Headers, protocols: tuple[str, ...]
+    ) -> AsyncIterator[UpstreamSocket]:
+        """Open a WebSocket to the upstream; yields once the upstream has accepted."""
+        if self._session is None:
+            raise UpstreamError("the upstream client is not running")
+        str_headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in headers]
+        try:
+            ws = await self._session.ws_connect(
+                self._base + target,
+                headers=str_headers,
+                protocols=protocols,
+                autoping=True,
+                max_msg_size=WS_MAX_MESSAGE,
+                timeout=aiohttp.ClientWSTimeout(ws_close=self._timeouts.connect),
+            )
+        except (TimeoutError, aiohttp.ServerTimeoutError):
+            raise UpstreamTimeoutError("upstream did not answer in time") from None
+        except (aiohttp.ClientError, OSError):
+            raise UpstreamError("upstream refused the WebSocket") from None
+        try:
+            yield UpstreamSocket(ws)
+        finally:
+            await ws.close()
+
+
+class UpstreamSocket:
+    """An accepted upstream WebSocket: send and receive text or bytes, None when closed."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self._ws = ws
+
+    @property
+    def protocol(self) -> str | None:
+        return self._ws.protocol
+
+    async def send(self, data: str | bytes) -> None:
+        try:
+            if isinstance(data, str):
+                await self._ws.send_str(data)
+            else:
+                await self._ws.send_bytes(data)
+        except (aiohttp.ClientError, ConnectionError, RuntimeError):
+            raise UpstreamError("upstream WebSocket closed") from None
+
+    async def receive(self) -> str | bytes | None:
+        try:
+            message = await self._ws.receive(timeout=None)
+        except (aiohttp.ClientError, ConnectionError):
+            return None
+        if message.type is aiohttp.WSMsgType.TEXT:
+            return str(message.data)
+        if message.type is aiohttp.WSMsgType.BINARY:
+            return bytes(message.data)
+        return None
+
+    @property
+    def close_code(self) -> int | None:
+        return self._ws.close_code
+
+    async def close(self, code: int = 1000) -> None:
+        await self._ws.close(code=code)

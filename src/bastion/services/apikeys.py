@@ -1,18 +1,27 @@
-"""API keys: issue (shown once), list, revoke, and authenticate a presented key."""
+"""API keys: issue (shown once), list, rotate, revoke, and authenticate a presented key.
+
+Authentication runs on every proxied request, so a verified key is cached (bounded, keyed by
+its keyed hash) until it expires or the revocation epoch moves (`bastion.services.revocation`).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from bastion.backends.protocols import Storage, UnitOfWork
-from bastion.core.apikeys import API_KEY_PREFIX, display_prefix, is_well_formed_api_key
+from bastion.core.apikeys import (
+    API_KEY_LENGTH,
+    API_KEY_PREFIX,
+    display_prefix,
+    is_well_formed_api_key,
+)
 from bastion.core.ids import new_id
 from bastion.core.model import ApiKey, Principal, SubjectType, Tenant
 from bastion.core.names import canonical_name
 from bastion.core.rbac import parse_scopes, scopes_within
-from bastion.crypto.keys import KeyedHasher, new_api_key
+from bastion.crypto.keys import CacheKeyer, KeyedHasher, new_api_key
 from bastion.errors import (
     AuthenticationError,
     AuthorizationError,
@@ -22,9 +31,13 @@ from bastion.errors import (
 from bastion.services.audit import append_events, build_event
 from bastion.services.authn import Authenticated
 from bastion.services.clock import Clock
+from bastion.services.revocation import NullBroadcast, RevocationState, Revoker
+from bastion.services.verified_cache import Verified, VerifiedCache
 
 # A key's last-used time is written at most this often, so that use does not mean a write.
 TOUCH_INTERVAL_SECONDS = 60
+TOUCH_INTERVAL = timedelta(seconds=TOUCH_INTERVAL_SECONDS)
+MAX_GRACE = timedelta(days=30)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,11 +67,35 @@ def first_admin(tx: UnitOfWork, tenant: Tenant) -> Principal:
     raise NotFoundError(f"tenant {tenant.name!r} has no admin user; pass --owner")
 
 
+def find_key(tx: UnitOfWork, tenant: Tenant, reference: str) -> ApiKey:
+    """The one key named by id, display prefix or name in the tenant."""
+    matches = [k for k in tx.api_keys.list(tenant.id) if reference in (k.id, k.prefix, k.name)]
+    if not matches:
+        raise NotFoundError(f"no API key {reference!r} in tenant {tenant.name!r}")
+    if len(matches) > 1:
+        raise RequestRejectedError(f"{reference!r} names several keys; use the key id")
+    return matches[0]
+
+
 class ApiKeyService:
-    def __init__(self, *, storage: Storage, hasher: KeyedHasher, clock: Clock) -> None:
+    def __init__(
+        self,
+        *,
+        storage: Storage,
+        hasher: KeyedHasher,
+        clock: Clock,
+        revoker: Revoker | None = None,
+        cache_capacity: int = 10_000,
+    ) -> None:
         self._storage = storage
         self._hasher = hasher
         self._clock = clock
+        self._revoker = revoker or Revoker(RevocationState(), NullBroadcast())
+        self._state = self._revoker.state
+        # Cache keys are keyed BLAKE2b under a per-process key (cheaper than the pepper's
+        # HMAC-SHA256, which is kept for the stored hashes).
+        self._keyer = CacheKeyer()
+        self._cache: VerifiedCache[bytes, Authenticated] = VerifiedCache(cache_capacity)
 
     def issue(
         self,
@@ -70,6 +107,8 @@ class ApiKeyService:
         scopes: list[str] | tuple[str, ...],
         expires_at: datetime | None,
         actor: dict[str, Any],
+        action: str = "apikey.create",
+        details: dict[str, Any] | None = None,
     ) -> IssuedKey:
         """Create a key inside the caller's transaction, with its ``apikey.create`` event."""
         now = self._clock.now()
@@ -94,23 +133,12 @@ class ApiKeyService:
             expires_at=expires_at,
         )
         tx.api_keys.create(key)
-        details = {"name": key.name, "prefix": key.prefix, "scopes": list(parsed_scopes)}
+        event_details = {"name": key.name, "prefix": key.prefix, "scopes": list(parsed_scopes)}
         if expires_at is not None:
-            details["expires"] = expires_at.isoformat()
-        append_events(
-            tx,
-            [
-                build_event(
-                    action="apikey.create",
-                    outcome="success",
-                    tenant=tenant.name,
-                    now=now,
-                    actor=actor,
-                    resource={"type": "apikey", "id": key.id, "owner": owner.name},
-                    details=details,
-                )
-            ],
-        )
+            event_details["expires"] = expires_at.isoformat()
+        event_details.update(details or {})
+        resource = {"type": "apikey", "id": key.id, "owner": owner.name}
+        _record(tx, action, tenant, now, actor, resource, event_details)
         return IssuedKey(key, secret)
 
     def create(
@@ -161,41 +189,84 @@ class ApiKeyService:
         now = self._clock.now()
         with self._storage.transaction() as tx:
             tenant = tx.tenants.get_by_name(tenant_name)
-            matches = [
-                k for k in tx.api_keys.list(tenant.id) if reference in (k.id, k.prefix, k.name)
-            ]
-            if not matches:
-                raise NotFoundError(f"no API key {reference!r} in tenant {tenant.name!r}")
-            if len(matches) > 1:
-                raise RequestRejectedError(f"{reference!r} names several keys; use the key id")
-            revoked = tx.api_keys.revoke(tenant.id, matches[0].id, at=now)
-            append_events(
-                tx,
-                [
-                    build_event(
-                        action="apikey.revoke",
-                        outcome="success",
-                        tenant=tenant.name,
-                        now=now,
-                        actor=actor,
-                        resource={"type": "apikey", "id": revoked.id},
-                        details={"name": revoked.name, "prefix": revoked.prefix},
-                    )
-                ],
+            revoked = tx.api_keys.revoke(tenant.id, find_key(tx, tenant, reference).id, at=now)
+            epoch = self._revoker.bump(tx)
+            resource = {"type": "apikey", "id": revoked.id}
+            details = {"name": revoked.name, "prefix": revoked.prefix}
+            _record(tx, "apikey.revoke", tenant, now, actor, resource, details)
+        self._revoker.announce(epoch)
+        return revoked
+
+    def rotate(
+        self,
+        *,
+        tenant_name: str,
+        reference: str,
+        grace: timedelta,
+        actor: dict[str, Any],
+        owner_id: str | None = None,
+    ) -> IssuedKey:
+        """A new key with the same owner, scopes, name and expiry; the old one keeps working
+        for ``grace`` (at most 30 days), then expires. ``owner_id`` restricts to one owner."""
+        if grace < timedelta(0) or grace > MAX_GRACE:
+            raise RequestRejectedError("the grace period must be between 0 and 30 days")
+        now = self._clock.now()
+        with self._storage.transaction() as tx:
+            tenant = tx.tenants.get_by_name(tenant_name)
+            old = find_key(tx, tenant, reference)
+            if owner_id is not None and old.principal_id != owner_id:
+                raise NotFoundError(f"no API key {reference!r} of yours")
+            if not old.is_active(now):
+                raise RequestRejectedError("only an active key can be rotated")
+            retired = tx.api_keys.retire(
+                tenant.id, old.id, expires_at=now + grace, name=f"{old.name}~{old.id[-8:]}"
             )
-            return revoked
+            owner = tx.principals.get(tenant.id, old.principal_id)
+            issued = self.issue(
+                tx,
+                tenant=tenant,
+                owner=owner,
+                name=old.name,
+                scopes=old.scopes,
+                expires_at=old.expires_at,
+                actor=actor,
+                action="apikey.rotate",
+                details={"replaces": old.id, "graceUntil": (now + grace).isoformat()},
+            )
+            epoch = self._revoker.bump(tx)
+        self._revoker.announce(epoch)
+        assert retired.expires_at is not None
+        return issued
 
     def accepts(self, presented: str) -> bool:
         return presented.startswith(API_KEY_PREFIX)
 
     def verify(self, tx: UnitOfWork, presented: str) -> Authenticated:
-        """The principal behind a presented key; `AuthenticationError` with the real reason."""
-        if not is_well_formed_api_key(presented):
+        """The principal behind a presented key; `AuthenticationError` with the real reason.
+
+        The hot path (a key seen before, epoch unchanged, not expired) is a checksum, one HMAC
+        and one dictionary look-up; nothing is read from ``tx`` unless the revocation epoch
+        must be (see `bastion.services.revocation`).
+        """
+        if len(presented) != API_KEY_LENGTH:
             raise AuthenticationError("malformed_key")
+        cache_key = self._keyer.key(presented)
+        # A cached key was well formed when it was stored, and only that exact key has its
+        # keyed hash: the checksum need not be recomputed for one. Anything else is checked
+        # before the database is touched at all.
+        if cache_key not in self._cache and not is_well_formed_api_key(presented):
+            raise AuthenticationError("malformed_key")
+        epoch = self._state.sync(tx)
+        now = self._clock.now()
+        hit = self._cache.get(cache_key, epoch=epoch, now=now)
+        if hit is not None:
+            if hit.touched_at is None or now >= hit.touched_at:
+                tx.api_keys.touch(hit.value.credential_id, at=now)
+                hit.touched_at = now + TOUCH_INTERVAL
+            return hit.value
         key = tx.api_keys.find_by_hash(self._hasher.digest(presented))
         if key is None:
             raise AuthenticationError("unknown_key")
-        now = self._clock.now()
         if key.revoked_at is not None:
             raise AuthenticationError("revoked_key")
         if key.expires_at is not None and now >= key.expires_at:
@@ -203,9 +274,42 @@ class ApiKeyService:
         principal = tx.principals.get(key.tenant_id, key.principal_id)
         if principal.disabled:
             raise AuthenticationError("disabled_principal")
-        if (
-            key.last_used_at is None
-            or (now - key.last_used_at).total_seconds() >= TOUCH_INTERVAL_SECONDS
-        ):
+        if tx.tenant_states.get(key.tenant_id).disabled:
+            raise AuthenticationError("disabled_tenant")
+        touched = key.last_used_at
+        if touched is None or now - touched >= TOUCH_INTERVAL:
             tx.api_keys.touch(key.id, at=now)
-        return Authenticated(principal, key.id, "api_key", key.scopes)
+            touched = now
+        authenticated = Authenticated(principal, key.id, "api_key", key.scopes)
+        # ``touched_at`` of a cached entry holds when the next touch is due.
+        entry = Verified(authenticated, epoch, key.expires_at, touched + TOUCH_INTERVAL)
+        self._cache.put(cache_key, entry)
+        return authenticated
+
+    def verify_secret_of(self, tx: UnitOfWork, presented: str, principal_id: str) -> Authenticated:
+        """`verify`, and the key must belong to ``principal_id`` (OAuth client secrets)."""
+        authenticated = self.verify(tx, presented)
+        if authenticated.principal.id != principal_id:
+            raise AuthenticationError("secret_of_another_client")
+        return authenticated
+
+
+def _record(
+    tx: UnitOfWork,
+    action: str,
+    tenant: Tenant,
+    now: datetime,
+    actor: dict[str, Any],
+    resource: dict[str, Any],
+    details: dict[str, Any],
+) -> None:
+    event = build_event(
+        action=action,
+        outcome="success",
+        tenant=tenant.name,
+        now=now,
+        actor=actor,
+        resource=resource,
+        details=details,
+    )
+    append_events(tx, [event])

@@ -28,6 +28,9 @@ class Authenticated:
     credential_id: str
     method: str
     scopes: tuple[str, ...] | None
+    # RFC 8693 delegation: who acts on the principal's behalf (the ``act`` claim). When set,
+    # a request must be allowed for both, so the effective permissions are the intersection.
+    actor: Authenticated | None = None
 
 
 class CredentialVerifier(Protocol):

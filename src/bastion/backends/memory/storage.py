@@ -15,12 +15,43 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from bastion.backends.memory.audit import AuditLog, MemoryAuditStore, utc
+from bastion.backends.memory.authz_stores import (
+    AuthzTables,
+    MemoryAuthzBindingStore,
+    MemoryAuthzVersionStore,
+    MemoryResourceRuleStore,
+    MemoryRoleStore,
+)
+from bastion.backends.memory.identity import (
+    IdentityTables,
+    MemoryGroupStore,
+    MemoryPasswordStore,
+    MemoryTenantStateStore,
+    MemoryThrottleStore,
+)
+from bastion.backends.memory.identity_tokens import (
+    MemoryRefreshTokenStore,
+    MemoryRegistrationTokenStore,
+    MemoryRevocationStore,
+    MemorySigningKeyStore,
+)
 from bastion.backends.protocols import (
     ApiKeyStore,
     AuditStore,
+    AuthzVersionStore,
     BindingStore,
+    GroupStore,
+    PasswordStore,
     PrincipalStore,
+    RefreshTokenStore,
+    RegistrationTokenStore,
+    ResourceRuleStore,
+    RevocationStore,
+    RoleStore,
+    SigningKeyStore,
+    TenantStateStore,
     TenantStore,
+    ThrottleStore,
 )
 from bastion.core.model import ApiKey, Principal, PrincipalKind, RoleBinding, SubjectType, Tenant
 from bastion.errors import ConflictError, NotFoundError, StorageError
@@ -47,11 +78,18 @@ class _Tables:
     principals: dict[str, Principal] = field(default_factory=dict)
     api_keys: dict[str, ApiKey] = field(default_factory=dict)
     bindings: dict[str, RoleBinding] = field(default_factory=dict)
+    identity: IdentityTables = field(default_factory=IdentityTables)
+    authz: AuthzTables = field(default_factory=AuthzTables)
 
     def copy(self) -> _Tables:
         # The values are frozen dataclasses, so copying the dicts is a full snapshot.
         return _Tables(
-            dict(self.tenants), dict(self.principals), dict(self.api_keys), dict(self.bindings)
+            dict(self.tenants),
+            dict(self.principals),
+            dict(self.api_keys),
+            dict(self.bindings),
+            self.identity.copy(),
+            self.authz.copy(),
         )
 
 
@@ -81,6 +119,14 @@ class MemoryTenantStore:
 
     def list(self) -> builtins.list[Tenant]:
         return sorted(self._t.tenants.values(), key=lambda t: (t.created_at, t.id))
+
+    def delete(self, tenant_id: str) -> None:
+        self.get(tenant_id)
+        rows = (self._t.principals, self._t.api_keys, self._t.bindings, self._t.identity.groups)
+        if any(row.tenant_id == tenant_id for table in rows for row in table.values()):
+            raise ConflictError("delete tenant: it still has principals, keys or bindings")
+        self._t.identity.tenant_states.pop(tenant_id, None)
+        del self._t.tenants[tenant_id]
 
 
 class MemoryPrincipalStore:
@@ -118,6 +164,18 @@ class MemoryPrincipalStore:
     def list(self, tenant_id: str) -> builtins.list[Principal]:
         found = [p for p in self._t.principals.values() if p.tenant_id == tenant_id]
         return sorted(found, key=lambda p: p.name)
+
+    def update(self, principal: Principal) -> None:
+        current = self.get(principal.tenant_id, principal.id)
+        self._t.principals[principal.id] = replace(
+            current, display_name=principal.display_name, disabled=principal.disabled
+        )
+
+    def delete(self, tenant_id: str, principal_id: str) -> None:
+        self.get(tenant_id, principal_id)
+        if any(k.principal_id == principal_id for k in self._t.api_keys.values()):
+            raise _missing_reference("delete principal")
+        del self._t.principals[principal_id]
 
 
 class MemoryApiKeyStore:
@@ -176,6 +234,30 @@ class MemoryApiKeyStore:
         if key is not None and (key.last_used_at is None or key.last_used_at < at):
             self._t.api_keys[key_id] = replace(key, last_used_at=at)
 
+    def retire(self, tenant_id: str, key_id: str, *, expires_at: datetime, name: str) -> ApiKey:
+        expires_at = utc(expires_at, "retire API key")
+        key = self.get(tenant_id, key_id)
+        if any(
+            k.tenant_id == tenant_id and k.name == name and k.id != key_id
+            for k in self._t.api_keys.values()
+        ):
+            raise _conflict("retire API key")
+        if key.expires_at is not None and key.expires_at <= expires_at:
+            expires_at = key.expires_at
+        key = replace(key, name=name, expires_at=expires_at)
+        self._t.api_keys[key_id] = key
+        return key
+
+    def delete_owned(self, tenant_id: str, principal_id: str) -> int:
+        owned = [
+            k.id
+            for k in self._t.api_keys.values()
+            if k.tenant_id == tenant_id and k.principal_id == principal_id
+        ]
+        for key_id in owned:
+            del self._t.api_keys[key_id]
+        return len(owned)
+
 
 class MemoryBindingStore:
     def __init__(self, tables: _Tables) -> None:
@@ -222,8 +304,22 @@ class MemoryUnitOfWork:
         self.tenants: TenantStore = MemoryTenantStore(tables)
         self.principals: PrincipalStore = MemoryPrincipalStore(tables)
         self.api_keys: ApiKeyStore = MemoryApiKeyStore(tables)
-        self.bindings: BindingStore = MemoryBindingStore(tables)
+        self.bindings: BindingStore = MemoryAuthzBindingStore(MemoryBindingStore(tables), tables)
         self.audit: AuditStore = self._audit
+        ident, principals, tenants = tables.identity, tables.principals, tables.tenants
+        self.groups: GroupStore = MemoryGroupStore(ident, principals, tenants)
+        self.tenant_states: TenantStateStore = MemoryTenantStateStore(ident, tenants)
+        self.passwords: PasswordStore = MemoryPasswordStore(ident, principals)
+        self.throttles: ThrottleStore = MemoryThrottleStore(ident)
+        self.refresh_tokens: RefreshTokenStore = MemoryRefreshTokenStore(ident, principals)
+        self.registration_tokens: RegistrationTokenStore = MemoryRegistrationTokenStore(
+            ident, tenants
+        )
+        self.signing_keys: SigningKeyStore = MemorySigningKeyStore(ident)
+        self.revocations: RevocationStore = MemoryRevocationStore(ident)
+        self.roles: RoleStore = MemoryRoleStore(tables)
+        self.resource_rules: ResourceRuleStore = MemoryResourceRuleStore(tables)
+        self.authz_versions: AuthzVersionStore = MemoryAuthzVersionStore(tables)
 
     def pending_events(self) -> AuditLog:
         return self._audit.pending
@@ -246,8 +342,7 @@ class MemoryStorage:
             uow = MemoryUnitOfWork(self._tables.copy(), self._log)
             yield uow
             self._tables = uow.tables
-            for stored in uow.pending_events().events:
-                self._log.add(stored)
+            uow.pending_events().commit_into(self._log)
         finally:
             self._lock.release()
 

@@ -1,18 +1,33 @@
-"""The SQL audit store: chain head locking, batched inserts, filtered queries."""
+"""The SQL audit store: chain head locking, bulk inserts, filtered queries, checkpoints and
+retention deletes."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, insert, select, text
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Row,
+    ScalarSelect,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+)
 
-from bastion.backends.audit_rows import actor_id, encode_body, resource_key
+from bastion.backends.sql.audit_raw import insert_rows, rows_of
+from bastion.backends.sql.audit_tables import audit_checkpoints
 from bastion.backends.sql.errors import translated
 from bastion.backends.sql.tables import audit_events
+from bastion.core.audit_checkpoint import AuditCheckpoint
 from bastion.core.model import AuditEvent, AuditQuery
 
+_SEQ_CEILING = 2**62
 # pg_advisory_xact_lock key for the audit chain head (the bytes b"bastaud1" as a bigint).
 AUDIT_CHAIN_LOCK = int.from_bytes(b"bastaud1", "big")
 
@@ -35,12 +50,33 @@ def _event(row: Row[Any]) -> AuditEvent:
     )
 
 
+def _checkpoint(row: Row[Any]) -> AuditCheckpoint:
+    return AuditCheckpoint(
+        seq=int(row.seq),
+        head_hash=row.head_hash,
+        timestamp=row.created_at,
+        key_id=row.key_id,
+        signature=row.signature,
+    )
+
+
+def _first_seq_at(moment: datetime) -> ScalarSelect[Any]:
+    """The lowest seq whose timestamp is at or after ``moment`` (two index seeks)."""
+    c = audit_events.c
+    first_time = select(func.min(c.timestamp)).where(c.timestamp >= moment).scalar_subquery()
+    return select(func.min(c.seq)).where(c.timestamp == first_time).scalar_subquery()
+
+
 def _filters(query: AuditQuery) -> list[ColumnElement[bool]]:
     c = audit_events.c
     where: list[ColumnElement[bool]] = []
+    # Timestamps never decrease along seq, so time bounds are also seq bounds: every filter
+    # index (column, seq) then reads only the matching range, already in seq order.
     if query.since is not None:
+        where.append(c.seq >= _first_seq_at(query.since))
         where.append(c.timestamp >= query.since)
     if query.until is not None:
+        where.append(c.seq < func.coalesce(_first_seq_at(query.until), _SEQ_CEILING))
         where.append(c.timestamp < query.until)
     if query.action is not None:
         where.append(c.action == query.action)
@@ -62,37 +98,33 @@ class SQLAuditStore:
         self._conn = conn
 
     def lock_head(self) -> tuple[int, str]:
-        head = select(audit_events.c.seq, audit_events.c.hash).order_by(audit_events.c.seq.desc())
         with translated("lock the audit chain"):
             if self._conn.dialect.name == "postgresql":
                 lock = text("SELECT pg_advisory_xact_lock(:key)")
                 self._conn.execute(lock, {"key": AUDIT_CHAIN_LOCK})
             # On SQLite the unit of work's BEGIN IMMEDIATE already holds the write lock.
+        return self.head()
+
+    def head(self) -> tuple[int, str]:
+        head = select(audit_events.c.seq, audit_events.c.hash).order_by(audit_events.c.seq.desc())
+        with translated("read the audit chain head"):
             row = self._conn.execute(head.limit(1)).one_or_none()
         return (0, "") if row is None else (int(row.seq), str(row.hash))
 
-    def insert(self, events: Sequence[AuditEvent]) -> None:
+    def head_timestamp(self) -> datetime | None:
+        c = audit_events.c
+        statement = select(c.timestamp).order_by(c.seq.desc()).limit(1)
+        with translated("read the audit chain head"):
+            row = self._conn.execute(statement).one_or_none()
+        return None if row is None else row.timestamp
+
+    def insert(self, events: Sequence[AuditEvent], *, bodies: Sequence[str] | None = None) -> None:
         if not events:
             return
-        rows = [
-            {
-                "seq": event.seq,
-                "event_id": event.event_id,
-                "timestamp": event.timestamp,
-                "tenant": event.tenant,
-                "action": event.action,
-                "outcome": event.outcome,
-                "actor_id": actor_id(event),
-                "resource_key": resource_key(event),
-                "body": encode_body(event),
-                "prev_hash": event.prev_hash,
-                "hash": event.hash,
-            }
-            for event in events
-        ]
+        rows = rows_of(events, bodies, sqlite=self._conn.dialect.name == "sqlite")
         # The savepoint makes a batch all-or-nothing on every database.
         with translated("insert audit events"), self._conn.begin_nested():
-            self._conn.execute(insert(audit_events), rows)
+            insert_rows(self._conn, rows)
 
     def query(self, query: AuditQuery) -> list[AuditEvent]:
         if query.limit <= 0:
@@ -106,12 +138,70 @@ class SQLAuditStore:
         with translated("query audit events"):
             return [_event(row) for row in self._conn.execute(statement)]
 
-    def iterate(self, *, after_seq: int = 0, batch: int = 1000) -> Iterator[AuditEvent]:
+    def iterate(
+        self, *, after_seq: int = 0, batch: int = 1000, through_seq: int | None = None
+    ) -> Iterator[AuditEvent]:
+        for event, _, _ in self.iterate_indexed(
+            after_seq=after_seq, batch=batch, through_seq=through_seq
+        ):
+            yield event
+
+    def iterate_indexed(
+        self, *, after_seq: int = 0, batch: int = 1000, through_seq: int | None = None
+    ) -> Iterator[tuple[AuditEvent, str, str]]:
         last = after_seq
         size = max(batch, 1)
+        c = audit_events.c
         while True:
-            page = self.query(AuditQuery(after_seq=last, limit=size))
+            statement = select(audit_events).where(c.seq > last)
+            if through_seq is not None:
+                statement = statement.where(c.seq <= through_seq)
+            statement = statement.order_by(c.seq).limit(size)
+            with translated("read audit events"):
+                page = [
+                    (_event(row), row.actor_id, row.resource_key)
+                    for row in self._conn.execute(statement)
+                ]
             yield from page
             if len(page) < size:
                 return
-            last = page[-1].seq
+            last = page[-1][0].seq
+
+    def bounds(self) -> tuple[int, int] | None:
+        c = audit_events.c
+        with translated("read the audit bounds"):
+            row = self._conn.execute(select(func.min(c.seq), func.max(c.seq))).one()
+        return None if row[0] is None else (int(row[0]), int(row[1]))
+
+    def insert_checkpoint(self, checkpoint: AuditCheckpoint) -> None:
+        values = {
+            "seq": checkpoint.seq,
+            "head_hash": checkpoint.head_hash,
+            "created_at": checkpoint.timestamp,
+            "key_id": checkpoint.key_id,
+            "signature": checkpoint.signature,
+        }
+        with translated("insert audit checkpoint"), self._conn.begin_nested():
+            self._conn.execute(insert(audit_checkpoints).values(values))
+
+    def last_checkpoint(self) -> AuditCheckpoint | None:
+        statement = select(audit_checkpoints).order_by(audit_checkpoints.c.seq.desc()).limit(1)
+        with translated("read the last audit checkpoint"):
+            row = self._conn.execute(statement).one_or_none()
+        return None if row is None else _checkpoint(row)
+
+    def checkpoints(
+        self, *, from_seq: int = 0, through_seq: int | None = None
+    ) -> list[AuditCheckpoint]:
+        c = audit_checkpoints.c
+        statement = select(audit_checkpoints).where(c.seq >= from_seq)
+        if through_seq is not None:
+            statement = statement.where(c.seq <= through_seq)
+        with translated("read audit checkpoints"):
+            return [_checkpoint(r) for r in self._conn.execute(statement.order_by(c.seq))]
+
+    def delete_through(self, seq: int) -> int:
+        with translated("delete old audit events"):
+            removed = self._conn.execute(delete(audit_events).where(audit_events.c.seq <= seq))
+            self._conn.execute(delete(audit_checkpoints).where(audit_checkpoints.c.seq < seq))
+        return int(removed.rowcount or 0)

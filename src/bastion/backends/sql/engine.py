@@ -18,7 +18,7 @@ BEGIN_IMMEDIATE = "bastion_begin_immediate"
 
 _SQLITE_PRAGMAS = (
     # Wait for another writer instead of failing at once with "database is locked".
-    "PRAGMA busy_timeout = 5000",
+    "PRAGMA busy_timeout = 15000",
     "PRAGMA journal_mode = WAL",
     # Security data: fsync the WAL at every commit, so a committed audit record survives power loss.
     "PRAGMA synchronous = FULL",

@@ -11,16 +11,40 @@ from sqlalchemy.exc import SQLAlchemyError
 from bastion.backends.protocols import (
     ApiKeyStore,
     AuditStore,
+    AuthzVersionStore,
     BindingStore,
+    GroupStore,
+    PasswordStore,
     PrincipalStore,
+    RefreshTokenStore,
+    RegistrationTokenStore,
+    ResourceRuleStore,
+    RevocationStore,
+    RoleStore,
+    SigningKeyStore,
+    TenantStateStore,
     TenantStore,
+    ThrottleStore,
 )
 from bastion.backends.sql.audit import SQLAuditStore
+from bastion.backends.sql.authz_stores import (
+    SQLAuthzBindingStore,
+    SQLAuthzVersionStore,
+    SQLResourceRuleStore,
+    SQLRoleStore,
+)
 from bastion.backends.sql.engine import BEGIN_IMMEDIATE, build_engine
 from bastion.backends.sql.errors import translated
+from bastion.backends.sql.identity_credentials import SQLPasswordStore, SQLThrottleStore
+from bastion.backends.sql.identity_groups import SQLGroupStore, SQLTenantStateStore
+from bastion.backends.sql.identity_tokens import (
+    SQLRefreshTokenStore,
+    SQLRegistrationTokenStore,
+    SQLRevocationStore,
+    SQLSigningKeyStore,
+)
 from bastion.backends.sql.stores import (
     SQLApiKeyStore,
-    SQLBindingStore,
     SQLPrincipalStore,
     SQLTenantStore,
 )
@@ -33,8 +57,19 @@ class SQLUnitOfWork:
         self.tenants: TenantStore = SQLTenantStore(conn)
         self.principals: PrincipalStore = SQLPrincipalStore(conn)
         self.api_keys: ApiKeyStore = SQLApiKeyStore(conn)
-        self.bindings: BindingStore = SQLBindingStore(conn)
+        self.bindings: BindingStore = SQLAuthzBindingStore(conn)
         self.audit: AuditStore = SQLAuditStore(conn)
+        self.groups: GroupStore = SQLGroupStore(conn)
+        self.tenant_states: TenantStateStore = SQLTenantStateStore(conn)
+        self.passwords: PasswordStore = SQLPasswordStore(conn)
+        self.throttles: ThrottleStore = SQLThrottleStore(conn)
+        self.refresh_tokens: RefreshTokenStore = SQLRefreshTokenStore(conn)
+        self.registration_tokens: RegistrationTokenStore = SQLRegistrationTokenStore(conn)
+        self.signing_keys: SigningKeyStore = SQLSigningKeyStore(conn)
+        self.revocations: RevocationStore = SQLRevocationStore(conn)
+        self.roles: RoleStore = SQLRoleStore(conn)
+        self.resource_rules: ResourceRuleStore = SQLResourceRuleStore(conn)
+        self.authz_versions: AuthzVersionStore = SQLAuthzVersionStore(conn)
 
 
 class SQLStorage:

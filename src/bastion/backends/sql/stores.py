@@ -7,12 +7,22 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, and_, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Row,
+    and_,
+    delete,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from bastion.backends.sql.errors import translated
 from bastion.backends.sql.tables import api_keys, principals, role_bindings, tenants
 from bastion.core.model import ApiKey, Principal, PrincipalKind, RoleBinding, SubjectType, Tenant
-from bastion.errors import NotFoundError
+from bastion.errors import ConflictError, NotFoundError
 
 
 def text_order(conn: Connection, column: ColumnElement[Any]) -> ColumnElement[Any]:
@@ -48,6 +58,17 @@ class SQLTenantStore:
         with translated("list tenants"):
             rows = self._conn.execute(select(tenants).order_by(*order)).all()
         return [Tenant(id=r.id, name=r.name, created_at=r.created_at) for r in rows]
+
+    def delete(self, tenant_id: str) -> None:
+        # Rows that still refer to the tenant make this a foreign-key failure: ConflictError.
+        try:
+            with translated("delete tenant"), self._conn.begin_nested():
+                gone = self._conn.execute(delete(tenants).where(tenants.c.id == tenant_id))
+        except NotFoundError:
+            message = "delete tenant: it still has principals, keys or bindings"
+            raise ConflictError(message) from None
+        if gone.rowcount != 1:
+            raise NotFoundError("delete tenant: no such tenant")
 
 
 def _principal(row: Row[Any]) -> Principal:
@@ -102,6 +123,24 @@ class SQLPrincipalStore:
         )
         with translated("list principals"):
             return [_principal(row) for row in self._conn.execute(query)]
+
+    def update(self, principal: Principal) -> None:
+        query = (
+            update(principals)
+            .where(principals.c.tenant_id == principal.tenant_id, principals.c.id == principal.id)
+            .values(display_name=principal.display_name, disabled=principal.disabled)
+        )
+        with translated("update principal"):
+            if self._conn.execute(query).rowcount != 1:
+                raise NotFoundError("update principal: no such principal in this tenant")
+
+    def delete(self, tenant_id: str, principal_id: str) -> None:
+        query = delete(principals).where(
+            principals.c.tenant_id == tenant_id, principals.c.id == principal_id
+        )
+        with translated("delete principal"), self._conn.begin_nested():
+            if self._conn.execute(query).rowcount != 1:
+                raise NotFoundError("delete principal: no such principal in this tenant")
 
 
 def _api_key(row: Row[Any]) -> ApiKey:
@@ -191,6 +230,25 @@ class SQLApiKeyStore:
         )
         with translated("record API key use"):
             self._conn.execute(query)
+
+    def retire(self, tenant_id: str, key_id: str, *, expires_at: datetime, name: str) -> ApiKey:
+        c = api_keys.c
+        where = (c.tenant_id == tenant_id, c.id == key_id)
+        with translated("retire API key"), self._conn.begin_nested():
+            self._conn.execute(update(api_keys).where(*where).values(name=name))
+            self._conn.execute(
+                update(api_keys)
+                .where(*where, or_(c.expires_at.is_(None), c.expires_at > expires_at))
+                .values(expires_at=expires_at)
+            )
+        return self.get(tenant_id, key_id)
+
+    def delete_owned(self, tenant_id: str, principal_id: str) -> int:
+        query = delete(api_keys).where(
+            api_keys.c.tenant_id == tenant_id, api_keys.c.principal_id == principal_id
+        )
+        with translated("delete API keys"):
+            return int(self._conn.execute(query).rowcount)
 
 
 def _binding(row: Row[Any]) -> RoleBinding:

@@ -151,9 +151,11 @@ audit_events = Table(
     Column("hash", String, nullable=False),
     UniqueConstraint("event_id", name="uq_audit_events_event_id"),
     Index("ix_audit_events_timestamp", "timestamp"),
-    Index("ix_audit_events_actor_id_timestamp", "actor_id", "timestamp"),
-    Index("ix_audit_events_action_timestamp", "action", "timestamp"),
-    Index("ix_audit_events_tenant_timestamp", "tenant", "timestamp"),
-    Index("ix_audit_events_resource_key_timestamp", "resource_key", "timestamp"),
-    Index("ix_audit_events_outcome_timestamp", "outcome", "timestamp"),
+    # Each filter column with seq (migration 0002_audit): a filtered query reads its matches
+    # already in seq order, and time bounds become a seq range (timestamps never decrease).
+    Index("ix_audit_events_actor_id_seq", "actor_id", "seq"),
+    Index("ix_audit_events_action_seq", "action", "seq"),
+    Index("ix_audit_events_tenant_seq", "tenant", "seq"),
+    Index("ix_audit_events_resource_key_seq", "resource_key", "seq"),
+    Index("ix_audit_events_outcome_seq", "outcome", "seq"),
 )

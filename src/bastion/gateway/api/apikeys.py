@@ -12,7 +12,9 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from bastion.config.units import parse_duration
 from bastion.core.model import ApiKey
+from bastion.errors import RequestRejectedError
 from bastion.gateway.api.deps import actor_of, require, services_dep
 from bastion.services.access import Caller
 from bastion.wiring import Services
@@ -105,3 +107,31 @@ async def revoke_key(
         actor=actor_of(caller, request),
     )
     return RevokedKey(id=revoked.id, name=revoked.name, revoked=revoked.revoked_at)
+
+
+class Rotation(BaseModel):
+    grace: str = Field(default="24h", description="How long the old key keeps working, e.g. 1h.")
+
+
+@router.post("/{key_id}/rotate", response_model=ApiKeyCreated, status_code=201)
+async def rotate_key(
+    key_id: str,
+    request: Request,
+    body: Rotation | None = None,
+    caller: Caller = Depends(require("apikeys", "update")),
+    services: Services = Depends(services_dep),
+) -> ApiKeyCreated:
+    """A new key with the same name, owner and scopes; the old one works for ``grace`` more."""
+    try:
+        grace = parse_duration((body or Rotation()).grace)
+    except ValueError as exc:
+        raise RequestRejectedError(f"grace: {exc}") from None
+    issued = await run_in_threadpool(
+        services.api_keys.rotate,
+        tenant_name=caller.identity.tenant,
+        reference=key_id,
+        grace=grace,
+        actor=actor_of(caller, request),
+    )
+    out = _out(issued.key, caller.identity.principal.name)
+    return ApiKeyCreated(**out.model_dump(), secret=issued.secret)

@@ -10,11 +10,42 @@ from bastion import __version__
 from bastion.core.ids import new_id
 from bastion.errors import BastionError, RequestRejectedError
 from bastion.gateway import problems
-from bastion.gateway.api import apikeys, whoami
+from bastion.gateway.api import (
+    agents,
+    apikeys,
+    audit,
+    authz,
+    bindings,
+    groups,
+    policies,
+    resource_rules,
+    roles,
+    service_accounts,
+    signing_keys,
+    tenants,
+    users,
+    whoami,
+)
 from bastion.services.audit import AuditSink
 from bastion.wiring import Services
 
-ROUTERS = (whoami.router, apikeys.router)
+ROUTERS = (
+    whoami.router,
+    apikeys.router,
+    roles.router,
+    bindings.router,
+    resource_rules.router,
+    authz.router,
+    policies.router,
+    tenants.router,
+    users.router,
+    groups.router,
+    service_accounts.router,
+    agents.router,
+    agents.principals,
+    signing_keys.router,
+    audit.router,
+)
 
 
 def _problem(error: BastionError, request: Request, detail: str | None = None) -> Response:

@@ -74,7 +74,9 @@ def require(resource: str, action: str) -> Callable[..., Awaitable[Caller]]:
         except BastionError as exc:
             await _audit_deny(request, Verdict(facts, match, None, exc))
             raise
-        decision = services.access.authorize(caller, f"{resource}:{action}")
+        decision = services.access.authorize(
+            caller, f"{resource}:{action}", match=match, facts=facts
+        )
         if not decision.allowed:
             error = AuthorizationError(decision.reasons)
             verdict = Verdict(facts, match, caller.identity, error, decision.reasons)

@@ -1,0 +1,185 @@
+"""Gateway benchmark: wrk on loopback, every comparison measured side by side in one run.
+
+    python bench/gateway/run.py [--duration 8] [--connections 50] [--rounds 2]
+
+1. Reverse proxy: bastion (API key + RBAC + audit on SQLite) against a bare pass-through proxy on
+   the same server and client libraries (uvicorn + aiohttp), both in front of the same upstream
+   (nginx answering 200). Target: >= 90% of the throughput, <= +0.5 ms median latency.
+   Two more bastion rows show where the cost goes: a public path (no key look-up, no RBAC, audit
+   still on) and the full path with the audit trail off.
+2. Forward-auth: nginx + auth_request → bastion /_bastion/verify against nginx + auth_request →
+   a minimal endpoint on the same server stack (uvicorn). Target: >= 80%.
+3. nginx's own plain proxy beside them, as the ceiling.
+
+Everything listens on 127.0.0.1 and is stopped by PID at the end; each wrk run is bounded by
+--duration. Needs nginx and wrk (Debian: apt-get install nginx wrk).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from stack import environment  # bench/gateway/stack.py, beside this file
+
+KEY_HEADER = "Authorization: Bearer {key}"
+PROXY = "bastion proxy (key + RBAC + audit)"
+BARE = "bare uvicorn+aiohttp pass-through"
+VERIFY = "nginx -> bastion /verify"
+MINIMAL = "nginx -> minimal uvicorn endpoint"
+CEILING = "nginx plain proxy (ceiling)"
+
+
+@dataclass
+class Result:
+    name: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def parse_latency(value: str) -> float:
+    number, unit = re.fullmatch(r"([0-9.]+)(us|ms|s)", value).groups()  # type: ignore[union-attr]
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def wrk(name: str, url: str, *, duration: int, connections: int, header: str | None) -> Result:
+    args = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", url]
+    if header:
+        args[1:1] = ["-H", header]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=duration + 60).stdout
+    rps = float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = parse_latency(re.search(r"^\s+50%\s+(\S+)$", out, re.M).group(1))  # type: ignore[union-attr]
+    p99 = parse_latency(re.search(r"^\s+99%\s+(\S+)$", out, re.M).group(1))  # type: ignore[union-attr]
+    errors_match = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    socket_errors = re.search(r"Socket errors: (.*)", out)
+    errors = int(errors_match.group(1)) if errors_match else 0
+    if socket_errors:
+        errors += sum(int(n) for n in re.findall(r"\d+", socket_errors.group(1)))
+    return Result(name, rps, p50, p99, errors)
+
+
+def measure(args: argparse.Namespace, workdir: Path) -> list[tuple[str, list[Result]]]:
+    with environment(workdir) as (ports, key):
+        noaudit_key = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bastion",
+                "auth",
+                "create-key",
+                "--name",
+                "bench2",
+                "--scopes",
+                "patterns:read",
+            ],
+            cwd=workdir / "bastion-noaudit",
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        auth = KEY_HEADER.format(key=key)
+        base, off = f"http://127.0.0.1:{ports.bastion}", f"http://127.0.0.1:{ports.bastion_noaudit}"
+        targets = {
+            PROXY: (base + "/bench", auth),
+            BARE: (f"http://127.0.0.1:{ports.passthrough}/bench", auth),
+            "bastion proxy, public path, audit on": (base + "/public", None),
+            "bastion proxy, public path, audit off": (off + "/public", None),
+            "bastion proxy, key + RBAC, audit off": (
+                off + "/bench",
+                KEY_HEADER.format(key=noaudit_key),
+            ),
+            VERIFY: (f"http://127.0.0.1:{ports.auth_bastion}/bench", auth),
+            MINIMAL: (f"http://127.0.0.1:{ports.auth_minimal}/bench", auth),
+            CEILING: (f"http://127.0.0.1:{ports.plain}/bench", None),
+        }
+        paired = [PROXY, BARE, VERIFY, MINIMAL]
+        results: dict[str, list[Result]] = {name: [] for name in targets}
+        for name, (url, header) in targets.items():  # warm up every path once
+            wrk(name, url, duration=2, connections=args.connections, header=header)
+        for round_ in range(args.rounds):
+            for name in targets if round_ == 0 else paired:
+                url, header = targets[name]
+                results[name].append(
+                    wrk(
+                        name,
+                        url,
+                        duration=args.duration,
+                        connections=args.connections,
+                        header=header,
+                    )
+                )
+                print(
+                    f"  round {round_ + 1}: {name}: {results[name][-1].rps:,.0f} req/s",
+                    file=sys.stderr,
+                )
+        return list(results.items())
+
+
+def median(results: list[Result]) -> Result:
+    return Result(
+        results[0].name,
+        statistics.median(r.rps for r in results),
+        statistics.median(r.p50_ms for r in results),
+        statistics.median(r.p99_ms for r in results),
+        sum(r.errors for r in results),
+    )
+
+
+def report(measured: list[tuple[str, list[Result]]], args: argparse.Namespace) -> None:
+    rows = {name: median(results) for name, results in measured}
+    print(
+        f"\nbastion gateway benchmark: wrk -t1 -c{args.connections} -d{args.duration}s, "
+        f"loopback, {os.cpu_count()} cores, median of {args.rounds} rounds for the paired rows\n"
+    )
+    print(f"{'path':<42} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    for name, row in rows.items():
+        print(f"{name:<42} {row.rps:>10,.0f} {row.p50_ms:>8.2f} {row.p99_ms:>8.2f} {row.errors:>7}")
+    proxy, bare = rows[PROXY], rows[BARE]
+    verify, minimal = rows[VERIFY], rows[MINIMAL]
+    print()
+    ratio = proxy.rps / bare.rps
+    added = proxy.p50_ms - bare.p50_ms
+    print(
+        f"proxy mode: bastion / bare = {proxy.rps:,.0f} / {bare.rps:,.0f} = {ratio:.2f} "
+        f"(target >= 0.90: {'met' if ratio >= 0.9 else 'NOT met'}); "
+        f"added p50 = {added:+.2f} ms (target <= +0.50 ms: {'met' if added <= 0.5 else 'NOT met'})"
+    )
+    ratio = verify.rps / minimal.rps
+    print(
+        f"forward-auth: nginx->bastion / nginx->minimal = {verify.rps:,.0f} / {minimal.rps:,.0f} = "
+        f"{ratio:.2f} (target >= 0.80: {'met' if ratio >= 0.8 else 'NOT met'})"
+    )
+    ceiling = rows[CEILING]
+    print(
+        f"ceiling: nginx plain proxy {ceiling.rps:,.0f} req/s; bastion proxy is "
+        f"{proxy.rps / ceiling.rps:.2f} of it, forward-auth {verify.rps / ceiling.rps:.2f}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=8, help="seconds per wrk run")
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    for tool in ("wrk", "nginx"):
+        if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
+            raise SystemExit(f"{tool} is not installed (apt-get install nginx wrk)")
+    with tempfile.TemporaryDirectory(prefix="bastion-bench-") as scratch:
+        workdir = Path(scratch)
+        workdir.chmod(0o755)
+        report(measure(args, workdir), args)
+
+
+if __name__ == "__main__":
+    main()

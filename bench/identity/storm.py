@@ -1,0 +1,143 @@
+"""Forward-auth p99 while a login storm runs, next to the p99 without one (real processes).
+
+    python bench/identity/storm.py [--seconds 5] [--verifiers 8] [--logins 16]
+
+Starts `bastion serve` on SQLite (loopback only), then measures ``GET /_bastion/verify`` with
+an API key for a bounded time, first alone, then while clients post wrong passwords to
+``/_bastion/login`` as fast as they can. Password hashing runs in a bounded pool off the event
+loop, so the storm may cost CPU but must not starve request handling. Target: at most 2x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from bench.identity.common import pct
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_bastion(workdir: Path, port: int) -> tuple[subprocess.Popen[bytes], str]:
+    (workdir / "pepper").write_text("bench-storm-pepper-" + "s" * 40 + "\n")
+    config = {
+        "storage": {"url": f"sqlite:///{workdir / 'bastion.db'}"},
+        "gateway": {
+            "listen": f"127.0.0.1:{port}",
+            "trustedProxies": ["127.0.0.1/32"],
+            "routes": [
+                {"method": "GET", "path": "/api/things", "resource": "things", "action": "read"}
+            ],
+        },
+        "security": {"pepper": "file:pepper", "audit": {"enabled": False}},
+    }
+    (workdir / "bastion.yaml").write_text(yaml.safe_dump(config))
+    bastion = [sys.executable, "-m", "bastion"]
+    key = subprocess.run(
+        [*bastion, "init"], cwd=workdir, capture_output=True, text=True, check=True
+    )
+    log = (workdir / "bastion.log").open("wb")
+    process = subprocess.Popen(
+        [*bastion, "serve", "--log-level", "warning"],
+        cwd=workdir,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/_bastion/health", timeout=1).status_code == 200:
+                return process, key.stdout.strip()
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise SystemExit("bastion did not start")
+
+
+async def verify_loop(client: httpx.AsyncClient, key: str, until: float, out: list[float]) -> None:
+    headers = {
+        "Authorization": f"Bearer {key}",
+        "X-Original-URI": "/api/things",
+        "X-Original-Method": "GET",
+    }
+    while time.monotonic() < until:
+        started = time.perf_counter()
+        response = await client.get("/_bastion/verify", headers=headers)
+        out.append((time.perf_counter() - started) * 1e6)
+        if response.status_code != 200:
+            raise SystemExit(f"/verify answered {response.status_code}")
+
+
+async def login_loop(client: httpx.AsyncClient, until: float, counts: list[int], n: int) -> None:
+    while time.monotonic() < until:
+        body = {"username": f"storm-{n}@example.com", "password": "wrong-password-1A!"}
+        response = await client.post("/_bastion/login", json=body)
+        counts.append(response.status_code)
+
+
+async def phase(
+    base: str, key: str, *, seconds: float, verifiers: int, logins: int
+) -> tuple[list[float], list[int]]:
+    latencies: list[float] = []
+    statuses: list[int] = []
+    limits = httpx.Limits(max_connections=verifiers + logins + 4)
+    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
+        until = time.monotonic() + seconds
+        tasks = [verify_loop(client, key, until, latencies) for _ in range(verifiers)]
+        tasks += [login_loop(client, until, statuses, n) for n in range(logins)]
+        await asyncio.gather(*tasks)
+    return latencies, statuses
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--verifiers", type=int, default=8)
+    parser.add_argument("--logins", type=int, default=16)
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="bastion-storm-"))
+    port = free_port()
+    process, key = start_bastion(workdir, port)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        asyncio.run(phase(base, key, seconds=1, verifiers=args.verifiers, logins=0))  # warm up
+        quiet, _ = asyncio.run(
+            phase(base, key, seconds=args.seconds, verifiers=args.verifiers, logins=0)
+        )
+        storm, statuses = asyncio.run(
+            phase(base, key, seconds=args.seconds, verifiers=args.verifiers, logins=args.logins)
+        )
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=15)
+        shutil.rmtree(workdir, ignore_errors=True)
+    print("4. Forward-auth (/_bastion/verify, API key) with and without a login storm")
+    for label, values in (("without storm", quiet), ("with storm", storm)):
+        p50, p99 = pct(values, 50) / 1000, pct(values, 99) / 1000
+        print(f"  {label:<14} {len(values):6d} requests  p50 {p50:7.2f} ms  p99 {p99:7.2f} ms")
+    rate = len(statuses) / args.seconds
+    busy = sum(s == 503 for s in statuses)
+    print(f"  storm: {rate:.0f} login attempts/s answered ({busy} refused as busy, 503)")
+    print(f"  -> p99 ratio {pct(storm, 99) / pct(quiet, 99):.2f}x (target <= 2x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""Delivery: one thread per destination drains its spool, retrying with backoff.
+
+A failed batch stays in the spool and is retried after ``base * 2^(failures-1)`` seconds
+(capped, with jitter); the spool's state records the failure for ``bastion audit status`` and
+the metrics. Nothing here ever touches the database record, which is already committed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from bastion.backends.audit_sinks.base import DeliveryError, Destination
+from bastion.backends.audit_sinks.spool import Spool
+from bastion.core.audit import format_timestamp, parse_timestamp
+
+log = logging.getLogger("bastion.audit.delivery")
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    base_seconds: float = 1.0
+    max_seconds: float = 300.0
+
+    def delay(self, failures: int, *, jitter: float) -> float:
+        """Seconds to wait after ``failures`` failures in a row; ``jitter`` in [0, 1)."""
+        raw = min(self.max_seconds, self.base_seconds * 2.0 ** max(failures - 1, 0))
+        return float(raw * (0.5 + jitter / 2))
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class DeliveryWorker:
+    """Moves records from one spool to one destination until stopped."""
+
+    def __init__(
+        self,
+        spool: Spool,
+        destination: Destination,
+        *,
+        backoff: Backoff | None = None,
+        batch_size: int = 500,
+        poll_seconds: float = 0.2,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        self.spool = spool
+        self.destination = destination
+        self.backoff = backoff or Backoff()
+        self.batch_size = batch_size
+        self.poll_seconds = poll_seconds
+        self._clock = clock
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self._run, name=f"bastion-audit-{self.destination.name}", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, *, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        self.destination.close()
+        self.spool.release_reader()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                wait = self.step(now=self._clock())
+            except Exception:  # a bug must not end delivery for good
+                log.exception("audit delivery to %s failed unexpectedly", self.destination.name)
+                wait = self.backoff.max_seconds
+            self._stop.wait(wait)
+
+    def step(self, *, now: datetime) -> float:
+        """Deliver at most one batch; returns how long to wait before the next step."""
+        if not self.spool.try_become_reader():
+            return self.poll_seconds * 10  # another worker process delivers this spool
+        state = self.spool.read_state()
+        if state.next_attempt_at:
+            retry_at = parse_timestamp(state.next_attempt_at)
+            if now < retry_at:
+                return min((retry_at - now).total_seconds(), self.poll_seconds * 5)
+        batch = self.spool.peek(max_records=self.batch_size)
+        if batch is None:
+            return self.poll_seconds
+        try:
+            records = [json.loads(line) for line in batch.records]
+            self.destination.send(records, now=now)
+        except (DeliveryError, ValueError) as exc:
+            reason = (
+                exc.reason if isinstance(exc, DeliveryError) else "a spooled record is not JSON"
+            )
+            delay = self.backoff.delay(state.consecutive_failures + 1, jitter=random.random())
+            retry_at = now + timedelta(seconds=delay)
+            self.spool.record_failure(
+                reason, at=format_timestamp(now), retry_at=format_timestamp(retry_at)
+            )
+            log.warning("audit delivery to %s failed: %s", self.destination.name, reason)
+            return min(delay, self.poll_seconds * 5)
+        self.spool.commit(batch, at=format_timestamp(now))
+        return 0.0

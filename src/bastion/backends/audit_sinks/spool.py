@@ -1,0 +1,196 @@
+"""A bounded on-disk queue of audit records (JSON lines) for one destination.
+
+Any process that commits audit events appends to it (under an advisory lock); the delivery
+thread of ``bastion serve`` reads from the oldest segment, and advances a cursor once the
+destination has accepted a batch. When the spool holds ``max_bytes``, new records are
+dropped and counted: the database keeps every event, the spool only feeds a destination, so
+a destination that is down for long never fills the disk nor blocks a request.
+
+Layout: ``seg-<n>.ndjson`` segments, ``state.json`` (cursor and counters, rewritten
+atomically), ``lock``. Files are created 0600: records are audit events.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+SEGMENT_BYTES = 4 * 1024 * 1024
+_PREFIX, _SUFFIX = "seg-", ".ndjson"
+
+
+@dataclass
+class SpoolState:
+    """The cursor (segment number and byte offset) and the counters shown by status."""
+
+    segment: int = 0
+    offset: int = 0
+    enqueued: int = 0
+    delivered: int = 0
+    dropped: int = 0
+    failures: int = 0
+    consecutive_failures: int = 0
+    last_error: str = ""
+    last_error_at: str = ""
+    last_delivery_at: str = ""
+    next_attempt_at: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pending(self) -> int:
+        return max(self.enqueued - self.delivered - self.dropped, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolBatch:
+    records: list[str]
+    segment: int
+    end_offset: int
+
+
+class Spool:
+    def __init__(self, directory: Path, *, max_bytes: int) -> None:
+        self.directory = directory
+        self.max_bytes = max_bytes
+        self._reader_fd: int | None = None
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        fd = os.open(self.directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    def try_become_reader(self) -> bool:
+        """Take the reader's lock for this process's lifetime; False if another holds it.
+
+        Only one delivery thread (of all the workers sharing the spool) may read it.
+        """
+        if self._reader_fd is not None:
+            return True
+        fd = os.open(self.directory / "reader.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._reader_fd = fd
+        return True
+
+    def release_reader(self) -> None:
+        if self._reader_fd is not None:
+            os.close(self._reader_fd)
+            self._reader_fd = None
+
+    def _segments(self) -> list[int]:
+        numbers = []
+        for path in self.directory.iterdir():
+            name = path.name
+            if name.startswith(_PREFIX) and name.endswith(_SUFFIX):
+                numbers.append(int(name[len(_PREFIX) : -len(_SUFFIX)]))
+        return sorted(numbers)
+
+    def _segment_path(self, number: int) -> Path:
+        return self.directory / f"{_PREFIX}{number:012d}{_SUFFIX}"
+
+    def read_state(self) -> SpoolState:
+        try:
+            data = json.loads((self.directory / "state.json").read_text())
+        except (FileNotFoundError, ValueError):
+            return SpoolState()
+        known = {k: v for k, v in data.items() if k in SpoolState.__dataclass_fields__}
+        return SpoolState(**known)
+
+    def _write_state(self, state: SpoolState) -> None:
+        target = self.directory / "state.json"
+        temporary = target.with_suffix(".tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(asdict(state), handle)
+        os.replace(temporary, target)
+
+    def size(self) -> int:
+        return sum(self._segment_path(n).stat().st_size for n in self._segments())
+
+    def append(self, records: Sequence[str]) -> int:
+        """Queue one JSON line per record; returns how many were dropped for want of room."""
+        if not records:
+            return 0
+        data = "".join(record + "\n" for record in records).encode("utf-8")
+        with self._locked():
+            state = self.read_state()
+            segments = self._segments()
+            if self.size() + len(data) > self.max_bytes:
+                state.enqueued += len(records)
+                state.dropped += len(records)
+                self._write_state(state)
+                return len(records)
+            number = segments[-1] if segments else max(state.segment, 1)
+            path = self._segment_path(number)
+            if path.exists() and path.stat().st_size >= SEGMENT_BYTES:
+                path = self._segment_path(number + 1)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            with os.fdopen(fd, "ab") as handle:
+                handle.write(data)
+            state.enqueued += len(records)
+            self._write_state(state)
+        return 0
+
+    def peek(self, *, max_records: int, max_bytes: int = 1024 * 1024) -> SpoolBatch | None:
+        """The next records after the cursor (complete lines only), or None if none."""
+        state = self.read_state()
+        for number in self._segments():
+            if number < state.segment:
+                continue
+            start = state.offset if number == state.segment else 0
+            with self._segment_path(number).open("rb") as handle:
+                handle.seek(start)
+                chunk = handle.read(max_bytes)
+            end = chunk.rfind(b"\n")
+            if end < 0:
+                if number == self._segments()[-1]:
+                    return None
+                continue
+            lines = chunk[: end + 1].split(b"\n")[:-1][:max_records]
+            consumed = sum(len(line) + 1 for line in lines)
+            records = [line.decode("utf-8") for line in lines]
+            return SpoolBatch(records, number, start + consumed)
+        return None
+
+    def commit(self, batch: SpoolBatch, *, at: str) -> None:
+        """The destination took ``batch``: move the cursor past it, drop read segments."""
+        with self._locked():
+            state = self.read_state()
+            state.segment, state.offset = batch.segment, batch.end_offset
+            state.delivered += len(batch.records)
+            state.consecutive_failures = 0
+            state.last_delivery_at = at
+            state.next_attempt_at = ""
+            for number in self._segments():
+                path = self._segment_path(number)
+                done = number < batch.segment or (
+                    number == batch.segment and path.stat().st_size == batch.end_offset
+                )
+                if done and number != self._segments()[-1]:
+                    path.unlink()
+            self._write_state(state)
+
+    def record_failure(self, reason: str, *, at: str, retry_at: str) -> int:
+        """Count a failed attempt; returns the number of failures in a row."""
+        with self._locked():
+            state = self.read_state()
+            state.failures += 1
+            state.consecutive_failures += 1
+            state.last_error, state.last_error_at = reason, at
+            state.next_attempt_at = retry_at
+            self._write_state(state)
+            return state.consecutive_failures

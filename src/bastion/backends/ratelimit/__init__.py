@@ -1,0 +1,20 @@
+"""Rate-limit counter stores: the protocol the gateway uses, with memory and Redis backends.
+
+`memory.MemoryRateLimitStore` serves one process; `redis.RedisRateLimitStore` is shared by
+replicas. Both run the GCRA of `bastion.core.ratelimit`, all buckets of a request at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from bastion.core.ratelimit import Bucket, BucketState
+
+
+class RateLimitStore(Protocol):
+    async def acquire(self, buckets: Sequence[Bucket]) -> list[BucketState]:
+        """Charge every bucket or none; `RateLimitUnavailableError` when the store fails."""
+
+    async def close(self) -> None:
+        """Release connections."""

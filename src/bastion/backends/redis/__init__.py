@@ -1,0 +1,1 @@
+"""Redis backends: the revocation broadcast (the only package besides ratelimit using redis)."""

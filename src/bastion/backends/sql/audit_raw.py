@@ -1,0 +1,116 @@
+"""Driver-level bulk insert of chained audit rows: ``executemany`` on sqlite3, ``COPY`` on
+psycopg. The per-row cost of SQLAlchemy's insert path is most of an audit append, and this is
+the hot path of every request; reads stay on SQLAlchemy.
+
+Rows are written exactly as `bastion.backends.sql.tables.UtcDateTime` would write them, so
+SQLAlchemy reads and range filters see no difference: on SQLite a naive UTC text
+``YYYY-MM-DD HH:MM:SS.ffffff`` (fixed width, so text order is time order), on PostgreSQL a
+``timestamptz``. Driver errors are translated here, without their messages (row values).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from sqlalchemy import Connection
+
+from bastion.backends.audit_rows import actor_id, encode_body, resource_key
+from bastion.core.model import AuditEvent
+from bastion.errors import ConflictError, StorageError
+
+COLUMNS = (
+    "seq",
+    "event_id",
+    "timestamp",
+    "tenant",
+    "action",
+    "outcome",
+    "actor_id",
+    "resource_key",
+    "body",
+    "prev_hash",
+    "hash",
+)
+# Built from the constant column list above, never from input.
+_SQLITE_INSERT = (
+    f"INSERT INTO audit_events ({', '.join(COLUMNS)})"  # noqa: S608
+    f" VALUES ({', '.join('?' for _ in COLUMNS)})"
+)
+_PG_COPY = f"COPY audit_events ({', '.join(COLUMNS)}) FROM STDIN"
+_OPERATION = "insert audit events"
+_TAKEN = f"{_OPERATION}: a value that must be unique is already taken"
+_SQLITE_UNIQUE = ("SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY")
+
+
+def sqlite_timestamp(moment: datetime) -> str:
+    """The text SQLAlchemy's SQLite DATETIME stores for an aware ``moment`` (naive UTC, µs)."""
+    if moment.utcoffset() is None:
+        raise StorageError(f"{_OPERATION} failed (naive datetime)")
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _aware(moment: datetime) -> datetime:
+    if moment.utcoffset() is None:
+        raise StorageError(f"{_OPERATION} failed (naive datetime)")
+    return moment
+
+
+def rows_of(
+    events: Sequence[AuditEvent], bodies: Sequence[str] | None, *, sqlite: bool
+) -> list[tuple[Any, ...]]:
+    if bodies is not None and len(bodies) != len(events):
+        raise StorageError(f"{_OPERATION} failed (one body per event)")
+    when = sqlite_timestamp if sqlite else _aware
+    return [
+        (
+            event.seq,
+            event.event_id,
+            when(event.timestamp),
+            event.tenant,
+            event.action,
+            event.outcome,
+            actor_id(event),
+            resource_key(event),
+            encode_body(event) if bodies is None else bodies[index],
+            event.prev_hash,
+            event.hash,
+        )
+        for index, event in enumerate(events)
+    ]
+
+
+@contextmanager
+def _driver_errors() -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.IntegrityError as exc:
+        if getattr(exc, "sqlite_errorname", "") in _SQLITE_UNIQUE:
+            raise ConflictError(_TAKEN) from None
+        raise StorageError(f"{_OPERATION} failed ({type(exc).__name__})") from None
+    except psycopg.errors.UniqueViolation:
+        raise ConflictError(_TAKEN) from None
+    except (sqlite3.Error, psycopg.Error) as exc:
+        state = getattr(exc, "sqlstate", None)
+        cause = f"{type(exc).__name__}, SQLSTATE {state}" if state else type(exc).__name__
+        raise StorageError(f"{_OPERATION} failed ({cause})") from None
+
+
+def insert_rows(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Insert prepared rows on the unit of work's own connection (same transaction)."""
+    raw = conn.connection.driver_connection
+    with _driver_errors():
+        if conn.dialect.name == "sqlite":
+            assert isinstance(raw, sqlite3.Connection)
+            raw.executemany(_SQLITE_INSERT, rows)
+        else:
+            assert isinstance(raw, psycopg.Connection)
+            with raw.cursor() as cursor, cursor.copy(_PG_COPY) as copy:
+                for row in rows:
+                    copy.write_row(row)

@@ -1,0 +1,168 @@
+"""Verifying an audit trail: the hash chain, the signed checkpoints, and what they cover.
+
+Events are fed in the order they are stored (or exported); the first problem found is kept
+with the sequence number it makes untrustworthy:
+
+- an edited field → that event's seq (its hash no longer matches its content);
+- a deleted event → the missing seq; a reordered one → the first seq out of place;
+- a log re-hashed from the edit onwards → the first seq after the last checkpoint that still
+  matches (a signature cannot be re-made without the key, so the edit lies in between);
+- a truncated tail → the first missing seq, when a checkpoint names a later event;
+- a start after seq 1 (retention, or an export slice) must be anchored: a valid checkpoint at
+  the seq just before it must name its ``prevHash``.
+
+Events after the last valid checkpoint are chain-checked but not signed: ``max_unsigned``
+says how many may be (a database is sealed every N events; an export is sealed to its end).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from bastion.core.audit import GENESIS_HASH
+from bastion.core.audit_checkpoint import AuditCheckpoint
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    """The outcome of a verification. ``first_broken_seq`` is None when everything holds."""
+
+    events: int
+    first_seq: int | None
+    last_seq: int | None
+    checkpoints: int
+    signed_through: int | None
+    unsigned_tail: int
+    first_broken_seq: int | None = None
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.first_broken_seq is None
+
+
+class ChainVerifier:
+    """Feed events with `add` (seq, prevHash, stored hash, recomputed hash), then `finish`."""
+
+    def __init__(
+        self,
+        checkpoints: Iterable[AuditCheckpoint],
+        *,
+        signature_valid: Callable[[AuditCheckpoint], bool],
+        max_unsigned: int | None,
+    ) -> None:
+        self._checkpoints: dict[int, AuditCheckpoint] = {}
+        self._bad_signatures: list[AuditCheckpoint] = []
+        for checkpoint in sorted(checkpoints, key=lambda c: c.seq):
+            if signature_valid(checkpoint):
+                self._checkpoints.setdefault(checkpoint.seq, checkpoint)
+            else:
+                self._bad_signatures.append(checkpoint)
+        self._max_unsigned = max_unsigned
+        self._count = 0
+        self._first: int | None = None
+        self._last: int | None = None
+        self._last_hash = GENESIS_HASH
+        self._signed_through: int | None = None
+        self._matched = 0
+        self._broken: tuple[int, str] | None = None
+
+    def _fail(self, seq: int, reason: str) -> None:
+        if self._broken is None:
+            self._broken = (seq, reason)
+
+    def reject(self, seq: int, reason: str) -> None:
+        """Record a problem found outside the chain (an index column that lies)."""
+        self._fail(seq, reason)
+
+    @property
+    def failed(self) -> bool:
+        return self._broken is not None
+
+    def add(self, seq: int, prev_hash: str, stored_hash: str, computed_hash: str) -> None:
+        if self._broken is not None:
+            return
+        self._count += 1
+        if self._first is None:
+            self._first = seq
+            self._check_start(seq, prev_hash)
+        else:
+            assert self._last is not None
+            expected = self._last + 1
+            if seq != expected:
+                what = "is missing (deleted)" if seq > expected else "is out of order"
+                self._fail(expected, f"event {expected} {what}")
+                return
+            if prev_hash != self._last_hash:
+                self._fail(seq, f"event {seq} does not link to event {self._last}")
+                return
+        if computed_hash != stored_hash:
+            self._fail(seq, f"event {seq} was changed: its content does not match its hash")
+            return
+        self._last, self._last_hash = seq, stored_hash
+        checkpoint = self._checkpoints.get(seq)
+        if checkpoint is not None:
+            if checkpoint.head_hash != stored_hash:
+                since = self._signed_through + 1 if self._signed_through else self._first
+                self._fail(
+                    since or seq,
+                    f"the signed checkpoint at seq {seq} does not match event {seq}: events"
+                    f" from seq {since} on were rewritten and re-hashed",
+                )
+                return
+            self._signed_through = seq
+            self._matched += 1
+
+    def _check_start(self, seq: int, prev_hash: str) -> None:
+        if seq == 1:
+            if prev_hash != GENESIS_HASH:
+                self._fail(1, "event 1 does not start the chain")
+            return
+        anchor = self._checkpoints.get(seq - 1)
+        if anchor is None or anchor.head_hash != prev_hash:
+            self._fail(
+                seq, f"the log starts at seq {seq} without a signed checkpoint at seq {seq - 1}"
+            )
+        else:
+            self._signed_through = seq - 1
+            self._matched += 1
+
+    def finish(self) -> VerifyReport:
+        if self._broken is None and self._bad_signatures:
+            bad = self._bad_signatures[0]
+            self._fail(bad.seq, f"the checkpoint at seq {bad.seq} has no valid signature")
+        if self._broken is None:
+            beyond = [s for s in self._checkpoints if self._last is None or s > self._last]
+            if beyond:
+                end = self._last or 0
+                self._fail(
+                    end + 1,
+                    f"the log ends at seq {end} but a signed checkpoint names seq {max(beyond)}"
+                    " (truncated)",
+                )
+        unsigned = self._unsigned()
+        limit = self._max_unsigned
+        if self._broken is None and limit is not None and unsigned > limit:
+            start = (self._signed_through or (self._first or 1) - 1) + 1
+            self._fail(
+                start, f"{unsigned} events from seq {start} are not covered by a signed checkpoint"
+            )
+        broken_seq, reason = self._broken if self._broken else (None, "")
+        return VerifyReport(
+            events=self._count,
+            first_seq=self._first,
+            last_seq=self._last,
+            checkpoints=self._matched,
+            signed_through=self._signed_through,
+            unsigned_tail=unsigned,
+            first_broken_seq=broken_seq,
+            reason=reason,
+        )
+
+    def _unsigned(self) -> int:
+        if self._last is None:
+            return 0
+        if self._signed_through is None:
+            return self._count
+        return max(self._last - self._signed_through, 0)

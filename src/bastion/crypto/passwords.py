@@ -1,0 +1,83 @@
+"""Password hashes: Argon2id with OWASP's parameters, and bcrypt hashes accepted for import.
+
+Argon2id m=19 MiB, t=2, p=1 (OWASP Password Storage Cheat Sheet). A bcrypt hash (``$2a$``,
+``$2b$``, ``$2y$``) verifies as well and reports `needs_rehash`, so the caller can replace it
+with Argon2id at the next successful login. `verify_dummy` spends the same time as a real
+check, for unknown or locked accounts (DESIGN.md 7.5).
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import bcrypt
+from argon2 import PasswordHasher as _Argon2
+from argon2 import Type
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from bastion.crypto import _hazmat
+
+MEMORY_KIB = 19 * 1024
+TIME_COST = 2
+PARALLELISM = 1
+_BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
+# bcrypt considers only the first 72 bytes; longer passwords are refused rather than truncated.
+BCRYPT_MAX_BYTES = 72
+
+
+class PasswordHasher:
+    """Hashes and verifies passwords. Blocking and CPU-bound: call it off the event loop."""
+
+    def __init__(
+        self,
+        *,
+        memory_kib: int = MEMORY_KIB,
+        time_cost: int = TIME_COST,
+        parallelism: int = PARALLELISM,
+    ) -> None:
+        self._argon2 = _Argon2(
+            time_cost=time_cost,
+            memory_cost=memory_kib,
+            parallelism=parallelism,
+            hash_len=32,
+            salt_len=16,
+            type=Type.ID,
+        )
+        self._dummy = self._argon2.hash(_hazmat.random_bytes(24).hex())
+
+    def hash(self, password: str) -> str:
+        return self._argon2.hash(password)
+
+    def verify(self, stored: str, password: str) -> bool:
+        """True when ``password`` matches ``stored`` (Argon2id or bcrypt); never raises."""
+        if stored.startswith(_BCRYPT_PREFIXES):
+            encoded = password.encode()
+            if len(encoded) > BCRYPT_MAX_BYTES:
+                self.verify_dummy(password)
+                return False
+            try:
+                return bcrypt.checkpw(encoded, stored.encode())
+            except ValueError:
+                return False
+        try:
+            return self._argon2.verify(stored, password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+
+    def verify_dummy(self, password: str) -> None:
+        """Spend a real verification's time and learn nothing (unknown or locked account)."""
+        with contextlib.suppress(VerifyMismatchError, VerificationError, InvalidHashError):
+            self._argon2.verify(self._dummy, password)
+
+    def needs_rehash(self, stored: str) -> bool:
+        if stored.startswith(_BCRYPT_PREFIXES):
+            return True
+        try:
+            return self._argon2.check_needs_rehash(stored)
+        except InvalidHashError:
+            return True
+
+
+def is_supported_hash(stored: str) -> bool:
+    """Whether ``stored`` looks like a hash bastion can verify (for imports)."""
+    return stored.startswith(("$argon2id$", *_BCRYPT_PREFIXES))

@@ -1,0 +1,104 @@
+"""``POST /v1/authz/check``: ask the engine about a principal of the caller's tenant, one
+request or a batch; each answer carries its reasons and is audited as ``authz.check``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from bastion.gateway.api.deps import actor_of, require, services_dep
+from bastion.services.access import Caller
+from bastion.services.audit import AuditSink
+from bastion.services.authz_checks import CheckQuery, CheckResult, check_event
+from bastion.wiring import Services
+
+router = APIRouter(prefix="/v1/authz", tags=["authorization"])
+
+
+class ContextIn(BaseModel):
+    clientIp: str | None = None
+    mfa: bool = False
+    authMethod: str = "api"
+
+
+class CheckIn(BaseModel):
+    principal: str = Field(min_length=1, max_length=320)
+    action: str = Field(min_length=1, max_length=200)
+    resource: str = Field(min_length=1, max_length=500, description="type or type/id")
+    scopes: list[str] | None = None
+    context: ContextIn = Field(default_factory=ContextIn)
+
+
+class BatchIn(BaseModel):
+    requests: list[CheckIn] = Field(min_length=1, max_length=100)
+
+
+class StageOut(BaseModel):
+    stage: str
+    passed: bool | None
+    reasons: list[str]
+
+
+class CheckOut(BaseModel):
+    effect: str
+    allowed: bool
+    principal: str
+    action: str
+    resource: str
+    permission: str
+    reasons: list[str]
+    checks: list[StageOut]
+
+
+class BatchOut(BaseModel):
+    results: list[CheckOut]
+
+
+def _query(item: CheckIn, tenant: str) -> CheckQuery:
+    return CheckQuery(
+        principal=item.principal,
+        action=item.action,
+        resource=item.resource,
+        tenant=tenant,
+        scopes=tuple(item.scopes) if item.scopes is not None else None,
+        client_ip=item.context.clientIp,
+        mfa=item.context.mfa,
+        auth_method=item.context.authMethod,
+    )
+
+
+def _out(result: CheckResult) -> CheckOut:
+    decision = result.decision
+    return CheckOut(
+        effect=decision.effect.value,
+        allowed=decision.allowed,
+        principal=result.subject.principal.name,
+        action=result.query.action,
+        resource=result.query.resource,
+        permission=result.permission,
+        reasons=list(decision.reasons),
+        checks=[
+            StageOut(stage=c.stage, passed=c.passed, reasons=list(c.reasons))
+            for c in decision.checks
+        ],
+    )
+
+
+@router.post("/check", response_model=CheckOut | BatchOut)
+async def check(
+    body: CheckIn | BatchIn,
+    request: Request,
+    caller: Caller = Depends(require("authz", "check")),
+    services: Services = Depends(services_dep),
+) -> CheckOut | BatchOut:
+    items = body.requests if isinstance(body, BatchIn) else [body]
+    queries = [_query(item, caller.identity.tenant) for item in items]
+    results = await run_in_threadpool(services.authz.checks.check_many, queries)
+    sink: AuditSink = request.app.state.audit
+    actor = actor_of(caller, request)
+    for result in results:
+        now = services.clock.now()
+        await sink.record(check_event(result, actor=actor, now=now, request_id=actor["requestId"]))
+    outs = [_out(r) for r in results]
+    return BatchOut(results=outs) if isinstance(body, BatchIn) else outs[0]

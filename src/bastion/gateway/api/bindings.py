@@ -1,0 +1,110 @@
+"""``/v1/bindings``: the tenant's stored role bindings; bind (optionally until an expiry)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from bastion.core.model import RoleBinding, SubjectType
+from bastion.core.rbac import Permission
+from bastion.errors import NotFoundError, RequestRejectedError
+from bastion.gateway.api.authz_guard import ensure_within
+from bastion.gateway.api.deps import actor_of, require, services_dep
+from bastion.services.access import Caller
+from bastion.wiring import Services
+
+router = APIRouter(prefix="/v1/bindings", tags=["authorization"])
+
+
+class SubjectIn(BaseModel):
+    type: Literal["user", "group", "serviceAccount", "agent"]
+    name: str = Field(min_length=1, max_length=320)
+
+
+class BindingIn(BaseModel):
+    subject: SubjectIn
+    role: str = Field(min_length=1, max_length=200)
+    expires: datetime | None = None
+
+
+class BindingOut(BaseModel):
+    id: str
+    subject: SubjectIn
+    role: str
+    created: datetime
+    expires: datetime | None
+
+
+def _out(binding: RoleBinding) -> BindingOut:
+    return BindingOut(
+        id=binding.id,
+        subject=SubjectIn(type=str(binding.subject_type), name=binding.subject_name),
+        role=binding.role,
+        created=binding.created_at,
+        expires=binding.expires_at,
+    )
+
+
+@router.get("", response_model=list[BindingOut])
+def list_bindings(
+    caller: Caller = Depends(require("bindings", "read")),
+    services: Services = Depends(services_dep),
+) -> list[BindingOut]:
+    return [_out(b) for b in services.authz.admin.list_bindings(caller.identity.tenant)]
+
+
+@router.get("/{binding_id}", response_model=BindingOut)
+def get_binding(
+    binding_id: str,
+    caller: Caller = Depends(require("bindings", "read")),
+    services: Services = Depends(services_dep),
+) -> BindingOut:
+    for binding in services.authz.admin.list_bindings(caller.identity.tenant):
+        if binding.id == binding_id:
+            return _out(binding)
+    raise NotFoundError("no such binding in this tenant")
+
+
+@router.post("", response_model=BindingOut, status_code=201)
+async def create_binding(
+    body: BindingIn,
+    request: Request,
+    caller: Caller = Depends(require("bindings", "create")),
+    services: Services = Depends(services_dep),
+) -> BindingOut:
+    tenant = caller.identity.tenant
+    roles = {v.name: v for v in services.authz.admin.list_roles(tenant)}
+    if body.role not in roles:
+        raise RequestRejectedError(f"unknown role {body.role}")
+    granted = [Permission.parse(p) for p in roles[body.role].effective]
+    ensure_within(caller, granted, f"binding to role {body.role}")
+    binding = await run_in_threadpool(
+        services.authz.admin.bind,
+        tenant_name=tenant,
+        subject_type=SubjectType(body.subject.type),
+        subject_name=body.subject.name,
+        role=body.role,
+        expires_at=body.expires,
+        actor=actor_of(caller, request),
+    )
+    return _out(binding)
+
+
+@router.delete("/{binding_id}", status_code=204)
+async def delete_binding(
+    binding_id: str,
+    request: Request,
+    caller: Caller = Depends(require("bindings", "delete")),
+    services: Services = Depends(services_dep),
+) -> Response:
+    await run_in_threadpool(
+        services.authz.admin.unbind,
+        tenant_name=caller.identity.tenant,
+        binding_id=binding_id,
+        actor=actor_of(caller, request),
+    )
+    return Response(status_code=204)

@@ -1,0 +1,155 @@
+"""``/v1/groups``: groups of the caller's tenant and their members."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from bastion.gateway.api.deps import actor_of, require, services_dep
+from bastion.services.access import Caller
+from bastion.services.groups import GroupView
+from bastion.wiring import Services
+
+router = APIRouter(prefix="/v1/groups", tags=["groups"])
+
+
+class Member(BaseModel):
+    name: str
+    kind: str
+
+
+class GroupOut(BaseModel):
+    id: str
+    name: str
+    displayName: str
+    created: datetime
+    members: list[Member]
+
+
+class GroupCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=254)
+    displayName: str = Field(default="", max_length=200)
+
+
+class GroupUpdate(BaseModel):
+    displayName: str = Field(max_length=200)
+
+
+def _out(view: GroupView) -> GroupOut:
+    group = view.group
+    return GroupOut(
+        id=group.id,
+        name=group.name,
+        displayName=group.display_name,
+        created=group.created_at,
+        members=[Member(name=p.name, kind=p.kind.value) for p in view.members],
+    )
+
+
+@router.get("", response_model=list[GroupOut])
+def list_groups(
+    caller: Caller = Depends(require("groups", "read")),
+    services: Services = Depends(services_dep),
+) -> list[GroupOut]:
+    return [_out(v) for v in services.identity.groups.list(tenant_name=caller.identity.tenant)]
+
+
+@router.post("", response_model=GroupOut, status_code=201)
+async def create_group(
+    body: GroupCreate,
+    request: Request,
+    caller: Caller = Depends(require("groups", "create")),
+    services: Services = Depends(services_dep),
+) -> GroupOut:
+    group = await run_in_threadpool(
+        services.identity.groups.create,
+        tenant_name=caller.identity.tenant,
+        name=body.name,
+        display_name=body.displayName,
+        actor=actor_of(caller, request),
+    )
+    return _out(GroupView(group, ()))
+
+
+@router.get("/{name}", response_model=GroupOut)
+def show_group(
+    name: str,
+    caller: Caller = Depends(require("groups", "read")),
+    services: Services = Depends(services_dep),
+) -> GroupOut:
+    return _out(services.identity.groups.show(tenant_name=caller.identity.tenant, name=name))
+
+
+@router.patch("/{name}", response_model=GroupOut)
+async def update_group(
+    name: str,
+    body: GroupUpdate,
+    request: Request,
+    caller: Caller = Depends(require("groups", "update")),
+    services: Services = Depends(services_dep),
+) -> GroupOut:
+    groups = services.identity.groups
+    await run_in_threadpool(
+        groups.update,
+        tenant_name=caller.identity.tenant,
+        name=name,
+        display_name=body.displayName,
+        actor=actor_of(caller, request),
+    )
+    return _out(groups.show(tenant_name=caller.identity.tenant, name=name))
+
+
+@router.delete("/{name}", status_code=204)
+async def delete_group(
+    name: str,
+    request: Request,
+    caller: Caller = Depends(require("groups", "delete")),
+    services: Services = Depends(services_dep),
+) -> None:
+    await run_in_threadpool(
+        services.identity.groups.delete,
+        tenant_name=caller.identity.tenant,
+        name=name,
+        actor=actor_of(caller, request),
+    )
+
+
+@router.put("/{name}/members/{member}", response_model=GroupOut)
+async def add_member(
+    name: str,
+    member: str,
+    request: Request,
+    caller: Caller = Depends(require("groups", "update")),
+    services: Services = Depends(services_dep),
+) -> GroupOut:
+    groups = services.identity.groups
+    await run_in_threadpool(
+        groups.add_member,
+        tenant_name=caller.identity.tenant,
+        name=name,
+        member=member,
+        actor=actor_of(caller, request),
+    )
+    return _out(groups.show(tenant_name=caller.identity.tenant, name=name))
+
+
+@router.delete("/{name}/members/{member}", response_model=GroupOut)
+async def remove_member(
+    name: str,
+    member: str,
+    request: Request,
+    caller: Caller = Depends(require("groups", "update")),
+    services: Services = Depends(services_dep),
+) -> GroupOut:
+    groups = services.identity.groups
+    await run_in_threadpool(
+        groups.remove_member,
+        tenant_name=caller.identity.tenant,
+        name=name,
+        member=member,
+        actor=actor_of(caller, request),
+    )
+    return _out(groups.show(tenant_name=caller.identity.tenant, name=name))

@@ -1,0 +1,122 @@
+"""``/v1/policies``: the Cedar policy set in force, its schema, validation and reload.
+
+Policies are deployment-wide (``security.policies``), so only principals of the operators'
+tenant (``security.defaultTenant``) may use these endpoints, with ``policies:*`` permissions.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import cedarpy
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from bastion.errors import AuthorizationError, NotFoundError
+from bastion.gateway.api.deps import require, services_dep
+from bastion.services.access import Caller
+from bastion.services.policies import PolicyEngine
+from bastion.wiring import Services
+
+router = APIRouter(prefix="/v1/policies", tags=["authorization"])
+
+
+class PolicyOut(BaseModel):
+    name: str
+    effect: str
+    file: str
+
+
+class PolicySetOut(BaseModel):
+    enabled: bool
+    files: list[str]
+    loadedAt: datetime | None
+    digest: str | None
+    policies: list[PolicyOut]
+    lastError: str | None = Field(description="Why the last reload was rejected, if it was")
+
+
+class ValidateIn(BaseModel):
+    text: str = Field(min_length=1, max_length=1_000_000)
+
+
+class ValidateOut(BaseModel):
+    valid: bool
+    errors: list[str]
+
+
+def _operator(caller: Caller, services: Services) -> None:
+    if caller.identity.tenant != services.config.security.default_tenant:
+        raise AuthorizationError(("policies belong to the operators' tenant",))
+
+
+def _engine(services: Services) -> PolicyEngine:
+    if services.authz.policies is None:
+        raise NotFoundError("no security.policies configured")
+    return services.authz.policies
+
+
+def _out(services: Services) -> PolicySetOut:
+    engine = services.authz.policies
+    if engine is None or engine.state is None:
+        return PolicySetOut(
+            enabled=False, files=[], loadedAt=None, digest=None, policies=[], lastError=None
+        )
+    state = engine.state
+    return PolicySetOut(
+        enabled=True,
+        files=[str(f) for f in engine.files],
+        loadedAt=state.loaded_at,
+        digest=state.digest,
+        policies=[
+            PolicyOut(name=p.name, effect=p.effect, file=p.file) for p in state.names.values()
+        ],
+        lastError=engine.last_error,
+    )
+
+
+@router.get("", response_model=PolicySetOut)
+def get_policies(
+    caller: Caller = Depends(require("policies", "read")),
+    services: Services = Depends(services_dep),
+) -> PolicySetOut:
+    _operator(caller, services)
+    return _out(services)
+
+
+@router.get("/schema")
+def get_schema(
+    caller: Caller = Depends(require("policies", "read")),
+    services: Services = Depends(services_dep),
+) -> dict[str, Any]:
+    _operator(caller, services)
+    schema: dict[str, Any] = json.loads(_engine(services).schema)
+    return schema
+
+
+@router.post("/validate", response_model=ValidateOut)
+def validate(
+    body: ValidateIn,
+    caller: Caller = Depends(require("policies", "read")),
+    services: Services = Depends(services_dep),
+) -> ValidateOut:
+    _operator(caller, services)
+    try:
+        result = cedarpy.validate_policies(body.text, _engine(services).schema)
+    except ValueError as exc:
+        return ValidateOut(valid=False, errors=[str(exc)])
+    return ValidateOut(valid=result.validation_passed, errors=[str(e) for e in result.errors])
+
+
+@router.post("/reload", response_model=PolicySetOut)
+async def reload(
+    caller: Caller = Depends(require("policies", "reload")),
+    services: Services = Depends(services_dep),
+) -> PolicySetOut:
+    _operator(caller, services)
+    engine = _engine(services)
+    await run_in_threadpool(engine.reload, trigger="api")
+    return _out(services)

@@ -1,0 +1,147 @@
+"""The shape shared by ``/v1/users``, ``/v1/serviceaccounts`` and ``/v1/agents``: list, create,
+show, update (display name, disabled) and delete principals of one kind in the caller's tenant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from bastion.core.model import Principal, PrincipalKind
+from bastion.gateway.api.deps import actor_of, require, services_dep
+from bastion.services.access import Caller
+from bastion.wiring import Services
+
+
+class PrincipalOut(BaseModel):
+    id: str
+    name: str
+    kind: str
+    displayName: str
+    disabled: bool
+    created: datetime
+    groups: list[str] | None = None
+
+
+class PrincipalCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=254)
+    displayName: str = Field(default="", max_length=200)
+
+
+class PrincipalUpdate(BaseModel):
+    displayName: str | None = Field(default=None, max_length=200)
+    disabled: bool | None = None
+
+
+def principal_out(principal: Principal, groups: list[str] | None = None) -> PrincipalOut:
+    return PrincipalOut(
+        id=principal.id,
+        name=principal.name,
+        kind=principal.kind.value,
+        displayName=principal.display_name,
+        disabled=principal.disabled,
+        created=principal.created_at,
+        groups=groups,
+    )
+
+
+def principal_router(
+    *,
+    kind: PrincipalKind,
+    path: str,
+    resource: str,
+    tag: str,
+    create: Callable[..., Any] | None = None,
+) -> APIRouter:
+    """A router for one principal kind; ``create`` replaces the default create endpoint."""
+    router = APIRouter(prefix=f"/v1/{path}", tags=[tag])
+
+    @router.get("", response_model=list[PrincipalOut], name=f"list_{path}")
+    def list_principals(
+        caller: Caller = Depends(require(resource, "read")),
+        services: Services = Depends(services_dep),
+    ) -> list[PrincipalOut]:
+        found = services.identity.directory.list(tenant_name=caller.identity.tenant, kind=kind)
+        return [principal_out(p) for p in found]
+
+    if create is None:
+
+        @router.post("", response_model=PrincipalOut, status_code=201, name=f"create_{path}")
+        async def create_principal(
+            body: PrincipalCreate,
+            request: Request,
+            caller: Caller = Depends(require(resource, "create")),
+            services: Services = Depends(services_dep),
+        ) -> PrincipalOut:
+            created = await run_in_threadpool(
+                services.identity.directory.create,
+                tenant_name=caller.identity.tenant,
+                kind=kind,
+                name=body.name,
+                display_name=body.displayName,
+                actor=actor_of(caller, request),
+            )
+            return principal_out(created, [])
+
+    else:
+        router.add_api_route(
+            "",
+            create,
+            methods=["POST"],
+            response_model=PrincipalOut,
+            status_code=201,
+            name=f"create_{path}",
+        )
+
+    @router.get("/{name}", response_model=PrincipalOut, name=f"show_{path}")
+    def show_principal(
+        name: str,
+        caller: Caller = Depends(require(resource, "read")),
+        services: Services = Depends(services_dep),
+    ) -> PrincipalOut:
+        principal, groups = services.identity.directory.show(
+            tenant_name=caller.identity.tenant, kind=kind, name=name
+        )
+        return principal_out(principal, groups)
+
+    @router.patch("/{name}", response_model=PrincipalOut, name=f"update_{path}")
+    async def update_principal(
+        name: str,
+        body: PrincipalUpdate,
+        request: Request,
+        caller: Caller = Depends(require(resource, "update")),
+        services: Services = Depends(services_dep),
+    ) -> PrincipalOut:
+        changed = await run_in_threadpool(
+            services.identity.directory.update,
+            tenant_name=caller.identity.tenant,
+            kind=kind,
+            name=name,
+            display_name=body.displayName,
+            disabled=body.disabled,
+            actor=actor_of(caller, request),
+        )
+        return principal_out(changed)
+
+    @router.delete("/{name}", response_model=PrincipalOut, name=f"delete_{path}")
+    async def delete_principal(
+        name: str,
+        request: Request,
+        caller: Caller = Depends(require(resource, "delete")),
+        services: Services = Depends(services_dep),
+    ) -> PrincipalOut:
+        deleted = await run_in_threadpool(
+            services.identity.directory.delete,
+            tenant_name=caller.identity.tenant,
+            kind=kind,
+            name=name,
+            actor=actor_of(caller, request),
+        )
+        return principal_out(deleted)
+
+    return router

@@ -1,0 +1,84 @@
+"""``/v1/serviceaccounts``: non-human principals; ``POST …/{name}/credentials`` issues an API
+key owned by the account (its OAuth client secret), within the caller's own scopes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import Depends, Request
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from bastion.core.model import PrincipalKind
+from bastion.core.rbac import parse_scopes, scopes_within
+from bastion.errors import AuthorizationError, RequestRejectedError
+from bastion.gateway.api.deps import actor_of, require, services_dep
+from bastion.gateway.api.principals import principal_router
+from bastion.services.access import Caller
+from bastion.services.directory import get_principal
+from bastion.wiring import Services
+
+router = principal_router(
+    kind=PrincipalKind.SERVICE_ACCOUNT,
+    path="serviceaccounts",
+    resource="serviceaccounts",
+    tag="service accounts",
+)
+
+
+class CredentialCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    scopes: list[str] = Field(min_length=1)
+    expires: datetime | None = None
+
+
+class CredentialCreated(BaseModel):
+    id: str
+    clientId: str
+    prefix: str
+    scopes: list[str]
+    secret: str = Field(description="The client secret (an API key). Shown once.")
+
+
+@router.post(
+    "/{name}/credentials",
+    response_model=CredentialCreated,
+    status_code=201,
+    name="create_serviceaccount_credential",
+)
+async def create_credential(
+    name: str,
+    body: CredentialCreate,
+    request: Request,
+    caller: Caller = Depends(require("apikeys", "create")),
+    services: Services = Depends(services_dep),
+) -> CredentialCreated:
+    try:
+        scopes = parse_scopes(body.scopes)
+    except ValueError as exc:
+        raise RequestRejectedError(str(exc)) from None
+    if not scopes_within(scopes, caller.scopes):
+        raise AuthorizationError(("the new key's scopes exceed the caller's own scopes",))
+
+    def work() -> CredentialCreated:
+        with services.storage.transaction() as tx:
+            tenant = tx.tenants.get_by_name(caller.identity.tenant)
+            account = get_principal(tx, tenant, PrincipalKind.SERVICE_ACCOUNT, name)
+            issued = services.api_keys.issue(
+                tx,
+                tenant=tenant,
+                owner=account,
+                name=body.name,
+                scopes=scopes,
+                expires_at=body.expires,
+                actor=actor_of(caller, request),
+            )
+        return CredentialCreated(
+            id=issued.key.id,
+            clientId=account.id,
+            prefix=issued.key.prefix,
+            scopes=list(issued.key.scopes),
+            secret=issued.secret,
+        )
+
+    return await run_in_threadpool(work)

@@ -1,0 +1,97 @@
+"""``/v1/users``: people, with an optional password (policy-checked, Argon2id) or an imported
+bcrypt / Argon2id hash; ``PUT /v1/users/{name}/password`` sets a new one."""
+
+from __future__ import annotations
+
+from fastapi import Depends, Request
+from pydantic import BaseModel, Field, SecretStr
+
+from bastion.core.model import PrincipalKind
+from bastion.core.names import canonical_name
+from bastion.errors import RequestRejectedError
+from bastion.gateway.api.deps import actor_of, require, services_dep
+from bastion.gateway.api.principals import PrincipalOut, principal_out, principal_router
+from bastion.services.access import Caller
+from bastion.services.directory import get_principal, record
+from bastion.wiring import Services
+
+
+class UserCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=254, description="The login, usually an email.")
+    displayName: str = Field(default="", max_length=200)
+    password: SecretStr | None = Field(default=None, description="Checked against the policy.")
+    passwordHash: SecretStr | None = Field(
+        default=None, description="An existing bcrypt ($2b$…) or Argon2id hash to import."
+    )
+
+
+class PasswordSet(BaseModel):
+    password: SecretStr
+
+
+async def create_user(
+    body: UserCreate,
+    request: Request,
+    caller: Caller = Depends(require("users", "create")),
+    services: Services = Depends(services_dep),
+) -> PrincipalOut:
+    if body.password is not None and body.passwordHash is not None:
+        raise RequestRejectedError("give a password or a passwordHash, not both")
+    identity = services.identity
+    actor = actor_of(caller, request)
+
+    def work() -> PrincipalOut:
+        now = services.clock.now()
+        with services.storage.transaction() as tx:
+            tenant = tx.tenants.get_by_name(caller.identity.tenant)
+            user = identity.directory.create_principal(
+                tx,
+                tenant=tenant,
+                kind=PrincipalKind.USER,
+                name=body.name,
+                display_name=body.displayName,
+                actor=actor,
+            )
+            if body.password is not None:
+                identity.passwords.set_password(tx, user, body.password.get_secret_value(), now=now)
+            elif body.passwordHash is not None:
+                identity.passwords.import_hash(
+                    tx, user, body.passwordHash.get_secret_value(), now=now
+                )
+        return principal_out(user, [])
+
+    return await identity.hashing.run(work)
+
+
+router = principal_router(
+    kind=PrincipalKind.USER, path="users", resource="users", tag="users", create=create_user
+)
+
+
+@router.put("/{name}/password", status_code=204, name="set_user_password")
+async def set_password(
+    name: str,
+    body: PasswordSet,
+    request: Request,
+    caller: Caller = Depends(require("users", "update")),
+    services: Services = Depends(services_dep),
+) -> None:
+    identity = services.identity
+    actor = actor_of(caller, request)
+
+    def work() -> None:
+        now = services.clock.now()
+        with services.storage.transaction() as tx:
+            tenant = tx.tenants.get_by_name(caller.identity.tenant)
+            user = get_principal(tx, tenant, PrincipalKind.USER, name)
+            identity.passwords.set_password(tx, user, body.password.get_secret_value(), now=now)
+            record(
+                tx,
+                action="user.password.set",
+                tenant=tenant.name,
+                now=now,
+                actor=actor,
+                resource={"type": "user", "id": canonical_name(name)},
+            )
+
+    await identity.hashing.run(work)

@@ -1,0 +1,139 @@
+"""What the authentication endpoints share: form parsing, fixed error bodies, the audit hook."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+from urllib.parse import parse_qsl, unquote
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from bastion.core.ids import new_id
+from bastion.errors import RequestRejectedError
+from bastion.services.audit import AuditSink, build_event
+from bastion.wiring import Services
+
+MAX_FORM_BYTES = 64 * 1024
+NO_STORE = {"cache-control": "no-store", "pragma": "no-cache"}
+
+
+def client_ip(request: Request) -> str | None:
+    """The client address the edge resolved (trusted proxies only), else the peer."""
+    state = request.scope.get("state") or {}
+    resolved = state.get("bastion.client_ip") if isinstance(state, dict) else None
+    if isinstance(resolved, str):
+        return resolved
+    return request.client.host if request.client else None
+
+
+async def form(request: Request) -> dict[str, str]:
+    """An ``application/x-www-form-urlencoded`` body; RFC 6749 section 3.2: "Request and
+    response parameters MUST NOT be included more than once" — a repeated one is refused."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        raise RequestRejectedError("the body must be application/x-www-form-urlencoded")
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        raise RequestRejectedError("the body is too large")
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+    except (UnicodeDecodeError, ValueError):
+        raise RequestRejectedError("the body is not a valid form") from None
+    parsed: dict[str, str] = {}
+    for name, value in pairs:
+        if name in parsed:
+            raise RequestRejectedError(f"parameter {name} is repeated")
+        parsed[name] = value
+    return parsed
+
+
+async def json_body(request: Request) -> dict[str, Any]:
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        raise RequestRejectedError("the body is too large")
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        raise RequestRejectedError("the body is not JSON") from None
+    if not isinstance(parsed, dict):
+        raise RequestRejectedError("the body must be a JSON object")
+    return parsed
+
+
+def basic_credentials(request: Request) -> tuple[str, str] | None:
+    """RFC 6749 section 2.3.1 client authentication with HTTP Basic (form-encoded parts)."""
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return ("", "")
+    client, sep, secret = decoded.partition(":")
+    if not sep:
+        return ("", "")
+    return unquote(client), unquote(secret)
+
+
+def oauth_error(error: str, status: int = 400, description: str | None = None) -> Response:
+    """RFC 6749 section 5.2 error response."""
+    body: dict[str, Any] = {"error": error}
+    if description:
+        body["error_description"] = description
+    headers = dict(NO_STORE)
+    if status == 401:
+        headers["www-authenticate"] = 'Basic realm="bastion"'
+    return Response(json.dumps(body), status, headers=headers, media_type="application/json")
+
+
+def token_response(body: dict[str, Any]) -> Response:
+    return Response(json.dumps(body), 200, headers=NO_STORE, media_type="application/json")
+
+
+# One body for every failed login, whatever the reason: unknown user, wrong password, locked.
+LOGIN_FAILED = json.dumps(
+    {
+        "type": "https://bastion.dev/problems/invalid_credentials",
+        "title": "Authentication failed",
+        "status": 401,
+        "code": "invalid_credentials",
+    }
+).encode()
+
+
+def login_failed() -> Response:
+    headers = {**NO_STORE, "www-authenticate": 'Bearer realm="bastion"'}
+    return Response(LOGIN_FAILED, 401, headers=headers, media_type="application/problem+json")
+
+
+async def audit_failure(
+    request: Request,
+    services: Services,
+    sink: AuditSink,
+    *,
+    action: str,
+    reason: str,
+    actor_id: str | None = None,
+) -> None:
+    """Audit a refusal the services did not record themselves (for example a bad client)."""
+    event = build_event(
+        action=action,
+        outcome="failure",
+        tenant=services.config.security.default_tenant,
+        now=services.clock.now(),
+        actor={
+            "type": "client",
+            "id": actor_id,
+            "ip": client_ip(request),
+            "userAgent": request.headers.get("user-agent"),
+        },
+        details={"reason": reason},
+        request={"method": request.method, "path": request.url.path, "requestId": new_id("req")},
+    )
+    await sink.record(event)

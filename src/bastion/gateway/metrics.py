@@ -1,0 +1,46 @@
+"""The gateway's Prometheus metrics, in a registry of its own (no process-global state).
+
+Served at ``<prefix>/metrics``. With ``bastion serve --workers N`` each worker counts for itself.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+
+class GatewayMetrics:
+    content_type = CONTENT_TYPE_LATEST.encode()
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "bastion_requests",
+            "Requests decided by the gateway, by mode and HTTP status class.",
+            ["mode", "status"],
+            registry=self.registry,
+        )
+        self.rate_limit_hits = Counter(
+            "bastion_rate_limit_hits",
+            "Requests refused with 429, by the limit that refused them.",
+            ["limit"],
+            registry=self.registry,
+        )
+        self.rate_limit_store_up = Gauge(
+            "bastion_rate_limit_store_up",
+            "1 while the shared rate-limit store (Redis) answers, 0 while it does not.",
+            registry=self.registry,
+        )
+        self.rate_limit_fallback = Counter(
+            "bastion_rate_limit_fallback_decisions",
+            "Rate-limit decisions made by this replica alone (limit / replicas) because the "
+            "shared store was unreachable and failClosed is false.",
+            registry=self.registry,
+        )
+        self.rate_limit_store_up.set(1)
+
+    def observe(self, mode: str, status: int) -> None:
+        self.requests.labels(mode, f"{status // 100}xx").inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

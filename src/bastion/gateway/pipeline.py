@@ -1,0 +1,111 @@
+"""The decision pipeline every mode shares (proxy, forward-auth, WebSocket), in DESIGN.md order:
+
+IP allowlist → global rate limit → header-level input checks → credential and certificate →
+`AccessService.check` (authenticate, route, per-route allowlist, authorize; off the event
+loop) → per-client / per-tenant / per-pattern rate limits.
+
+The result is an `Admission`: the verdict (allowed or carrying the deny's error) and the rate
+limit numbers for the response headers. Every failure becomes a denying verdict, never an
+exception and never an allow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from bastion.core.netrules import Allowlist
+from bastion.core.ratelimit import LimitDecision
+from bastion.errors import BastionError, ClientAddressDeniedError
+from bastion.gateway.headers import Headers
+from bastion.gateway.limits import RateLimiter, limited_error
+from bastion.gateway.network import certificate_of, credential_of
+from bastion.services.access import AccessService, RequestFacts, Verdict
+from bastion.services.clock import Clock
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    verdict: Verdict
+    limit: LimitDecision = field(default_factory=LimitDecision.unlimited)
+    extra: dict[str, Any] | None = None  # audit details (which rate limit refused)
+
+    @property
+    def allowed(self) -> bool:
+        return self.verdict.allowed
+
+    def failed(self, error: BastionError) -> Admission:
+        """This admission turned into a deny by a later stage (body check, upstream, audit)."""
+        v = self.verdict
+        return Admission(
+            Verdict(v.facts, v.match, v.identity, error, v.reasons), self.limit, self.extra
+        )
+
+
+class Gate:
+    def __init__(
+        self,
+        *,
+        access: AccessService,
+        limiter: RateLimiter | None,
+        allowlist: Allowlist,
+        clock: Clock,
+    ) -> None:
+        self._access = access
+        self._limiter = limiter
+        self._allowlist = allowlist
+        self._clock = clock
+
+    async def admit(
+        self,
+        facts: RequestFacts,
+        *,
+        headers: Headers,
+        scope: Any,
+        precheck: Callable[[], None] | None = None,
+    ) -> Admission:
+        """Decide one request; ``facts`` has no credential yet (it is read from ``headers``)."""
+        if not self._allowlist.permits(facts.client_ip):
+            reasons = ("client address is not in security.network.ipAllowlist",)
+            return _deny(facts, ClientAddressDeniedError(reasons), reasons=reasons)
+        limiter = self._limiter
+        try:
+            if limiter is not None:
+                decision = await limiter.check_global()
+                if not decision.allowed:
+                    return _limited(Verdict(facts, None, None, None), decision)
+            if precheck is not None:
+                precheck()
+        except BastionError as exc:
+            return _deny(facts, exc)
+        try:
+            facts = replace(
+                facts,
+                credential=credential_of(headers),
+                certificate=certificate_of(scope, now=self._clock.now()),
+            )
+        except BastionError as exc:
+            verdict = Verdict(facts, None, None, exc)
+        else:
+            verdict = await asyncio.to_thread(self._access.check, facts)
+        if limiter is None:
+            return Admission(verdict)
+        try:
+            decision = await limiter.check_request(verdict)
+        except BastionError as exc:
+            return Admission(Verdict(facts, verdict.match, verdict.identity, exc))
+        if not decision.allowed:
+            return _limited(verdict, decision)
+        return Admission(verdict, decision)
+
+
+def _deny(facts: RequestFacts, error: BastionError, *, reasons: tuple[str, ...] = ()) -> Admission:
+    return Admission(Verdict(facts, None, None, error, reasons))
+
+
+def _limited(verdict: Verdict, decision: LimitDecision) -> Admission:
+    error = limited_error(decision)
+    denied = Verdict(verdict.facts, verdict.match, verdict.identity, error, verdict.reasons)
+    return Admission(denied, decision, extra={"limit": error.limit_name})

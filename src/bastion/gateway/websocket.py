@@ -1,0 +1,168 @@
+"""WebSocket pass-through: the handshake is decided like any GET, then frames flow both ways.
+
+The upgrade request goes through the same pipeline (path, allowlist, limits, credential, route,
+authorization). A deny is answered as a plain HTTP response to the handshake (ASGI
+``websocket.http.response``), audited once. An allowed handshake is audited with status 101
+before the client's connection is accepted; the upstream sees the identity headers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from bastion.core.paths import NonCanonicalPathError, canonical_path
+from bastion.errors import (
+    AuditUnavailableError,
+    BastionError,
+    NotFoundError,
+    RequestRejectedError,
+    UpstreamError,
+)
+from bastion.gateway.forward import Forwarder
+from bastion.gateway.headers import Headers, strip_for_upstream
+from bastion.gateway.outcomes import Inbound, Outcomes
+from bastion.gateway.pipeline import Admission, Gate
+from bastion.gateway.proxy import UpstreamProxy, UpstreamSocket
+from bastion.gateway.responses import Send
+
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+_HANDSHAKE = (b"sec-websocket-", b"authorization", b"x-api-key")
+
+
+def handshake_send(scope: MutableMapping[str, Any], send: Send) -> Send:
+    """``send`` for answering a refused handshake with an HTTP response (or a 1008 close)."""
+    can_respond = "websocket.http.response" in (scope.get("extensions") or {})
+
+    async def translate(message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            if can_respond:
+                await send({**message, "type": "websocket.http.response.start"})
+            else:
+                await send({"type": "websocket.close", "code": 1008})
+        elif message["type"] == "http.response.body" and can_respond:
+            await send({**message, "type": "websocket.http.response.body"})
+
+    return translate
+
+
+class WebSocketRelay:
+    def __init__(
+        self,
+        *,
+        proxy: UpstreamProxy | None,
+        outcomes: Outcomes,
+        forwarder: Forwarder,
+        gate: Gate,
+        prefix: str,
+    ) -> None:
+        self._proxy = proxy
+        self._outcomes = outcomes
+        self._forwarder = forwarder
+        self._gate = gate
+        self._prefix = prefix
+
+    async def handle(self, inbound: Inbound, receive: Receive, send: Send) -> None:
+        """Decide the handshake (after ``websocket.connect``), then relay or refuse it."""
+        refuse = handshake_send(inbound.scope, send)
+        try:
+            path = canonical_path(inbound.raw_path)
+        except NonCanonicalPathError as exc:
+            rejected = self._outcomes.reject(inbound, RequestRejectedError(str(exc)))
+            await self._outcomes.deny(inbound, rejected, refuse)
+            return
+        if path.startswith(self._prefix + "/"):
+            error = NotFoundError("bastion's own endpoints do not speak WebSocket")
+            await self._outcomes.deny(inbound, self._outcomes.reject(inbound, error, path), refuse)
+            return
+        admission = await self._gate.admit(
+            inbound.facts(path, method="GET"), headers=inbound.headers, scope=inbound.scope
+        )
+        if not admission.allowed:
+            await self._outcomes.deny(inbound, admission, refuse)
+            return
+        await self.relay(inbound, admission, receive, send)
+
+    async def relay(
+        self, inbound: Inbound, admission: Admission, receive: Receive, send: Send
+    ) -> None:
+        refuse = handshake_send(inbound.scope, send)
+        if self._proxy is None:
+            error = UpstreamError("no upstream is configured (gateway.upstream)")
+            await self._outcomes.deny(inbound, admission.failed(error), refuse)
+            return
+        target = inbound.raw_path.decode("latin-1")
+        if inbound.query:
+            target += "?" + inbound.query.decode("latin-1")
+        protocols = tuple(inbound.scope.get("subprotocols") or ())
+        accepted = False
+        try:
+            async with self._proxy.websocket(
+                target=target, headers=self._headers(inbound, admission), protocols=protocols
+            ) as upstream:
+                try:
+                    await self._outcomes.record(admission.verdict, 101)
+                except AuditUnavailableError as exc:
+                    await self._outcomes.deny(inbound, admission.failed(exc), refuse)
+                    return
+                await send({"type": "websocket.accept", "subprotocol": upstream.protocol})
+                accepted = True
+                self._outcomes.metrics.observe("websocket", 101)
+                await _pump(receive, send, upstream)
+        except BastionError as exc:
+            if accepted:
+                with contextlib.suppress(Exception):
+                    await send({"type": "websocket.close", "code": 1011})
+                return
+            await self._outcomes.deny(inbound, admission.failed(exc), refuse)
+
+    def _headers(self, inbound: Inbound, admission: Admission) -> Headers:
+        kept = [
+            (n, v)
+            for n, v in strip_for_upstream(inbound.headers)
+            if not n.lower().startswith(_HANDSHAKE)
+        ]
+        return kept + self._forwarder.forwarded_headers(inbound, admission.verdict)
+
+
+async def _pump(receive: Receive, send: Send, upstream: UpstreamSocket) -> None:
+    async def client_to_upstream() -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                await upstream.close()
+                return
+            if message["type"] == "websocket.receive":
+                text = message.get("text")
+                await upstream.send(text if text is not None else message.get("bytes") or b"")
+
+    async def upstream_to_client() -> None:
+        while True:
+            data = await upstream.receive()
+            if data is None:
+                code = upstream.close_code or 1000
+                await send({"type": "websocket.close", "code": code if code < 4999 else 1000})
+                return
+            if isinstance(data, str):
+                await send({"type": "websocket.send", "text": data})
+            else:
+                await send({"type": "websocket.send", "bytes": data})
+
+    tasks = [
+        asyncio.ensure_future(client_to_upstream()),
+        asyncio.ensure_future(upstream_to_client()),
+    ]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            error = task.exception()
+            if isinstance(error, UpstreamError):
+                raise error
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(BaseException):
+                await task

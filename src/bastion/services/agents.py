@@ -1,0 +1,242 @@
+"""Agent registration (spec/000 "Agent Authentication"): single-use ``bat_…`` tokens that an
+agent exchanges once for its own identity, role bindings and an API key.
+
+A token's capabilities become the agent's scopes: ``classification`` stands for
+``classification:*``, and a capability already written ``resource:action`` is kept as it is.
+Single use holds under concurrency and across replicas: the claim is one conditional UPDATE
+(`RegistrationTokenStore.claim`); the loser is refused and audited.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from bastion.backends.protocols import Storage
+from bastion.core.apikeys import BASE62
+from bastion.core.credentials import RegistrationToken
+from bastion.core.ids import new_id
+from bastion.core.model import Principal, PrincipalKind, RoleBinding, SubjectType, Tenant
+from bastion.core.names import canonical_name
+from bastion.core.rbac import parse_scopes
+from bastion.crypto.keys import KeyedHasher, new_secret_token
+from bastion.errors import AuthenticationError, RequestRejectedError
+from bastion.services.apikeys import ApiKeyService, IssuedKey
+from bastion.services.clock import Clock
+from bastion.services.directory import DirectoryService, record
+
+REGISTRATION_PREFIX = "bat_"
+_TOKEN_LENGTH = len(REGISTRATION_PREFIX) + 40
+MAX_TTL = timedelta(days=30)
+
+
+def capability_scopes(capabilities: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """The scopes a list of capabilities stands for; `RequestRejectedError` if one is invalid."""
+    written = [c.strip() if ":" in c else f"{c.strip()}:*" for c in capabilities if c.strip()]
+    try:
+        return parse_scopes(written)
+    except ValueError as exc:
+        raise RequestRejectedError(f"capabilities: {exc}") from None
+
+
+def is_well_formed_registration_token(presented: str) -> bool:
+    tail = presented[len(REGISTRATION_PREFIX) :]
+    return (
+        presented.startswith(REGISTRATION_PREFIX)
+        and len(presented) == _TOKEN_LENGTH
+        and all(ch in BASE62 for ch in tail)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Registered:
+    agent: Principal
+    tenant: Tenant
+    key: IssuedKey
+    roles: tuple[str, ...]
+
+
+class AgentService:
+    def __init__(
+        self,
+        *,
+        storage: Storage,
+        hasher: KeyedHasher,
+        clock: Clock,
+        directory: DirectoryService,
+        api_keys: ApiKeyService,
+        is_role: Callable[[str], bool],
+        default_ttl: timedelta,
+    ) -> None:
+        self._storage = storage
+        self._hasher = hasher
+        self._clock = clock
+        self._directory = directory
+        self._api_keys = api_keys
+        self._is_role = is_role
+        self._default_ttl = default_ttl
+
+    def create_token(
+        self,
+        *,
+        tenant_name: str,
+        capabilities: list[str],
+        roles: list[str],
+        ttl: timedelta | None,
+        actor: dict[str, Any],
+    ) -> tuple[RegistrationToken, str]:
+        """A registration token, shown once; only its keyed hash is stored."""
+        scopes = capability_scopes(capabilities)
+        unknown = [r for r in roles if not self._is_role(r)]
+        if unknown:
+            raise RequestRejectedError(f"unknown role {unknown[0]!r}")
+        ttl = ttl or self._default_ttl
+        if ttl <= timedelta(0) or ttl > MAX_TTL:
+            raise RequestRejectedError("the token lifetime must be between 1s and 30d")
+        now = self._clock.now()
+        secret = new_secret_token(REGISTRATION_PREFIX)
+        with self._storage.transaction() as tx:
+            tenant = tx.tenants.get_by_name(canonical_name(tenant_name))
+            token = RegistrationToken(
+                id=new_id("reg"),
+                tenant_id=tenant.id,
+                token_hash=self._hasher.digest(secret),
+                prefix=secret[:10],
+                capabilities=scopes,
+                roles=tuple(dict.fromkeys(roles)),
+                created_at=now,
+                expires_at=now + ttl,
+            )
+            tx.registration_tokens.create(token)
+            details = {
+                "capabilities": list(scopes),
+                "roles": list(token.roles),
+                "expires": token.expires_at.isoformat(),
+            }
+            resource = {"type": "registrationtoken", "id": token.id}
+            record(
+                tx,
+                action="agent.token.create",
+                tenant=tenant.name,
+                now=now,
+                actor=actor,
+                resource=resource,
+                details=details,
+            )
+        return token, secret
+
+    def list_tokens(self, *, tenant_name: str) -> list[RegistrationToken]:
+        with self._storage.transaction() as tx:
+            tenant = tx.tenants.get_by_name(canonical_name(tenant_name))
+            return tx.registration_tokens.list(tenant.id)
+
+    def revoke_token(
+        self, *, tenant_name: str, token_id: str, actor: dict[str, Any]
+    ) -> RegistrationToken:
+        now = self._clock.now()
+        with self._storage.transaction() as tx:
+            tenant = tx.tenants.get_by_name(canonical_name(tenant_name))
+            token = tx.registration_tokens.revoke(tenant.id, token_id, at=now)
+            resource = {"type": "registrationtoken", "id": token.id}
+            record(
+                tx,
+                action="agent.token.revoke",
+                tenant=tenant.name,
+                now=now,
+                actor=actor,
+                resource=resource,
+            )
+        return token
+
+    def register(
+        self,
+        presented: str,
+        *,
+        name: str | None,
+        display_name: str,
+        client: dict[str, Any],
+        audit_tenant: str,
+    ) -> Registered:
+        """Exchange a registration token for a new agent. Each token works exactly once."""
+        if not is_well_formed_registration_token(presented):
+            raise AuthenticationError("malformed_registration_token")
+        now = self._clock.now()
+        agent_id = new_id("agt")
+        actor = {"type": "agent", "id": None, **client}
+        reason: str | None = None
+        registered: Registered | None = None
+        with self._storage.transaction() as tx:
+            token = tx.registration_tokens.find_by_hash(self._hasher.digest(presented))
+            tenant_name = audit_tenant
+            if token is None:
+                reason = "unknown_registration_token"
+            else:
+                tenant = tx.tenants.get(token.tenant_id)
+                tenant_name = tenant.name
+                if token.revoked_at is not None:
+                    reason = "revoked_registration_token"
+                elif token.used_at is not None:
+                    reason = "registration_token_already_used"
+                elif now >= token.expires_at:
+                    reason = "expired_registration_token"
+                elif not tx.registration_tokens.claim(token.id, agent_id=agent_id, at=now):
+                    reason = "registration_token_already_used"
+            if reason is not None or token is None:
+                resource = {"type": "registrationtoken", "id": token.id if token else None}
+                record(
+                    tx,
+                    action="agent.register",
+                    outcome="failure",
+                    tenant=tenant_name,
+                    now=now,
+                    actor=actor,
+                    resource=resource,
+                    details={"reason": reason},
+                )
+            else:
+                agent = self._directory.create_principal(
+                    tx,
+                    tenant=tenant,
+                    kind=PrincipalKind.AGENT,
+                    name=canonical_name(name) if name else f"agent-{agent_id[-12:]}",
+                    display_name=display_name,
+                    actor=actor,
+                    details={"registrationToken": token.id},
+                    principal_id=agent_id,
+                )
+                for role in token.roles:
+                    tx.bindings.create(
+                        RoleBinding(
+                            new_id("bnd"), tenant.id, SubjectType.AGENT, agent.name, role, now
+                        )
+                    )
+                key = self._api_keys.issue(
+                    tx,
+                    tenant=tenant,
+                    owner=agent,
+                    name=f"{agent.name}-credential",
+                    scopes=token.capabilities,
+                    expires_at=None,
+                    actor={**actor, "id": agent.name},
+                )
+                details = {
+                    "capabilities": list(token.capabilities),
+                    "roles": list(token.roles),
+                    "registrationToken": token.id,
+                }
+                resource = {"type": "agent", "id": agent.name}
+                record(
+                    tx,
+                    action="agent.register",
+                    tenant=tenant.name,
+                    now=now,
+                    actor={**actor, "id": agent.name},
+                    resource=resource,
+                    details=details,
+                )
+                registered = Registered(agent, tenant, key, token.roles)
+        if reason is not None or registered is None:
+            raise AuthenticationError(reason or "unknown_registration_token")
+        return registered

@@ -1,0 +1,314 @@
+"""Changing the authorization model: custom roles, role bindings and resource rules, per tenant.
+
+Every change and its audit event commit in one transaction (which also advances the stored
+authorization version); then this replica's compiled models are dropped and the change is
+broadcast to the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
+
+from bastion.backends.protocols import Storage, UnitOfWork
+from bastion.core.ids import new_id
+from bastion.core.model import CustomRole, ResourceRuleRecord, RoleBinding, SubjectType, Tenant
+from bastion.core.names import canonical_name
+from bastion.core.rbac import BUILTIN_ROLES, Permission, RoleCatalog, compile_roles
+from bastion.core.resource_rules import parse_resource
+from bastion.errors import ConflictError, RequestRejectedError
+from bastion.services.audit import append_events, build_event
+from bastion.services.authz import Authorizer
+from bastion.services.authz_model import compile_catalog, role_definition
+from bastion.services.clock import Clock
+
+T = TypeVar("T")
+
+
+class ModelBroadcast(Protocol):
+    def publish(self) -> None:
+        """Tell other replicas that the authorization model changed (best effort)."""
+
+
+class NoBroadcast:
+    """One replica, or no Redis: other replicas notice through the stored version."""
+
+    def publish(self) -> None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class RoleView:
+    name: str
+    source: str  # builtin | config | custom
+    permissions: tuple[str, ...]
+    inherits: tuple[str, ...]
+    effective: tuple[str, ...]
+
+
+class AuthzAdmin:
+    def __init__(
+        self,
+        *,
+        storage: Storage,
+        authorizer: Authorizer,
+        clock: Clock,
+        broadcast: ModelBroadcast | None = None,
+    ) -> None:
+        self._storage = storage
+        self._authorizer = authorizer
+        self._clock = clock
+        self._broadcast = broadcast or NoBroadcast()
+
+    def _change(self, tenant_name: str, work: Callable[[UnitOfWork, Tenant], T]) -> T:
+        with self._storage.transaction() as tx:
+            tenant = tx.tenants.get_by_name(canonical_name(tenant_name))
+            result = work(tx, tenant)
+        self._authorizer.invalidate()
+        self._broadcast.publish()
+        return result
+
+    def _audit(
+        self, tx: UnitOfWork, tenant: Tenant, action: str, target: dict[str, Any], **kw: Any
+    ) -> None:
+        event = build_event(
+            action=action,
+            outcome="success",
+            tenant=tenant.name,
+            now=self._clock.now(),
+            actor=kw.pop("actor"),
+            resource=target,
+            details=kw,
+        )
+        append_events(tx, [event])
+
+    # -- roles ----------------------------------------------------------------------------
+
+    def list_roles(self, tenant_name: str) -> list[RoleView]:
+        with self._storage.transaction() as tx:
+            tenant = tx.tenants.get_by_name(canonical_name(tenant_name))
+            stored = tx.roles.list(tenant.id)
+        catalog = compile_catalog(self._authorizer.settings, stored)
+        configured = {r.name for r in self._authorizer.settings.roles}
+        views = []
+        for name, definition in sorted(catalog.definitions.items()):
+            source = (
+                "builtin"
+                if name in BUILTIN_ROLES
+                else ("config" if name in configured else "custom")
+            )
+            views.append(
+                RoleView(
+                    name=name,
+                    source=source,
+                    permissions=tuple(str(p) for p in definition.permissions),
+                    inherits=definition.inherits,
+                    effective=tuple(str(p) for p in catalog[name]),
+                )
+            )
+        return views
+
+    def _catalog_with(self, tx: UnitOfWork, tenant: Tenant, role: CustomRole) -> RoleCatalog:
+        """The tenant's catalog with ``role`` in it: refuses clashes, unknown roles, cycles."""
+        settings = self._authorizer.settings
+        if role.name in BUILTIN_ROLES or role.name in {r.name for r in settings.roles}:
+            raise ConflictError(f"role {role.name} is defined by bastion or its configuration")
+        try:
+            others = [role_definition(r) for r in tx.roles.list(tenant.id) if r.name != role.name]
+            return compile_roles([*settings.roles, *others, role_definition(role)])
+        except ValueError as exc:
+            raise RequestRejectedError(str(exc)) from None
+
+    def save_role(
+        self,
+        *,
+        tenant_name: str,
+        name: str,
+        permissions: Sequence[str],
+        inherits: Sequence[str],
+        actor: dict[str, Any],
+        create: bool,
+    ) -> CustomRole:
+        """Create (or replace, ``create`` False) a custom role; a cycle or an unknown role
+        is a `RequestRejectedError` that names it."""
+        name = name.strip()
+        if not name:
+            raise RequestRejectedError("a role needs a name")
+        try:
+            perms = tuple(str(Permission.parse(p)) for p in permissions)
+        except ValueError as exc:
+            raise RequestRejectedError(str(exc)) from None
+
+        def work(tx: UnitOfWork, tenant: Tenant) -> CustomRole:
+            now = self._clock.now()
+            role = CustomRole(new_id("rol"), tenant.id, name, perms, tuple(inherits), now, now)
+            self._catalog_with(tx, tenant, role)
+            if create:
+                tx.roles.create(role)
+            else:
+                role = CustomRole(
+                    tx.roles.get(tenant.id, name).id,
+                    tenant.id,
+                    name,
+                    perms,
+                    role.inherits,
+                    now,
+                    now,
+                )
+                tx.roles.update(role)
+            action = "role.create" if create else "role.update"
+            self._audit(
+                tx,
+                tenant,
+                action,
+                {"type": "role", "id": name},
+                actor=actor,
+                permissions=list(perms),
+                inherits=list(role.inherits),
+            )
+            return role
+
+        return self._change(tenant_name, work)
+
+    def delete_role(self, *, tenant_name: str, name: str, actor: dict[str, Any]) -> None:
+        def work(tx: UnitOfWork, tenant: Tenant) -> None:
+            tx.roles.get(tenant.id, name)
+            heirs = sorted(r.name for r in tx.roles.list(tenant.id) if name in r.inherits)
+            if heirs:
+                raise ConflictError(f"role {name} is inherited by {', '.join(heirs)}")
+            tx.roles.delete(tenant.id, name)
+            self._audit(tx, tenant, "role.delete", {"type": "role", "id": name}, actor=actor)
+
+        self._change(tenant_name, work)
+
+    # -- bindings -------------------------------------------------------------------------
+
+    def list_bindings(self, tenant_name: str) -> list[RoleBinding]:
+        with self._storage.transaction() as tx:
+            tenant = tx.tenants.get_by_name(canonical_name(tenant_name))
+            return tx.bindings.list(tenant.id)
+
+    def bind(
+        self,
+        *,
+        tenant_name: str,
+        subject_type: SubjectType,
+        subject_name: str,
+        role: str,
+        expires_at: datetime | None,
+        actor: dict[str, Any],
+    ) -> RoleBinding:
+        now = self._clock.now()
+        if expires_at is not None and expires_at <= now:
+            raise RequestRejectedError("the binding would expire before it starts")
+
+        def work(tx: UnitOfWork, tenant: Tenant) -> RoleBinding:
+            catalog = compile_catalog(self._authorizer.settings, tx.roles.list(tenant.id))
+            if role not in catalog:
+                raise RequestRejectedError(f"unknown role {role}")
+            binding = RoleBinding(
+                new_id("bnd"),
+                tenant.id,
+                SubjectType(subject_type),
+                canonical_name(subject_name),
+                role,
+                now,
+                expires_at,
+            )
+            tx.bindings.create(binding)
+            self._audit(
+                tx,
+                tenant,
+                "binding.create",
+                {"type": "binding", "id": binding.id},
+                actor=actor,
+                subject={"type": str(binding.subject_type), "name": binding.subject_name},
+                role=role,
+                expires=expires_at.isoformat() if expires_at else None,
+            )
+            return binding
+
+        return self._change(tenant_name, work)
+
+    def unbind(self, *, tenant_name: str, binding_id: str, actor: dict[str, Any]) -> RoleBinding:
+        def work(tx: UnitOfWork, tenant: Tenant) -> RoleBinding:
+            binding = tx.bindings.delete(tenant.id, binding_id)
+            self._audit(
+                tx,
+                tenant,
+                "binding.delete",
+                {"type": "binding", "id": binding.id},
+                actor=actor,
+                subject={"type": str(binding.subject_type), "name": binding.subject_name},
+                role=binding.role,
+            )
+            return binding
+
+        return self._change(tenant_name, work)
+
+    # -- resource rules -------------------------------------------------------------------
+
+    def list_rules(self, tenant_name: str) -> list[ResourceRuleRecord]:
+        with self._storage.transaction() as tx:
+            tenant = tx.tenants.get_by_name(canonical_name(tenant_name))
+            return tx.resource_rules.list(tenant.id)
+
+    def add_rule(
+        self,
+        *,
+        tenant_name: str,
+        resource: str,
+        allowed_users: Sequence[str],
+        allowed_roles: Sequence[str],
+        actions: Sequence[str],
+        actor: dict[str, Any],
+    ) -> ResourceRuleRecord:
+        try:
+            resource_type, resource_id = parse_resource(resource)
+        except ValueError as exc:
+            raise RequestRejectedError(str(exc)) from None
+
+        def work(tx: UnitOfWork, tenant: Tenant) -> ResourceRuleRecord:
+            rule = ResourceRuleRecord(
+                new_id("rul"),
+                tenant.id,
+                resource_type,
+                resource_id,
+                tuple(canonical_name(u) for u in allowed_users),
+                tuple(allowed_roles),
+                tuple(actions),
+                self._clock.now(),
+            )
+            tx.resource_rules.create(rule)
+            self._audit(
+                tx,
+                tenant,
+                "rule.create",
+                {"type": "rule", "id": rule.id},
+                actor=actor,
+                resource=resource,
+                allowedUsers=list(rule.allowed_users),
+                allowedRoles=list(rule.allowed_roles),
+                actions=list(rule.actions),
+            )
+            return rule
+
+        return self._change(tenant_name, work)
+
+    def delete_rule(self, *, tenant_name: str, rule_id: str, actor: dict[str, Any]) -> None:
+        def work(tx: UnitOfWork, tenant: Tenant) -> None:
+            rule = tx.resource_rules.get(tenant.id, rule_id)
+            tx.resource_rules.delete(tenant.id, rule_id)
+            resource = f"{rule.resource_type}/{rule.resource_id}"
+            self._audit(
+                tx,
+                tenant,
+                "rule.delete",
+                {"type": "rule", "id": rule_id},
+                actor=actor,
+                resource=resource,
+            )
+
+        self._change(tenant_name, work)

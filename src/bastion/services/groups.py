@@ -1,0 +1,134 @@
+"""Groups: create, list, show (with members), update, delete, add and remove members.
+
+Role bindings can name a group (subject type ``group``); the authorizer reads memberships
+through ``tx.groups.groups_of``. Membership changes are audited with the change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from bastion.backends.protocols import Storage, UnitOfWork
+from bastion.core.ids import new_id
+from bastion.core.model import Group, Principal, Tenant
+from bastion.core.names import canonical_name
+from bastion.services.clock import Clock
+from bastion.services.directory import record, valid_name
+
+
+@dataclass(frozen=True, slots=True)
+class GroupView:
+    group: Group
+    members: tuple[Principal, ...]
+
+
+class GroupService:
+    def __init__(self, *, storage: Storage, clock: Clock) -> None:
+        self._storage = storage
+        self._clock = clock
+
+    def create(
+        self, *, tenant_name: str, name: str, display_name: str = "", actor: dict[str, Any]
+    ) -> Group:
+        now = self._clock.now()
+        with self._storage.transaction() as tx:
+            tenant = _tenant(tx, tenant_name)
+            group = Group(
+                id=new_id("grp"),
+                tenant_id=tenant.id,
+                name=valid_name(name, "group"),
+                created_at=now,
+                display_name=display_name.strip(),
+            )
+            tx.groups.create(group)
+            self._record(tx, "group.create", tenant, group, actor)
+        return group
+
+    def list(self, *, tenant_name: str) -> list[GroupView]:
+        with self._storage.transaction() as tx:
+            tenant = _tenant(tx, tenant_name)
+            return [_view(tx, tenant, group) for group in tx.groups.list(tenant.id)]
+
+    def show(self, *, tenant_name: str, name: str) -> GroupView:
+        with self._storage.transaction() as tx:
+            tenant = _tenant(tx, tenant_name)
+            return _view(tx, tenant, tx.groups.get_by_name(tenant.id, canonical_name(name)))
+
+    def update(
+        self, *, tenant_name: str, name: str, display_name: str, actor: dict[str, Any]
+    ) -> Group:
+        with self._storage.transaction() as tx:
+            tenant = _tenant(tx, tenant_name)
+            group = tx.groups.get_by_name(tenant.id, canonical_name(name))
+            changed = replace(group, display_name=display_name.strip())
+            tx.groups.update(changed)
+            self._record(tx, "group.update", tenant, group, actor, {"displayName": display_name})
+        return changed
+
+    def delete(self, *, tenant_name: str, name: str, actor: dict[str, Any]) -> Group:
+        with self._storage.transaction() as tx:
+            tenant = _tenant(tx, tenant_name)
+            group = tx.groups.get_by_name(tenant.id, canonical_name(name))
+            tx.groups.delete(tenant.id, group.id)
+            self._record(tx, "group.delete", tenant, group, actor)
+        return group
+
+    def add_member(
+        self, *, tenant_name: str, name: str, member: str, actor: dict[str, Any]
+    ) -> bool:
+        """Add a principal (by name, any kind) to a group; False if it already was a member."""
+        now = self._clock.now()
+        with self._storage.transaction() as tx:
+            tenant = _tenant(tx, tenant_name)
+            group = tx.groups.get_by_name(tenant.id, canonical_name(name))
+            principal = tx.principals.get_by_name(tenant.id, canonical_name(member))
+            added = tx.groups.add_member(tenant.id, group.id, principal.id, at=now)
+            if added:
+                details = {"member": principal.name, "memberType": principal.kind.value}
+                self._record(tx, "group.member.add", tenant, group, actor, details)
+        return added
+
+    def remove_member(
+        self, *, tenant_name: str, name: str, member: str, actor: dict[str, Any]
+    ) -> bool:
+        with self._storage.transaction() as tx:
+            tenant = _tenant(tx, tenant_name)
+            group = tx.groups.get_by_name(tenant.id, canonical_name(name))
+            principal = tx.principals.get_by_name(tenant.id, canonical_name(member))
+            removed = tx.groups.remove_member(tenant.id, group.id, principal.id)
+            if removed:
+                details = {"member": principal.name, "memberType": principal.kind.value}
+                self._record(tx, "group.member.remove", tenant, group, actor, details)
+        return removed
+
+    def _record(
+        self,
+        tx: UnitOfWork,
+        action: str,
+        tenant: Tenant,
+        group: Group,
+        actor: dict[str, Any],
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        resource = {"type": "group", "id": group.name}
+        now = self._clock.now()
+        record(
+            tx,
+            action=action,
+            tenant=tenant.name,
+            now=now,
+            actor=actor,
+            resource=resource,
+            details=details,
+        )
+
+
+def _tenant(tx: UnitOfWork, name: str) -> Tenant:
+    return tx.tenants.get_by_name(canonical_name(name))
+
+
+def _view(tx: UnitOfWork, tenant: Tenant, group: Group) -> GroupView:
+    ids = tx.groups.members(tenant.id, group.id)
+    members = tuple(tx.principals.get(tenant.id, pid) for pid in ids)
+    return GroupView(group, tuple(sorted(members, key=lambda p: p.name)))

@@ -1,0 +1,207 @@
+"""Password login with brute-force throttling, uniform failures and the truth in the audit log.
+
+Three short steps, so that no database lock is held while a hash is computed:
+
+1. count the attempt against the account and the client address (one transaction); a locked
+   key refuses it. Unknown accounts are counted too, so a lock says nothing about existence;
+2. verify the password (or a dummy hash, for an unknown, locked or disabled account: the same
+   work, so the same time);
+3. record the outcome: a success refunds the attempt, upgrades a bcrypt or outdated hash to
+   Argon2id, and is audited ``login.success``; a failure is audited ``login.failure`` with the
+   real reason (``unknown_user``, ``wrong_password``, ``locked_account``, ``locked_address``,
+   ``disabled_principal``, ``disabled_tenant``, ``no_password``).
+
+Every failure raises the same `AuthenticationError` for the client.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from bastion.backends.protocols import Storage, UnitOfWork
+from bastion.core.credentials import PasswordCredential
+from bastion.core.lockout import ThrottlePolicy, count_attempt, refund_attempt
+from bastion.core.model import Principal, PrincipalKind, Tenant
+from bastion.core.names import canonical_name
+from bastion.core.password_policy import is_expired, normalised
+from bastion.errors import AuthenticationError, NotFoundError, PasswordChangeRequiredError
+from bastion.services.clock import Clock
+from bastion.services.directory import record
+from bastion.services.passwords import PasswordService
+
+
+@dataclass(frozen=True, slots=True)
+class LoginRequest:
+    tenant: str
+    username: str
+    password: str
+    client_ip: str | None
+    user_agent: str | None
+    new_password: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedIn:
+    principal: Principal
+    tenant: Tenant
+
+
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    tenant: Tenant | None
+    principal: Principal | None
+    credential: PasswordCredential | None
+    refusal: str | None
+    account_key: str
+    address_key: str
+
+
+def account_key(tenant: str, username: str) -> str:
+    return f"acct:{canonical_name(tenant)}:{canonical_name(username)}"
+
+
+def address_key(client_ip: str | None) -> str:
+    return f"ip:{client_ip or 'unknown'}"
+
+
+class LoginService:
+    def __init__(
+        self,
+        *,
+        storage: Storage,
+        clock: Clock,
+        passwords: PasswordService,
+        account_policy: ThrottlePolicy,
+        address_policy: ThrottlePolicy,
+    ) -> None:
+        self._storage = storage
+        self._clock = clock
+        self._passwords = passwords
+        self._account = account_policy
+        self._address = address_policy
+
+    def login(self, request: LoginRequest) -> LoggedIn:
+        """Check a password. Blocking and CPU-heavy: run it in the hashing pool."""
+        attempt = self._count(request)
+        hasher = self._passwords.hasher
+        password = request.password
+        ok = False
+        if attempt.refusal is None and attempt.credential is not None:
+            stored = attempt.credential.hash
+            ok = hasher.verify(stored, normalised(password)) or (
+                stored.startswith("$2") and hasher.verify(stored, password)
+            )
+        else:
+            hasher.verify_dummy(password)
+        reason = attempt.refusal or (None if ok else "wrong_password")
+        upgraded = None
+        if ok and attempt.credential is not None:
+            upgraded = self._passwords.rehash(attempt.credential, password)
+        return self._finish(request, attempt, reason, upgraded)
+
+    def _count(self, request: LoginRequest) -> _Attempt:
+        now = self._clock.now()
+        keys = (account_key(request.tenant, request.username), address_key(request.client_ip))
+        with self._storage.transaction() as tx:
+            tenant, principal, credential, refusal = _lookup(tx, request)
+            account, account_ok = count_attempt(
+                tx.throttles.lock(keys[0], at=now), self._account, now=now
+            )
+            address, address_ok = count_attempt(
+                tx.throttles.lock(keys[1], at=now), self._address, now=now
+            )
+            tx.throttles.put(account)
+            tx.throttles.put(address)
+        if not account_ok:
+            refusal = "locked_account"
+        elif not address_ok:
+            refusal = "locked_address"
+        return _Attempt(tenant, principal, credential, refusal, *keys)
+
+    def _finish(
+        self,
+        request: LoginRequest,
+        attempt: _Attempt,
+        reason: str | None,
+        upgraded: PasswordCredential | None,
+    ) -> LoggedIn:
+        now = self._clock.now()
+        expired = False
+        with self._storage.transaction() as tx:
+            if reason is None:
+                assert attempt.principal is not None and attempt.tenant is not None
+                account = tx.throttles.lock(attempt.account_key, at=now)
+                tx.throttles.put(refund_attempt(account, clear=True))
+                address = tx.throttles.lock(attempt.address_key, at=now)
+                tx.throttles.put(refund_attempt(address, clear=False))
+                if upgraded is not None:
+                    tx.passwords.put(upgraded)
+                assert attempt.credential is not None
+                expired = is_expired(attempt.credential.changed_at, self._passwords.policy, now=now)
+                if request.new_password is not None:
+                    self._passwords.set_password(
+                        tx, attempt.principal, request.new_password, now=now
+                    )
+                    expired = False
+            self._audit(tx, request, attempt, reason, upgraded is not None, expired)
+        if reason is not None:
+            raise AuthenticationError(reason)
+        if expired:
+            raise PasswordChangeRequiredError()
+        assert attempt.principal is not None and attempt.tenant is not None
+        return LoggedIn(attempt.principal, attempt.tenant)
+
+    def _audit(
+        self,
+        tx: UnitOfWork,
+        request: LoginRequest,
+        attempt: _Attempt,
+        reason: str | None,
+        upgraded: bool,
+        expired: bool,
+    ) -> None:
+        actor: dict[str, Any] = {
+            "type": "user" if attempt.principal is not None else "anonymous",
+            "id": canonical_name(request.username),
+            "ip": request.client_ip,
+            "userAgent": request.user_agent,
+        }
+        details: dict[str, Any] = {"method": "password"}
+        if reason is not None:
+            details["reason"] = reason
+        if upgraded:
+            details["rehashed"] = "argon2id"
+        if expired:
+            details["reason"] = "password_expired"
+        tenant = attempt.tenant.name if attempt.tenant else canonical_name(request.tenant)
+        record(
+            tx,
+            action="login.success" if reason is None and not expired else "login.failure",
+            outcome="success" if reason is None and not expired else "failure",
+            tenant=tenant,
+            now=self._clock.now(),
+            actor=actor,
+            resource={"type": "user", "id": canonical_name(request.username)},
+            details=details,
+        )
+
+
+def _lookup(
+    tx: UnitOfWork, request: LoginRequest
+) -> tuple[Tenant | None, Principal | None, PasswordCredential | None, str | None]:
+    try:
+        tenant = tx.tenants.get_by_name(canonical_name(request.tenant))
+        principal = tx.principals.get_by_name(tenant.id, canonical_name(request.username))
+    except NotFoundError:
+        return None, None, None, "unknown_user"
+    if principal.kind is not PrincipalKind.USER:
+        return tenant, None, None, "unknown_user"
+    credential = tx.passwords.get(tenant.id, principal.id)
+    if credential is None:
+        return tenant, principal, None, "no_password"
+    if principal.disabled:
+        return tenant, principal, None, "disabled_principal"
+    if tx.tenant_states.get(tenant.id).disabled:
+        return tenant, principal, None, "disabled_tenant"
+    return tenant, principal, credential, None

@@ -1,0 +1,156 @@
+"""Bearer JWTs: bastion's own access tokens and, when configured, an external issuer's.
+
+`JwtBearerVerifier` routes a JWT-shaped credential by its (unverified) ``iss`` to the verifier
+that then verifies everything with its own pinned keys; a token of any other issuer is refused.
+A token verified before is served from a bounded cache until it expires or the revocation epoch
+moves; a miss checks the signature, the claims, the revoked-token list (its ``jti`` and its
+refresh family) and that its principal (and ``act`` actor) and tenant are still enabled.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from bastion.backends.protocols import UnitOfWork
+from bastion.core.rbac import parse_scopes
+from bastion.crypto.jwt import InvalidJwtError, split_compact, unverified_claims, verify_jwt
+from bastion.errors import AuthenticationError, NotFoundError
+from bastion.services.authn import Authenticated
+from bastion.services.clock import Clock
+from bastion.services.revocation import RevocationState
+from bastion.services.signing_keys import SigningKeys
+from bastion.services.tokens import FAMILY_JTI
+from bastion.services.verified_cache import Verified, VerifiedCache
+
+# Bastion's own tokens: replicas' clocks may differ a little, never by a minute.
+OWN_LEEWAY_SECONDS = 5.0
+
+
+def looks_like_jwt(presented: str) -> bool:
+    return presented.startswith("eyJ") and presented.count(".") == 2
+
+
+def scopes_of(claims: dict[str, Any]) -> tuple[str, ...] | None:
+    raw = claims.get("scope")
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        raise AuthenticationError("malformed_scope")
+    try:
+        return parse_scopes(raw.split())
+    except ValueError:
+        raise AuthenticationError("malformed_scope") from None
+
+
+class IssuerVerifier(Protocol):
+    issuer: str
+
+    def verify(self, tx: UnitOfWork, presented: str) -> Authenticated: ...
+
+
+class IssuedTokenVerifier:
+    """Verifies access tokens bastion signed (`bastion.services.tokens`)."""
+
+    def __init__(
+        self,
+        *,
+        keys: SigningKeys,
+        clock: Clock,
+        issuer: str,
+        state: RevocationState,
+        cache_capacity: int = 10_000,
+    ) -> None:
+        self._keys = keys
+        self._clock = clock
+        self.issuer = issuer
+        self._state = state
+        self._cache: VerifiedCache[str, tuple[Authenticated, dict[str, Any]]] = VerifiedCache(
+            cache_capacity
+        )
+
+    def verify(self, tx: UnitOfWork, presented: str) -> Authenticated:
+        return self.verify_claims(tx, presented)[0]
+
+    def verify_claims(self, tx: UnitOfWork, presented: str) -> tuple[Authenticated, dict[str, Any]]:
+        """The principal and the verified claims of one of bastion's access tokens."""
+        epoch = self._state.sync(tx)
+        now = self._clock.now()
+        hit = self._cache.get(presented, epoch=epoch, now=now)
+        if hit is not None:
+            return hit.value
+        try:
+            header, _ = split_compact(presented)
+            key = self._keys.verification_key(header.get("kid"), tx)
+            if key is None:
+                raise InvalidJwtError("unknown_kid")
+            claims = verify_jwt(
+                presented,
+                key,
+                issuer=self.issuer,
+                audience=self.issuer,
+                now=now,
+                leeway_seconds=OWN_LEEWAY_SECONDS,
+            )
+        except InvalidJwtError as exc:
+            raise AuthenticationError(exc.reason) from None
+        authenticated = self._authenticated(tx, claims)
+        expires = datetime.fromtimestamp(float(claims["exp"]), tz=UTC)
+        self._cache.put(presented, Verified((authenticated, claims), epoch, expires))
+        return authenticated, claims
+
+    def _authenticated(self, tx: UnitOfWork, claims: dict[str, Any]) -> Authenticated:
+        jti, family = claims.get("jti"), claims.get("fam")
+        if not isinstance(jti, str) or tx.revocations.is_token_revoked(jti):
+            raise AuthenticationError("revoked_token")
+        if isinstance(family, str) and tx.revocations.is_token_revoked(FAMILY_JTI + family):
+            raise AuthenticationError("revoked_token")
+        tenant_name = claims.get("tid")
+        try:
+            tenant = tx.tenants.get_by_name(str(tenant_name))
+        except NotFoundError:
+            raise AuthenticationError("unknown_principal") from None
+        if tx.tenant_states.get(tenant.id).disabled:
+            raise AuthenticationError("disabled_tenant")
+        principal = _enabled(tx, tenant.id, claims.get("sub"))
+        actor = None
+        act = claims.get("act")
+        if act is not None:
+            if not isinstance(act, dict):
+                raise AuthenticationError("malformed_act")
+            actor = Authenticated(
+                _enabled(tx, tenant.id, act.get("sub")), "act", "delegation", scopes_of(act)
+            )
+        return Authenticated(
+            principal, str(claims.get("cid", jti)), "bearer_jwt", scopes_of(claims), actor
+        )
+
+
+def _enabled(tx: UnitOfWork, tenant_id: str, principal_id: object) -> Any:
+    try:
+        principal = tx.principals.get(tenant_id, str(principal_id))
+    except NotFoundError:
+        raise AuthenticationError("unknown_principal") from None
+    if principal.disabled:
+        raise AuthenticationError("disabled_principal")
+    return principal
+
+
+class JwtBearerVerifier:
+    """The credential verifier for JWTs: routes by issuer, never guesses."""
+
+    def __init__(self, verifiers: list[IssuerVerifier]) -> None:
+        self._by_issuer = {v.issuer: v for v in verifiers}
+
+    def accepts(self, presented: str) -> bool:
+        return looks_like_jwt(presented)
+
+    def verify(self, tx: UnitOfWork, presented: str) -> Authenticated:
+        try:
+            issuer = unverified_claims(presented).get("iss")
+        except InvalidJwtError as exc:
+            raise AuthenticationError(exc.reason) from None
+        verifier = self._by_issuer.get(issuer) if isinstance(issuer, str) else None
+        if verifier is None:
+            raise AuthenticationError("unknown_issuer")
+        return verifier.verify(tx, presented)

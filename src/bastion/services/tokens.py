@@ -1,0 +1,325 @@
+"""OAuth 2.0 tokens bastion issues (RFC 6749, RFC 8693): client credentials, refresh with
+rotation and reuse detection, token exchange for delegation, and revocation.
+
+Access tokens are short-lived JWTs signed by `SigningKeys`. Refresh tokens are opaque
+(``brt_…``), stored as keyed hashes, single use: each refresh returns a successor of the same
+family, and presenting a used one again — a replay, or two concurrent refreshes — revokes the
+whole family (RFC 9700 section 4.14.2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from bastion.backends.protocols import Storage, UnitOfWork
+from bastion.core.credentials import RefreshToken, RevokedToken
+from bastion.core.ids import new_id
+from bastion.core.model import Principal, PrincipalKind, Tenant
+from bastion.core.rbac import parse_scopes, scopes_within
+from bastion.crypto.keys import KeyedHasher, new_secret_token
+from bastion.errors import AuthenticationError, AuthorizationError, RequestRejectedError
+from bastion.services.authn import Authenticated
+from bastion.services.clock import Clock
+from bastion.services.directory import record
+from bastion.services.revocation import Revoker
+from bastion.services.signing_keys import SigningKeys
+
+REFRESH_PREFIX = "brt_"
+FAMILY_JTI = "fam:"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenSettings:
+    issuer: str
+    access_ttl: timedelta
+    refresh_ttl: timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedTokens:
+    access_token: str
+    expires_in: int
+    scope: tuple[str, ...] | None
+    refresh_token: str | None = None
+
+    def response(self, *, issued_token_type: str | None = None) -> dict[str, Any]:
+        """The RFC 6749 section 5.1 token response."""
+        body: dict[str, Any] = {
+            "access_token": self.access_token,
+            "token_type": "Bearer",
+            "expires_in": self.expires_in,
+        }
+        if self.scope is not None:
+            body["scope"] = " ".join(self.scope)
+        if self.refresh_token is not None:
+            body["refresh_token"] = self.refresh_token
+        if issued_token_type is not None:
+            body["issued_token_type"] = issued_token_type
+        return body
+
+
+def narrow(requested: str | None, held: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    """RFC 6749 section 3.3: a requested ``scope`` must lie within what the credential holds."""
+    if requested is None or not requested.strip():
+        return held
+    try:
+        scopes = parse_scopes(requested.split())
+    except ValueError as exc:
+        raise RequestRejectedError(str(exc)) from None
+    if not scopes_within(scopes, held):
+        raise AuthorizationError(("the requested scope exceeds the credential's scope",))
+    return scopes
+
+
+def actor_of(principal: Principal, *, via: str) -> dict[str, Any]:
+    return {"type": principal.kind.value, "id": principal.name, "via": via}
+
+
+class TokenService:
+    def __init__(
+        self,
+        *,
+        storage: Storage,
+        hasher: KeyedHasher,
+        clock: Clock,
+        keys: SigningKeys,
+        settings: TokenSettings,
+        revoker: Revoker,
+    ) -> None:
+        self._storage = storage
+        self._hasher = hasher
+        self._clock = clock
+        self._keys = keys
+        self.settings = settings
+        self._revoker = revoker
+
+    def warm(self) -> None:
+        """Make sure the signing key is loaded; call before opening a transaction."""
+        self._keys.signer()
+
+    def access_token(
+        self,
+        authenticated: Authenticated,
+        *,
+        tenant: Tenant,
+        now: datetime,
+        lifetime: timedelta | None = None,
+        family: str | None = None,
+    ) -> tuple[str, int]:
+        """A signed access token for ``authenticated`` (and its ``act``), with its lifetime."""
+        seconds = int((lifetime or self.settings.access_ttl).total_seconds())
+        issued = int(now.timestamp())
+        principal = authenticated.principal
+        claims: dict[str, Any] = {
+            "iss": self.settings.issuer,
+            "aud": self.settings.issuer,
+            "sub": principal.id,
+            "name": principal.name,
+            "kind": principal.kind.value,
+            "tid": tenant.name,
+            "cid": authenticated.credential_id,
+            "jti": new_id("jti"),
+            "iat": issued,
+            "exp": issued + seconds,
+        }
+        if authenticated.scopes is not None:
+            claims["scope"] = " ".join(authenticated.scopes)
+        if family is not None:
+            claims["fam"] = family
+        actor = authenticated.actor
+        if actor is not None:
+            act: dict[str, Any] = {"sub": actor.principal.id, "name": actor.principal.name}
+            act["kind"] = actor.principal.kind.value
+            if actor.scopes is not None:
+                act["scope"] = " ".join(actor.scopes)
+            claims["act"] = act
+        return self._keys.signer().sign(claims), seconds
+
+    def issue_with_refresh(
+        self,
+        tx: UnitOfWork,
+        authenticated: Authenticated,
+        *,
+        tenant: Tenant,
+        family: str | None = None,
+    ) -> IssuedTokens:
+        """An access token and a new refresh token (of ``family``, or a new family)."""
+        now = self._clock.now()
+        family = family or new_id("fam")
+        secret = new_secret_token(REFRESH_PREFIX)
+        principal = authenticated.principal
+        tx.refresh_tokens.create(
+            RefreshToken(
+                id=new_id("rtk"),
+                tenant_id=tenant.id,
+                principal_id=principal.id,
+                family_id=family,
+                token_hash=self._hasher.digest(secret),
+                scopes=authenticated.scopes,
+                created_at=now,
+                expires_at=now + self.settings.refresh_ttl,
+            )
+        )
+        access, seconds = self.access_token(
+            Authenticated(principal, family, authenticated.method, authenticated.scopes),
+            tenant=tenant,
+            now=now,
+            family=family,
+        )
+        return IssuedTokens(access, seconds, authenticated.scopes, secret)
+
+    def login_tokens(self, principal: Principal, tenant: Tenant) -> IssuedTokens:
+        """Tokens for a person who just proved their password (`LoginService`)."""
+        self._keys.signer()  # (re)load the keys before the transaction opens
+        with self._storage.transaction() as tx:
+            issued = self.issue_with_refresh(
+                tx, Authenticated(principal, "password", "password", None), tenant=tenant
+            )
+            record(
+                tx,
+                action="token.issue",
+                tenant=tenant.name,
+                now=self._clock.now(),
+                actor=actor_of(principal, via="login"),
+                resource={"type": principal.kind.value, "id": principal.name},
+                details={"grant": "password"},
+            )
+        return issued
+
+    def client_credentials(self, client: Authenticated, *, scope: str | None) -> IssuedTokens:
+        """RFC 6749 section 4.4: an access token for a service account or agent; no refresh."""
+        if client.principal.kind is PrincipalKind.USER:
+            raise AuthenticationError("client_is_a_user")
+        scopes = narrow(scope, client.scopes)
+        now = self._clock.now()
+        self._keys.signer()  # (re)load the keys before the transaction opens
+        with self._storage.transaction() as tx:
+            tenant = tx.tenants.get(client.principal.tenant_id)
+            narrowed = Authenticated(
+                client.principal, client.credential_id, "client_credentials", scopes
+            )
+            token, seconds = self.access_token(narrowed, tenant=tenant, now=now)
+            record(
+                tx,
+                action="token.issue",
+                tenant=tenant.name,
+                now=now,
+                actor=actor_of(client.principal, via="oauth"),
+                resource={"type": client.principal.kind.value, "id": client.principal.name},
+                details={"grant": "client_credentials", "scopes": list(scopes or ())},
+            )
+        return IssuedTokens(token, seconds, scopes)
+
+    def refresh(self, presented: str, *, scope: str | None) -> IssuedTokens:
+        """Rotate a refresh token. A used one presented again revokes its family (audited)."""
+        self._keys.signer()  # (re)load the keys before the transaction opens
+        now = self._clock.now()
+        reason: str | None = None
+        epoch: int | None = None
+        issued: IssuedTokens | None = None
+        with self._storage.transaction() as tx:
+            token = tx.refresh_tokens.find_by_hash(self._hasher.digest(presented))
+            if token is None:
+                raise AuthenticationError("unknown_refresh_token")
+            tenant = tx.tenants.get(token.tenant_id)
+            principal = tx.principals.get(token.tenant_id, token.principal_id)
+            if token.revoked_at is not None:
+                reason = "revoked_refresh_token"
+            elif token.used_at is not None or not tx.refresh_tokens.mark_used(token.id, at=now):
+                reason = "refresh_token_reuse"
+                self._revoke_family(tx, token, now)
+            elif now >= token.expires_at:
+                reason = "expired_refresh_token"
+            elif principal.disabled or tx.tenant_states.get(tenant.id).disabled:
+                reason = "disabled_principal"
+            if reason is not None:
+                self._audit_refresh(tx, tenant, principal, token, now, reason)
+                epoch = self._revoker.bump(tx) if reason == "refresh_token_reuse" else None
+            else:
+                scopes = narrow(scope, token.scopes)
+                held = Authenticated(principal, token.family_id, "refresh_token", scopes)
+                issued = self.issue_with_refresh(tx, held, tenant=tenant, family=token.family_id)
+                self._audit_refresh(tx, tenant, principal, token, now, None)
+        if reason is not None:
+            if epoch is not None:
+                self._revoker.announce(epoch)
+            raise AuthenticationError(reason)
+        assert issued is not None
+        return issued
+
+    def _revoke_family(self, tx: UnitOfWork, token: RefreshToken, now: datetime) -> None:
+        tx.refresh_tokens.revoke_family(token.family_id, at=now)
+        # Access tokens of the family carry "fam": remember it until the last one expires.
+        tx.revocations.revoke_token(
+            RevokedToken(
+                FAMILY_JTI + token.family_id, token.tenant_id, now + self.settings.access_ttl, now
+            )
+        )
+
+    def _audit_refresh(
+        self,
+        tx: UnitOfWork,
+        tenant: Tenant,
+        principal: Principal,
+        token: RefreshToken,
+        now: datetime,
+        reason: str | None,
+    ) -> None:
+        details: dict[str, Any] = {"grant": "refresh_token", "family": token.family_id}
+        if reason is not None:
+            details["reason"] = reason
+        if reason == "refresh_token_reuse":
+            details["familyRevoked"] = True
+        record(
+            tx,
+            action="token.refresh",
+            outcome="success" if reason is None else "failure",
+            tenant=tenant.name,
+            now=now,
+            actor=actor_of(principal, via="oauth"),
+            resource={"type": "refreshtoken", "id": token.id},
+            details=details,
+        )
+
+    def revoke_refresh(self, presented: str, *, owner: Principal | None) -> bool:
+        """RFC 7009: revoke the family of a refresh token (its owner's, when ``owner`` is set)."""
+        now = self._clock.now()
+        with self._storage.transaction() as tx:
+            token = tx.refresh_tokens.find_by_hash(self._hasher.digest(presented))
+            if token is None or (owner is not None and token.principal_id != owner.id):
+                return False
+            self._revoke_family(tx, token, now)
+            epoch = self._revoker.bump(tx)
+            tenant = tx.tenants.get(token.tenant_id)
+            principal = tx.principals.get(token.tenant_id, token.principal_id)
+            record(
+                tx,
+                action="token.revoke",
+                tenant=tenant.name,
+                now=now,
+                actor=actor_of(principal, via="oauth"),
+                resource={"type": "refreshtoken", "id": token.id},
+                details={"family": token.family_id},
+            )
+        self._revoker.announce(epoch)
+        return True
+
+    def revoke_access(self, claims: dict[str, Any], *, actor: dict[str, Any]) -> None:
+        """Revoke one access token by its verified claims until it would have expired."""
+        now = self._clock.now()
+        expires = datetime.fromtimestamp(float(claims["exp"]), tz=now.tzinfo)
+        with self._storage.transaction() as tx:
+            tenant = tx.tenants.get_by_name(str(claims["tid"]))
+            tx.revocations.revoke_token(RevokedToken(str(claims["jti"]), tenant.id, expires, now))
+            epoch = self._revoker.bump(tx)
+            record(
+                tx,
+                action="token.revoke",
+                tenant=tenant.name,
+                now=now,
+                actor=actor,
+                resource={"type": "accesstoken", "id": str(claims["jti"])},
+            )
+        self._revoker.announce(epoch)

@@ -1,0 +1,109 @@
+"""The group-commit writer: concurrent requests share transactions, each ``record`` returns
+only once its event is durable, a store that cannot be written makes ``record`` raise (the
+edge answers 503), and ``required: false`` lets requests through with the loss logged."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+
+from bastion.errors import AuditUnavailableError, StorageError
+from bastion.services.audit import BestEffortAuditSink, GroupCommitAuditWriter
+
+from .conftest import Rig, make_rig
+
+
+def stored_count(rig: Rig) -> int:
+    with rig.storage.transaction() as tx:
+        bounds = tx.audit.bounds()
+    return 0 if bounds is None else bounds[1] - bounds[0] + 1
+
+
+def test_concurrent_records_are_all_durable_when_they_return(sqlite_rig: Rig) -> None:
+    async def scenario() -> None:
+        writer = GroupCommitAuditWriter(sqlite_rig.storage, max_batch=50)
+        await writer.start()
+        await asyncio.gather(*(writer.record(sqlite_rig.event(n)) for n in range(300)))
+        assert stored_count(sqlite_rig) == 300
+        await writer.stop()
+
+    asyncio.run(scenario())
+
+
+class BrokenAudit:
+    """A storage whose audit inserts fail, as a full disk or a revoked grant would."""
+
+    def __init__(self, rig: Rig) -> None:
+        self.rig = rig
+        self.broken = True
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.rig.storage, name)
+
+    def transaction(self):  # type: ignore[no-untyped-def]
+        if self.broken:
+            raise StorageError("insert audit events failed (OperationalError)")
+        return self.rig.storage.transaction()
+
+
+def test_record_raises_when_the_trail_cannot_be_written(sqlite_rig: Rig) -> None:
+    async def scenario() -> None:
+        storage = BrokenAudit(sqlite_rig)
+        writer = GroupCommitAuditWriter(storage)  # type: ignore[arg-type]
+        await writer.start()
+        results = await asyncio.gather(
+            *(writer.record(sqlite_rig.event(n)) for n in range(20)), return_exceptions=True
+        )
+        assert all(isinstance(r, AuditUnavailableError) for r in results)
+        storage.broken = False
+        await writer.record(sqlite_rig.event(99))  # recovers once the store is writable
+        await writer.stop()
+
+    asyncio.run(scenario())
+    assert stored_count(sqlite_rig) == 1
+
+
+def test_record_refuses_before_start(sqlite_rig: Rig) -> None:
+    async def scenario() -> None:
+        with pytest.raises(AuditUnavailableError):
+            await GroupCommitAuditWriter(sqlite_rig.storage).record(sqlite_rig.event(1))
+
+    asyncio.run(scenario())
+
+
+def test_best_effort_sink_lets_requests_through(sqlite_rig: Rig) -> None:
+    async def scenario() -> int:
+        storage = BrokenAudit(sqlite_rig)
+        sink = BestEffortAuditSink(GroupCommitAuditWriter(storage))  # type: ignore[arg-type]
+        await sink.start()
+        for n in range(3):
+            await sink.record(sqlite_rig.event(n))
+        await sink.stop()
+        return sink.lost
+
+    assert asyncio.run(scenario()) == 3
+
+
+def test_idle_writer_seals_the_chain(sqlite_url: str) -> None:
+    rig = make_rig(sqlite_url, every=1000, interval=timedelta(milliseconds=50))
+    rig.fill(1)  # the first checkpoint, at seq 1
+
+    async def scenario() -> None:
+        writer = GroupCommitAuditWriter(rig.storage)
+        await writer.start()
+        await writer.record(rig.event(2))
+        rig.clock.advance(seconds=1)  # the checkpoint at seq 1 is now stale
+        for _ in range(100):  # bounded: the idle tick is every 50 ms
+            with rig.storage.transaction() as tx:
+                last = tx.audit.last_checkpoint()
+            if last is not None and last.seq == 2:
+                break
+            await asyncio.sleep(0.05)
+        await writer.stop()
+
+    asyncio.run(scenario())
+    with rig.storage.transaction() as tx:
+        last = tx.audit.last_checkpoint()
+    assert last is not None and last.seq == 2

@@ -1,0 +1,116 @@
+"""``bastion role`` and ``bastion authz check|explain|test`` as a user runs them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.procs import bastion
+
+CASES = """
+cases:
+  - name: the admin may delete
+    principal: admin@example.com
+    action: delete
+    resource: patterns/x
+    expect: allow
+  - name: a narrowed credential may not
+    principal: admin@example.com
+    action: delete
+    resource: patterns/x
+    scopes: [patterns:read]
+    expect: deny
+"""
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    bastion(["init"], cwd=tmp_path)
+    return tmp_path
+
+
+def test_check_exit_status_follows_the_decision(workdir: Path) -> None:
+    allowed = bastion(
+        ["authz", "check", "-p", "admin@example.com", "-a", "delete", "-r", "patterns/x"],
+        cwd=workdir,
+    )
+    assert allowed.stdout.strip() == "allow"
+    denied = bastion(
+        [
+            "authz",
+            "check",
+            "-p",
+            "admin@example.com",
+            "-a",
+            "delete",
+            "-r",
+            "patterns/x",
+            "--scopes",
+            "patterns:read",
+        ],
+        cwd=workdir,
+        check=False,
+    )
+    assert (denied.returncode, denied.stdout.strip()) == (1, "deny")
+
+
+def test_explain_prints_the_stages_as_a_tree(workdir: Path) -> None:
+    result = bastion(
+        [
+            "authz",
+            "explain",
+            "-p",
+            "admin@example.com",
+            "-a",
+            "read",
+            "-r",
+            "patterns",
+            "--scopes",
+            "agents:read",
+        ],
+        cwd=workdir,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "DENY" in result.stdout
+    assert "├── rbac: pass" in result.stdout
+    assert "scopes: FAIL" in result.stdout
+    assert "credential scopes do not include patterns:read" in result.stdout
+
+
+def test_authz_test_passes_and_fails_like_ci_expects(workdir: Path) -> None:
+    (workdir / "cases.yaml").write_text(CASES)
+    ok = bastion(["authz", "test", "cases.yaml"], cwd=workdir)
+    assert "2 passed, 0 failed" in ok.stdout
+    (workdir / "wrong.yaml").write_text(CASES.replace("expect: deny", "expect: allow"))
+    bad = bastion(["authz", "test", "cases.yaml", "wrong.yaml"], cwd=workdir, check=False)
+    assert bad.returncode == 1
+    assert "FAIL wrong.yaml: a narrowed credential may not: expected allow, got deny" in bad.stdout
+    assert "3 passed, 1 failed" in bad.stdout
+
+
+def test_authz_test_reports_a_malformed_file_with_its_key_path(workdir: Path) -> None:
+    (workdir / "bad.yaml").write_text("cases:\n  - principal: a\n    expect: maybe\n")
+    result = bastion(["authz", "test", "bad.yaml"], cwd=workdir, check=False)
+    assert result.returncode == 1
+    assert "cases[0].expect" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_role_commands_and_cycle_error(workdir: Path) -> None:
+    bastion(
+        ["role", "create", "auditor", "--permission", "audit:read", "--inherits", "viewer"],
+        cwd=workdir,
+    )
+    bastion(["role", "create", "lead", "--inherits", "auditor"], cwd=workdir)
+    cycle = bastion(["role", "update", "auditor", "--inherits", "lead"], cwd=workdir, check=False)
+    assert cycle.returncode == 1
+    assert cycle.stderr.strip() == "error: inheritance cycle lead -> auditor -> lead"
+    bound = bastion(["role", "bind", "lead", "--group", "Audit", "--expires", "1h"], cwd=workdir)
+    assert "group audit → lead" in bound.stdout
+    listed = bastion(["role", "list", "--json"], cwd=workdir)
+    assert '"name": "lead", "source": "custom"' in listed.stdout
+    binding_id = bound.stdout.split()[2].rstrip(":")
+    bastion(["role", "unbind", binding_id], cwd=workdir)
+    assert binding_id not in bastion(["role", "bindings"], cwd=workdir).stdout

@@ -1,0 +1,99 @@
+"""``security.audit.required: true``: when the audit trail cannot be written, every request is
+refused with 503 and none is answered 2xx; once it can again, requests flow and the trail
+verifies. With ``required: false`` requests proceed and the loss is logged."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.e2e.audit_stack import AuditStack, audit_stack, request_id
+
+pytestmark = pytest.mark.e2e
+
+_PG_TRIGGER = """
+CREATE FUNCTION audit_unwritable() RETURNS trigger AS $$
+BEGIN RAISE EXCEPTION 'the audit store is read-only'; END $$ LANGUAGE plpgsql;
+CREATE TRIGGER audit_unwritable BEFORE INSERT ON audit_events
+FOR EACH STATEMENT EXECUTE FUNCTION audit_unwritable();
+"""
+
+
+@contextmanager
+def unwritable_audit(stack: AuditStack, storage_url: str | None) -> Iterator[None]:
+    """Make inserts into audit_events fail (as a full disk or a revoked grant would)."""
+    if storage_url is None:
+        db = sqlite3.connect(stack.workdir / "bastion.db", timeout=30)
+        with db:
+            db.execute(
+                "CREATE TRIGGER audit_unwritable BEFORE INSERT ON audit_events"
+                " BEGIN SELECT RAISE(ABORT, 'the audit store is read-only'); END"
+            )
+        try:
+            yield
+        finally:
+            with db:
+                db.execute("DROP TRIGGER audit_unwritable")
+            db.close()
+        return
+    dsn = storage_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(_PG_TRIGGER)
+        try:
+            yield
+        finally:
+            conn.execute("DROP TRIGGER audit_unwritable ON audit_events")
+            conn.execute("DROP FUNCTION audit_unwritable()")
+
+
+def mixed_requests(stack: AuditStack) -> list[tuple[int, str | None]]:
+    answers = []
+    for n in range(10):
+        for response in (
+            stack.get("/api/patterns", key=stack.admin_key),
+            stack.get("/api/patterns/content-classifier", key=stack.limited_key),
+            stack.get("/api/patterns/x/execute", key=stack.limited_key, method="POST"),
+            stack.get(f"/api/patterns?n={n}"),
+        ):
+            answers.append((response.status_code, request_id(response)))
+    return answers
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def storage_url(request: pytest.FixtureRequest) -> str | None:
+    if request.param == "sqlite":
+        return None
+    return str(request.getfixturevalue("fresh_postgres_url"))
+
+
+def test_unwritable_audit_means_503_and_no_2xx(tmp_path: Path, storage_url: str | None) -> None:
+    with audit_stack(tmp_path, storage_url=storage_url) as stack:
+        assert stack.get("/api/patterns", key=stack.admin_key).status_code == 200
+        with unwritable_audit(stack, storage_url):
+            refused = mixed_requests(stack)
+            problem = stack.get("/api/patterns", key=stack.admin_key).json()
+        assert {status for status, _ in refused} == {503}
+        assert (problem["status"], problem["code"]) == (503, "audit_unavailable")
+        after = mixed_requests(stack)
+        assert {status for status, _ in after} == {200, 403, 401}
+        logged = {e["request"].get("requestId") for e in stack.events()}  # type: ignore[union-attr]
+        assert {rid for _, rid in after} <= logged
+        assert not {rid for _, rid in refused} & logged
+        assert stack.cli("audit", "verify").stdout.startswith("ok: ")
+
+
+def test_not_required_lets_requests_through_and_logs_the_loss(tmp_path: Path) -> None:
+    config = {"security": {"audit": {"required": False}}}
+    with audit_stack(tmp_path, config=config) as stack:
+        with unwritable_audit(stack, None):
+            answers = mixed_requests(stack)
+        assert {status for status, _ in answers} == {200, 403, 401}
+        logged = {e["request"].get("requestId") for e in stack.events()}  # type: ignore[union-attr]
+        assert not {rid for _, rid in answers} & logged
+        log = (stack.workdir / "bastion-1.log").read_text()
+        assert "security.audit.required is false" in log

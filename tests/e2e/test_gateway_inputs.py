@@ -1,0 +1,211 @@
+"""Input validation, response headers, CORS and WebSocket pass-through, through real processes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import websockets
+from websockets.exceptions import InvalidStatus
+
+from tests.e2e.gwstack import GatewayStack, gateway_stack, raw_request
+
+pytestmark = pytest.mark.e2e
+
+ORIGIN = "https://app.example.com"
+CONFIG = {
+    "security": {
+        "inputValidation": {
+            "maxSize": "1KB",
+            "allowedContentTypes": ["application/json", "text/plain"],
+            "maxJsonDepth": 8,
+            "sanitize": {"html": True},
+        }
+    },
+    "gateway": {
+        "cors": {"enabled": True, "allowOrigins": [ORIGIN], "allowCredentials": True},
+        "timeouts": {"read": "2s"},
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayStack]:
+    with gateway_stack(tmp_path_factory.mktemp("gw-inputs"), CONFIG) as running:
+        yield running
+
+
+def post(stack: GatewayStack, body: bytes, content_type: str | None) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {stack.limited_key}"}
+    if content_type:
+        headers["Content-Type"] = content_type
+    return httpx.post(stack.base + "/api/patterns", content=body, headers=headers, timeout=10)
+
+
+def test_oversized_body_refused_before_upstream(stack: GatewayStack) -> None:
+    before = stack.upstream_count()
+    response = post(stack, b"x" * 5000, "text/plain")
+    assert response.status_code == 413
+    assert stack.upstream_count() == before
+    [event] = stack.audit_for(response.json()["requestId"])
+    assert event["details"]["reason"] == "payload_too_large"
+
+
+def test_oversized_chunked_body_refused_while_streaming(stack: GatewayStack) -> None:
+    before = stack.upstream_count()
+    chunk = b"y" * 600
+    request = (
+        b"POST /api/patterns HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        b"Authorization: Bearer " + stack.limited_key.encode() + b"\r\n"
+        b"Content-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(4))
+        + b"0\r\n\r\n"
+    )
+    status, _ = raw_request(stack.port, request)
+    assert status == 413
+    assert stack.upstream_count() == before
+
+
+def test_body_within_limit_streams_to_upstream(stack: GatewayStack) -> None:
+    response = post(stack, b"z" * 900, "text/plain")
+    assert response.status_code == 200
+    assert response.json()["body"] == "z" * 900
+
+
+def test_wrong_content_type_refused(stack: GatewayStack) -> None:
+    before = stack.upstream_count()
+    response = post(stack, b"<xml/>", "application/xml")
+    assert response.status_code == 415
+    assert post(stack, b"abc", None).status_code == 415
+    assert stack.upstream_count() == before
+
+
+def test_deep_json_refused_before_upstream(stack: GatewayStack) -> None:
+    before = stack.upstream_count()
+    response = post(stack, b"[" * 20 + b"]" * 20, "application/json")
+    assert response.status_code == 400
+    [event] = stack.audit_for(response.json()["requestId"])
+    assert event["details"]["reason"] == "json_too_deep"
+    assert stack.upstream_count() == before
+
+
+@pytest.mark.parametrize(
+    "body", [b'{"a": 1, "a": 2}', b'{"a": NaN}', b"{not json", b'"\xff"'], ids=str
+)
+def test_malformed_or_ambiguous_json_refused(stack: GatewayStack, body: bytes) -> None:
+    before = stack.upstream_count()
+    assert post(stack, body, "application/json").status_code == 400
+    assert stack.upstream_count() == before
+
+
+def test_html_in_json_strings_is_sanitised(stack: GatewayStack) -> None:
+    document = {"name": "<b>ok</b><script>alert(1)</script>", "n": [1, "<img src=x onerror=y>"]}
+    response = post(stack, json.dumps(document).encode(), "application/json; charset=utf-8")
+    assert response.status_code == 200
+    received = json.loads(response.json()["body"])
+    assert received == {"name": "ok", "n": [1, ""]}
+
+
+def test_security_headers_on_proxied_and_own_responses(stack: GatewayStack) -> None:
+    for response in (
+        stack.get("/api/patterns", key=stack.limited_key),
+        stack.get("/api/patterns"),
+        stack.get("/_bastion/health"),
+    ):
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["referrer-policy"] == "no-referrer"
+        assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+        assert "strict-transport-security" not in response.headers  # plain HTTP
+
+
+def test_cors_preflight_allowed_origin(stack: GatewayStack) -> None:
+    response = httpx.options(
+        stack.base + "/api/patterns",
+        headers={
+            "Origin": ORIGIN,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type",
+        },
+        timeout=5,
+    )
+    assert response.status_code == 204
+    assert response.headers["access-control-allow-origin"] == ORIGIN
+    assert response.headers["access-control-allow-credentials"] == "true"
+    assert "POST" in response.headers["access-control-allow-methods"]
+
+
+def test_cors_preflight_other_origin_refused(stack: GatewayStack) -> None:
+    response = httpx.options(
+        stack.base + "/api/patterns",
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+        timeout=5,
+    )
+    assert response.status_code == 403
+    assert "access-control-allow-origin" not in response.headers
+
+
+def test_cors_headers_on_actual_responses(stack: GatewayStack) -> None:
+    allowed = stack.get("/api/patterns", key=stack.limited_key, headers={"Origin": ORIGIN})
+    assert allowed.headers["access-control-allow-origin"] == ORIGIN
+    denied = stack.get("/api/patterns", headers={"Origin": ORIGIN})
+    assert denied.status_code == 401
+    assert denied.headers["access-control-allow-origin"] == ORIGIN
+    other = stack.get("/api/patterns", key=stack.limited_key, headers={"Origin": "https://x.y"})
+    assert "access-control-allow-origin" not in other.headers
+
+
+def test_slow_upstream_is_504_and_audited(stack: GatewayStack) -> None:
+    response = stack.get("/slow?s=5", key=stack.limited_key)
+    assert response.status_code == 504
+    [event] = stack.audit_for(response.json()["requestId"])
+    assert event["details"]["reason"] == "upstream_timeout"
+    assert event["details"]["status"] == 504
+
+
+def test_websocket_pass_through_with_identity(stack: GatewayStack) -> None:
+    async def talk() -> list[str]:
+        url = f"ws://127.0.0.1:{stack.port}/ws"
+        headers = {"Authorization": f"Bearer {stack.limited_key}"}
+        async with websockets.connect(url, additional_headers=headers) as ws:
+            greeting = await ws.recv()
+            await ws.send("ping")
+            echoed = await ws.recv()
+            await ws.send(b"\x00\x01")
+            binary = await ws.recv()
+            return [str(greeting), str(echoed), repr(binary)]
+
+    assert asyncio.run(talk()) == ["hello admin@example.com", "echo ping", repr(b"\x00\x01")]
+    upgrades = [e for e in stack.audit() if e["details"].get("status") == 101]
+    assert upgrades and upgrades[-1]["outcome"] == "success"
+
+
+@pytest.mark.parametrize(("key", "status"), [(None, 401), ("wrong", 401)])
+def test_websocket_handshake_denied(stack: GatewayStack, key: str | None, status: int) -> None:
+    async def attempt() -> int:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        try:
+            async with websockets.connect(
+                f"ws://127.0.0.1:{stack.port}/ws", additional_headers=headers
+            ):
+                return 101
+        except InvalidStatus as exc:
+            return exc.response.status_code
+
+    assert asyncio.run(attempt()) == status
+
+
+def test_websocket_to_route_not_allowed_is_403(stack: GatewayStack) -> None:
+    async def attempt() -> int:
+        headers = {"Authorization": f"Bearer {stack.limited_key}"}
+        try:
+            async with websockets.connect(
+                f"ws://127.0.0.1:{stack.port}/admin/ws", additional_headers=headers
+            ):
+                return 101
+        except InvalidStatus as exc:
+            return exc.response.status_code
+
+    assert asyncio.run(attempt()) == 403

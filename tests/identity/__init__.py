@@ -1,0 +1,1 @@
+"""Tests of identity: directory, passwords, lockout, API keys, tokens, JWTs, agents."""

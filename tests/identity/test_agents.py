@@ -1,0 +1,132 @@
+"""Agent registration tokens: single use (also concurrently, across processes), capabilities
+become scopes, the second use is refused and audited."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+
+from bastion.core.model import AuditQuery, PrincipalKind, SubjectType
+from bastion.errors import AuthenticationError, RequestRejectedError
+from bastion.services.agents import capability_scopes
+from tests.identity.conftest import ACTOR, World, make_world
+
+CLIENT = {"ip": "10.1.1.1", "userAgent": "agent/1.0", "via": "test"}
+
+
+def create(world: World, **kw: object) -> str:
+    options: dict[str, object] = {
+        "capabilities": ["classification", "analysis"],
+        "roles": ["operator"],
+        "ttl": None,
+    }
+    _, secret = world.identity.agents.create_token(
+        tenant_name="default", actor=ACTOR, **(options | kw)
+    )
+    return secret
+
+
+def register(world: World, secret: str, name: str | None = None) -> object:
+    return world.identity.agents.register(
+        secret, name=name, display_name="", client=CLIENT, audit_tenant="default"
+    )
+
+
+def test_capabilities_become_scopes() -> None:
+    assert capability_scopes(["classification", " analysis ", "patterns:read"]) == (
+        "classification:*",
+        "analysis:*",
+        "patterns:read",
+    )
+    with pytest.raises(RequestRejectedError):
+        capability_scopes(["bad:scope:x"])
+
+
+def test_registration_creates_an_agent_with_roles_and_a_scoped_key(world: World) -> None:
+    secret = create(world)
+    assert secret.startswith("bat_")
+    done = register(world, secret, name="Classifier-1")
+    assert done.agent.name == "classifier-1" and done.agent.kind is PrincipalKind.AGENT  # type: ignore[attr-defined]
+    assert done.key.key.scopes == ("classification:*", "analysis:*")  # type: ignore[attr-defined]
+    with world.services.storage.transaction() as tx:
+        authenticated = world.services.api_keys.verify(tx, done.key.secret)  # type: ignore[attr-defined]
+        bindings = tx.bindings.for_subject(world.tenant.id, SubjectType.AGENT, "classifier-1")
+    assert [b.role for b in bindings] == ["operator"]
+    assert authenticated.principal.name == "classifier-1"
+
+
+def test_second_use_fails_and_is_audited(world: World) -> None:
+    secret = create(world)
+    register(world, secret)
+    with pytest.raises(AuthenticationError) as caught:
+        register(world, secret)
+    assert caught.value.reason == "registration_token_already_used"
+    with world.services.storage.transaction() as tx:
+        failures = tx.audit.query(AuditQuery(action="agent.register", outcome="failure", limit=5))
+    assert [e.details["reason"] for e in failures] == ["registration_token_already_used"]
+    assert secret not in repr(failures)
+
+
+def test_expired_revoked_and_malformed_tokens_fail(world: World) -> None:
+    expired = create(world, ttl=timedelta(minutes=5))
+    world.clock.advance(minutes=6)
+    with pytest.raises(AuthenticationError) as caught:
+        register(world, expired)
+    assert caught.value.reason == "expired_registration_token"
+    revoked = create(world)
+    [token] = [
+        t
+        for t in world.identity.agents.list_tokens(tenant_name="default")
+        if t.used_at is None and t.expires_at > world.clock.now()
+    ]
+    world.identity.agents.revoke_token(tenant_name="default", token_id=token.id, actor=ACTOR)
+    with pytest.raises(AuthenticationError) as caught:
+        register(world, revoked)
+    assert caught.value.reason == "revoked_registration_token"
+    with pytest.raises(AuthenticationError) as caught:
+        register(world, "bat_short")
+    assert caught.value.reason == "malformed_registration_token"
+
+
+def test_unknown_role_is_refused(world: World) -> None:
+    with pytest.raises(RequestRejectedError):
+        create(world, roles=["no-such-role"])
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def shared_url(request: pytest.FixtureRequest, tmp_path: object) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/b.db"
+    else:
+        yield request.getfixturevalue("clean_postgres_url")
+
+
+def test_registration_token_used_twice_concurrently_registers_one_agent(shared_url: str) -> None:
+    world = make_world(shared_url)
+    secret = create(world)
+    replicas = [make_world(shared_url, clock=world.clock) for _ in range(4)]
+    start = threading.Barrier(len(replicas))
+    outcomes: list[str] = []
+
+    def use(replica: World, n: int) -> None:
+        start.wait()
+        try:
+            register(replica, secret, name=f"racer-{n}")
+            outcomes.append("registered")
+        except AuthenticationError as exc:
+            outcomes.append(exc.reason)
+
+    threads = [threading.Thread(target=use, args=(r, n)) for n, r in enumerate(replicas)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["registered"] + ["registration_token_already_used"] * 3
+    agents = world.identity.directory.list(tenant_name="default", kind=PrincipalKind.AGENT)
+    assert len(agents) == 1
+    for replica in (world, *replicas):
+        replica.services.identity.close()
+        replica.services.storage.close()

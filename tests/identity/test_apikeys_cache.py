@@ -1,0 +1,99 @@
+"""The API-key hot path: rotation with a grace period, and a verified-key cache that honours
+expiry and revocation made by any process (through the revocation epoch)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from bastion.backends.protocols import UnitOfWork
+from bastion.errors import AuthenticationError
+from tests.identity.conftest import ACTOR, World, make_world
+
+
+def verify(world: World, secret: str) -> str:
+    with world.services.storage.transaction() as tx:
+        return world.services.api_keys.verify(tx, secret).credential_id
+
+
+def reason(world: World, secret: str) -> str:
+    with pytest.raises(AuthenticationError) as caught:
+        verify(world, secret)
+    return caught.value.reason
+
+
+def test_rotation_gives_a_grace_period_then_only_the_new_key_works(world: World) -> None:
+    old = world.services.api_keys.create(
+        tenant_name="default",
+        owner_name=None,
+        name="ci",
+        scopes=["patterns:read"],
+        expires_at=None,
+        actor=ACTOR,
+    )
+    verify(world, old.secret)
+    new = world.services.api_keys.rotate(
+        tenant_name="default", reference="ci", grace=timedelta(hours=1), actor=ACTOR
+    )
+    assert new.key.name == "ci" and new.key.scopes == ("patterns:read",)
+    assert verify(world, old.secret) == old.key.id
+    assert verify(world, new.secret) == new.key.id
+    world.clock.advance(hours=1)
+    assert reason(world, old.secret) == "expired_key"
+    assert verify(world, new.secret) == new.key.id
+
+
+def test_cached_key_honours_its_expiry(world: World) -> None:
+    issued = world.services.api_keys.create(
+        tenant_name="default",
+        owner_name=None,
+        name="short",
+        scopes=["patterns:read"],
+        expires_at=world.clock.now() + timedelta(minutes=5),
+        actor=ACTOR,
+    )
+    verify(world, issued.secret)
+    world.clock.advance(minutes=5)
+    assert reason(world, issued.secret) == "expired_key"
+
+
+def test_malformed_key_is_refused_before_any_lookup(world: World) -> None:
+    class Exploding:
+        def __getattr__(self, name: str) -> object:
+            raise AssertionError("the database was consulted")
+
+    tx: UnitOfWork = Exploding()  # type: ignore[assignment]
+    secret = world.boot.admin_key.secret
+    for bad in (secret[:-1] + ("A" if secret[-1] != "A" else "B"), "bk_live_short", secret + "x"):
+        with pytest.raises(AuthenticationError) as caught:
+            world.services.api_keys.verify(tx, bad)
+        assert caught.value.reason == "malformed_key"
+
+
+def test_revocation_by_another_process_holds_on_the_next_request(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/b.db"
+    server = make_world(url)
+    cli = make_world(url, clock=server.clock)  # the CLI: another process on the same database
+    secret = server.boot.admin_key.secret
+    verify(server, secret)
+    verify(server, secret)  # now served from the cache
+    cli.services.api_keys.revoke(tenant_name="default", reference="bootstrap-admin", actor=ACTOR)
+    assert reason(server, secret) == "revoked_key"
+
+
+def test_cache_hit_does_not_read_the_key_again(world: World) -> None:
+    secret = world.boot.admin_key.secret
+    verify(world, secret)
+    with world.services.storage.transaction() as tx:
+        reads: list[bytes] = []
+        original = tx.api_keys.find_by_hash
+
+        def counting(digest: bytes) -> object:
+            reads.append(digest)
+            return original(digest)
+
+        tx.api_keys.find_by_hash = counting  # type: ignore[method-assign]
+        world.services.api_keys.verify(tx, secret)
+    assert reads == []

@@ -1,0 +1,391 @@
+"""Attacks on JWT verification, against bastion's own tokens and an external issuer's.
+
+Every case must end in `AuthenticationError`; none may reach a principal.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from collections.abc import Callable
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from bastion.core.model import PrincipalKind
+from bastion.errors import AuthenticationError
+from bastion.services.authn import Authenticated
+from bastion.services.external_jwt import ExternalJwtSettings, ExternalJwtVerifier
+from bastion.services.token_verifier import JwtBearerVerifier
+from tests.identity.conftest import ACTOR, World
+
+ISSUER = "https://idp.example.test"
+AUDIENCE = "bastion"
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def forge(header: dict[str, Any], claims: dict[str, Any], signature: bytes = b"") -> str:
+    head = b64(json.dumps(header).encode())
+    body = b64(json.dumps(claims).encode())
+    return f"{head}.{body}.{b64(signature)}"
+
+
+def hs256(header: dict[str, Any], claims: dict[str, Any], secret: bytes) -> str:
+    head = b64(json.dumps(header).encode())
+    body = b64(json.dumps(claims).encode())
+    mac = hmac.new(secret, f"{head}.{body}".encode(), hashlib.sha256).digest()
+    return f"{head}.{body}.{b64(mac)}"
+
+
+class Fetcher:
+    def __init__(self, jwks: dict[str, Any]) -> None:
+        self.jwks = jwks
+        self.calls = 0
+
+    def fetch(self, uri: str) -> dict[str, Any]:
+        self.calls += 1
+        return self.jwks
+
+
+class Ticker:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def idp_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture
+def external(
+    world: World, idp_key: rsa.RSAPrivateKey
+) -> tuple[ExternalJwtVerifier, Fetcher, Ticker]:
+    public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(idp_key.public_key()))
+    fetcher = Fetcher({"keys": [{**public, "kid": "idp-1", "use": "sig"}]})
+    ticker = Ticker()
+    settings = ExternalJwtSettings(
+        issuer=ISSUER,
+        audience=AUDIENCE,
+        jwks_uri=f"{ISSUER}/jwks",
+        algorithms=("RS256",),
+        leeway_seconds=30,
+        subject_claim="sub",
+        groups_claim="groups",
+        tenant_claim=None,
+        default_tenant="default",
+        cache_ttl_seconds=3600,
+        refetch_cooldown_seconds=60,
+        auto_provision=True,
+    )
+    verifier = ExternalJwtVerifier(
+        settings=settings,
+        fetcher=fetcher,
+        clock=world.clock,
+        state=world.identity.revoker.state,
+        monotonic=ticker,
+    )
+    return verifier, fetcher, ticker
+
+
+def idp_claims(world: World, **override: Any) -> dict[str, Any]:
+    now = int(world.clock.now().timestamp())
+    claims = {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": "Pat@Example.com",
+        "iat": now,
+        "exp": now + 300,
+    }
+    return {**claims, **override}
+
+
+def idp_token(key: rsa.RSAPrivateKey, claims: dict[str, Any], **headers: Any) -> str:
+    return jwt.encode(claims, key, algorithm="RS256", headers={"kid": "idp-1", **headers})
+
+
+def verify_with(world: World, verifier: Any, token: str) -> Authenticated:
+    with world.services.storage.transaction() as tx:
+        return verifier.verify(tx, token)
+
+
+def reason(world: World, verifier: Any, token: str) -> str:
+    with pytest.raises(AuthenticationError) as caught:
+        verify_with(world, verifier, token)
+    return caught.value.reason
+
+
+def test_valid_external_token_provisions_the_user_and_syncs_groups(
+    world: World, external: Any, idp_key: rsa.RSAPrivateKey
+) -> None:
+    verifier, _, _ = external
+    world.identity.groups.create(tenant_name="default", name="ops", actor=ACTOR)
+    token = idp_token(idp_key, idp_claims(world, groups=["OPS", "unknown-group"]))
+    authenticated = verify_with(world, verifier, token)
+    assert authenticated.principal.name == "pat@example.com"
+    assert authenticated.principal.kind is PrincipalKind.USER
+    with world.services.storage.transaction() as tx:
+        assert tx.groups.groups_of(world.tenant.id, authenticated.principal.id) == ["ops"]
+
+
+@pytest.mark.parametrize("alg", ["none", "None", "NONE", "nOnE", ""])
+def test_alg_none_rejected(world: World, external: Any, alg: str) -> None:
+    verifier, _, _ = external
+    token = forge({"alg": alg, "kid": "idp-1"}, idp_claims(world))
+    assert reason(world, verifier, token) == "algorithm_not_allowed"
+
+
+def _public_forms(key: rsa.RSAPrivateKey) -> dict[str, bytes]:
+    public = key.public_key()
+    return {
+        "pem": public.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ),
+        "der": public.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        ),
+        "jwk": jwt.algorithms.RSAAlgorithm.to_jwk(public).encode(),
+    }
+
+
+@pytest.mark.parametrize("form", ["pem", "der", "jwk"])
+def test_hs256_signed_with_the_rsa_public_key_rejected(
+    world: World, external: Any, idp_key: rsa.RSAPrivateKey, form: str
+) -> None:
+    verifier, _, _ = external
+    token = hs256({"alg": "HS256", "kid": "idp-1"}, idp_claims(world), _public_forms(idp_key)[form])
+    assert reason(world, verifier, token) == "algorithm_not_allowed"
+
+
+@pytest.mark.parametrize(
+    "kid",
+    [
+        "../../../../dev/null",
+        "/etc/passwd",
+        "' OR '1'='1",
+        "idp-1'; DROP TABLE principals;--",
+        "",
+        None,
+    ],
+)
+def test_kid_path_and_sql_injection_is_just_an_unknown_kid(
+    world: World, external: Any, idp_key: rsa.RSAPrivateKey, kid: Any
+) -> None:
+    verifier, _, _ = external
+    claims = idp_claims(world)
+    token = jwt.encode(
+        claims, idp_key, algorithm="RS256", headers={"kid": kid} if kid is not None else None
+    )
+    assert reason(world, verifier, token) == "unknown_kid"
+    with world.services.storage.transaction() as tx:
+        assert tx.principals.list(world.tenant.id)  # the table is still there
+
+
+@pytest.mark.parametrize("header", ["jku", "x5u", "jwk"])
+def test_jku_x5u_and_embedded_jwk_are_ignored(world: World, external: Any, header: str) -> None:
+    verifier, fetcher, _ = external
+    attacker = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    attacker_jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(attacker.public_key()))
+    value: Any = {
+        "jku": "https://evil.test/jwks",
+        "x5u": "https://evil.test/cert.pem",
+        "jwk": attacker_jwk,
+    }[header]
+    token = jwt.encode(
+        idp_claims(world), attacker, algorithm="RS256", headers={"kid": "idp-1", header: value}
+    )
+    assert reason(world, verifier, token) == "bad_signature"
+    assert fetcher.calls == 1  # only the configured jwksUri was ever fetched
+
+
+def test_unknown_kid_refetches_at_most_once_per_cooldown(
+    world: World, external: Any, idp_key: rsa.RSAPrivateKey
+) -> None:
+    verifier, fetcher, ticker = external
+    verify_with(world, verifier, idp_token(idp_key, idp_claims(world)))
+    assert fetcher.calls == 1
+    for n in range(20):
+        token = jwt.encode(
+            idp_claims(world), idp_key, algorithm="RS256", headers={"kid": f"made-up-{n}"}
+        )
+        assert reason(world, verifier, token) == "unknown_kid"
+    assert fetcher.calls == 1
+    ticker.now += 61
+    reason(
+        world,
+        verifier,
+        jwt.encode(idp_claims(world), idp_key, algorithm="RS256", headers={"kid": "new"}),
+    )
+    assert fetcher.calls == 2
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ({"exp": -31}, "expired_token"),
+        ({"nbf": 31}, "token_not_yet_valid"),
+        ({"iat": 31}, "issued_in_the_future"),
+        ({"iss": "https://evil.test"}, "wrong_issuer"),
+        ({"aud": "someone-else"}, "wrong_audience"),
+        ({"exp": None}, "missing_exp"),
+    ],
+)
+def test_time_issuer_and_audience_claims_are_checked(
+    world: World, external: Any, idp_key: rsa.RSAPrivateKey, override: dict[str, Any], expected: str
+) -> None:
+    verifier, _, _ = external
+    now = int(world.clock.now().timestamp())
+    claims = idp_claims(world)
+    for name, value in override.items():
+        if value is None:
+            claims.pop(name)
+        elif isinstance(value, int):
+            claims[name] = now + value
+        else:
+            claims[name] = value
+    assert reason(world, verifier, idp_token(idp_key, claims)) == expected
+
+
+def test_leeway_is_honoured_but_never_above_60_seconds(
+    world: World, external: Any, idp_key: rsa.RSAPrivateKey
+) -> None:
+    verifier, _, _ = external
+    now = int(world.clock.now().timestamp())
+    assert verify_with(world, verifier, idp_token(idp_key, idp_claims(world, exp=now - 29)))
+
+
+def tamper(token: str) -> str:
+    head, body, signature = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    claims["sub"] = "admin@example.com"
+    return f"{head}.{b64(json.dumps(claims).encode())}.{signature}"
+
+
+def test_tampered_payload_rejected(world: World, external: Any, idp_key: rsa.RSAPrivateKey) -> None:
+    verifier, _, _ = external
+    assert reason(world, verifier, tamper(idp_token(idp_key, idp_claims(world)))) == "bad_signature"
+
+
+def test_fifth_segment_rejected(world: World, external: Any, idp_key: rsa.RSAPrivateKey) -> None:
+    token = idp_token(idp_key, idp_claims(world)) + ".extra.segment"
+    bearer = JwtBearerVerifier([external[0]])
+    assert not bearer.accepts(token)
+    with world.services.storage.transaction() as tx, pytest.raises(AuthenticationError) as caught:
+        world.services.access._authenticator.authenticate(tx, token)
+    assert caught.value.reason == "malformed_credential"
+
+
+# -- bastion's own tokens ------------------------------------------------------------------
+
+
+@pytest.fixture
+def own_token(world: World) -> Callable[..., str]:
+    def issue(**override: Any) -> str:
+        with world.services.storage.transaction() as tx:
+            admin = tx.principals.get_by_name(world.tenant.id, "admin@example.com")
+        token, _ = world.identity.tokens.access_token(
+            Authenticated(admin, "test", "test", ("patterns:read",)),
+            tenant=world.tenant,
+            now=world.clock.now(),
+        )
+        if not override:
+            return token
+        head, body, signature = token.split(".")
+        claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+        return f"{head}.{b64(json.dumps({**claims, **override}).encode())}.{signature}"
+
+    world.identity.tokens.warm()
+    return issue
+
+
+def own_reason(world: World, token: str) -> str:
+    return reason(world, world.identity.verifiers[0], token)
+
+
+def test_own_token_verifies_and_carries_its_scopes(
+    world: World, own_token: Callable[..., str]
+) -> None:
+    authenticated = verify_with(world, world.identity.verifiers[0], own_token())
+    assert authenticated.principal.name == "admin@example.com"
+    assert authenticated.scopes == ("patterns:read",)
+
+
+@pytest.mark.parametrize("alg", ["none", "None", "NONE", ""])
+def test_own_token_alg_none_rejected(world: World, own_token: Callable[..., str], alg: str) -> None:
+    head, body, _ = own_token().split(".")
+    header = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+    token = forge(
+        {**header, "alg": alg}, json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    )
+    assert own_reason(world, token) == "algorithm_not_allowed"
+
+
+@pytest.mark.parametrize("form", ["pem", "der", "jwk"])
+def test_own_token_hs256_with_published_public_key_rejected(
+    world: World, own_token: Callable[..., str], form: str
+) -> None:
+    jwks = world.identity.signing_keys.jwks()
+    public = jwt.PyJWK(jwks["keys"][0]).key
+    secret = {
+        "pem": public.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ),
+        "der": public.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        ),
+        "jwk": json.dumps(jwks["keys"][0]).encode(),
+    }[form]
+    head, body, _ = own_token().split(".")
+    header = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+    claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    assert (
+        own_reason(world, hs256({**header, "alg": "HS256"}, claims, secret))
+        == "algorithm_not_allowed"
+    )
+
+
+def test_own_token_tampered_expired_and_foreign_issuer_rejected(
+    world: World, own_token: Callable[..., str]
+) -> None:
+    assert own_reason(world, own_token(sub="usr_forged")) == "bad_signature"
+    token = own_token()
+    world.clock.advance(minutes=16)
+    assert own_reason(world, token) == "expired_token"
+    assert (
+        own_reason(world, forge({"alg": "RS256"}, {"iss": "https://other.test"}))
+        == "unknown_issuer"
+    )
+
+
+def test_own_token_revoked_by_jti_stops_on_the_next_request(
+    world: World, own_token: Callable[..., str]
+) -> None:
+    token = own_token()
+    verifier = world.identity.issued_tokens
+    with world.services.storage.transaction() as tx:
+        _, claims = verifier.verify_claims(tx, token)
+    world.identity.tokens.revoke_access(claims, actor=ACTOR)
+    assert own_reason(world, token) == "revoked_token"
+
+
+def test_leeway_above_60_seconds_is_clamped_to_60() -> None:
+    from datetime import UTC, datetime
+
+    from bastion.crypto.jwt import InvalidJwtError, check_claims
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    claims = {"iss": ISSUER, "exp": int(now.timestamp()) - 61}
+    with pytest.raises(InvalidJwtError) as caught:
+        check_claims(claims, issuer=ISSUER, audience=None, now=now, leeway_seconds=3600)
+    assert caught.value.reason == "expired_token"
