@@ -137,19 +137,24 @@ class GroupCommitAuditWriter:
         self._max_queue = max_queue
         self._queue: asyncio.Queue[_Pending] | None = None
         self._task: asyncio.Task[None] | None = None
+        self._ticker: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self._queue = asyncio.Queue(self._max_queue)
         self._task = asyncio.create_task(self._run(), name="bastion-audit-writer")
+        if self._recorder is not None:
+            self._ticker = asyncio.create_task(self._tick(), name="bastion-audit-sealer")
 
     async def stop(self) -> None:
         if self._task is None or self._queue is None:
             return
         await self._queue.join()
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
+        for task in (self._task, self._ticker):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = self._ticker = None
 
     async def record(self, event: AuditEvent) -> None:
         if self._queue is None or self._task is None or self._task.done():
@@ -164,21 +169,20 @@ class GroupCommitAuditWriter:
         await self._queue.put(pending)
         await pending.done
 
-    def _idle_seconds(self) -> float | None:
-        if self._recorder is None:
-            return None
-        return max(self._recorder.seal.interval.total_seconds(), 0.05)
+    async def _tick(self) -> None:
+        """Seal the chain when a checkpoint is due though no batch comes to do it."""
+        assert self._recorder is not None
+        # Half the interval: a due checkpoint is never more than that late.
+        seconds = max(self._recorder.seal.interval.total_seconds() / 2, 0.05)
+        while True:
+            await asyncio.sleep(seconds)
+            await self._seal_idle()
 
     async def _run(self) -> None:
         assert self._queue is not None
         queue = self._queue
         while True:
-            try:
-                first = await asyncio.wait_for(queue.get(), timeout=self._idle_seconds())
-            except TimeoutError:
-                await self._seal_idle()
-                continue
-            batch = [first]
+            batch = [await queue.get()]
             while len(batch) < self._max_batch and not queue.empty():
                 batch.append(queue.get_nowait())
             try:
