@@ -279,7 +279,7 @@ def request_event(
         actor = {
             "type": identity.principal.kind.value,
             "id": identity.principal.name,
-            "credential": identity.credential_id,
+            "keyId": identity.credential_id,
         }
         if identity.acting is not None:
             actor["act"] = {"type": identity.acting.kind.value, "id": identity.acting.name}

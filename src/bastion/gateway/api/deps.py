@@ -111,7 +111,7 @@ def actor_of(caller: Caller, request: Request) -> dict[str, Any]:
     return {
         "type": principal.kind.value,
         "id": principal.name,
-        "credential": caller.identity.credential_id,
+        "keyId": caller.identity.credential_id,
         "ip": request.client.host if request.client else None,
         "userAgent": request.headers.get("user-agent"),
         "via": "api",
