@@ -175,9 +175,6 @@ class Edge:
             state = {**scope.get("state", {}), "bastion.client_ip": inbound.client_ip}
             await self._auth_app(dict(scope, path=path, state=state), receive, send)
             return
-        if path == "/.well-known/jwks.json":
-            await self._json(inbound, send, 200, self._signer.jwks())
-            return
         if path.startswith(prefix + "/api/") and self._admin_api is not None:
             # The admin API authenticates and authorizes every call itself (same engine).
             strip = len(prefix) + len("/api")
