@@ -149,6 +149,7 @@ def build_services(
         public_paths=PathSet(list(config.gateway.public_paths)),
         clock=clock,
         certificates=certificate_login_from(config),
+        revocation=revoker.state,
     )
     authz = build_authz(
         config, storage=storage, clock=clock, authorizer=authorizer, bus=authz_bus_from(config)

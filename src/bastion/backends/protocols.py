@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -379,5 +380,20 @@ class Storage(Protocol):
     def check(self) -> None:
         """Raise `StorageError` unless the backend answers (used by /ready)."""
 
+    def change_counters(self) -> ChangeCounters | None:
+        """The revocation epoch and the authorization version as committed now, read without
+        a unit of work; None when the backend cannot read them locally (a network round trip),
+        so that callers on an event loop use a unit of work off the loop instead."""
+
     def close(self) -> None:
         """Release connections."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeCounters:
+    """Two counters that move with every change a cached decision depends on: the revocation
+    epoch (a credential, principal or tenant withdrawn) and the authorization version (roles,
+    bindings, rules, group membership)."""
+
+    revocation_epoch: int
+    authz_version: int

@@ -34,7 +34,19 @@ def canonical_path(raw_path: bytes | str) -> str:
         raise NonCanonicalPathError("path must start with /")
     if not _ALLOWED_RAW.fullmatch(raw):
         raise NonCanonicalPathError("path contains a character that must not appear in it")
-    if "%" in raw and _ESCAPE.sub("", raw).count("%"):
+    # Without escapes the path is its own decoding, and the allowed characters hold no white
+    # space or control character.
+    decoded = raw if "%" not in raw else _decoded(raw)
+    segments = decoded.split("/")[1:]
+    if len(segments) > 1 and "" in segments[:-1]:
+        raise NonCanonicalPathError("path contains an empty segment (//)")
+    if "." in segments or ".." in segments:
+        raise NonCanonicalPathError("path contains a dot segment")
+    return decoded
+
+
+def _decoded(raw: str) -> str:
+    if _ESCAPE.sub("", raw).count("%"):
         raise NonCanonicalPathError("path contains a malformed percent-escape")
     for match in _ESCAPE.finditer(raw):
         if int(match["hex"], 16) in _FORBIDDEN_ENCODED:
@@ -46,9 +58,4 @@ def canonical_path(raw_path: bytes | str) -> str:
         raise NonCanonicalPathError("path is not valid UTF-8 once decoded") from None
     if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in decoded):
         raise NonCanonicalPathError("path contains white space or a control character")
-    segments = decoded.split("/")[1:]
-    if len(segments) > 1 and "" in segments[:-1]:
-        raise NonCanonicalPathError("path contains an empty segment (//)")
-    if any(segment in (".", "..") for segment in segments):
-        raise NonCanonicalPathError("path contains a dot segment")
     return decoded

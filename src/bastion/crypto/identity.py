@@ -50,10 +50,18 @@ class IdentitySigner:
     def jwks(self) -> dict[str, Any]:
         return {"keys": [dict(self._public_jwk)]}
 
-    def assertion(self, claims: Mapping[str, Any], *, now: datetime) -> str:
-        """A signed token for ``claims`` (sub, tenant, roles, …), reused while fresh."""
+    def assertion(
+        self, claims: Mapping[str, Any], *, now: datetime, key: tuple[Any, ...] | None = None
+    ) -> str:
+        """A signed token for ``claims`` (sub, tenant, roles, …), reused while fresh.
+
+        ``key`` identifies the claims in the reuse cache when the caller has a cheaper one than
+        the sorted claims (it must differ whenever the claims do).
+        """
         timestamp = now.timestamp()
-        cache_key = tuple(sorted((k, str(v)) for k, v in claims.items()))
+        cache_key = (
+            key if key is not None else tuple(sorted((k, str(v)) for k, v in claims.items()))
+        )
         cached = self._cache.get(cache_key)
         if cached is not None and cached[1] - timestamp > _REUSE_SECONDS:
             return cached[0]

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Sequence
 from urllib.parse import quote
@@ -92,11 +93,17 @@ def parse_networks(cidrs: Sequence[str]) -> tuple[Network, ...]:
 def is_trusted(peer: str | None, trusted: Sequence[Network]) -> bool:
     if peer is None or not trusted:
         return False
+    address = _address(peer)
+    return address is not None and any(address in network for network in trusted)
+
+
+@functools.lru_cache(maxsize=4096)
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """A parsed IP address (None if ``text`` is not one); peers repeat, so parses are cached."""
     try:
-        address = ipaddress.ip_address(peer)
+        return ipaddress.ip_address(text)
     except ValueError:
-        return False
-    return any(address in network for network in trusted)
+        return None
 
 
 def client_address(
@@ -115,9 +122,7 @@ def client_address(
         return peer
     hops = [h.strip() for h in b",".join(values).decode("latin-1").split(",")]
     for hop in reversed(hops):
-        try:
-            ipaddress.ip_address(hop)
-        except ValueError:
+        if _address(hop) is None:
             return None
         if not is_trusted(hop, trusted):
             return hop
@@ -127,24 +132,24 @@ def client_address(
 def identity_headers(identity: Identity, signer: IdentitySigner, clock: Clock) -> Headers:
     """The headers that tell the upstream who is calling, with the signed assertion."""
     principal = identity.principal
-    assertion = signer.assertion(
-        {
-            "sub": principal.name,
-            "tenant": identity.tenant,
-            "roles": ",".join(identity.roles),
-            "kind": principal.kind.value,
-            "credential": identity.credential_id,
-        },
-        now=clock.now(),
-    )
+    roles = ",".join(identity.roles)
+    claims = {
+        "sub": principal.name,
+        "tenant": identity.tenant,
+        "roles": roles,
+        "kind": principal.kind.value,
+        "credential": identity.credential_id,
+    }
+    assertion = signer.assertion(claims, now=clock.now(), key=tuple(claims.values()))
     return [
         (b"x-bastion-principal", header_safe(principal.name)),
         (b"x-bastion-tenant", header_safe(identity.tenant)),
-        (b"x-bastion-roles", header_safe(",".join(identity.roles))),
+        (b"x-bastion-roles", header_safe(roles)),
         (b"x-bastion-identity", assertion.encode()),
     ]
 
 
+@functools.lru_cache(maxsize=4096)
 def header_safe(value: str) -> bytes:
     """Header-safe text: non-ASCII characters are percent-encoded (UTF-8)."""
     return quote(value, safe="@.+-_~!$&'()*,;=:/ ").encode("ascii")

@@ -1,8 +1,9 @@
 """The decision pipeline every mode shares (proxy, forward-auth, WebSocket), in DESIGN.md order:
 
 IP allowlist → global rate limit → header-level input checks → credential and certificate →
-`AccessService.check` (authenticate, route, per-route allowlist, authorize; off the event
-loop) → per-client / per-tenant / per-pattern rate limits.
+`AccessService.check_cached` on the event loop when the caller is remembered, else
+`AccessService.check` off it (authenticate, route, per-route allowlist, authorize) →
+per-client / per-tenant / per-pattern rate limits.
 
 The result is an `Admission`: the verdict (allowed or carrying the deny's error) and the rate
 limit numbers for the response headers. Every failure becomes a denying verdict, never an
@@ -89,7 +90,11 @@ class Gate:
         except BastionError as exc:
             verdict = Verdict(facts, None, None, exc)
         else:
-            verdict = await asyncio.to_thread(self._access.check, facts)
+            cached = self._access.check_cached(facts)
+            if cached is None:
+                verdict = await asyncio.to_thread(self._access.check, facts)
+            else:
+                verdict = cached
         if limiter is None:
             return Admission(verdict)
         try:

@@ -1,19 +1,27 @@
 """The access decision for one request, shared by the reverse proxy, forward-auth and the
 embedded middleware: authenticate → match the route → authorize, and the audit event for it.
+
+A caller, once decided, is remembered by its presented credential (under a keyed hash) together
+with the change counters read before it was decided (`ChangeCounters`: the revocation epoch and
+the authorization version). `AccessService.check_cached` serves a request from that memory
+without a unit of work when the counters read now are the same, the credential has not expired
+and no binding has; anything else goes to `AccessService.check`, off the event loop.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bastion.backends.protocols import Storage
+from bastion.backends.protocols import ChangeCounters, Storage
 from bastion.core.decision import Decision
 from bastion.core.engine import deny
 from bastion.core.model import AuditEvent, Principal, PrincipalKind
 from bastion.core.names import canonical_name
 from bastion.core.rbac import Grant
 from bastion.core.routes import PathSet, RouteMatch, RouteTable
+from bastion.crypto.keys import CacheKeyer
 from bastion.errors import (
     AuthenticationError,
     AuthorizationError,
@@ -27,6 +35,11 @@ from bastion.services.audit import build_event
 from bastion.services.authn import Authenticator
 from bastion.services.authz import Authorizer, Subject, route_request
 from bastion.services.clock import Clock
+from bastion.services.revocation import RevocationState
+
+# A remembered caller is decided afresh at least this often, whatever the counters say (it
+# also keeps API keys' last-used times current to within a minute).
+REMEMBER_FOR = timedelta(seconds=30)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +112,16 @@ class Caller:
     mfa: bool = False
     # Delegation: the actor must be allowed too (effective = the intersection of both).
     actor: Caller | None = None
+    # Until when this caller may be remembered (None: never): the credential's expiry and the
+    # next expiry of a binding, whichever comes first.
+    reusable_until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Remembered:
+    caller: Caller
+    counters: ChangeCounters
+    until: datetime
 
 
 class AccessService:
@@ -112,6 +135,8 @@ class AccessService:
         public_paths: PathSet,
         clock: Clock,
         certificates: CertificateLogin | None = None,
+        revocation: RevocationState | None = None,
+        capacity: int = 10_000,
     ) -> None:
         self._certificates = certificates
         self._storage = storage
@@ -120,6 +145,30 @@ class AccessService:
         self._routes = routes
         self._public = public_paths
         self._clock = clock
+        self._revocation = revocation
+        self._keyer = CacheKeyer()
+        self._capacity = capacity
+        self._callers: dict[bytes, _Remembered] = {}
+
+    def check_cached(self, facts: RequestFacts) -> Verdict | None:
+        """The verdict `check` would give, without blocking I/O, or None when it needs `check`.
+
+        Public paths are decided here; a credential only when its caller is remembered, the
+        change counters read now equal those read before it was decided (a local read of a
+        few microseconds; backends that cannot read them locally always answer None), and
+        neither the credential nor a binding has expired since.
+        """
+        match = self._routes.match(facts.method, facts.path)
+        if self._public.matches(facts.path):
+            return _public_verdict(facts, match)
+        if facts.credential is None or self._revocation is None:
+            return None
+        remembered = self._callers.get(self._keyer.key(facts.credential))
+        if remembered is None or self._clock.now() >= remembered.until:
+            return None
+        if self._storage.change_counters() != remembered.counters:
+            return None
+        return self._decide(facts, match, remembered.caller)
 
     def check(self, facts: RequestFacts) -> Verdict:
         """Decide one request. Blocking (database); the edge runs it off the event loop.
@@ -129,17 +178,41 @@ class AccessService:
         """
         match = self._routes.match(facts.method, facts.path)
         if self._public.matches(facts.path):
-            denied = _address_denied(facts, match)
-            if denied is not None:
-                return Verdict(facts, match, None, denied, denied.reasons)
-            return Verdict(facts, match, None, None, ("public path",), public=True)
+            return _public_verdict(facts, match)
         try:
             if facts.credential is None and facts.certificate is not None:
                 caller = self.identify_certificate(facts.certificate)
             else:
-                caller = self.identify(facts.credential)
+                caller = self._identify_remembering(facts.credential)
         except BastionError as exc:
             return Verdict(facts, match, None, exc)
+        return self._decide(facts, match, caller)
+
+    def _identify_remembering(self, credential: str | None) -> Caller:
+        """`identify`, remembering the caller for `check_cached` when it may be reused.
+
+        The counters are read first and pushed into the revocation state and the authorizer,
+        so the caller is decided on state at least as new as the counters it is filed under;
+        a change that lands in between moves the counters again and voids the entry.
+        """
+        counters = None
+        if credential is not None and self._revocation is not None:
+            counters = self._storage.change_counters()
+        if counters is not None:
+            assert self._revocation is not None
+            self._revocation.observe(counters.revocation_epoch)
+            self._authorizer.observe_version(counters.authz_version)
+        caller = self.identify(credential)
+        if counters is not None and caller.reusable_until is not None:
+            assert credential is not None
+            until = min(caller.reusable_until, self._clock.now() + REMEMBER_FOR)
+            if len(self._callers) >= self._capacity:
+                self._callers = {}
+            self._callers[self._keyer.key(credential)] = _Remembered(caller, counters, until)
+        return caller
+
+    def _decide(self, facts: RequestFacts, match: RouteMatch | None, caller: Caller) -> Verdict:
+        """Route → per-route allowlist → authorize, for an identified caller; no I/O."""
         if match is None:
             reasons = (f"no route matches {facts.method} {facts.path}",)
             return Verdict(facts, None, caller.identity, AuthorizationError(reasons), reasons)
@@ -181,10 +254,22 @@ class AccessService:
             credential_id=authenticated.credential_id,
             acting=delegate.principal if delegate is not None else None,
         )
-        # A credential that proved a second factor says so (Authenticated.mfa, identity work).
-        mfa = bool(getattr(authenticated, "mfa", False))
+        reusable_until = None
+        if authenticated.reusable:
+            reusable_until = _earliest(
+                authenticated.expires_at,
+                subject.access.valid_until,
+                actor.subject.access.valid_until if actor and actor.subject else None,
+            )
         return Caller(
-            identity, grants, authenticated.scopes, subject, authenticated.method, mfa, actor
+            identity,
+            grants,
+            authenticated.scopes,
+            subject,
+            authenticated.method,
+            authenticated.mfa,
+            actor,
+            reusable_until,
         )
 
     def identify_certificate(self, certificate: ClientCertificate) -> Caller:
@@ -241,6 +326,18 @@ class AccessService:
             if not acting.allowed:
                 return acting
         return decision
+
+
+def _earliest(*moments: datetime | None) -> datetime:
+    known = [m for m in moments if m is not None]
+    return min(known) if known else datetime.max.replace(tzinfo=UTC)
+
+
+def _public_verdict(facts: RequestFacts, match: RouteMatch | None) -> Verdict:
+    denied = _address_denied(facts, match)
+    if denied is not None:
+        return Verdict(facts, match, None, denied, denied.reasons)
+    return Verdict(facts, match, None, None, ("public path",), public=True)
 
 
 def _address_denied(

@@ -280,7 +280,9 @@ class ApiKeyService:
         if touched is None or now - touched >= TOUCH_INTERVAL:
             tx.api_keys.touch(key.id, at=now)
             touched = now
-        authenticated = Authenticated(principal, key.id, "api_key", key.scopes)
+        authenticated = Authenticated(
+            principal, key.id, "api_key", key.scopes, expires_at=key.expires_at, reusable=True
+        )
         # ``touched_at`` of a cached entry holds when the next touch is due.
         entry = Verified(authenticated, epoch, key.expires_at, touched + TOUCH_INTERVAL)
         self._cache.put(cache_key, entry)

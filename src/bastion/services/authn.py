@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from bastion.backends.protocols import UnitOfWork
@@ -31,6 +32,13 @@ class Authenticated:
     # RFC 8693 delegation: who acts on the principal's behalf (the ``act`` claim). When set,
     # a request must be allowed for both, so the effective permissions are the intersection.
     actor: Authenticated | None = None
+    # When the credential stops being valid (None: it does not expire by itself).
+    expires_at: datetime | None = None
+    # True when the verifier allows this result to be reused for the same presented credential
+    # until ``expires_at``, for as long as the revocation epoch does not move.
+    reusable: bool = False
+    # True when the credential proved a second factor (no verifier issues such credentials yet).
+    mfa: bool = False
 
 
 class CredentialVerifier(Protocol):

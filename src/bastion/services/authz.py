@@ -131,14 +131,16 @@ class Authorizer:
 
     def _sync(self, tx: UnitOfWork) -> int:
         """Poll the stored version (at most every ``poll_seconds``); the cache generation."""
-        moment = time.monotonic()
-        if moment - self._polled_at >= self._poll_seconds:
-            version = tx.authz_versions.current()
-            self._polled_at = moment
-            if version != self._version:
-                self.invalidate()
-                self._version = version
+        if time.monotonic() - self._polled_at >= self._poll_seconds:
+            self.observe_version(tx.authz_versions.current())
         return self._generation
+
+    def observe_version(self, version: int) -> None:
+        """The stored version as just read (here or by a caller): a new one drops the caches."""
+        self._polled_at = time.monotonic()
+        if version != self._version:
+            self.invalidate()
+            self._version = version
 
     def tenant_model(self, tx: UnitOfWork, tenant: Tenant) -> TenantModel:
         generation = self._sync(tx)

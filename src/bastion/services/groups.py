@@ -1,7 +1,8 @@
 """Groups: create, list, show (with members), update, delete, add and remove members.
 
 Role bindings can name a group (subject type ``group``); the authorizer reads memberships
-through ``tx.groups.groups_of``. Membership changes are audited with the change.
+through ``tx.groups.groups_of``. Membership changes are audited with the change and advance
+the authorization version, so cached decisions that depended on the membership are dropped.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ class GroupService:
             tenant = _tenant(tx, tenant_name)
             group = tx.groups.get_by_name(tenant.id, canonical_name(name))
             tx.groups.delete(tenant.id, group.id)
+            tx.authz_versions.bump()
             self._record(tx, "group.delete", tenant, group, actor)
         return group
 
@@ -85,6 +87,7 @@ class GroupService:
             principal = tx.principals.get_by_name(tenant.id, canonical_name(member))
             added = tx.groups.add_member(tenant.id, group.id, principal.id, at=now)
             if added:
+                tx.authz_versions.bump()
                 details = {"member": principal.name, "memberType": principal.kind.value}
                 self._record(tx, "group.member.add", tenant, group, actor, details)
         return added
@@ -98,6 +101,7 @@ class GroupService:
             principal = tx.principals.get_by_name(tenant.id, canonical_name(member))
             removed = tx.groups.remove_member(tenant.id, group.id, principal.id)
             if removed:
+                tx.authz_versions.bump()
                 details = {"member": principal.name, "memberType": principal.kind.value}
                 self._record(tx, "group.member.remove", tenant, group, actor, details)
         return removed

@@ -95,8 +95,9 @@ class IssuedTokenVerifier:
         except InvalidJwtError as exc:
             raise AuthenticationError(exc.reason) from None
         authenticated = self._authenticated(tx, claims)
-        expires = datetime.fromtimestamp(float(claims["exp"]), tz=UTC)
-        self._cache.put(presented, Verified((authenticated, claims), epoch, expires))
+        self._cache.put(
+            presented, Verified((authenticated, claims), epoch, authenticated.expires_at)
+        )
         return authenticated, claims
 
     def _authenticated(self, tx: UnitOfWork, claims: dict[str, Any]) -> Authenticated:
@@ -122,7 +123,13 @@ class IssuedTokenVerifier:
                 _enabled(tx, tenant.id, act.get("sub")), "act", "delegation", scopes_of(act)
             )
         return Authenticated(
-            principal, str(claims.get("cid", jti)), "bearer_jwt", scopes_of(claims), actor
+            principal,
+            str(claims.get("cid", jti)),
+            "bearer_jwt",
+            scopes_of(claims),
+            actor,
+            expires_at=datetime.fromtimestamp(float(claims["exp"]), tz=UTC),
+            reusable=True,
         )
 
 

@@ -40,6 +40,7 @@ from bastion.backends.protocols import (
     AuditStore,
     AuthzVersionStore,
     BindingStore,
+    ChangeCounters,
     GroupStore,
     PasswordStore,
     PrincipalStore,
@@ -351,6 +352,10 @@ class MemoryStorage:
 
     def check(self) -> None:
         """Always answers."""
+
+    def change_counters(self) -> ChangeCounters:
+        tables = self._tables
+        return ChangeCounters(tables.identity.epoch[0], tables.authz.version[0])
 
     def close(self) -> None:
         """Nothing to release."""

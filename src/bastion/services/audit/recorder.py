@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from bastion.backends.protocols import AuditStore, Storage, UnitOfWork
+from bastion.backends.protocols import AuditStore, ChangeCounters, Storage, UnitOfWork
 from bastion.core.audit import PreparedEvent, chain_prepared, prepare_event
 from bastion.core.audit_checkpoint import AuditCheckpoint
 from bastion.core.audit_policy import ALL, AuditPolicy
@@ -204,6 +204,9 @@ class RecordingStorage:
 
     def check(self) -> None:
         self.inner.check()
+
+    def change_counters(self) -> ChangeCounters | None:
+        return self.inner.change_counters()
 
     def close(self) -> None:
         self.inner.close()

@@ -1,0 +1,179 @@
+"""Remembered callers (`AccessService.check_cached`): served without a unit of work only while
+nothing they depend on has moved — a revocation or a model change made by another process
+(which only the stored counters tell), an expired key or binding."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from bastion.core.model import Principal, PrincipalKind, RoleBinding, SubjectType
+from bastion.core.routes import PathSet
+from bastion.crypto.keys import KeyedHasher
+from bastion.errors import AuthenticationError, AuthorizationError, StorageError
+from bastion.services.access import AccessService, RequestFacts
+from bastion.services.apikeys import ApiKeyService
+from bastion.services.authn import Authenticator
+from bastion.services.authz import Authorizer
+from bastion.services.groups import GroupService
+from bastion.services.revocation import NullBroadcast, RevocationState, Revoker
+from tests.services.conftest import ACTOR, FrozenClock, World
+
+PEPPER = KeyedHasher(b"p" * 32)
+
+
+@pytest.fixture
+def served(clock: FrozenClock, world: World) -> World:
+    """The conftest world, with an access service that remembers callers (as wired in serve)."""
+    state = RevocationState()
+    api_keys = ApiKeyService(
+        storage=world.storage, hasher=PEPPER, clock=clock, revoker=Revoker(state, NullBroadcast())
+    )
+    access = AccessService(
+        storage=world.storage,
+        authenticator=Authenticator([api_keys]),
+        authorizer=Authorizer(),
+        routes=world.access._routes,
+        public_paths=PathSet(["/health"]),
+        clock=clock,
+        revocation=state,
+    )
+    return World(clock, world.storage, api_keys, access, world.boot)
+
+
+def facts(credential: str | None, path: str = "/api/patterns", method: str = "GET") -> RequestFacts:
+    return RequestFacts(method, path, credential, "127.0.0.1", "pytest", "req_1")
+
+
+def other_process(world: World) -> ApiKeyService:
+    """The CLI on the same database: its own revocation state, no broadcast."""
+    return ApiKeyService(storage=world.storage, hasher=PEPPER, clock=world.clock)
+
+
+def test_remembered_caller_is_decided_without_a_unit_of_work(served: World) -> None:
+    secret = served.boot.admin_key.secret
+    assert served.access.check_cached(facts(secret)) is None  # never seen: needs a look-up
+    assert served.access.check(facts(secret)).allowed
+
+    def no_database() -> None:
+        raise StorageError("no unit of work may be opened")
+
+    served.storage.transaction = no_database  # type: ignore[assignment,method-assign]
+    cached = served.access.check_cached(facts(secret))
+    assert cached is not None and cached.allowed
+    assert cached.identity is not None and cached.identity.principal.name == "admin@example.com"
+
+
+def test_remembered_caller_is_still_authorized_per_request(served: World) -> None:
+    limited = served.api_keys.create(
+        tenant_name="default",
+        owner_name=None,
+        name="limited",
+        scopes=["patterns:read"],
+        expires_at=None,
+        actor=ACTOR,
+    )
+    assert served.access.check(facts(limited.secret)).allowed
+    denied = served.access.check_cached(facts(limited.secret, "/api/patterns/x/execute", "POST"))
+    assert denied is not None and isinstance(denied.error, AuthorizationError)
+    assert "credential scopes do not include executions:create" in denied.reasons
+
+
+def test_revocation_by_another_process_is_seen_on_the_next_request(served: World) -> None:
+    secret = served.boot.admin_key.secret
+    assert served.access.check(facts(secret)).allowed
+    other_process(served).revoke(
+        tenant_name="default", reference=served.boot.admin_key.key.id, actor=ACTOR
+    )
+    assert served.access.check_cached(facts(secret)) is None
+    verdict = served.access.check(facts(secret))
+    assert isinstance(verdict.error, AuthenticationError)
+    assert verdict.error.reason == "revoked_key"
+
+
+def test_binding_removed_by_another_process_is_seen_on_the_next_request(served: World) -> None:
+    secret = served.boot.admin_key.secret
+    assert served.access.check(facts(secret)).allowed
+    with served.storage.transaction() as tx:
+        tenant = tx.tenants.get_by_name("default")
+        for binding in tx.bindings.list(tenant.id):
+            tx.bindings.delete(tenant.id, binding.id)
+    assert served.access.check_cached(facts(secret)) is None
+    assert isinstance(served.access.check(facts(secret)).error, AuthorizationError)
+
+
+def test_expired_key_is_never_served_from_memory(served: World) -> None:
+    expiring = served.api_keys.create(
+        tenant_name="default",
+        owner_name=None,
+        name="short",
+        scopes=["patterns:read"],
+        expires_at=served.clock.now() + timedelta(seconds=10),
+        actor=ACTOR,
+    )
+    assert served.access.check(facts(expiring.secret)).allowed
+    served.clock.advance(seconds=9)
+    assert served.access.check_cached(facts(expiring.secret)) is not None
+    served.clock.advance(seconds=2)
+    assert served.access.check_cached(facts(expiring.secret)) is None
+    verdict = served.access.check(facts(expiring.secret))
+    assert isinstance(verdict.error, AuthenticationError)
+    assert verdict.error.reason == "expired_key"
+
+
+def test_binding_expiry_ends_the_remembered_caller(served: World) -> None:
+    with served.storage.transaction() as tx:
+        tenant = tx.tenants.get_by_name("default")
+        tx.principals.create(
+            Principal(
+                id="prn_temp",
+                tenant_id=tenant.id,
+                kind=PrincipalKind.SERVICE_ACCOUNT,
+                name="temp-bot",
+                created_at=served.clock.now(),
+            )
+        )
+        tx.bindings.create(
+            RoleBinding(
+                id="bind_temp",
+                tenant_id=tenant.id,
+                role="viewer",
+                subject_type=SubjectType.SERVICE_ACCOUNT,
+                subject_name="temp-bot",
+                created_at=served.clock.now(),
+                expires_at=served.clock.now() + timedelta(seconds=5),
+            )
+        )
+    issued = served.api_keys.create(
+        tenant_name="default",
+        owner_name="temp-bot",
+        name="temp",
+        scopes=["patterns:read"],
+        expires_at=None,
+        actor=ACTOR,
+    )
+    assert served.access.check(facts(issued.secret)).allowed
+    assert served.access.check_cached(facts(issued.secret)) is not None
+    served.clock.advance(seconds=6)
+    assert served.access.check_cached(facts(issued.secret)) is None
+    assert isinstance(served.access.check(facts(issued.secret)).error, AuthorizationError)
+
+
+def test_group_membership_changes_move_the_authorization_version(served: World) -> None:
+    groups = GroupService(storage=served.storage, clock=served.clock)
+    groups.create(tenant_name="default", name="ops", display_name="Ops", actor=ACTOR)
+    counters = served.storage.change_counters
+    before = counters().authz_version
+    groups.add_member(tenant_name="default", name="ops", member="admin@example.com", actor=ACTOR)
+    assert counters().authz_version == before + 1
+    groups.remove_member(tenant_name="default", name="ops", member="admin@example.com", actor=ACTOR)
+    assert counters().authz_version == before + 2
+
+
+def test_without_local_counters_every_credential_goes_to_check(served: World) -> None:
+    secret = served.boot.admin_key.secret
+    assert served.access.check(facts(secret)).allowed
+    served.storage.change_counters = lambda: None  # type: ignore[assignment,method-assign,return-value]
+    assert served.access.check_cached(facts(secret)) is None
+    assert served.access.check(facts(secret)).allowed
