@@ -114,3 +114,36 @@ def test_role_commands_and_cycle_error(workdir: Path) -> None:
     binding_id = bound.stdout.split()[2].rstrip(":")
     bastion(["role", "unbind", binding_id], cwd=workdir)
     assert binding_id not in bastion(["role", "bindings"], cwd=workdir).stdout
+
+
+PLATFORM_BINDING = """
+  rbac:
+    platformBindings:
+      - subject: {type: user, name: admin@example.com}
+        role: viewer
+        targetTenants: [acme]
+"""
+
+
+def test_explain_names_the_platform_binding_that_crossed_tenants(tmp_path: Path) -> None:
+    bastion(["init"], cwd=tmp_path)
+    config = tmp_path / "bastion.yaml"
+    config.write_text(config.read_text() + PLATFORM_BINDING)
+    for tenant in ("acme", "other"):
+        bastion(["tenant", "create", tenant], cwd=tmp_path)
+    ask = ["authz", "explain", "-p", "admin@example.com", "-a", "read", "-r", "patterns/x"]
+
+    allowed = bastion([*ask, "--target", "acme"], cwd=tmp_path)
+    lines = [line.strip("│├└─ ") for line in allowed.stdout.splitlines()]
+    assert lines[0].startswith("ALLOW  admin@example.com → read patterns/x (tenant acme")
+    assert "tenant acme reached through security.rbac.platformBindings[0]" in lines
+    assert (
+        "platform binding: user admin@example.com of tenant default holds role viewer in acme"
+        in lines
+    )
+    assert "role viewer grants patterns:read via security.rbac.platformBindings[0]" in lines
+
+    denied = bastion([*ask, "--target", "other"], cwd=tmp_path, check=False)
+    assert denied.returncode == 1
+    assert "principal of tenant default has no platform binding for other" in denied.stdout
+    assert "platform binding:" not in denied.stdout

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bastion.config import BastionConfig, load_config, parse_config
+from bastion.config.paths import anchor_paths
 from bastion.errors import ConfigError, SecretReferenceError
 
 OIDC = """
@@ -189,7 +190,10 @@ def test_no_path_gives_the_defaults() -> None:
 
 def test_empty_file_gives_the_defaults(tmp_path: Path) -> None:
     (tmp_path / "bastion.yaml").write_text("# nothing configured yet\n")
-    assert load_config(tmp_path / "bastion.yaml", environ={}) == BastionConfig()
+    loaded = load_config(tmp_path / "bastion.yaml", environ={})
+    # The defaults, with their relative paths next to the file (see test_config_paths.py).
+    assert loaded == anchor_paths(BastionConfig(), tmp_path)
+    assert loaded.storage.url == f"sqlite:///{tmp_path}/bastion.db"
 
 
 def test_unreadable_config_file_is_a_config_error(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +15,7 @@ from bastion.cli.context import state
 from bastion.config.authz_cases import AuthzCase, load_cases
 from bastion.core.decision import Decision
 from bastion.services.authz_checks import CheckQuery, CheckResult
+from bastion.services.authz_model import PlatformBinding
 
 app = typer.Typer(help="Authorization decisions: check, explain, test.", no_args_is_help=True)
 
@@ -100,8 +102,9 @@ def check(
         raise typer.Exit(1)
 
 
-def explain_tree(result: CheckResult) -> Tree:
-    """The decision as a tree: effect → stage → reasons."""
+def explain_tree(result: CheckResult, platform: Sequence[PlatformBinding] = ()) -> Tree:
+    """The decision as a tree: effect → stage → reasons. ``platform`` (the configured
+    platform bindings) spells out the one that took the principal into another tenant."""
     decision: Decision = result.decision
     query = result.query
     title = (
@@ -116,10 +119,25 @@ def explain_tree(result: CheckResult) -> Tree:
             leaf = node.add(reason)
             if check.stage == "rbac" and check.passed:
                 _origin(result, leaf)
+            if check.stage == "tenant" and check.passed and result.tenant != result.target:
+                _platform_binding(reason, platform, leaf)
     groups = ", ".join(result.subject.groups) or "none"
     roles = ", ".join(sorted(result.subject.access.roles)) or "none"
-    tree.add(f"principal: groups {groups}; roles held (with inherited) {roles}")
+    where = "" if result.tenant == result.target else f" in home tenant {result.tenant}"
+    tree.add(f"principal: groups {groups}; roles held{where} (with inherited) {roles}")
     return tree
+
+
+def _platform_binding(reason: str, platform: Sequence[PlatformBinding], leaf: Tree) -> None:
+    """What the platform binding named in ``reason`` declares."""
+    for binding in platform:
+        if reason.endswith(f" through {binding.via}"):
+            targets = ", ".join(sorted(binding.targets))
+            expires = f", until {binding.expires_at.isoformat()}" if binding.expires_at else ""
+            leaf.add(
+                f"platform binding: {binding.subject_type} {binding.subject_name} of tenant "
+                f"{binding.home} holds role {binding.role} in {targets}{expires}"
+            )
 
 
 def _origin(result: CheckResult, leaf: Tree) -> None:
@@ -149,7 +167,8 @@ def explain(
     services = state(ctx).services()
     query = _query(principal, action, resource, tenant, target, scopes, ip, mfa)
     result = services.authz.checks.check(query)
-    Console(width=200, highlight=False).print(explain_tree(result))
+    platform = services.authz.authorizer.settings.platform_bindings
+    Console(width=200, highlight=False).print(explain_tree(result, platform))
     if not result.decision.allowed:
         raise typer.Exit(1)
 

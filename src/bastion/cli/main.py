@@ -20,6 +20,7 @@ from bastion.cli import (
     identity_cmd,
     login_cmd,
     role_cmd,
+    rule_cmd,
     run_cmd,
     tenant_cmd,
     token_cmd,
@@ -37,6 +38,7 @@ app = typer.Typer(
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(auth_cmd.app, name="auth")
 app.add_typer(audit_cmd.app, name="audit")
+authz_cmd.app.add_typer(rule_cmd.app, name="rule")
 app.add_typer(authz_cmd.app, name="authz")
 app.add_typer(role_cmd.app, name="role")
 app.add_typer(tenant_cmd.tenant_app, name="tenant")

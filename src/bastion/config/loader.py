@@ -20,6 +20,7 @@ from pydantic_core import ErrorDetails
 
 from bastion.config.models import BastionConfig
 from bastion.config.models_base import KeyPath, NestedValueError, format_key_path
+from bastion.config.paths import anchor_paths
 from bastion.errors import ConfigError, ConfigIssue, SecretReferenceError
 
 __all__ = ["format_key_path", "load_config", "parse_config"]
@@ -59,8 +60,12 @@ def parse_config(
     environ: Mapping[str, str] | None = None,
     base_dir: Path | None = None,
 ) -> BastionConfig:
-    """Validate config text. ``environ`` defaults to ``os.environ``; relative ``file:`` paths
-    resolve against ``base_dir`` (default: the working directory).
+    """Validate config text. ``environ`` defaults to ``os.environ``.
+
+    With ``base_dir`` (the directory of the file, as `load_config` passes it), relative
+    ``file:`` references and every relative path-valued key (`bastion.config.paths`) resolve
+    against it. Without, ``file:`` resolves against the working directory and paths are kept as
+    written (so they too are relative to the working directory when used).
 
     Raises SecretReferenceError when a reference does not resolve, else ConfigError, each
     carrying every issue found, in file order.
@@ -87,7 +92,7 @@ def parse_config(
         ]
     else:
         if not resolver.issues:
-            return config
+            return config if base_dir is None else anchor_paths(config, base_dir)
         issues = resolver.issues
     ordered = [ConfigIssue(format_key_path(p), m) for p, m in _in_file_order(issues, data)]
     raise (SecretReferenceError if resolver.issues else ConfigError)(ordered)

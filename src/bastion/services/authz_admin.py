@@ -18,13 +18,21 @@ from bastion.core.model import CustomRole, ResourceRuleRecord, RoleBinding, Subj
 from bastion.core.names import canonical_name
 from bastion.core.rbac import BUILTIN_ROLES, Permission, RoleCatalog, compile_roles
 from bastion.core.resource_rules import parse_resource
-from bastion.errors import ConflictError, RequestRejectedError
+from bastion.errors import ConflictError, NotFoundError, RequestRejectedError
 from bastion.services.audit import append_events, build_event
 from bastion.services.authz import Authorizer
 from bastion.services.authz_model import compile_catalog, role_definition
 from bastion.services.clock import Clock
 
 T = TypeVar("T")
+
+
+def _tenant(tx: UnitOfWork, name: str) -> Tenant:
+    """The tenant called ``name``; a `NotFoundError` that names it otherwise."""
+    try:
+        return tx.tenants.get_by_name(canonical_name(name))
+    except NotFoundError:
+        raise NotFoundError(f"no tenant '{canonical_name(name)}'") from None
 
 
 class ModelBroadcast(Protocol):
@@ -64,7 +72,7 @@ class AuthzAdmin:
 
     def _change(self, tenant_name: str, work: Callable[[UnitOfWork, Tenant], T]) -> T:
         with self._storage.transaction() as tx:
-            tenant = tx.tenants.get_by_name(canonical_name(tenant_name))
+            tenant = _tenant(tx, tenant_name)
             result = work(tx, tenant)
         self._authorizer.invalidate()
         self._broadcast.publish()
@@ -88,7 +96,7 @@ class AuthzAdmin:
 
     def list_roles(self, tenant_name: str) -> list[RoleView]:
         with self._storage.transaction() as tx:
-            tenant = tx.tenants.get_by_name(canonical_name(tenant_name))
+            tenant = _tenant(tx, tenant_name)
             stored = tx.roles.list(tenant.id)
         catalog = compile_catalog(self._authorizer.settings, stored)
         configured = {r.name for r in self._authorizer.settings.roles}
@@ -187,7 +195,7 @@ class AuthzAdmin:
 
     def list_bindings(self, tenant_name: str) -> list[RoleBinding]:
         with self._storage.transaction() as tx:
-            tenant = tx.tenants.get_by_name(canonical_name(tenant_name))
+            tenant = _tenant(tx, tenant_name)
             return tx.bindings.list(tenant.id)
 
     def bind(
@@ -252,7 +260,7 @@ class AuthzAdmin:
 
     def list_rules(self, tenant_name: str) -> list[ResourceRuleRecord]:
         with self._storage.transaction() as tx:
-            tenant = tx.tenants.get_by_name(canonical_name(tenant_name))
+            tenant = _tenant(tx, tenant_name)
             return tx.resource_rules.list(tenant.id)
 
     def add_rule(
@@ -271,6 +279,12 @@ class AuthzAdmin:
             raise RequestRejectedError(str(exc)) from None
 
         def work(tx: UnitOfWork, tenant: Tenant) -> ResourceRuleRecord:
+            for existing in tx.resource_rules.list(tenant.id):
+                if (existing.resource_type, existing.resource_id) == (resource_type, resource_id):
+                    raise ConflictError(
+                        f"{resource_type}/{resource_id} already has rule {existing.id}"
+                        " (one rule per resource instance; delete it first)"
+                    )
             rule = ResourceRuleRecord(
                 new_id("rul"),
                 tenant.id,
