@@ -6,9 +6,11 @@ RFC 7520 section 4.1 (RS256) and 4.3 (ES512) with the RFC's "bilbo.baggins" keys
 
 from __future__ import annotations
 
+import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from bastion.crypto.jwt import InvalidJwtError, pinned_from_jwk, verify_signature
+from bastion.crypto.jwt import InvalidJwtError, PinnedKey, pinned_from_jwk, verify_signature
 
 RFC7520_PAYLOAD = (
     "It\u2019s a dangerous business, Frodo, going out your door. You step onto the road, and if "
@@ -89,3 +91,60 @@ def test_rfc7520_vector_with_one_flipped_signature_bit_fails() -> None:
     flipped = signature[:-2] + ("A" if signature[-2] != "A" else "B") + signature[-1]
     with pytest.raises(InvalidJwtError):
         verify_signature(f"{head}.{payload}.{flipped}", key)
+
+
+def _reason(token: str, key: object) -> str:
+    with pytest.raises(InvalidJwtError) as caught:
+        verify_signature(token, key)  # type: ignore[arg-type]
+    return caught.value.reason
+
+
+@pytest.mark.parametrize("algorithm", ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512"])
+def test_every_pinned_rsa_scheme_verifies_a_pyjwt_signature(algorithm: str) -> None:
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    token = jwt.encode({"sub": "x"}, private, algorithm=algorithm)
+    key = PinnedKey("k", (algorithm,), private.public_key())
+    assert verify_signature(token, key)[1] == b'{"sub":"x"}'
+    other = "PS256" if algorithm.startswith("RS") else "RS256"
+    assert _reason(token, PinnedKey("k", (other,), private.public_key())) == "algorithm_not_allowed"
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "curve"),
+    [("ES256", ec.SECP256R1()), ("ES384", ec.SECP384R1()), ("ES512", ec.SECP521R1())],
+)
+def test_every_pinned_ec_scheme_verifies_and_needs_its_own_curve(
+    algorithm: str, curve: ec.EllipticCurve
+) -> None:
+    private = ec.generate_private_key(curve)
+    token = jwt.encode({"sub": "x"}, private, algorithm=algorithm)
+    assert verify_signature(token, PinnedKey("k", (algorithm,), private.public_key()))
+    # A key on another curve never verifies, whatever the pinned list says.
+    wrong = ec.generate_private_key(ec.SECP256K1()).public_key()
+    assert _reason(token, PinnedKey("k", (algorithm,), wrong)) == "bad_signature"
+
+
+def test_ecdsa_signature_of_the_wrong_length_is_a_bad_signature() -> None:
+    private = ec.generate_private_key(ec.SECP256R1())
+    head, body, signature = jwt.encode({"sub": "x"}, private, algorithm="ES256").split(".")
+    key = PinnedKey("k", ("ES256",), private.public_key())
+    assert _reason(f"{head}.{body}.{signature}AAAA", key) == "bad_signature"
+
+
+def test_key_of_another_type_than_the_algorithm_is_a_bad_signature() -> None:
+    rsa_private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    token = jwt.encode({"sub": "x"}, rsa_private, algorithm="RS256")
+    ed_key = ed25519.Ed25519PrivateKey.generate().public_key()
+    assert _reason(token, PinnedKey("k", ("RS256",), ed_key)) == "bad_signature"
+
+
+@pytest.mark.parametrize("damage", ["+", "/", "=", " ", "%", "\n"])
+def test_segments_must_be_strict_base64url(damage: str) -> None:
+    key = pinned_from_jwk(RFC7520_RSA, allowed=("RS256",))
+    head, payload, signature = RFC7520_4_1.split(".")
+    for token in (
+        f"{head}{damage}.{payload}.{signature}",
+        f"{head}.{payload}{damage}.{signature}",
+        f"{head}.{payload}.{signature}{damage}",
+    ):
+        assert _reason(token, key) == "malformed_token"
