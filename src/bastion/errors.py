@@ -141,7 +141,8 @@ class ClientAddressDeniedError(AuthorizationError):
 
 
 class InvalidBodyError(RequestRejectedError):
-    """The body breaks a rule; ``reason`` is ``invalid_json`` or ``json_too_deep``."""
+    """The body breaks a rule; ``reason`` is ``invalid_json``, ``json_too_deep`` or
+    ``json_too_large``."""
 
     code = "invalid_body"
 

@@ -49,6 +49,23 @@ def test_wrong_content_type_is_415(gateway: GatewayFactory) -> None:
         assert response.status_code == 415
 
 
+def test_json_over_max_json_size_is_400_and_over_max_size_413(gateway: GatewayFactory) -> None:
+    limits = {"security": {"inputValidation": {"maxSize": "100B", "maxJsonSize": "50B"}}}
+    with gateway(limits) as gw:
+        headers = {**gw.auth(), "Content-Type": "application/json"}
+        within_size = b'{"text": "' + b"a" * 60 + b'"}'
+        response = gw.client.post("/api/patterns", content=within_size, headers=headers)
+        assert response.status_code == 400
+        [event] = [
+            e for e in gw.events() if e.request.get("requestId") == response.json()["requestId"]
+        ]
+        assert event.details["reason"] == "json_too_large"
+        over_size = b'{"text": "' + b"a" * 200 + b'"}'
+        assert (
+            gw.client.post("/api/patterns", content=over_size, headers=headers).status_code == 413
+        )
+
+
 @pytest.mark.parametrize("body", [b"[[[[[1]]]]]", b'{"a":{"b":{"c":{"d":{"e":1}}}}}'])
 def test_deep_json_is_400(gateway: GatewayFactory, body: bytes) -> None:
     with gateway(LIMITS) as gw:

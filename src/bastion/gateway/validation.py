@@ -3,8 +3,8 @@
 Header checks (`BodyPolicy.check_headers`) run before authentication and cost nothing: a
 declared ``Content-Length`` over ``maxSize`` is 413 and a content type outside
 ``allowedContentTypes`` is 415, before the upstream is called. JSON bodies are read whole (at
-most ``maxJsonSize``) because depth and sanitising need the whole document; they are checked
-before the upstream is called. Any other body streams, and the size limit is enforced on the
+most ``maxJsonSize``, 400 beyond it, as too deep is) because depth and sanitising need the
+whole document; they are checked before the upstream is called. Any other body streams, and the size limit is enforced on the
 bytes as they arrive. nh3 (the Ammonia sanitiser) cleans HTML in JSON strings.
 """
 
@@ -90,7 +90,13 @@ async def read_body(policy: BodyPolicy, headers: Headers, receive: Receive) -> R
         failure: list[BaseException] = []
         return RequestBody(stream=_stream(receive, policy.max_size, failure), failure=failure)
     limit = min(policy.max_size, policy.max_json_size)
-    data = b"".join([chunk async for chunk in _stream(receive, limit, [])])
+    try:
+        data = b"".join([chunk async for chunk in _stream(receive, limit, [])])
+    except PayloadTooLargeError:
+        if policy.max_json_size >= policy.max_size:
+            raise
+        # Within maxSize but over maxJsonSize: a JSON rule, like depth (400, not 413).
+        raise InvalidBodyError("json_too_large", "JSON body exceeds maxJsonSize") from None
     try:
         document = parse_json(data, max_depth=policy.max_json_depth)
     except BodyRuleError as exc:
