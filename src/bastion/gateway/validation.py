@@ -4,8 +4,9 @@ Header checks (`BodyPolicy.check_headers`) run before authentication and cost no
 declared ``Content-Length`` over ``maxSize`` is 413 and a content type outside
 ``allowedContentTypes`` is 415, before the upstream is called. JSON bodies are read whole (at
 most ``maxJsonSize``, 400 beyond it, as too deep is) because depth and sanitising need the
-whole document; they are checked before the upstream is called. Any other body streams, and the size limit is enforced on the
-bytes as they arrive. nh3 (the Ammonia sanitiser) cleans HTML in JSON strings.
+whole document; they are checked before the upstream is called. Any other body streams, and
+the size limit is enforced on the bytes as they arrive. nh3 (the Ammonia sanitiser) cleans
+HTML in JSON strings.
 """
 
 from __future__ import annotations

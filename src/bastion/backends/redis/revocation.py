@@ -7,70 +7,43 @@ check reads the epoch from the database, so losing Redis never re-enables a cred
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import threading
 from collections.abc import Callable
 
-import redis
 from redis.exceptions import RedisError
 
+from bastion.backends.redis.pubsub import PubSubChannel
 from bastion.errors import StorageError
 
 log = logging.getLogger("bastion.revocation")
 
 CHANNEL = "revocations"
-RECONNECT_SECONDS = 0.5
 
 
 class RedisRevocationBroadcast:
     def __init__(self, url: str, *, prefix: str) -> None:
-        self._client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
-        self._channel = prefix + CHANNEL
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._channel = PubSubChannel(
+            url, channel=prefix + CHANNEL, thread_name="bastion-revocations", log=log
+        )
 
     def publish(self, epoch: int) -> None:
         try:
-            self._client.publish(self._channel, str(epoch))
+            self._channel.publish(str(epoch).encode())
         except (RedisError, OSError) as exc:
             raise StorageError(f"publish revocation failed ({exc.__class__.__name__})") from None
 
     def listen(self, *, on_epoch: Callable[[int], None], on_health: Callable[[bool], None]) -> None:
         """Start the listener thread (idempotent): ``on_epoch`` for each announced epoch,
         ``on_health`` whenever the subscription is established or lost."""
-        if self._thread is not None:
-            return
-        self._thread = threading.Thread(
-            target=self._run, args=(on_epoch, on_health), name="bastion-revocations", daemon=True
-        )
-        self._thread.start()
 
-    def _run(self, on_epoch: Callable[[int], None], on_health: Callable[[bool], None]) -> None:
-        while not self._stop.is_set():
-            pubsub = self._client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+        def on_message(data: bytes) -> None:
             try:
-                pubsub.subscribe(self._channel)
-                on_health(True)
-                while not self._stop.is_set():
-                    message = pubsub.get_message(timeout=1.0)
-                    if message is not None and message.get("type") == "message":
-                        try:
-                            on_epoch(int(message["data"]))
-                        except (TypeError, ValueError):
-                            continue
-            except (RedisError, OSError):
-                on_health(False)
-                log.warning("revocation listener lost Redis; checking the database every time")
-                self._stop.wait(RECONNECT_SECONDS)
-            finally:
-                on_health(False)
-                with contextlib.suppress(RedisError, OSError):
-                    pubsub.close()
+                epoch = int(data)
+            except ValueError:
+                return
+            on_epoch(epoch)
+
+        self._channel.listen(on_message=on_message, on_health=on_health)
 
     def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=3)
-            self._thread = None
-        self._client.close()
+        self._channel.close()
