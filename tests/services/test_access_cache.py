@@ -177,3 +177,29 @@ def test_without_local_counters_every_credential_goes_to_check(served: World) ->
     served.storage.change_counters = lambda: None  # type: ignore[assignment,method-assign,return-value]
     assert served.access.check_cached(facts(secret)) is None
     assert served.access.check(facts(secret)).allowed
+
+
+def test_without_local_counters_fresh_broadcasts_stand_in(served: World) -> None:
+    """PostgreSQL: no local counters; while both broadcasts are subscribed and their database
+    backstops current, the process's own view decides, and an announced revocation voids it."""
+    secret = served.boot.admin_key.secret
+    served.storage.change_counters = lambda: None  # type: ignore[assignment,method-assign,return-value]
+    state = served.access._revocation
+    authorizer = served.access._authorizer
+    assert state is not None
+    state.listening(True)
+    authorizer.broadcast_health(True)
+    assert served.access.check(facts(secret)).allowed  # reads both from the database
+    assert served.access.check_cached(facts(secret)) is None  # filed only once both are fresh
+    assert served.access.check(facts(secret)).allowed
+    cached = served.access.check_cached(facts(secret))
+    assert cached is not None and cached.allowed
+    state.observe(state.epoch + 1)  # another replica announced a revocation
+    assert served.access.check_cached(facts(secret)) is None
+    assert served.access.check(facts(secret)).allowed
+    assert served.access.check_cached(facts(secret)) is not None
+    authorizer.invalidate()  # another replica announced a model change
+    assert served.access.check_cached(facts(secret)) is None
+    assert served.access.check(facts(secret)).allowed
+    state.listening(False)  # the subscription is lost: back to the database on every request
+    assert served.access.check_cached(facts(secret)) is None

@@ -3,9 +3,10 @@ embedded middleware: authenticate → match the route → authorize, and the aud
 
 A caller, once decided, is remembered by its presented credential (under a keyed hash) together
 with the change counters read before it was decided (`ChangeCounters`: the revocation epoch and
-the authorization version). `AccessService.check_cached` serves a request from that memory
-without a unit of work when the counters read now are the same, the credential has not expired
-and no binding has; anything else goes to `AccessService.check`, off the event loop.
+the authorization version, or on PostgreSQL the view the Redis broadcasts keep current).
+`AccessService.check_cached` serves a request from that memory without a unit of work when the
+counters now are the same, the credential has not expired and no binding has; anything else
+goes to `AccessService.check`, off the event loop.
 """
 
 from __future__ import annotations
@@ -154,9 +155,9 @@ class AccessService:
         """The verdict `check` would give, without blocking I/O, or None when it needs `check`.
 
         Public paths are decided here; a credential only when its caller is remembered, the
-        change counters read now equal those read before it was decided (a local read of a
-        few microseconds; backends that cannot read them locally always answer None), and
-        neither the credential nor a binding has expired since.
+        change counters now equal those read before it was decided (a local read of a few
+        microseconds, or the broadcasts' fresh view), and neither the credential nor a binding
+        has expired since.
         """
         match = self._routes.match(facts.method, facts.path)
         if self._public.matches(facts.path):
@@ -166,9 +167,19 @@ class AccessService:
         remembered = self._callers.get(self._keyer.key(facts.credential))
         if remembered is None or self._clock.now() >= remembered.until:
             return None
-        if self._storage.change_counters() != remembered.counters:
+        counters = self._storage.change_counters() or self._broadcast_counters()
+        if counters is None or counters != remembered.counters:
             return None
         return self._decide(facts, match, remembered.caller)
+
+    def _broadcast_counters(self) -> ChangeCounters | None:
+        """For a backend that cannot read the counters locally: this process's own view (the
+        revocation epoch and the compiled-model generation), while both broadcasts are
+        subscribed and their database backstops are current; else None."""
+        revocation = self._revocation
+        if revocation is None or not (revocation.is_fresh() and self._authorizer.is_fresh()):
+            return None
+        return ChangeCounters(revocation.epoch, self._authorizer.generation)
 
     def check(self, facts: RequestFacts) -> Verdict:
         """Decide one request. Blocking (database); the edge runs it off the event loop.
@@ -193,15 +204,19 @@ class AccessService:
 
         The counters are read first and pushed into the revocation state and the authorizer,
         so the caller is decided on state at least as new as the counters it is filed under;
-        a change that lands in between moves the counters again and voids the entry.
+        a change that lands in between moves the counters again and voids the entry. Without
+        local counters (PostgreSQL) the broadcasts' view stands in for them while it is fresh:
+        a change announced by another replica reaches it within milliseconds, and a lost
+        announcement within the one-second database backstop.
         """
         counters = None
         if credential is not None and self._revocation is not None:
             counters = self._storage.change_counters()
-        if counters is not None:
-            assert self._revocation is not None
-            self._revocation.observe(counters.revocation_epoch)
-            self._authorizer.observe_version(counters.authz_version)
+            if counters is not None:
+                self._revocation.observe(counters.revocation_epoch)
+                self._authorizer.observe_version(counters.authz_version)
+            else:
+                counters = self._broadcast_counters()
         caller = self.identify(credential)
         if counters is not None and caller.reusable_until is not None:
             assert credential is not None

@@ -122,6 +122,16 @@ class Authorizer:
         safety net; without one it is read on every decision."""
         self._poll_seconds = 1.0 if subscribed else 0.0
 
+    def is_fresh(self) -> bool:
+        """True while a subscribed change broadcast keeps the compiled models current (the
+        stored version was read less than ``poll_seconds`` ago)."""
+        return time.monotonic() - self._polled_at < self._poll_seconds
+
+    @property
+    def generation(self) -> int:
+        """Moves with every invalidation (a change here, a broadcast, a new stored version)."""
+        return self._generation
+
     def invalidate(self) -> None:
         """Drop every compiled model (after a local change, or a broadcast from a replica)."""
         with self._lock:
