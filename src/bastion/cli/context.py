@@ -17,7 +17,7 @@ from typing import Any
 import typer
 
 from bastion.cli.credentials import has_credentials
-from bastion.cli.remote import RemoteClient, client_from_credentials, command_name, unsupported
+from bastion.cli.remote import RemoteClient, client_from_credentials, unsupported
 from bastion.config import BastionConfig, load_config
 from bastion.wiring import Services, build_services
 
@@ -30,6 +30,7 @@ class CliState:
     explicit: bool
     server: str | None = None
     ca_file: str | None = None
+    command: str = "this command"
     _resolved: bool = field(default=False, init=False, repr=False)
     _client: RemoteClient | None = field(default=None, init=False, repr=False)
 
@@ -54,7 +55,7 @@ class CliState:
     def services(self) -> Services:
         """The local services; a command without a remote form stops here in remote mode."""
         if self.remote() is not None:
-            unsupported(command_name())
+            unsupported(f"`{self.command}`")
         return self.local_services()
 
     def local_services(self) -> Services:
@@ -63,8 +64,10 @@ class CliState:
 
 
 def state(ctx: typer.Context) -> CliState:
-    obj = ctx.find_root().obj
+    root = ctx.find_root()
+    obj = root.obj
     assert isinstance(obj, CliState)
+    obj.command = "bastion " + ctx.command_path.removeprefix(root.command_path).strip()
     return obj
 
 

@@ -55,6 +55,8 @@ def login(
     )
     answer = send(endpoint, "POST", "/login", json_body=payload)
     body = answer.body if isinstance(answer.body, dict) else {}
+    if answer.status == 401:  # the same answer for every reason, by design
+        raise BastionError("login failed")
     if answer.status != 200 or not isinstance(body.get("refresh_token"), str):
         raise BastionError(f"login failed: {problem_line(answer)}")
     saved = {

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 from urllib.parse import quote, urlencode
 
-import click
 import typer
 
 from bastion.cli.credentials import credentials_locked, load_credentials, save_credentials
@@ -122,11 +121,6 @@ def unsupported(what: str) -> NoReturn:
         err=True,
     )
     raise typer.Exit(2)
-
-
-def command_name() -> str:
-    context = click.get_current_context(silent=True)
-    return f"`{context.command_path}`" if context is not None else "this command"
 
 
 class RemoteClient:
