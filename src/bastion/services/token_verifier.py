@@ -46,6 +46,9 @@ def scopes_of(claims: dict[str, Any]) -> tuple[str, ...] | None:
 class IssuerVerifier(Protocol):
     issuer: str
 
+    def prepare(self, presented: str) -> None:
+        """Work before the caller's transaction opens (network I/O); verify needs it done."""
+
     def verify(self, tx: UnitOfWork, presented: str) -> Authenticated: ...
 
 
@@ -68,6 +71,9 @@ class IssuedTokenVerifier:
         self._cache: VerifiedCache[str, tuple[Authenticated, dict[str, Any]]] = VerifiedCache(
             cache_capacity
         )
+
+    def prepare(self, presented: str) -> None:
+        """Nothing: bastion's own keys are read inside the transaction, without network I/O."""
 
     def verify(self, tx: UnitOfWork, presented: str) -> Authenticated:
         return self.verify_claims(tx, presented)[0]
@@ -145,7 +151,18 @@ class JwtBearerVerifier:
     def accepts(self, presented: str) -> bool:
         return looks_like_jwt(presented)
 
+    def prepare(self, presented: str) -> None:
+        """Let the token's issuer fetch what it needs (its JWKS) before the transaction."""
+        try:
+            verifier = self._verifier_for(presented)
+        except AuthenticationError:
+            return  # verify refuses it with the reason
+        verifier.prepare(presented)
+
     def verify(self, tx: UnitOfWork, presented: str) -> Authenticated:
+        return self._verifier_for(presented).verify(tx, presented)
+
+    def _verifier_for(self, presented: str) -> IssuerVerifier:
         try:
             issuer = unverified_claims(presented).get("iss")
         except InvalidJwtError as exc:
@@ -153,4 +170,4 @@ class JwtBearerVerifier:
         verifier = self._by_issuer.get(issuer) if isinstance(issuer, str) else None
         if verifier is None:
             raise AuthenticationError("unknown_issuer")
-        return verifier.verify(tx, presented)
+        return verifier
