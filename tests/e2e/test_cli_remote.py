@@ -119,6 +119,11 @@ def test_admin_commands_run_remotely_as_the_logged_in_user(remote: Remote) -> No
     assert json.loads(remote.ok("user", "show", "bob@example.com"))["groups"] == ["ops"]
     account = json.loads(remote.ok("service-account", "create", "ci"))
     assert account["kind"] == "serviceAccount"
+    registration = remote.ok("agent", "create-token", "--capabilities", "classification")
+    assert registration.startswith("bat_")
+    tokens = [json.loads(line) for line in remote.ok("agent", "list-tokens", "--json").splitlines()]
+    assert [t["state"] for t in tokens] == ["unused"]
+    assert tokens[0]["id"] in remote.ok("agent", "revoke-token", tokens[0]["id"])
 
     secret = remote.ok("auth", "create-key", "--name", "ci-key", "--scopes", "patterns:read")
     assert secret.startswith("bk_live_")
@@ -136,7 +141,8 @@ def test_admin_commands_run_remotely_as_the_logged_in_user(remote: Remote) -> No
     assert denied.returncode == 1 and "DENY" in denied.stdout and "rbac" in denied.stdout
     assert "deleted user bob@example.com" in remote.ok("user", "delete", "bob@example.com")
 
-    for action in ("user.create", "user.disable", "group.create", "apikey.create", "user.delete"):
+    changes = ("user.create", "user.disable", "group.create", "apikey.create", "user.delete")
+    for action in (*changes, "agent.token.create"):
         events = _events(remote, action, after=start_seq)
         assert events, action
         assert {(e["actor"]["id"], e["actor"]["via"]) for e in events} == {(OPERATOR, "api")}
