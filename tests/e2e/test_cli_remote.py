@@ -7,18 +7,23 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+import yaml
 
 from tests.e2e import procs
 from tests.e2e.test_identity_e2e import start, write_config
+from tests.e2e.test_mtls_e2e import Authority
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "Remote-Operator-7-Lantern"
@@ -210,3 +215,63 @@ def test_logout_revokes_the_refresh_token_on_the_server(remote: Remote) -> None:
     remote.stored.write_text(json.dumps({**stored, "tenant": "default", "username": OPERATOR}))
     after = remote.run("user", "list")
     assert after.returncode == 1 and "run `bastion login` again" in after.stderr
+
+
+@pytest.fixture(scope="module")
+def tls_remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Remote, Path]]:
+    """A bastion serving HTTPS with a certificate from a private CA the system does not trust."""
+    server_dir = tmp_path_factory.mktemp("remote-tls-server")
+    ca = Authority(server_dir, "private-ca")
+    server = ca.issue("server", "bastion.test", server=True)
+    port = procs.free_port()
+    write_config(server_dir, storage={"url": f"sqlite:///{server_dir / 'bastion.db'}"}, port=port)
+    document = yaml.safe_load((server_dir / "bastion.yaml").read_text())
+    document["security"]["mtls"] = {
+        "enabled": True,
+        "serverCert": str(server.cert),
+        "serverKey": str(server.key),
+        "clientAuth": "none",
+    }
+    (server_dir / "bastion.yaml").write_text(yaml.safe_dump(document))
+    on_server(server_dir, "init")
+    on_server(server_dir, "user", "create", OPERATOR, "--password-stdin", stdin=PASSWORD + "\n")
+    on_server(server_dir, "role", "bind", "admin", "--user", OPERATOR)
+    log = server_dir / "bastion.log"
+    process = procs.start(["bastion", "serve"], cwd=server_dir, log=log)
+    base = f"https://127.0.0.1:{port}"
+    trust = ssl.create_default_context(cafile=str(ca.issued.cert))
+    try:
+        _wait_https(base + "/_bastion/health", trust, process=process, log=log)
+        yield Remote(base, server_dir, tmp_path_factory.mktemp("tls-home")), ca.issued.cert
+    finally:
+        procs.stop(process)
+
+
+def _wait_https(
+    url: str, trust: ssl.SSLContext, *, process: subprocess.Popen[bytes], log: Path
+) -> None:
+    for _ in range(300):
+        if process.poll() is not None:
+            raise AssertionError(f"bastion exited early:\n{log.read_text(errors='replace')}")
+        try:
+            httpx.get(url, verify=trust, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise AssertionError(f"{url} did not come up:\n{log.read_text(errors='replace')}")
+
+
+def test_tls_is_verified_and_a_private_ca_is_given_with_ca_file(
+    tls_remote: tuple[Remote, Path],
+) -> None:
+    remote, ca_file = tls_remote
+    login = ("login", "--server", remote.base, "--user", OPERATOR, "--password-stdin")
+    untrusted = remote.run(*login, stdin=PASSWORD + "\n")
+    assert untrusted.returncode == 1
+    assert "not trusted" in untrusted.stderr and "--ca-file" in untrusted.stderr
+    assert len(untrusted.stderr.splitlines()) == 1 and not remote.stored.exists()
+
+    remote.ok(*login, "--ca-file", str(ca_file), stdin=PASSWORD + "\n")
+    assert json.loads(remote.stored.read_text())["caFile"] == str(ca_file.resolve())
+    assert OPERATOR in remote.ok("user", "list")
+    assert OPERATOR in remote.ok("--server", remote.base, "--ca-file", str(ca_file), "user", "list")
