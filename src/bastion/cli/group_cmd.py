@@ -138,8 +138,21 @@ def group_delete(ctx: typer.Context, name: str, tenant: TenantOption = None) -> 
     typer.echo(f"deleted group {deleted}")
 
 
-def _members(remote_answer: Any) -> set[str]:
-    return {m["name"] for m in remote_answer["members"]}
+def _change_membership(
+    ctx: typer.Context, name: str, member: str, tenant: str | None, *, add: bool
+) -> bool:
+    """Add or remove ``member``; True when that changed the group."""
+    remote = remote_of(ctx, tenant)
+    if remote is not None:
+        path = f"/groups/{segment(name)}"
+        before = {m["name"] for m in remote.get(path)["members"]}
+        after = remote.call("PUT" if add else "DELETE", f"{path}/members/{segment(member)}")
+        return {m["name"] for m in after["members"]} != before
+    groups = state(ctx).services().identity.groups
+    change = groups.add_member if add else groups.remove_member
+    return change(
+        tenant_name=_default(ctx, tenant), name=name, member=member, actor=operator_actor()
+    )
 
 
 @group_app.command("add-member")
@@ -147,19 +160,7 @@ def group_add_member(
     ctx: typer.Context, name: str, member: str, tenant: TenantOption = None
 ) -> None:
     """Add a user, service account or agent (by name) to a group."""
-    remote = remote_of(ctx, tenant)
-    if remote is not None:
-        path = f"/groups/{segment(name)}"
-        before = _members(remote.get(path))
-        added = _members(remote.put(f"{path}/members/{segment(member)}")) != before
-    else:
-        added = (
-            state(ctx)
-            .services()
-            .identity.groups.add_member(
-                tenant_name=_default(ctx, tenant), name=name, member=member, actor=operator_actor()
-            )
-        )
+    added = _change_membership(ctx, name, member, tenant, add=True)
     typer.echo(f"{'added' if added else 'already a member:'} {member} → {name}")
 
 
@@ -168,17 +169,5 @@ def group_remove_member(
     ctx: typer.Context, name: str, member: str, tenant: TenantOption = None
 ) -> None:
     """Remove a member from a group."""
-    remote = remote_of(ctx, tenant)
-    if remote is not None:
-        path = f"/groups/{segment(name)}"
-        before = _members(remote.get(path))
-        removed = _members(remote.delete(f"{path}/members/{segment(member)}")) != before
-    else:
-        removed = (
-            state(ctx)
-            .services()
-            .identity.groups.remove_member(
-                tenant_name=_default(ctx, tenant), name=name, member=member, actor=operator_actor()
-            )
-        )
+    removed = _change_membership(ctx, name, member, tenant, add=False)
     typer.echo(f"{'removed' if removed else 'not a member:'} {member} from {name}")
