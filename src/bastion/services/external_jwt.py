@@ -105,6 +105,9 @@ class ExternalJwtVerifier:
             ):
                 self._refetch()
 
+    def seen(self, presented: str) -> bool:
+        return presented in self._cache
+
     def key_for(self, kid: object) -> PinnedKey | None:
         """The pinned key named ``kid`` among those fetched; never fetches."""
         return self._keys.get(kid) if isinstance(kid, str) else None

@@ -49,6 +49,9 @@ class IssuerVerifier(Protocol):
     def prepare(self, presented: str) -> None:
         """Work before the caller's transaction opens (network I/O); verify needs it done."""
 
+    def seen(self, presented: str) -> bool:
+        """True when ``presented`` is in the verified-token cache (its key was known)."""
+
     def verify(self, tx: UnitOfWork, presented: str) -> Authenticated: ...
 
 
@@ -74,6 +77,9 @@ class IssuedTokenVerifier:
 
     def prepare(self, presented: str) -> None:
         """Nothing: bastion's own keys are read inside the transaction, without network I/O."""
+
+    def seen(self, presented: str) -> bool:
+        return presented in self._cache
 
     def verify(self, tx: UnitOfWork, presented: str) -> Authenticated:
         return self.verify_claims(tx, presented)[0]
@@ -147,12 +153,17 @@ class JwtBearerVerifier:
 
     def __init__(self, verifiers: list[IssuerVerifier]) -> None:
         self._by_issuer = {v.issuer: v for v in verifiers}
+        self._verifiers = tuple(verifiers)
+        # Bastion's own tokens need no preparing: without an external issuer, skip the parse.
+        self._preparing = any(not isinstance(v, IssuedTokenVerifier) for v in verifiers)
 
     def accepts(self, presented: str) -> bool:
         return looks_like_jwt(presented)
 
     def prepare(self, presented: str) -> None:
         """Let the token's issuer fetch what it needs (its JWKS) before the transaction."""
+        if not self._preparing or any(v.seen(presented) for v in self._verifiers):
+            return  # a token seen before needs no key it did not have: no parsing on that path
         try:
             verifier = self._verifier_for(presented)
         except AuthenticationError:
