@@ -116,6 +116,7 @@ def idp_token(key: rsa.RSAPrivateKey, claims: dict[str, Any], **headers: Any) ->
 
 
 def verify_with(world: World, verifier: Any, token: str) -> Authenticated:
+    verifier.prepare(token)  # any JWKS fetch: before the transaction, as access.identify does
     with world.services.storage.transaction() as tx:
         return verifier.verify(tx, token)
 

@@ -16,6 +16,7 @@ from rich.table import Table
 from bastion.cli import audit_io_cmd
 from bastion.cli.audit_io_cmd import parse_since
 from bastion.cli.context import state
+from bastion.cli.remote import RemoteClient, unsupported
 from bastion.core.audit import event_to_json, format_timestamp
 from bastion.core.model import AuditQuery
 from bastion.services.audit import RecordingAuditStore
@@ -23,6 +24,7 @@ from bastion.services.audit.retention import prune
 from bastion.wiring_audit import checkpoint_signer_from, spool_states
 
 app = typer.Typer(help="The audit trail.", no_args_is_help=True)
+REMOTE_PAGE = 1000  # the admin API's largest page
 audit_io_cmd.register(app)
 
 
@@ -44,39 +46,61 @@ def list_events(
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines.")] = False,
 ) -> None:
     """List events, oldest first, filtered by every option given."""
-    window = parse_since(since)
-    services = state(ctx).services()
-    query = AuditQuery(
-        since=services.clock.now() - window if window is not None else None,
-        action=action,
-        actor=actor,
-        resource=resource,
-        outcome=outcome,
-        tenant=tenant,
-        after_seq=after,
-        limit=limit,
-    )
-    with services.storage.transaction() as tx:
-        found = tx.audit.query(query)
+    remote = state(ctx).remote()
+    if remote is not None:
+        if after is not None:
+            unsupported("`bastion audit list --after`")
+        filters = {"since": since, "action": action, "actor": actor, "resource": resource}
+        found = _remote_events(remote, limit, outcome=outcome, tenant=tenant, **filters)
+    else:
+        window = parse_since(since)
+        services = state(ctx).services()
+        query = AuditQuery(
+            since=services.clock.now() - window if window is not None else None,
+            action=action,
+            actor=actor,
+            resource=resource,
+            outcome=outcome,
+            tenant=tenant,
+            after_seq=after,
+            limit=limit,
+        )
+        with services.storage.transaction() as tx:
+            found = [event_to_json(event) for event in tx.audit.query(query)]
     if as_json:
-        for event in found:
-            typer.echo(json.dumps(event_to_json(event), ensure_ascii=True))
+        for document in found:
+            typer.echo(json.dumps(document, ensure_ascii=True))
         return
     table = Table("Seq", "Time", "Action", "Outcome", "Actor", "Resource", "Path")
     for event in found:
         resource_text = "/".join(
-            str(v) for v in (event.resource.get("type"), event.resource.get("id")) if v
+            str(v) for v in (event["resource"].get("type"), event["resource"].get("id")) if v
         )
         table.add_row(
-            str(event.seq),
-            format_timestamp(event.timestamp),
-            _cell(event.action),
-            _cell(event.outcome),
-            _cell(event.actor.get("id") or "-"),
+            str(event["seq"]),
+            event["timestamp"],
+            _cell(event["action"]),
+            _cell(event["outcome"]),
+            _cell(event["actor"].get("id") or "-"),
             _cell(resource_text or "-"),
-            _cell(event.request.get("path", "")),
+            _cell(event["request"].get("path", "")),
         )
     Console(width=200).print(table)
+
+
+def _remote_events(remote: RemoteClient, limit: int, **filters: str | None) -> list[Any]:
+    """Up to ``limit`` events from the admin API, a page at a time."""
+    found: list[Any] = []
+    cursor = None
+    while len(found) < limit:
+        page = remote.get(
+            "/audit/events", limit=min(limit - len(found), REMOTE_PAGE), cursor=cursor, **filters
+        )
+        found += page["events"]
+        cursor = page.get("nextCursor")
+        if not cursor:
+            break
+    return found
 
 
 def _cell(value: object) -> str:

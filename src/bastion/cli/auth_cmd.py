@@ -3,25 +3,24 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
-from typing import Annotated
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from bastion.cli.context import operator_actor, state
+from bastion.cli.principal_cmds import remote_of, when
+from bastion.cli.remote import segment
 from bastion.config.units import parse_duration
+from bastion.services.apikeys import KeyListing
 
 app = typer.Typer(help="API keys.", no_args_is_help=True)
 
 TenantOption = Annotated[
     str | None, typer.Option("--tenant", help="Tenant (default: security.defaultTenant).")
 ]
-
-
-def _when(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "-"
 
 
 @app.command("create-key")
@@ -49,6 +48,15 @@ def create_key(
         lifetime = parse_duration(expires) if expires is not None else None
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--expires") from None
+    remote = remote_of(ctx, tenant)
+    if remote is not None:
+        body: dict[str, Any] = {"name": name, "scopes": scopes.split(",")}
+        if lifetime is not None:
+            body["expires"] = (datetime.now(UTC) + lifetime).isoformat()
+        path = f"/serviceaccounts/{segment(owner)}/credentials" if owner else "/apikeys"
+        created = remote.post(path, body)
+        _print_issued(created["secret"], created["id"], created["prefix"], created["scopes"])
+        return
     services = state(ctx).services()
     now = services.clock.now()
     issued = services.api_keys.create(
@@ -59,12 +67,43 @@ def create_key(
         expires_at=now + lifetime if lifetime is not None else None,
         actor=operator_actor(),
     )
-    typer.echo(issued.secret)
+    _print_issued(issued.secret, issued.key.id, issued.key.prefix, list(issued.key.scopes))
+
+
+def _print_issued(secret: str, key_id: str, prefix: str, scopes: list[str]) -> None:
+    typer.echo(secret)
     typer.echo(
-        f"created key {issued.key.id} ({issued.key.prefix}…) scopes={','.join(issued.key.scopes)}"
+        f"created key {key_id} ({prefix}…) scopes={','.join(scopes)}"
         " — store it now: it cannot be shown again",
         err=True,
     )
+
+
+def _doc(item: KeyListing) -> dict[str, Any]:
+    """A key in the admin API's shape, which the local commands print too."""
+    key = item.key
+
+    def moment(value: datetime | None) -> str | None:
+        return value.isoformat() if value else None
+
+    return {
+        "id": key.id,
+        "prefix": key.prefix,
+        "name": key.name,
+        "owner": item.owner,
+        "scopes": list(key.scopes),
+        "created": key.created_at.isoformat(),
+        "lastUsed": moment(key.last_used_at),
+        "expires": moment(key.expires_at),
+        "revoked": moment(key.revoked_at),
+    }
+
+
+def _state(document: dict[str, Any], now: datetime) -> str:
+    if document["revoked"]:
+        return "revoked"
+    expires = document["expires"]
+    return "expired" if expires and datetime.fromisoformat(expires) <= now else "active"
 
 
 @app.command("list-keys")
@@ -74,42 +113,30 @@ def list_keys(
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines.")] = False,
 ) -> None:
     """Show every key's prefix, name, owner, scopes, created, last used and state."""
-    services = state(ctx).services()
-    now = services.clock.now()
-    listings = services.api_keys.list(tenant_name=tenant or services.config.security.default_tenant)
+    remote = remote_of(ctx, tenant)
+    if remote is not None:
+        now = datetime.now(UTC)
+        listings = remote.get("/apikeys")
+    else:
+        services = state(ctx).services()
+        now = services.clock.now()
+        tenant_name = tenant or services.config.security.default_tenant
+        listings = [_doc(item) for item in services.api_keys.list(tenant_name=tenant_name)]
     if as_json:
-        for item in listings:
-            key = item.key
-            typer.echo(
-                json.dumps(
-                    {
-                        "id": key.id,
-                        "prefix": key.prefix,
-                        "name": key.name,
-                        "owner": item.owner,
-                        "scopes": list(key.scopes),
-                        "created": key.created_at.isoformat(),
-                        "lastUsed": key.last_used_at.isoformat() if key.last_used_at else None,
-                        "expires": key.expires_at.isoformat() if key.expires_at else None,
-                        "revoked": key.revoked_at.isoformat() if key.revoked_at else None,
-                        "active": key.is_active(now),
-                    }
-                )
-            )
+        for document in listings:
+            typer.echo(json.dumps({**document, "active": _state(document, now) == "active"}))
         return
     table = Table("ID", "Prefix", "Name", "Owner", "Scopes", "Created", "Last used", "State")
-    for item in listings:
-        key = item.key
-        status = "revoked" if key.revoked_at else ("active" if key.is_active(now) else "expired")
+    for d in listings:
         table.add_row(
-            key.id,
-            key.prefix + "…",
-            key.name,
-            item.owner,
-            ",".join(key.scopes),
-            _when(key.created_at),
-            _when(key.last_used_at),
-            status,
+            d["id"],
+            d["prefix"] + "…",
+            d["name"],
+            d["owner"],
+            ",".join(d["scopes"]),
+            when(d["created"]),
+            when(d["lastUsed"]),
+            _state(d, now),
         )
     Console(width=200).print(table)
 
@@ -121,6 +148,11 @@ def revoke_key(
     tenant: TenantOption = None,
 ) -> None:
     """Revoke a key; it stops working on the next request."""
+    remote = remote_of(ctx, tenant)
+    if remote is not None:
+        revoked = remote.delete(f"/apikeys/{segment(key)}")
+        typer.echo(f"revoked {revoked['id']} ({revoked['name']})")
+        return
     services = state(ctx).services()
     revoked = services.api_keys.revoke(
         tenant_name=tenant or services.config.security.default_tenant,
@@ -144,6 +176,11 @@ def rotate_key(
         period = parse_duration(grace)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--grace") from None
+    remote = remote_of(ctx, tenant)
+    if remote is not None:
+        rotated = remote.post(f"/apikeys/{segment(key)}/rotate", {"grace": grace})
+        _print_rotated(rotated["secret"], rotated["id"], rotated["prefix"], grace)
+        return
     services = state(ctx).services()
     issued = services.api_keys.rotate(
         tenant_name=tenant or services.config.security.default_tenant,
@@ -151,8 +188,9 @@ def rotate_key(
         grace=period,
         actor=operator_actor(),
     )
-    typer.echo(issued.secret)
-    typer.echo(
-        f"rotated: new key {issued.key.id} ({issued.key.prefix}…); the old key works for {grace}",
-        err=True,
-    )
+    _print_rotated(issued.secret, issued.key.id, issued.key.prefix, grace)
+
+
+def _print_rotated(secret: str, key_id: str, prefix: str, grace: str) -> None:
+    typer.echo(secret)
+    typer.echo(f"rotated: new key {key_id} ({prefix}…); the old key works for {grace}", err=True)

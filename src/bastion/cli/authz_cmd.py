@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.tree import Tree
 
+from bastion.cli import authz_remote
 from bastion.cli.context import state
 from bastion.config.authz_cases import AuthzCase, load_cases
 from bastion.core.decision import Decision
@@ -94,6 +95,9 @@ def check(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
 ) -> None:
     """Print allow or deny (exit status 0 or 1) for one request."""
+    asked = (principal, action, resource, tenant, target, scopes, ip, mfa)
+    if (remote := state(ctx).remote()) is not None:
+        return authz_remote.check(remote, *asked, as_json=as_json)
     services = state(ctx).services()
     query = _query(principal, action, resource, tenant, target, scopes, ip, mfa)
     result = services.authz.checks.check(query)
@@ -164,6 +168,9 @@ def explain(
     mfa: Mfa = False,
 ) -> None:
     """Print the decision and its reasons as a tree (exit status 0 allow, 1 deny)."""
+    asked = (principal, action, resource, tenant, target, scopes, ip, mfa)
+    if (remote := state(ctx).remote()) is not None:
+        return authz_remote.explain(remote, *asked)
     services = state(ctx).services()
     query = _query(principal, action, resource, tenant, target, scopes, ip, mfa)
     result = services.authz.checks.check(query)

@@ -1,15 +1,23 @@
-"""What every command shares: the configuration path, loading it, and the operator identity."""
+"""What every command shares: the configuration path, loading it, the operator identity, and
+whether commands run locally (on the database bastion.yaml names) or remotely (through the
+admin API of the bastion this terminal logged in to, `bastion.cli.remote`).
+
+Remote mode is on when ``--server`` / ``$BASTION_SERVER`` is given, or when a stored login
+exists and no configuration was named explicitly (``--config`` / ``$BASTION_CONFIG``).
+"""
 
 from __future__ import annotations
 
 import getpass
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import typer
 
+from bastion.cli.credentials import has_credentials
+from bastion.cli.remote import RemoteClient, client_from_credentials, unsupported
 from bastion.config import BastionConfig, load_config
 from bastion.wiring import Services, build_services
 
@@ -20,6 +28,11 @@ DEFAULT_CONFIG = "bastion.yaml"
 class CliState:
     config_path: Path
     explicit: bool
+    server: str | None = None
+    ca_file: str | None = None
+    command: str = "this command"
+    _resolved: bool = field(default=False, init=False, repr=False)
+    _client: RemoteClient | None = field(default=None, init=False, repr=False)
 
     def load(self) -> BastionConfig:
         """The configuration; defaults when no file exists at the default path."""
@@ -31,23 +44,44 @@ class CliState:
             return load_config(None)
         return load_config(self.config_path)
 
+    def remote(self) -> RemoteClient | None:
+        """The admin API client in remote mode, else None (resolved once per command)."""
+        if not self._resolved:
+            if self.server is not None or (not self.explicit and has_credentials()):
+                self._client = client_from_credentials(self.server, self.ca_file)
+            self._resolved = True
+        return self._client
+
     def services(self) -> Services:
+        """The local services; a command without a remote form stops here in remote mode."""
+        if self.remote() is not None:
+            unsupported(f"`{self.command}`")
+        return self.local_services()
+
+    def local_services(self) -> Services:
+        """The services of the local bastion.yaml, whatever the mode (serve, init, migrate)."""
         return build_services(self.load())
 
 
 def state(ctx: typer.Context) -> CliState:
-    obj = ctx.find_root().obj
+    root = ctx.find_root()
+    obj = root.obj
     assert isinstance(obj, CliState)
+    obj.command = "bastion " + ctx.command_path.removeprefix(root.command_path).strip()
     return obj
 
 
-def resolve_config_path(option: Path | None) -> CliState:
+def resolve_state(
+    option: Path | None, *, server: str | None = None, ca_file: str | None = None
+) -> CliState:
+    server = server or os.environ.get("BASTION_SERVER") or None
+    ca_file = ca_file or os.environ.get("BASTION_CA_FILE") or None
     if option is not None:
-        return CliState(option, explicit=True)
+        return CliState(option, explicit=True, server=server, ca_file=ca_file)
     env = os.environ.get("BASTION_CONFIG")
     if env:
-        return CliState(Path(env), explicit=True)
-    return CliState(Path(DEFAULT_CONFIG), explicit=False)
+        return CliState(Path(env), explicit=True, server=server, ca_file=ca_file)
+    return CliState(Path(DEFAULT_CONFIG), explicit=False, server=server, ca_file=ca_file)
 
 
 def operator_actor() -> dict[str, Any]:

@@ -12,7 +12,10 @@ from bastion.cli.principal_cmds import (
     TenantOption,
     add_principal_commands,
     principal_json,
+    remote_json,
+    remote_of,
 )
+from bastion.cli.remote import segment
 from bastion.core.model import PrincipalKind
 from bastion.services.directory import get_principal, record
 
@@ -51,9 +54,18 @@ def user_create(
     tenant: TenantOption = None,
 ) -> None:
     """Create a user, optionally with a password (policy-checked) or an imported hash."""
+    secret = _read_password(password, password_stdin)
+    remote = remote_of(ctx, tenant)
+    if remote is not None:
+        body = {"name": name, "displayName": display_name}
+        if secret is not None:
+            body["password"] = secret
+        elif password_hash is not None:
+            body["passwordHash"] = password_hash
+        typer.echo(remote_json(remote.post("/users", body)))
+        return
     services = state(ctx).services()
     identity = services.identity
-    secret = _read_password(password, password_stdin)
     now = services.clock.now()
     with services.storage.transaction() as tx:
         found = tx.tenants.get_by_name(_default(ctx, tenant))
@@ -82,8 +94,13 @@ def user_set_password(
     tenant: TenantOption = None,
 ) -> None:
     """Set a user's password (prompted, or from stdin); the policy and history apply."""
-    services = state(ctx).services()
     secret = _read_password(not password_stdin, password_stdin) or ""
+    remote = remote_of(ctx, tenant)
+    if remote is not None:
+        remote.put(f"/users/{segment(name)}/password", {"password": secret})
+        typer.echo(f"password set for {name}")
+        return
+    services = state(ctx).services()
     now = services.clock.now()
     with services.storage.transaction() as tx:
         found = tx.tenants.get_by_name(_default(ctx, tenant))
@@ -114,6 +131,11 @@ def service_account_create(
     tenant: TenantOption = None,
 ) -> None:
     """Create a service account (client secret: `bastion auth create-key --owner NAME`)."""
+    remote = remote_of(ctx, tenant)
+    if remote is not None:
+        body = {"name": name, "displayName": display_name}
+        typer.echo(remote_json(remote.post("/serviceaccounts", body)))
+        return
     services = state(ctx).services()
     created = services.identity.directory.create(
         tenant_name=_default(ctx, tenant),

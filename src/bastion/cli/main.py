@@ -25,7 +25,7 @@ from bastion.cli import (
     tenant_cmd,
     token_cmd,
 )
-from bastion.cli.context import resolve_config_path
+from bastion.cli.context import resolve_state
 from bastion.errors import BastionError, ConfigError
 
 app = typer.Typer(
@@ -68,11 +68,22 @@ def root(
             help="bastion.yaml to use (default: ./bastion.yaml, or $BASTION_CONFIG).",
         ),
     ] = None,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            help="Work remotely on this bastion (you logged in to), or $BASTION_SERVER.",
+        ),
+    ] = None,
+    ca_file: Annotated[
+        str | None,
+        typer.Option("--ca-file", help="CA bundle for the server's TLS certificate."),
+    ] = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print version.")
     ] = False,
 ) -> None:
-    ctx.obj = resolve_config_path(config)
+    ctx.obj = resolve_state(config, server=server, ca_file=ca_file)
 
 
 def main() -> None:

@@ -1,16 +1,18 @@
 """The commands users, service accounts and agents share: list, show, update, disable, enable,
-delete — added to each group's typer app by `add_principal_commands`."""
+delete — added to each group's typer app by `add_principal_commands`, local or remote."""
 
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from bastion.cli.context import operator_actor, state
+from bastion.cli.remote import RemoteClient, segment
 from bastion.core.model import Principal, PrincipalKind
 
 TenantOption = Annotated[
@@ -18,13 +20,23 @@ TenantOption = Annotated[
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="JSON lines.")]
 
+# Where each kind lives in the admin API (``/v1/<path>``).
+API_PATHS = {
+    PrincipalKind.USER: "users",
+    PrincipalKind.SERVICE_ACCOUNT: "serviceaccounts",
+    PrincipalKind.AGENT: "agents",
+}
+
 
 def when(moment: object) -> str:
+    if isinstance(moment, str):  # an admin API answer's RFC 3339 time
+        moment = datetime.fromisoformat(moment)
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "-"  # type: ignore[attr-defined]
 
 
-def principal_json(principal: Principal, groups: list[str] | None = None) -> str:
-    document: dict[str, object] = {
+def principal_doc(principal: Principal, groups: list[str] | None = None) -> dict[str, Any]:
+    """A principal in the admin API's shape, which the local commands print too."""
+    document: dict[str, Any] = {
         "id": principal.id,
         "name": principal.name,
         "kind": principal.kind.value,
@@ -34,43 +46,65 @@ def principal_json(principal: Principal, groups: list[str] | None = None) -> str
     }
     if groups is not None:
         document["groups"] = groups
-    return json.dumps(document)
+    return document
+
+
+def principal_json(principal: Principal, groups: list[str] | None = None) -> str:
+    return json.dumps(principal_doc(principal, groups))
+
+
+def remote_json(document: dict[str, Any]) -> str:
+    """An admin API principal printed as the local commands print one."""
+    return json.dumps({k: v for k, v in document.items() if v is not None})
 
 
 def tenant_of(ctx: typer.Context, tenant: str | None) -> str:
     return tenant or state(ctx).services().config.security.default_tenant
 
 
+def remote_of(ctx: typer.Context, tenant: str | None) -> RemoteClient | None:
+    """The admin API client in remote mode (checking ``tenant`` is the login's), else None."""
+    remote = state(ctx).remote()
+    if remote is not None:
+        remote.in_tenant(tenant)
+    return remote
+
+
 def add_principal_commands(app: typer.Typer, kind: PrincipalKind, noun: str) -> None:
     """Add list/show/update/disable/enable/delete for ``kind`` to ``app``."""
+    path = "/" + API_PATHS[kind]
 
     @app.command("list")
     def list_principals(
         ctx: typer.Context, tenant: TenantOption = None, as_json: JsonOption = False
     ) -> None:
         """List them, by name."""
-        services = state(ctx).services()
-        found = services.identity.directory.list(
-            tenant_name=tenant or services.config.security.default_tenant, kind=kind
-        )
+        remote = remote_of(ctx, tenant)
+        if remote is not None:
+            found = remote.get(path)
+        else:
+            services = state(ctx).services()
+            listed = services.identity.directory.list(
+                tenant_name=tenant or services.config.security.default_tenant, kind=kind
+            )
+            found = [principal_doc(p) for p in listed]
         if as_json:
-            for principal in found:
-                typer.echo(principal_json(principal))
+            for document in found:
+                typer.echo(remote_json(document))
             return
         table = Table("ID", "Name", "Display name", "State", "Created")
         for p in found:
-            table.add_row(
-                p.id,
-                p.name,
-                p.display_name,
-                "disabled" if p.disabled else "active",
-                when(p.created_at),
-            )
+            state_text = "disabled" if p["disabled"] else "active"
+            table.add_row(p["id"], p["name"], p["displayName"], state_text, when(p["created"]))
         Console(width=200).print(table)
 
     @app.command("show")
     def show(ctx: typer.Context, name: str, tenant: TenantOption = None) -> None:
         """Show one as JSON, with its groups."""
+        remote = remote_of(ctx, tenant)
+        if remote is not None:
+            typer.echo(remote_json(remote.get(f"{path}/{segment(name)}")))
+            return
         services = state(ctx).services()
         principal, groups = services.identity.directory.show(
             tenant_name=tenant or services.config.security.default_tenant, kind=kind, name=name
@@ -100,14 +134,18 @@ def add_principal_commands(app: typer.Typer, kind: PrincipalKind, noun: str) -> 
     @app.command("delete")
     def delete(ctx: typer.Context, name: str, tenant: TenantOption = None) -> None:
         """Delete, with every credential and group membership."""
-        services = state(ctx).services()
-        deleted = services.identity.directory.delete(
-            tenant_name=tenant or services.config.security.default_tenant,
-            kind=kind,
-            name=name,
-            actor=operator_actor(),
-        )
-        typer.echo(f"deleted {noun} {deleted.name}")
+        remote = remote_of(ctx, tenant)
+        if remote is not None:
+            deleted_name = remote.delete(f"{path}/{segment(name)}")["name"]
+        else:
+            services = state(ctx).services()
+            deleted_name = services.identity.directory.delete(
+                tenant_name=tenant or services.config.security.default_tenant,
+                kind=kind,
+                name=name,
+                actor=operator_actor(),
+            ).name
+        typer.echo(f"deleted {noun} {deleted_name}")
 
 
 def _update(
@@ -119,6 +157,12 @@ def _update(
     display_name: str | None = None,
     disabled: bool | None = None,
 ) -> None:
+    remote = remote_of(ctx, tenant)
+    if remote is not None:
+        change = {"displayName": display_name, "disabled": disabled}
+        body = {k: v for k, v in change.items() if v is not None}
+        typer.echo(remote_json(remote.patch(f"/{API_PATHS[kind]}/{segment(name)}", body)))
+        return
     services = state(ctx).services()
     changed = services.identity.directory.update(
         tenant_name=tenant or services.config.security.default_tenant,

@@ -47,7 +47,7 @@ def init(
     if not cli.config_path.exists():
         qs.write_minimal_config(cli.config_path)
         typer.echo(f"wrote {cli.config_path}, its pepper file and audit signing key", err=True)
-    services = cli.services()
+    services = cli.local_services()
     services.storage.migrate()
     done = initialise(
         storage=services.storage,
@@ -67,7 +67,7 @@ def init(
 
 def migrate(ctx: typer.Context) -> None:
     """Bring the database schema up to date."""
-    services = state(ctx).services()
+    services = state(ctx).local_services()
     services.storage.migrate()
     typer.echo("database is up to date")
 
@@ -83,7 +83,7 @@ def serve(
 ) -> None:
     """Run the gateway (reverse proxy and forward-auth) on gateway.listen; migrates first."""
     cli = state(ctx)
-    services = cli.services()
+    services = cli.local_services()
     warn_not_enforced(services.config)
     limits = services.config.security.rate_limit
     if workers > 1 and limits.enabled and services.config.storage.redis_url is None:
@@ -141,7 +141,7 @@ def quickstart(
     path = cli.config_path
     if not path.exists():
         qs.write_quickstart_config(path, port=port, upstream_port=upstream_port)
-    services = cli.services()
+    services = cli.local_services()
     warn_not_enforced(services.config)
     services.storage.migrate()
     keys = qs.ensure_keys(services, actor=operator_actor())

@@ -243,6 +243,7 @@ class AccessService:
     def identify(self, credential: str | None) -> Caller:
         """Authenticate ``credential`` and collect the caller's grants. Blocking (database)."""
         now = self._clock.now()
+        self._authenticator.prepare(credential)  # network I/O (JWKS), before the write lock
         with self._storage.transaction() as tx:
             authenticated = self._authenticator.authenticate(tx, credential)
             principal = authenticated.principal

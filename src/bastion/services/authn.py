@@ -42,6 +42,9 @@ class Authenticated:
 
 
 class CredentialVerifier(Protocol):
+    """May also have ``prepare(presented)``: work done before the transaction (see
+    `Authenticator.prepare`)."""
+
     def accepts(self, presented: str) -> bool:
         """True when ``presented`` has this verifier's shape (no I/O)."""
 
@@ -52,6 +55,19 @@ class CredentialVerifier(Protocol):
 class Authenticator:
     def __init__(self, verifiers: Sequence[CredentialVerifier]) -> None:
         self._verifiers = tuple(verifiers)
+
+    def prepare(self, presented: str | None) -> None:
+        """Run before `authenticate`'s transaction opens: the verifier that will decide does
+        its network I/O (an issuer's JWKS) here, if it has any, because a fetch while a
+        transaction holds the database's write lock would stall every writer behind it."""
+        if not presented:
+            return
+        for verifier in self._verifiers:
+            if verifier.accepts(presented):
+                prepare = getattr(verifier, "prepare", None)
+                if prepare is not None:
+                    prepare(presented)
+                return
 
     def authenticate(self, tx: UnitOfWork, presented: str | None) -> Authenticated:
         if not presented:

@@ -2,7 +2,10 @@
 
 Keys come from the issuer's JWKS, cached for ``jwksCacheTtl``; a token naming an unknown
 ``kid`` triggers at most one refetch per ``jwksRefetchCooldown``, so a flood of made-up kids
-cannot turn bastion into a request amplifier. Each key's algorithms are pinned from the key
+cannot turn bastion into a request amplifier. The fetch happens in `prepare`, which the caller
+runs before it opens its database transaction: an HTTP round trip to the issuer must never run
+while a transaction holds the database's write lock (SQLite's BEGIN IMMEDIATE), and `verify`
+only ever reads the keys `prepare` left. Each key's algorithms are pinned from the key
 (its ``alg``, else its type) within the configured list — never from the token header.
 Claims map to bastion's nouns: the subject claim names the user (created on first sight when
 ``autoProvision`` is on), the groups claim sets its memberships of existing groups, and the
@@ -81,9 +84,19 @@ class ExternalJwtVerifier:
         self._lock = threading.Lock()
         self._cache: VerifiedCache[str, Authenticated] = VerifiedCache(cache_capacity)
 
-    def key_for(self, kid: object) -> PinnedKey | None:
-        """The pinned key named ``kid``; refetches the JWKS when stale or (rate-limited) unknown."""
+    def prepare(self, presented: str) -> None:
+        """Refetch the JWKS when stale, or (rate-limited) when ``presented`` names an unknown
+        ``kid``. Network I/O: call it before opening a transaction, never inside one."""
         settings = self._settings
+        if self._monotonic() - self._fetched_at < min(
+            settings.cache_ttl_seconds, settings.refetch_cooldown_seconds
+        ):
+            return  # no fetch can be due: the hot path stops here, without parsing
+        try:
+            header, _ = split_compact(presented)
+        except InvalidJwtError:
+            return  # verify refuses it with the reason
+        kid = header.get("kid")
         with self._lock:
             age = self._monotonic() - self._fetched_at
             known = isinstance(kid, str) and kid in self._keys
@@ -91,7 +104,13 @@ class ExternalJwtVerifier:
                 not known and age >= settings.refetch_cooldown_seconds
             ):
                 self._refetch()
-            return self._keys.get(kid) if isinstance(kid, str) else None
+
+    def seen(self, presented: str) -> bool:
+        return presented in self._cache
+
+    def key_for(self, kid: object) -> PinnedKey | None:
+        """The pinned key named ``kid`` among those fetched; never fetches."""
+        return self._keys.get(kid) if isinstance(kid, str) else None
 
     def _refetch(self) -> None:
         self._fetched_at = self._monotonic()

@@ -46,6 +46,12 @@ def scopes_of(claims: dict[str, Any]) -> tuple[str, ...] | None:
 class IssuerVerifier(Protocol):
     issuer: str
 
+    def prepare(self, presented: str) -> None:
+        """Work before the caller's transaction opens (network I/O); verify needs it done."""
+
+    def seen(self, presented: str) -> bool:
+        """True when ``presented`` is in the verified-token cache (its key was known)."""
+
     def verify(self, tx: UnitOfWork, presented: str) -> Authenticated: ...
 
 
@@ -68,6 +74,12 @@ class IssuedTokenVerifier:
         self._cache: VerifiedCache[str, tuple[Authenticated, dict[str, Any]]] = VerifiedCache(
             cache_capacity
         )
+
+    def prepare(self, presented: str) -> None:
+        """Nothing: bastion's own keys are read inside the transaction, without network I/O."""
+
+    def seen(self, presented: str) -> bool:
+        return presented in self._cache
 
     def verify(self, tx: UnitOfWork, presented: str) -> Authenticated:
         return self.verify_claims(tx, presented)[0]
@@ -148,11 +160,27 @@ class JwtBearerVerifier:
 
     def __init__(self, verifiers: list[IssuerVerifier]) -> None:
         self._by_issuer = {v.issuer: v for v in verifiers}
+        self._verifiers = tuple(verifiers)
+        # Bastion's own tokens need no preparing: without an external issuer, skip the parse.
+        self._preparing = any(not isinstance(v, IssuedTokenVerifier) for v in verifiers)
 
     def accepts(self, presented: str) -> bool:
         return looks_like_jwt(presented)
 
+    def prepare(self, presented: str) -> None:
+        """Let the token's issuer fetch what it needs (its JWKS) before the transaction."""
+        if not self._preparing or any(v.seen(presented) for v in self._verifiers):
+            return  # a token seen before needs no key it did not have: no parsing on that path
+        try:
+            verifier = self._verifier_for(presented)
+        except AuthenticationError:
+            return  # verify refuses it with the reason
+        verifier.prepare(presented)
+
     def verify(self, tx: UnitOfWork, presented: str) -> Authenticated:
+        return self._verifier_for(presented).verify(tx, presented)
+
+    def _verifier_for(self, presented: str) -> IssuerVerifier:
         try:
             issuer = unverified_claims(presented).get("iss")
         except InvalidJwtError as exc:
@@ -160,4 +188,4 @@ class JwtBearerVerifier:
         verifier = self._by_issuer.get(issuer) if isinstance(issuer, str) else None
         if verifier is None:
             raise AuthenticationError("unknown_issuer")
-        return verifier.verify(tx, presented)
+        return verifier

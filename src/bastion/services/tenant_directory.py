@@ -1,0 +1,129 @@
+"""Tenants: create, list, show, update (display name, disabled) and delete, each change audited
+in its own transaction; disabling one advances the revocation epoch, so its principals'
+cached credentials stop working on the next request."""
+
+from __future__ import annotations
+
+import builtins
+from dataclasses import dataclass, replace
+from typing import Any
+
+from bastion.backends.protocols import Storage
+from bastion.core.credentials import TenantState
+from bastion.core.ids import new_id
+from bastion.core.model import Tenant
+from bastion.core.names import canonical_name
+from bastion.errors import ConflictError
+from bastion.services.changes import record, toggle_action, valid_name
+from bastion.services.clock import Clock
+from bastion.services.revocation import Revoker
+
+
+@dataclass(frozen=True, slots=True)
+class TenantView:
+    tenant: Tenant
+    state: TenantState
+    principals: int
+
+
+class TenantDirectory:
+    """The tenant half of `bastion.services.directory.DirectoryService`."""
+
+    def __init__(self, *, storage: Storage, clock: Clock, revoker: Revoker) -> None:
+        self._storage = storage
+        self._clock = clock
+        self._revoker = revoker
+
+    def create_tenant(self, *, name: str, display_name: str, actor: dict[str, Any]) -> Tenant:
+        now = self._clock.now()
+        tenant = Tenant(id=new_id("ten"), name=valid_name(name, "tenant"), created_at=now)
+        with self._storage.transaction() as tx:
+            tx.tenants.create(tenant)
+            if display_name:
+                tx.tenant_states.put(TenantState(tenant.id, display_name))
+            resource = {"type": "tenant", "id": tenant.name}
+            record(
+                tx,
+                action="tenant.create",
+                tenant=tenant.name,
+                now=now,
+                actor=actor,
+                resource=resource,
+            )
+        return tenant
+
+    def list_tenants(self) -> builtins.list[TenantView]:
+        with self._storage.transaction() as tx:
+            return [
+                TenantView(t, tx.tenant_states.get(t.id), len(tx.principals.list(t.id)))
+                for t in tx.tenants.list()
+            ]
+
+    def show_tenant(self, name: str) -> TenantView:
+        with self._storage.transaction() as tx:
+            tenant = tx.tenants.get_by_name(canonical_name(name))
+            return TenantView(
+                tenant, tx.tenant_states.get(tenant.id), len(tx.principals.list(tenant.id))
+            )
+
+    def update_tenant(
+        self,
+        name: str,
+        *,
+        display_name: str | None = None,
+        disabled: bool | None = None,
+        actor: dict[str, Any],
+    ) -> TenantView:
+        now = self._clock.now()
+        epoch = None
+        with self._storage.transaction() as tx:
+            tenant = tx.tenants.get_by_name(canonical_name(name))
+            state = tx.tenant_states.get(tenant.id)
+            changed = replace(
+                state,
+                display_name=state.display_name if display_name is None else display_name,
+                disabled=state.disabled if disabled is None else disabled,
+            )
+            tx.tenant_states.put(changed)
+            if changed.disabled and not state.disabled:
+                epoch = self._revoker.bump(tx)
+            action = toggle_action("tenant", state.disabled, changed.disabled)
+            details = {"displayName": changed.display_name, "disabled": changed.disabled}
+            resource = {"type": "tenant", "id": tenant.name}
+            record(
+                tx,
+                action=action,
+                tenant=tenant.name,
+                now=now,
+                actor=actor,
+                resource=resource,
+                details=details,
+            )
+            view = TenantView(tenant, changed, len(tx.principals.list(tenant.id)))
+        if epoch is not None:
+            self._revoker.announce(epoch)
+        return view
+
+    def delete_tenant(self, name: str, *, actor: dict[str, Any]) -> Tenant:
+        """Delete a tenant that has no principals, groups or bindings left."""
+        now = self._clock.now()
+        with self._storage.transaction() as tx:
+            tenant = tx.tenants.get_by_name(canonical_name(name))
+            if tx.principals.list(tenant.id) or tx.groups.list(tenant.id):
+                raise ConflictError(f"tenant {tenant.name!r} still has principals or groups")
+            for token in tx.registration_tokens.list(tenant.id):
+                raise ConflictError(
+                    f"tenant {tenant.name!r} still has registration token {token.id}"
+                )
+            tx.tenant_states.delete(tenant.id)
+            tx.tenants.delete(tenant.id)
+            resource = {"type": "tenant", "id": tenant.name}
+            record(
+                tx,
+                action="tenant.delete",
+                tenant=tenant.name,
+                now=now,
+                actor=actor,
+                resource=resource,
+            )
+        return tenant

@@ -1,0 +1,277 @@
+"""The CLI in remote mode against a real `bastion serve` on loopback: `bastion login` with a
+password, then administrative commands through the admin API from a directory with no
+bastion.yaml, audited as the logged-in user; the stored login holds no password and no access
+token, and a replayed refresh token ends the login with a clear line."""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from tests.e2e import procs
+from tests.e2e.test_identity_e2e import start, write_config
+from tests.e2e.test_mtls_e2e import Authority
+
+pytestmark = pytest.mark.e2e
+PASSWORD = "Remote-Operator-7-Lantern"
+OPERATOR = "ops@example.com"
+
+
+@dataclass
+class Remote:
+    base: str
+    server_dir: Path
+    home: Path
+
+    @property
+    def stored(self) -> Path:
+        return self.home / "config" / "bastion" / "credentials.json"
+
+    def run(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        """The CLI as the operator's terminal runs it: its own HOME, no bastion.yaml near."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BASTION_")}
+        env |= {"HOME": str(self.home), "XDG_CONFIG_HOME": str(self.home / "config")}
+        return subprocess.run(
+            [sys.executable, "-m", "bastion", *args],
+            cwd=self.home,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
+
+    def ok(self, *args: str, stdin: str | None = None) -> str:
+        result = self.run(*args, stdin=stdin)
+        assert result.returncode == 0, f"bastion {' '.join(args)}: {result.stderr}"
+        return result.stdout
+
+    def on_server(self, *args: str) -> str:
+        return on_server(self.server_dir, *args)
+
+    def login(self) -> None:
+        login = ("login", "--server", self.base, "--user", OPERATOR, "--password-stdin")
+        self.ok(*login, stdin=PASSWORD + "\n")
+
+
+def on_server(server_dir: Path, *args: str, stdin: str | None = None) -> str:
+    """A local command on the server's own configuration and database (explicit --config)."""
+    config = str(server_dir / "bastion.yaml")
+    result = subprocess.run(
+        [sys.executable, "-m", "bastion", "--config", config, *args],
+        cwd=server_dir,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, f"bastion {' '.join(args)}: {result.stderr}"
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
+    server_dir = tmp_path_factory.mktemp("remote-server")
+    port = procs.free_port()
+    write_config(server_dir, storage={"url": f"sqlite:///{server_dir / 'bastion.db'}"}, port=port)
+    on_server(server_dir, "init")
+    on_server(server_dir, "user", "create", OPERATOR, "--password-stdin", stdin=PASSWORD + "\n")
+    on_server(server_dir, "role", "bind", "admin", "--user", OPERATOR)
+    running = start(server_dir, port, "bastion.log")
+    home = tmp_path_factory.mktemp("operator-home")
+    try:
+        yield Remote(running.base, server_dir, home)
+    finally:
+        procs.stop(running.process)
+
+
+def _events(remote: Remote, action: str, *, after: int = 0) -> list[dict[str, Any]]:
+    query = ("--action", action, "--after", str(after), "--limit", "100000", "--json")
+    return [json.loads(line) for line in remote.on_server("audit", "list", *query).splitlines()]
+
+
+def _head(remote: Remote) -> int:
+    events = remote.on_server("audit", "list", "--limit", "100000", "--json").splitlines()
+    return int(json.loads(events[-1])["seq"]) if events else 0
+
+
+def test_admin_commands_run_remotely_as_the_logged_in_user(remote: Remote) -> None:
+    remote.login()
+    start_seq = _head(remote)
+    assert "default" in remote.ok("tenant", "list")
+    created = json.loads(
+        remote.ok("user", "create", "Bob@Example.com", "--password-stdin", stdin=PASSWORD + "\n")
+    )
+    assert created["name"] == "bob@example.com" and created["groups"] == []
+    listed = [json.loads(line) for line in remote.ok("user", "list", "--json").splitlines()]
+    assert {OPERATOR, "bob@example.com"} <= {u["name"] for u in listed}
+    assert json.loads(remote.ok("user", "disable", "bob@example.com"))["disabled"] is True
+    remote.ok("group", "create", "ops")
+    assert "added bob@example.com" in remote.ok("group", "add-member", "ops", "bob@example.com")
+    assert json.loads(remote.ok("user", "show", "bob@example.com"))["groups"] == ["ops"]
+    account = json.loads(remote.ok("service-account", "create", "ci"))
+    assert account["kind"] == "serviceAccount"
+    registration = remote.ok("agent", "create-token", "--capabilities", "classification")
+    assert registration.startswith("bat_")
+    tokens = [json.loads(line) for line in remote.ok("agent", "list-tokens", "--json").splitlines()]
+    assert [t["state"] for t in tokens] == ["unused"]
+    assert tokens[0]["id"] in remote.ok("agent", "revoke-token", tokens[0]["id"])
+
+    secret = remote.ok("auth", "create-key", "--name", "ci-key", "--scopes", "patterns:read")
+    assert secret.startswith("bk_live_")
+    keys = [json.loads(line) for line in remote.ok("auth", "list-keys", "--json").splitlines()]
+    mine = next(k for k in keys if k["name"] == "ci-key")
+    assert mine["owner"] == OPERATOR and mine["active"] is True
+    rotated = remote.ok("auth", "rotate-key", mine["id"], "--grace", "1h")
+    assert rotated.startswith("bk_live_") and rotated != secret
+    assert "revoked" in remote.ok("auth", "revoke-key", mine["id"])
+
+    assert remote.ok("authz", "check", "-p", OPERATOR, "-a", "read", "-r", "users").strip() == (
+        "allow"
+    )
+    denied = remote.run("authz", "explain", "-p", "bob@example.com", "-a", "delete", "-r", "users")
+    assert denied.returncode == 1 and "DENY" in denied.stdout and "rbac" in denied.stdout
+    assert "deleted user bob@example.com" in remote.ok("user", "delete", "bob@example.com")
+
+    changes = ("user.create", "user.disable", "group.create", "apikey.create", "user.delete")
+    for action in (*changes, "agent.token.create"):
+        events = _events(remote, action, after=start_seq)
+        assert events, action
+        assert {(e["actor"]["id"], e["actor"]["via"]) for e in events} == {(OPERATOR, "api")}
+    remote_list = remote.ok("audit", "list", "--action", "user.delete", "--json").splitlines()
+    assert json.loads(remote_list[-1])["resource"] == {"type": "user", "id": "bob@example.com"}
+
+
+def test_stored_login_is_private_and_holds_only_the_refresh_token(remote: Remote) -> None:
+    remote.login()
+    remote.ok("user", "list")
+    assert stat.S_IMODE(remote.stored.stat().st_mode) == 0o600
+    assert stat.S_IMODE(remote.stored.parent.stat().st_mode) == 0o700
+    document = json.loads(remote.stored.read_text())
+    assert document["refreshToken"].startswith("brt_")
+    assert set(document) == {"server", "prefix", "tenant", "username", "refreshToken"}
+    for path in remote.home.rglob("*"):
+        if path.is_file():
+            data = path.read_text(errors="replace")
+            assert PASSWORD not in data, path
+            assert "eyJ" not in data, f"an access token was written to {path}"
+
+
+def test_replayed_refresh_token_ends_the_login_with_a_clear_line(remote: Remote) -> None:
+    remote.login()
+    used = remote.stored.read_text()
+    remote.ok("user", "list")  # rotates: the token in `used` is spent
+    remote.stored.write_text(used)
+    replayed = remote.run("user", "list")
+    assert replayed.returncode == 1
+    assert "run `bastion login` again" in replayed.stderr
+    assert "Traceback" not in replayed.stderr and len(replayed.stderr.splitlines()) == 1
+    reuse = _events(remote, "token.refresh")
+    assert any(e["details"].get("reason") == "refresh_token_reuse" for e in reuse)
+
+
+def test_command_without_an_api_counterpart_exits_2(remote: Remote) -> None:
+    remote.login()
+    result = remote.run("audit", "checkpoint")
+    assert result.returncode == 2
+    assert "`bastion audit checkpoint` has no remote form" in result.stderr
+    other_tenant = remote.run("user", "list", "--tenant", "elsewhere")
+    assert other_tenant.returncode == 2 and "--tenant elsewhere" in other_tenant.stderr
+
+
+def test_server_errors_and_refused_connections_are_one_line(remote: Remote) -> None:
+    remote.login()
+    missing = remote.run("user", "show", "nobody@example.com")
+    assert missing.returncode == 1
+    assert missing.stderr.startswith("error: ") and len(missing.stderr.splitlines()) == 1
+    document = json.loads(remote.stored.read_text())
+    remote.stored.write_text(
+        json.dumps({**document, "server": f"http://127.0.0.1:{procs.free_port()}"})
+    )
+    refused = remote.run("user", "list")
+    assert refused.returncode == 1
+    assert refused.stderr.strip().endswith("connection refused")
+
+
+def test_logout_revokes_the_refresh_token_on_the_server(remote: Remote) -> None:
+    remote.login()
+    token = json.loads(remote.stored.read_text())["refreshToken"]
+    assert remote.ok("logout").strip() == "logged out"
+    assert not remote.stored.exists()
+    stored = {"server": remote.base, "prefix": "/_bastion", "refreshToken": token}
+    remote.stored.write_text(json.dumps({**stored, "tenant": "default", "username": OPERATOR}))
+    after = remote.run("user", "list")
+    assert after.returncode == 1 and "run `bastion login` again" in after.stderr
+
+
+@pytest.fixture(scope="module")
+def tls_remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Remote, Path]]:
+    """A bastion serving HTTPS with a certificate from a private CA the system does not trust."""
+    server_dir = tmp_path_factory.mktemp("remote-tls-server")
+    ca = Authority(server_dir, "private-ca")
+    server = ca.issue("server", "bastion.test", server=True)
+    port = procs.free_port()
+    write_config(server_dir, storage={"url": f"sqlite:///{server_dir / 'bastion.db'}"}, port=port)
+    document = yaml.safe_load((server_dir / "bastion.yaml").read_text())
+    document["security"]["mtls"] = {
+        "enabled": True,
+        "serverCert": str(server.cert),
+        "serverKey": str(server.key),
+        "clientAuth": "none",
+    }
+    (server_dir / "bastion.yaml").write_text(yaml.safe_dump(document))
+    on_server(server_dir, "init")
+    on_server(server_dir, "user", "create", OPERATOR, "--password-stdin", stdin=PASSWORD + "\n")
+    on_server(server_dir, "role", "bind", "admin", "--user", OPERATOR)
+    log = server_dir / "bastion.log"
+    process = procs.start(["bastion", "serve"], cwd=server_dir, log=log)
+    base = f"https://127.0.0.1:{port}"
+    trust = ssl.create_default_context(cafile=str(ca.issued.cert))
+    try:
+        _wait_https(base + "/_bastion/health", trust, process=process, log=log)
+        yield Remote(base, server_dir, tmp_path_factory.mktemp("tls-home")), ca.issued.cert
+    finally:
+        procs.stop(process)
+
+
+def _wait_https(
+    url: str, trust: ssl.SSLContext, *, process: subprocess.Popen[bytes], log: Path
+) -> None:
+    for _ in range(300):
+        if process.poll() is not None:
+            raise AssertionError(f"bastion exited early:\n{log.read_text(errors='replace')}")
+        try:
+            httpx.get(url, verify=trust, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise AssertionError(f"{url} did not come up:\n{log.read_text(errors='replace')}")
+
+
+def test_tls_is_verified_and_a_private_ca_is_given_with_ca_file(
+    tls_remote: tuple[Remote, Path],
+) -> None:
+    remote, ca_file = tls_remote
+    login = ("login", "--server", remote.base, "--user", OPERATOR, "--password-stdin")
+    untrusted = remote.run(*login, stdin=PASSWORD + "\n")
+    assert untrusted.returncode == 1
+    assert "not trusted" in untrusted.stderr and "--ca-file" in untrusted.stderr
+    assert len(untrusted.stderr.splitlines()) == 1 and not remote.stored.exists()
+
+    remote.ok(*login, "--ca-file", str(ca_file), stdin=PASSWORD + "\n")
+    assert json.loads(remote.stored.read_text())["caFile"] == str(ca_file.resolve())
+    assert OPERATOR in remote.ok("user", "list")
+    assert OPERATOR in remote.ok("--server", remote.base, "--ca-file", str(ca_file), "user", "list")
