@@ -275,3 +275,33 @@ def test_tls_is_verified_and_a_private_ca_is_given_with_ca_file(
     assert json.loads(remote.stored.read_text())["caFile"] == str(ca_file.resolve())
     assert OPERATOR in remote.ok("user", "list")
     assert OPERATOR in remote.ok("--server", remote.base, "--ca-file", str(ca_file), "user", "list")
+
+
+def test_a_bastion_yaml_in_the_working_directory_wins_over_the_stored_login(
+    remote: Remote,
+) -> None:
+    """An operator on a server host, logged in to another bastion, works on the local one."""
+    remote.login()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BASTION_")}
+    env |= {"HOME": str(remote.home), "XDG_CONFIG_HOME": str(remote.home / "config")}
+    local = remote.home / "local-bastion"
+    local.mkdir(exist_ok=True)
+    write_config(
+        local, storage={"url": f"sqlite:///{local / 'bastion.db'}"}, port=procs.free_port()
+    )
+
+    def here(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "bastion", *args],
+            cwd=local,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
+
+    assert here("init").returncode == 0
+    created = here("tenant", "create", "only-here")
+    assert created.returncode == 0, created.stderr
+    assert "only-here" not in remote.on_server("tenant", "list")
+    assert "only-here" in here("tenant", "list").stdout

@@ -3,7 +3,8 @@ whether commands run locally (on the database bastion.yaml names) or remotely (t
 admin API of the bastion this terminal logged in to, `bastion.cli.remote`).
 
 Remote mode is on when ``--server`` / ``$BASTION_SERVER`` is given, or when a stored login
-exists and no configuration was named explicitly (``--config`` / ``$BASTION_CONFIG``).
+exists, no configuration was named explicitly (``--config`` / ``$BASTION_CONFIG``) and there is
+no bastion.yaml in the working directory.
 """
 
 from __future__ import annotations
@@ -47,7 +48,10 @@ class CliState:
     def remote(self) -> RemoteClient | None:
         """The admin API client in remote mode, else None (resolved once per command)."""
         if not self._resolved:
-            if self.server is not None or (not self.explicit and has_credentials()):
+            # A bastion.yaml in the working directory wins over a stored login: an operator
+            # on a server host never changes another bastion by accident.
+            implicit = not self.explicit and not self.config_path.exists()
+            if self.server is not None or (implicit and has_credentials()):
                 self._client = client_from_credentials(self.server, self.ca_file)
             self._resolved = True
         return self._client
