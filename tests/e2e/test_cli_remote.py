@@ -155,6 +155,83 @@ def test_admin_commands_run_remotely_as_the_logged_in_user(remote: Remote) -> No
     assert json.loads(remote_list[-1])["resource"] == {"type": "user", "id": "bob@example.com"}
 
 
+def test_roles_bindings_rules_and_signing_keys_run_remotely(remote: Remote) -> None:
+    remote.login()
+    start_seq = _head(remote)
+    created = remote.ok("role", "create", "reader", "--permission", "patterns:read")
+    assert created.strip() == "created role reader"
+    updated = remote.ok("role", "update", "reader", "--permission", "executions:read")
+    assert updated.strip() == "updated role reader"
+    roles = [json.loads(line) for line in remote.ok("role", "list", "--json").splitlines()]
+    reader = next(r for r in roles if r["name"] == "reader")
+    assert (reader["source"], reader["permissions"]) == ("custom", ["executions:read"])
+    assert remote.ok("role", "list", "--json") == remote.on_server("role", "list", "--json")
+
+    remote.ok("group", "create", "readers")
+    bound = remote.ok("role", "bind", "reader", "--group", "readers", "--expires", "8h")
+    binding_id = bound.split()[2].rstrip(":")
+    assert bound.strip() == f"created binding {binding_id}: group readers → reader"
+    table = remote.ok("role", "bindings")
+    assert binding_id in table and "active" in table
+    assert table == remote.on_server("role", "bindings")
+    assert remote.ok("role", "unbind", binding_id).strip() == f"removed binding {binding_id}"
+    assert binding_id not in remote.on_server("role", "bindings")
+    assert remote.ok("role", "delete", "reader").strip() == "deleted role reader"
+
+    rule = ("authz", "rule", "create", "patterns/vault", "--user", "Alice@Example.com")
+    created = remote.ok(*rule, "--action", "execute")
+    rule_id = created.split()[2]
+    assert created.strip() == f"created rule {rule_id} on patterns/vault"
+    listed = remote.run("authz", "rule", "list", "--json")
+    assert listed.returncode == 0 and "bastion.yaml are not visible remotely" in listed.stderr
+    assert [json.loads(line) for line in listed.stdout.splitlines()] == [
+        {
+            "id": rule_id,
+            "source": "stored",
+            "resource": "patterns/vault",
+            "allowedUsers": ["alice@example.com"],
+            "allowedRoles": [],
+            "actions": ["execute"],
+        }
+    ]
+    assert listed.stdout == remote.on_server("authz", "rule", "list", "--json")
+    shown = remote.ok("authz", "rule", "show", "patterns/vault", "--json")
+    assert json.loads(shown)["id"] == rule_id
+    deleted = remote.ok("authz", "rule", "delete", "patterns/vault")
+    assert deleted.strip() == f"deleted rule {rule_id} on patterns/vault"
+    assert rule_id not in remote.on_server("authz", "rule", "list")
+
+    rotated = remote.ok("token", "rotate-signing-key", "--algorithm", "ES256")
+    kid = rotated.split()[3]
+    assert rotated.strip() == f"new signing key {kid} (ES256)"
+    keys = remote.ok("token", "list-signing-keys")
+    assert kid in keys and keys == remote.on_server("token", "list-signing-keys")
+
+    changes = ("role.create", "role.update", "role.delete", "binding.create", "binding.delete")
+    for action in (*changes, "rule.create", "rule.delete", "signingkey.rotate"):
+        events = _events(remote, action, after=start_seq)
+        assert events, action
+        assert {(e["actor"]["id"], e["actor"]["via"]) for e in events} == {(OPERATOR, "api")}
+
+
+def test_role_rule_and_signing_key_errors_are_one_line(remote: Remote) -> None:
+    remote.login()
+    cases = {
+        ("role", "bind", "no-such-role", "--user", OPERATOR): "unknown role no-such-role",
+        ("role", "update", "admin", "--permission", "users:read"): "Not found",
+        ("authz", "rule", "create", "vault", "--user", OPERATOR): "not a resource of the form",
+        ("authz", "rule", "delete", "rul_missing"): "not visible remotely",
+        ("token", "rotate-signing-key", "--algorithm", "HS256"): "invalid or missing: algorithm",
+    }
+    for args, expected in cases.items():
+        result = remote.run(*args)
+        assert result.returncode == 1, (args, result.stderr)
+        assert result.stderr.startswith("error: ") and expected in result.stderr, args
+        assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
+    other_tenant = remote.run("role", "bindings", "--tenant", "elsewhere")
+    assert other_tenant.returncode == 2 and "--tenant elsewhere" in other_tenant.stderr
+
+
 def test_stored_login_is_private_and_holds_only_the_refresh_token(remote: Remote) -> None:
     remote.login()
     remote.ok("user", "list")

@@ -1,17 +1,23 @@
-"""``bastion role``: list, define and delete roles; bind them to subjects and unbind them."""
+"""``bastion role``: list, define and delete roles; bind them to subjects and unbind them —
+locally, or remotely through ``/v1/roles`` and ``/v1/bindings``."""
 
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from bastion.cli.context import operator_actor, state
+from bastion.cli.principal_cmds import remote_of, when
+from bastion.cli.remote import segment
 from bastion.config.units import parse_duration
-from bastion.core.model import SubjectType
+from bastion.core.model import RoleBinding, SubjectType
+from bastion.services.authz_admin import RoleView
+from bastion.wiring import Services
 
 app = typer.Typer(help="Roles and role bindings.", no_args_is_help=True)
 
@@ -25,6 +31,34 @@ Permissions = Annotated[
 Inherits = Annotated[list[str] | None, typer.Option("--inherits", help="Role to inherit.")]
 
 
+def _local(ctx: typer.Context, tenant: str | None) -> tuple[Services, str]:
+    """The local services and the tenant a command acts in (default: security.defaultTenant)."""
+    services = state(ctx).services()
+    return services, tenant or services.config.security.default_tenant
+
+
+def _role_doc(view: RoleView) -> dict[str, Any]:
+    """A role in the admin API's shape, which the local commands print too."""
+    return {
+        "name": view.name,
+        "source": view.source,
+        "permissions": list(view.permissions),
+        "inherits": list(view.inherits),
+        "effective": list(view.effective),
+    }
+
+
+def _binding_doc(binding: RoleBinding) -> dict[str, Any]:
+    """A binding in the admin API's shape, which the local commands print too."""
+    return {
+        "id": binding.id,
+        "subject": {"type": str(binding.subject_type), "name": binding.subject_name},
+        "role": binding.role,
+        "created": binding.created_at.isoformat(),
+        "expires": binding.expires_at.isoformat() if binding.expires_at else None,
+    }
+
+
 @app.command("list")
 def list_roles(
     ctx: typer.Context,
@@ -32,25 +66,20 @@ def list_roles(
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines.")] = False,
 ) -> None:
     """Built-in, configured and custom roles with their effective permissions."""
-    services = state(ctx).services()
-    views = services.authz.admin.list_roles(tenant or services.config.security.default_tenant)
+    remote = remote_of(ctx, tenant)
+    if remote is not None:
+        roles = remote.get("/roles")
+    else:
+        services, name = _local(ctx, tenant)
+        roles = [_role_doc(view) for view in services.authz.admin.list_roles(name)]
     if as_json:
-        for view in views:
-            typer.echo(
-                json.dumps(
-                    {
-                        "name": view.name,
-                        "source": view.source,
-                        "permissions": list(view.permissions),
-                        "inherits": list(view.inherits),
-                        "effective": list(view.effective),
-                    }
-                )
-            )
+        for role in roles:
+            typer.echo(json.dumps(role))
         return
     table = Table("Role", "Source", "Inherits", "Effective permissions")
-    for view in views:
-        table.add_row(view.name, view.source, ", ".join(view.inherits), ", ".join(view.effective))
+    for role in roles:
+        inherited, effective = ", ".join(role["inherits"]), ", ".join(role["effective"])
+        table.add_row(role["name"], role["source"], inherited, effective)
     Console(width=200).print(table)
 
 
@@ -63,16 +92,24 @@ def _save(
     *,
     create: bool,
 ) -> None:
-    services = state(ctx).services()
-    role = services.authz.admin.save_role(
-        tenant_name=tenant or services.config.security.default_tenant,
-        name=name,
-        permissions=permissions or [],
-        inherits=inherits or [],
-        actor=operator_actor(),
-        create=create,
-    )
-    typer.echo(f"{'created' if create else 'updated'} role {role.name}")
+    remote = remote_of(ctx, tenant)
+    if remote is not None:
+        body = {"permissions": permissions or [], "inherits": inherits or []}
+        if create:
+            saved = remote.post("/roles", {"name": name, **body})["name"]
+        else:
+            saved = remote.put(f"/roles/{segment(name)}", body)["name"]
+    else:
+        services, tenant_name = _local(ctx, tenant)
+        saved = services.authz.admin.save_role(
+            tenant_name=tenant_name,
+            name=name,
+            permissions=permissions or [],
+            inherits=inherits or [],
+            actor=operator_actor(),
+            create=create,
+        ).name
+    typer.echo(f"{'created' if create else 'updated'} role {saved}")
 
 
 @app.command("create")
@@ -106,12 +143,12 @@ def delete(
     tenant: TenantOption = None,
 ) -> None:
     """Delete a custom role (refused while another role inherits it)."""
-    services = state(ctx).services()
-    services.authz.admin.delete_role(
-        tenant_name=tenant or services.config.security.default_tenant,
-        name=name,
-        actor=operator_actor(),
-    )
+    remote = remote_of(ctx, tenant)
+    if remote is not None:
+        remote.delete(f"/roles/{segment(name)}")
+    else:
+        services, tenant_name = _local(ctx, tenant)
+        services.authz.admin.delete_role(tenant_name=tenant_name, name=name, actor=operator_actor())
     typer.echo(f"deleted role {name}")
 
 
@@ -145,18 +182,32 @@ def bind(
         lifetime = parse_duration(expires) if expires is not None else None
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--expires") from None
-    services = state(ctx).services()
-    now = services.clock.now()
     [(kind, name)] = subjects
-    binding = services.authz.admin.bind(
-        tenant_name=tenant or services.config.security.default_tenant,
-        subject_type=kind,
-        subject_name=name,
-        role=role,
-        expires_at=now + lifetime if lifetime is not None else None,
-        actor=operator_actor(),
+    remote = remote_of(ctx, tenant)
+    if remote is not None:
+        until = datetime.now(UTC) + lifetime if lifetime is not None else None
+        body = {
+            "subject": {"type": str(kind), "name": name},
+            "role": role,
+            "expires": until.isoformat() if until is not None else None,
+        }
+        binding = remote.post("/bindings", body)
+    else:
+        services, tenant_name = _local(ctx, tenant)
+        now = services.clock.now()
+        stored = services.authz.admin.bind(
+            tenant_name=tenant_name,
+            subject_type=kind,
+            subject_name=name,
+            role=role,
+            expires_at=now + lifetime if lifetime is not None else None,
+            actor=operator_actor(),
+        )
+        binding = _binding_doc(stored)
+    subject = binding["subject"]
+    typer.echo(
+        f"created binding {binding['id']}: {subject['type']} {subject['name']} → {binding['role']}"
     )
-    typer.echo(f"created binding {binding.id}: {kind} {binding.subject_name} → {role}")
 
 
 @app.command("unbind")
@@ -166,24 +217,33 @@ def unbind(
     tenant: TenantOption = None,
 ) -> None:
     """Remove a stored binding; it stops granting on the next request."""
-    services = state(ctx).services()
-    binding = services.authz.admin.unbind(
-        tenant_name=tenant or services.config.security.default_tenant,
-        binding_id=binding_id,
-        actor=operator_actor(),
-    )
-    typer.echo(f"removed binding {binding.id}")
+    remote = remote_of(ctx, tenant)
+    if remote is not None:
+        remote.delete(f"/bindings/{segment(binding_id)}")
+        removed = binding_id
+    else:
+        services, tenant_name = _local(ctx, tenant)
+        removed = services.authz.admin.unbind(
+            tenant_name=tenant_name, binding_id=binding_id, actor=operator_actor()
+        ).id
+    typer.echo(f"removed binding {removed}")
 
 
 @app.command("bindings")
 def bindings(ctx: typer.Context, tenant: TenantOption = None) -> None:
     """Stored bindings of a tenant (configured ones are in bastion.yaml)."""
-    services = state(ctx).services()
-    now = services.clock.now()
+    remote = remote_of(ctx, tenant)
+    if remote is not None:
+        now = datetime.now(UTC)
+        found = remote.get("/bindings")
+    else:
+        services, tenant_name = _local(ctx, tenant)
+        now = services.clock.now()
+        found = [_binding_doc(b) for b in services.authz.admin.list_bindings(tenant_name)]
     table = Table("ID", "Subject", "Role", "Expires", "State")
-    found = services.authz.admin.list_bindings(tenant or services.config.security.default_tenant)
     for b in found:
-        expires = b.expires_at.strftime("%Y-%m-%d %H:%M:%S UTC") if b.expires_at else "-"
-        status = "active" if b.is_active(now) else "expired"
-        table.add_row(b.id, f"{b.subject_type} {b.subject_name}", b.role, expires, status)
+        expires = b["expires"]
+        active = expires is None or now < datetime.fromisoformat(expires)
+        subject = f"{b['subject']['type']} {b['subject']['name']}"
+        table.add_row(b["id"], subject, b["role"], when(expires), "active" if active else "expired")
     Console(width=200).print(table)

@@ -1,4 +1,5 @@
-"""``bastion authz rule``: list, show, create and delete a tenant's resource rules."""
+"""``bastion authz rule``: list, show, create and delete a tenant's resource rules — locally, or
+remotely through ``/v1/resource-rules`` (which holds the stored rules only)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from rich.console import Console
 from rich.table import Table
 
 from bastion.cli.context import operator_actor, state
+from bastion.cli.principal_cmds import remote_of
+from bastion.cli.remote import RemoteClient, segment
 from bastion.core.names import canonical_name
 from bastion.core.resource_rules import parse_resource
 from bastion.errors import NotFoundError, RequestRejectedError
@@ -25,6 +28,8 @@ TenantOption = Annotated[
 ]
 RuleRef = Annotated[str, typer.Argument(help="A rule id (rul_…) or a resource type/id.")]
 AsJson = Annotated[bool, typer.Option("--json", help="JSON lines.")]
+# The admin API has no view of security.rbac.resourceRules in the server's bastion.yaml.
+NOT_REMOTE = "rules declared in the server's bastion.yaml are not visible remotely"
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,12 +88,38 @@ def _rows(services: Services, tenant: str) -> list[RuleRow]:
     return rows
 
 
-def _matching(rows: list[RuleRow], ref: str, tenant: str) -> list[RuleRow]:
+def _remote_rows(remote: RemoteClient) -> list[RuleRow]:
+    """The stored rules of the login's tenant, from the admin API."""
+    return [
+        RuleRow(
+            id=r["id"],
+            source="stored",
+            resource=r["resource"],
+            allowed_users=tuple(r["allowedUsers"]),
+            allowed_roles=tuple(r["allowedRoles"]),
+            actions=tuple(r["actions"]),
+        )
+        for r in remote.get("/resource-rules")
+    ]
+
+
+def _rows_of(ctx: typer.Context, tenant: str | None) -> tuple[list[RuleRow], str, bool]:
+    """The rules a command sees, the tenant's name and whether they came from the admin API."""
+    remote = remote_of(ctx, tenant)
+    if remote is not None:
+        return _remote_rows(remote), remote.tenant, True
+    services = state(ctx).services()
+    name = _tenant(services, tenant)
+    return _rows(services, name), name, False
+
+
+def _matching(rows: list[RuleRow], ref: str, tenant: str, *, remote: bool) -> list[RuleRow]:
     """Rows named by ``ref``: its id, or every rule of the resource instance ``type/id``."""
+    hint = f" ({NOT_REMOTE})" if remote else ""
     if "/" not in ref:
         found = [row for row in rows if row.id == ref]
         if not found:
-            raise NotFoundError(f"no rule '{ref}' in tenant '{tenant}'")
+            raise NotFoundError(f"no rule '{ref}' in tenant '{tenant}'{hint}")
         return found
     try:
         resource = "/".join(parse_resource(ref))
@@ -96,7 +127,7 @@ def _matching(rows: list[RuleRow], ref: str, tenant: str) -> list[RuleRow]:
         raise RequestRejectedError(str(exc)) from None
     found = [row for row in rows if row.resource == resource]
     if not found:
-        raise NotFoundError(f"no rule for {resource} in tenant '{tenant}'")
+        raise NotFoundError(f"no rule for {resource} in tenant '{tenant}'{hint}")
     return found
 
 
@@ -119,9 +150,12 @@ def _print(rows: list[RuleRow], *, as_json: bool) -> None:
 
 @app.command("list")
 def list_rules(ctx: typer.Context, tenant: TenantOption = None, as_json: AsJson = False) -> None:
-    """Every resource rule of a tenant: stored ones and those from bastion.yaml."""
-    services = state(ctx).services()
-    _print(_rows(services, _tenant(services, tenant)), as_json=as_json)
+    """Every resource rule of a tenant: stored ones and those from bastion.yaml (remotely: the
+    stored ones only, with a note on stderr)."""
+    rows, _, remote = _rows_of(ctx, tenant)
+    _print(rows, as_json=as_json)
+    if remote:
+        typer.echo(f"note: {NOT_REMOTE}", err=True)
 
 
 @app.command("show")
@@ -129,9 +163,8 @@ def show(
     ctx: typer.Context, rule: RuleRef, tenant: TenantOption = None, as_json: AsJson = False
 ) -> None:
     """One rule by id, or every rule on one resource instance."""
-    services = state(ctx).services()
-    name = _tenant(services, tenant)
-    _print(_matching(_rows(services, name), rule, name), as_json=as_json)
+    rows, name, remote = _rows_of(ctx, tenant)
+    _print(_matching(rows, rule, name, remote=remote), as_json=as_json)
 
 
 @app.command("create")
@@ -153,25 +186,42 @@ def create(
     """Store the rule of one resource instance (one per instance and tenant)."""
     if not user and not role:
         raise typer.BadParameter("name at least one --user or --role")
-    services = state(ctx).services()
-    stored = services.authz.admin.add_rule(
-        tenant_name=_tenant(services, tenant),
-        resource=resource,
-        allowed_users=user or [],
-        allowed_roles=role or [],
-        actions=action or [],
-        actor=operator_actor(),
-    )
-    typer.echo(f"created rule {stored.id} on {stored.resource_type}/{stored.resource_id}")
+    remote = remote_of(ctx, tenant)
+    if remote is not None:
+        body = {
+            "resource": resource,
+            "allowedUsers": user or [],
+            "allowedRoles": role or [],
+            "actions": action or [],
+        }
+        created = remote.post("/resource-rules", body)
+        rule_id, on = created["id"], created["resource"]
+    else:
+        services = state(ctx).services()
+        stored = services.authz.admin.add_rule(
+            tenant_name=_tenant(services, tenant),
+            resource=resource,
+            allowed_users=user or [],
+            allowed_roles=role or [],
+            actions=action or [],
+            actor=operator_actor(),
+        )
+        rule_id, on = stored.id, f"{stored.resource_type}/{stored.resource_id}"
+    typer.echo(f"created rule {rule_id} on {on}")
 
 
 @app.command("delete")
 def delete(ctx: typer.Context, rule: RuleRef, tenant: TenantOption = None) -> None:
     """Delete a stored rule, by id or by its resource (rules from bastion.yaml change there)."""
-    services = state(ctx).services()
-    name = _tenant(services, tenant)
-    [row] = _matching(_rows(services, name), rule, name)[:1]
-    if row.source == "config":
-        raise RequestRejectedError(f"rule {row.id} is in bastion.yaml; change it there")
-    services.authz.admin.delete_rule(tenant_name=name, rule_id=row.id, actor=operator_actor())
+    remote = remote_of(ctx, tenant)
+    if remote is not None:
+        [row] = _matching(_remote_rows(remote), rule, remote.tenant, remote=True)[:1]
+        remote.delete(f"/resource-rules/{segment(row.id)}")
+    else:
+        services = state(ctx).services()
+        name = _tenant(services, tenant)
+        [row] = _matching(_rows(services, name), rule, name, remote=False)[:1]
+        if row.source == "config":
+            raise RequestRejectedError(f"rule {row.id} is in bastion.yaml; change it there")
+        services.authz.admin.delete_rule(tenant_name=name, rule_id=row.id, actor=operator_actor())
     typer.echo(f"deleted rule {row.id} on {row.resource}")
