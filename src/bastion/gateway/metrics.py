@@ -5,6 +5,8 @@ Served at ``<prefix>/metrics``. With ``bastion serve --workers N`` each worker c
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -38,9 +40,14 @@ class GatewayMetrics:
             registry=self.registry,
         )
         self.rate_limit_store_up.set(1)
+        self._children: dict[tuple[str, int], Any] = {}
 
     def observe(self, mode: str, status: int) -> None:
-        self.requests.labels(mode, f"{status // 100}xx").inc()
+        key = (mode, status // 100)
+        child = self._children.get(key)
+        if child is None:  # a handful of (mode, class) pairs: resolved once each
+            child = self._children[key] = self.requests.labels(mode, f"{status // 100}xx")
+        child.inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
