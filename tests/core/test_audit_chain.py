@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hypothesis import given, settings
@@ -105,13 +105,17 @@ PARTS = st.dictionaries(TEXTS | st.sampled_from(["id", "token", "type"]), PART_V
     parts=st.tuples(PARTS, PARTS, PARTS, PARTS),
     names=st.tuples(TEXTS, TEXTS, TEXTS),
     head=st.tuples(st.integers(min_value=0, max_value=2**40), st.sampled_from(["", "ab" * 32])),
+    head_later=st.booleans(),
 )
 def test_text_encoded_around_the_chain_is_the_rfc8785_text(
-    parts: tuple[dict[str, Any], ...], names: tuple[str, str, str], head: tuple[int, str]
+    parts: tuple[dict[str, Any], ...],
+    names: tuple[str, str, str],
+    head: tuple[int, str],
+    head_later: bool,
 ) -> None:
     """Whichever path an event takes (encoded ahead of the chain, or completely at chain
-    time), the stored text is the general RFC 8785 encoding of the stored event and its
-    hash verifies."""
+    time), and whether or not the chain moves its timestamp, the stored text is the general
+    RFC 8785 encoding of the stored event and its hash verifies."""
     actor, resource, details, request = parts
     event = AuditEvent(
         event_id="evt_1",
@@ -125,7 +129,9 @@ def test_text_encoded_around_the_chain_is_the_rfc8785_text(
         request=request,
     )
     prepared = prepare_event(event)
-    [(stored, text)] = chain_prepared(*head, [prepared])
+    not_before = NOW + timedelta(seconds=1) if head_later else None
+    [(stored, text)] = chain_prepared(*head, [prepared], not_before=not_before)
+    assert stored.timestamp == (not_before or NOW)
     assert text == canonical_text(canonical_event(stored), simple=False)
     assert first_broken_seq([stored], start_hash=head[1]) is None
 

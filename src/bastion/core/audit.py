@@ -128,7 +128,7 @@ class PreparedEvent(NamedTuple):
     them is already canonical (no floats, no huge integers, no keys beyond U+D7FF).
 
     ``encoded``, when set, is the event's canonical JSON around the three values only the
-    chain knows (``prevHash``, ``seq``, ``timestamp``): see `encode_around_chain`.
+    chain decides (``prevHash``, ``seq``, ``timestamp``): see `encode_around_chain`.
     """
 
     source: AuditEvent
@@ -138,7 +138,7 @@ class PreparedEvent(NamedTuple):
     request: dict[str, Any]
     simple: bool
     fields: FieldMasker | None = None
-    encoded: tuple[str, str, str] | None = None
+    encoded: tuple[str, str, str, str] | None = None
 
 
 def prepare_event(
@@ -162,9 +162,10 @@ def encode_around_chain(
     resource: dict[str, Any],
     details: dict[str, Any],
     request: dict[str, Any],
-) -> tuple[str, str, str] | None:
-    """(head, middle, tail) such that the canonical JSON of the chained event is
-    ``head + prevHash + middle + str(seq) + tail + timestamp + '"}'``.
+) -> tuple[str, str, str, str] | None:
+    """(head, middle, tail, stamp) such that the canonical JSON of the chained event is
+    ``head + prevHash + middle + str(seq) + tail + timestamp + '"}'``, where ``stamp`` is
+    the timestamp's text unless chaining moves the event later.
 
     RFC 8785 sorts the top-level keys, so ``prevHash`` ends the first five and ``seq`` the
     next three. Only for simple parts (their C-encoded JSON is canonical) that are ASCII
@@ -186,10 +187,12 @@ def encode_around_chain(
     head = first[:-2]  # without '"}' after the empty prevHash
     middle = '",' + second[1:-2]  # without '{' and '0}'
     tail = ',"tenant":' + fast_text(event.tenant) + ',"timestamp":"'
-    for piece in (head, middle, tail):
-        if not piece.isascii() or has_credential_like(piece):
-            return None
-    return head, middle, tail
+    # Checked as one text: what joins the pieces (quotes, hex, digits) cannot complete a
+    # credential-like string, so any piece shows one exactly when the joined text does.
+    joined = head + middle + tail
+    if not joined.isascii() or has_credential_like(joined):
+        return None
+    return head, middle, tail, format_timestamp(event.timestamp)
 
 
 def chain_prepared(
@@ -214,13 +217,16 @@ def chain_prepared(
         source = item.source
         moment = source.timestamp if floor is None or source.timestamp >= floor else floor
         floor = moment
-        if moment != stamp_of:
-            stamp_of, stamp_text = moment, format_timestamp(moment)
         seq += 1
-        if item.encoded is not None:
-            head, middle, tail = item.encoded
-            text = f'{head}{previous}{middle}{seq}{tail}{stamp_text}"}}'
+        encoded = item.encoded
+        if encoded is not None:
+            head, middle, tail, stamp = encoded
+            if moment is not source.timestamp:
+                stamp = format_timestamp(moment)
+            text = f'{head}{previous}{middle}{seq}{tail}{stamp}"}}'
         else:
+            if moment != stamp_of:
+                stamp_of, stamp_text = moment, format_timestamp(moment)
             item, text = _encode_completely(item, previous, seq, stamp_text)
         digest = sha256((previous + text).encode("utf-8")).hexdigest()
         linked = AuditEvent(
