@@ -153,7 +153,7 @@ class GroupCommitWriter(ABC, Generic[T]):
         await self._idle.wait()  # every queued event written (or failed)
 
     async def record(self, event: AuditEvent) -> None:
-        if not self._running or self._room is None:
+        if not self._running or self._room is None or self._idle is None:
             raise AuditUnavailableError("the audit writer is not running")
         item = self.prepare(event)
         if item is None:
@@ -163,6 +163,7 @@ class GroupCommitWriter(ABC, Generic[T]):
             await self._room.wait()
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queued.append((item, done))
+        self._idle.clear()
         if self._writing is None:
             if len(self._queued) >= self._enough:
                 self._flush()
@@ -184,7 +185,6 @@ class GroupCommitWriter(ABC, Generic[T]):
         # Splitting the callers in two groups lets one group's preparing overlap the
         # other's batch in the database (instead of all of them waiting on one batch).
         self._enough = max(1, len(batch) // 2)
-        self._idle.clear()
         if len(self._queued) < self._max_queue:
             self._room.set()
         loop = asyncio.get_running_loop()
