@@ -46,7 +46,7 @@ def test_stop_returns_once_every_queued_event_is_durable(sqlite_rig: Rig) -> Non
 
 
 def test_a_cancelled_caller_leaves_the_others_in_its_batch_durable(sqlite_rig: Rig) -> None:
-    async def scenario() -> list[object]:
+    async def scenario() -> list[BaseException | None]:
         writer = GroupCommitAuditWriter(sqlite_rig.storage)
         await writer.start()
         tasks = [asyncio.create_task(writer.record(sqlite_rig.event(n))) for n in range(30)]

@@ -111,12 +111,12 @@ class GroupCommitWriter(ABC, Generic[T]):
     it, then waits until its batch has committed, so a caller that answers only after
     ``record`` returns never answers unaudited.
 
-    One batch is written at a time, in a worker thread (`write`). A batch starts as soon as
-    the previous one has committed, or at once when the writer is idle, with every event
-    queued by then: while the thread waits on the database (both drivers release the GIL
-    there), the event loop keeps preparing and queueing the next callers' events, so that
-    work overlaps the database's instead of alternating with it. A full queue makes callers
-    wait (back-pressure) rather than dropping events.
+    One batch is written at a time, in a worker thread (`write`), while the event loop keeps
+    preparing and queueing the next callers' events (both drivers release the GIL while the
+    database works). The next batch starts on the loop's next turn after the previous one
+    committed, or after the first event when idle, with every event queued by then: one
+    turn of latency buys batches as large as the load, so commits (an fsync each) stay few.
+    A full queue makes callers wait (back-pressure) rather than dropping events.
     """
 
     def __init__(self, *, max_batch: int = 5000, max_queue: int = 20_000) -> None:
@@ -127,10 +127,7 @@ class GroupCommitWriter(ABC, Generic[T]):
         self._room: asyncio.Event | None = None
         self._idle: asyncio.Event | None = None
         self._running = False
-        # Half the last batch: once that many are queued, the next batch starts at once;
-        # fewer start when the event loop has nothing else ready (see `record`).
-        self._enough = 1
-        self._deferred = False
+        self._flush_due = False
 
     @abstractmethod
     def prepare(self, event: AuditEvent) -> T | None:
@@ -165,15 +162,17 @@ class GroupCommitWriter(ABC, Generic[T]):
         self._queued.append((item, done))
         self._idle.clear()
         if self._writing is None:
-            if len(self._queued) >= self._enough:
-                self._flush()
-            elif not self._deferred:
-                self._deferred = True
-                asyncio.get_running_loop().call_soon(self._flush_deferred)
+            self._flush_soon()
         await done
 
-    def _flush_deferred(self) -> None:
-        self._deferred = False
+    def _flush_soon(self) -> None:
+        """Start a batch once the tasks already ready to run have queued their events."""
+        if not self._flush_due:
+            self._flush_due = True
+            asyncio.get_running_loop().call_soon(self._flush_if_idle)
+
+    def _flush_if_idle(self) -> None:
+        self._flush_due = False
         if self._writing is None and self._queued:
             self._flush()
 
@@ -182,9 +181,6 @@ class GroupCommitWriter(ABC, Generic[T]):
         assert self._idle is not None and self._room is not None
         batch = self._queued[: self._max_batch]
         del self._queued[: self._max_batch]
-        # Splitting the callers in two groups lets one group's preparing overlap the
-        # other's batch in the database (instead of all of them waiting on one batch).
-        self._enough = max(1, len(batch) // 2)
         if len(self._queued) < self._max_queue:
             self._room.set()
         loop = asyncio.get_running_loop()
@@ -205,11 +201,9 @@ class GroupCommitWriter(ABC, Generic[T]):
                 done.set_result(None)
             else:
                 done.set_exception(error)
-        if len(self._queued) >= self._enough:
-            self._flush()
-        elif self._queued:
-            self._deferred = True
-            asyncio.get_running_loop().call_soon(self._flush_deferred)
+        if self._queued:
+            # Not at once: the callers just answered may be about to queue their next events.
+            self._flush_soon()
         else:
             self._idle.set()
 
