@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from dataclasses import dataclass, field
-
 from bastion.backends.protocols import Storage
 from bastion.core.audit import format_timestamp
 from bastion.core.jcs import fast_text
 from bastion.core.model import AuditEvent
 from bastion.services.audit import RecordingStorage
 from bastion.services.audit.recorder import append_prepared_to
+from bastion.services.audit.writer import GroupCommitWriter
 
 
 def plain_row_body(event: AuditEvent) -> str:
@@ -53,47 +50,18 @@ def recorded_round(storage: RecordingStorage, events: list[AuditEvent], batch: i
             append_prepared_to(tx, [p for p in prepared if p is not None])
 
 
-@dataclass
-class _Pending:
-    event: AuditEvent
-    done: asyncio.Future[None] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
-
-
-class PlainGroupWriter:
-    """The group-commit writer's mechanics (queue, futures, a thread per batch) with plain
-    inserts: the baseline for `GroupCommitAuditWriter`."""
+class PlainGroupWriter(GroupCommitWriter[tuple[AuditEvent, str]]):
+    """The group-commit writer's own mechanics (`GroupCommitWriter`: queue, futures, one
+    batch in a worker thread while the next is queued) with plain inserts: the baseline for
+    `GroupCommitAuditWriter`. Like bastion's, it encodes each event in the producer."""
 
     def __init__(self, storage: Storage, *, max_batch: int = 5000) -> None:
+        super().__init__(max_batch=max_batch)
         self._storage = storage
-        self._max_batch = max_batch
-        self._queue: asyncio.Queue[_Pending] = asyncio.Queue(20_000)
-        self._task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
+    def prepare(self, event: AuditEvent) -> tuple[AuditEvent, str]:
+        return event, plain_row_body(event)
 
-    async def stop(self) -> None:
-        await self._queue.join()
-        assert self._task is not None
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-
-    async def record(self, event: AuditEvent) -> None:
-        pending = _Pending(event)
-        await self._queue.put(pending)
-        await pending.done
-
-    async def _run(self) -> None:
-        while True:
-            batch = [await self._queue.get()]
-            while len(batch) < self._max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            await asyncio.to_thread(
-                plain_round, self._storage, [p.event for p in batch], len(batch)
-            )
-            for pending in batch:
-                pending.done.set_result(None)
-                self._queue.task_done()
+    def write(self, items: list[tuple[AuditEvent, str]]) -> None:
+        with self._storage.transaction() as tx:
+            tx.audit.insert([event for event, _ in items], bodies=[body for _, body in items])

@@ -32,6 +32,36 @@ def test_concurrent_records_are_all_durable_when_they_return(sqlite_rig: Rig) ->
     asyncio.run(scenario())
 
 
+def test_stop_returns_once_every_queued_event_is_durable(sqlite_rig: Rig) -> None:
+    async def scenario() -> None:
+        writer = GroupCommitAuditWriter(sqlite_rig.storage, max_batch=7)
+        await writer.start()
+        tasks = [asyncio.create_task(writer.record(sqlite_rig.event(n))) for n in range(40)]
+        await asyncio.sleep(0)  # every task has queued its event; few batches have run
+        await writer.stop()
+        assert stored_count(sqlite_rig) == 40
+        await asyncio.gather(*tasks)
+
+    asyncio.run(scenario())
+
+
+def test_a_cancelled_caller_leaves_the_others_in_its_batch_durable(sqlite_rig: Rig) -> None:
+    async def scenario() -> list[BaseException | None]:
+        writer = GroupCommitAuditWriter(sqlite_rig.storage)
+        await writer.start()
+        tasks = [asyncio.create_task(writer.record(sqlite_rig.event(n))) for n in range(30)]
+        await asyncio.sleep(0)
+        tasks[5].cancel()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        await writer.stop()
+        return results
+
+    results = asyncio.run(scenario())
+    assert isinstance(results[5], asyncio.CancelledError)
+    assert all(r is None for n, r in enumerate(results) if n != 5)
+    assert stored_count(sqlite_rig) >= 29
+
+
 class BrokenAudit:
     """A storage whose audit inserts fail, as a full disk or a revoked grant would."""
 

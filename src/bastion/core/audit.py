@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from bastion.core.audit_policy import KEEP, Trim
-from bastion.core.jcs import canonical_text, is_simple
+from bastion.core.jcs import canonical_text, fast_text, is_simple
 from bastion.core.masking import FieldMasker, has_credential_like, mask_parts
 from bastion.core.model import AuditEvent
 
@@ -125,7 +125,11 @@ def event_hash(event: AuditEvent) -> str:
 
 class PreparedEvent(NamedTuple):
     """An event's masked parts, ready to be chained; ``simple`` when the C encoder's JSON of
-    them is already canonical (no floats, no huge integers, no keys beyond U+D7FF)."""
+    them is already canonical (no floats, no huge integers, no keys beyond U+D7FF).
+
+    ``encoded``, when set, is the event's canonical JSON around the three values only the
+    chain decides (``prevHash``, ``seq``, ``timestamp``): see `encode_around_chain`.
+    """
 
     source: AuditEvent
     actor: dict[str, Any]
@@ -134,16 +138,61 @@ class PreparedEvent(NamedTuple):
     request: dict[str, Any]
     simple: bool
     fields: FieldMasker | None = None
+    encoded: tuple[str, str, str, str] | None = None
 
 
 def prepare_event(
     event: AuditEvent, fields: FieldMasker | None = None, *, trim: Trim = KEEP
 ) -> PreparedEvent:
-    """Mask ``event`` (less what ``trim`` leaves out) ahead of chaining."""
-    parts = mask_parts(
+    """Mask ``event`` (less what ``trim`` leaves out) and encode it ahead of chaining.
+
+    Encoding here, not in `chain_prepared`, lets it run beside the database work of the
+    batch before (the group-commit writer prepares in the request's task).
+    """
+    actor, resource, details, request, simple = mask_parts(
         event, fields, strings=False, drop_reasons=trim.reasons, drop_user_agent=trim.user_agent
     )
-    return PreparedEvent(event, *parts, fields)
+    encoded = encode_around_chain(event, actor, resource, details, request) if simple else None
+    return PreparedEvent(event, actor, resource, details, request, simple, fields, encoded)
+
+
+def encode_around_chain(
+    event: AuditEvent,
+    actor: dict[str, Any],
+    resource: dict[str, Any],
+    details: dict[str, Any],
+    request: dict[str, Any],
+) -> tuple[str, str, str, str] | None:
+    """(head, middle, tail, stamp) such that the canonical JSON of the chained event is
+    ``head + prevHash + middle + str(seq) + tail + timestamp + '"}'``, where ``stamp`` is
+    the timestamp's text unless chaining moves the event later.
+
+    RFC 8785 sorts the top-level keys, so ``prevHash`` ends the first five and ``seq`` the
+    next three. Only for simple parts (their C-encoded JSON is canonical) that are ASCII
+    and show no credential-like string; None otherwise, and chaining takes the complete
+    path. The three chain values are hex, digits and a timestamp, set between quotes and
+    commas: they can neither add a credential-like string nor complete one.
+    """
+    first = fast_text(
+        {
+            "action": event.action,
+            "actor": actor,
+            "details": details,
+            "eventId": event.event_id,
+            "outcome": event.outcome,
+            "prevHash": "",
+        }
+    )
+    second = fast_text({"request": request, "resource": resource, "seq": 0})
+    head = first[:-2]  # without '"}' after the empty prevHash
+    middle = '",' + second[1:-2]  # without '{' and '0}'
+    tail = ',"tenant":' + fast_text(event.tenant) + ',"timestamp":"'
+    # Checked as one text: what joins the pieces (quotes, hex, digits) cannot complete a
+    # credential-like string, so any piece shows one exactly when the joined text does.
+    joined = head + middle + tail
+    if not joined.isascii() or has_credential_like(joined):
+        return None
+    return head, middle, tail, format_timestamp(event.timestamp)
 
 
 def chain_prepared(
@@ -168,30 +217,18 @@ def chain_prepared(
         source = item.source
         moment = source.timestamp if floor is None or source.timestamp >= floor else floor
         floor = moment
-        if moment != stamp_of:
-            stamp_of, stamp_text = moment, format_timestamp(moment)
         seq += 1
-        value = {
-            "action": source.action,
-            "actor": item.actor,
-            "details": item.details,
-            "eventId": source.event_id,
-            "outcome": source.outcome,
-            "prevHash": previous,
-            "request": item.request,
-            "resource": item.resource,
-            "seq": seq,
-            "tenant": source.tenant,
-            "timestamp": stamp_text,
-        }
-        text = canonical_text(value, simple=item.simple)
-        if not text.isascii() or has_credential_like(text):
-            item, text = _complete(item, value, text)
-        try:
-            digest = sha256((previous + text).encode("utf-8")).hexdigest()
-        except UnicodeEncodeError:  # a lone surrogate: the complete path writes U+FFFD
-            text = canonical_text(value, simple=False)
-            digest = sha256((previous + text).encode("utf-8")).hexdigest()
+        encoded = item.encoded
+        if encoded is not None:
+            head, middle, tail, stamp = encoded
+            if moment is not source.timestamp:
+                stamp = format_timestamp(moment)
+            text = f'{head}{previous}{middle}{seq}{tail}{stamp}"}}'
+        else:
+            if moment != stamp_of:
+                stamp_of, stamp_text = moment, format_timestamp(moment)
+            item, text = _encode_completely(item, previous, seq, stamp_text)
+        digest = sha256((previous + text).encode("utf-8")).hexdigest()
         linked = AuditEvent(
             source.event_id,
             moment,
@@ -209,6 +246,35 @@ def chain_prepared(
         chained.append((linked, text))
         previous = digest
     return chained
+
+
+def _encode_completely(
+    item: PreparedEvent, previous: str, seq: int, stamp_text: str
+) -> tuple[PreparedEvent, str]:
+    """The canonical text of an event `encode_around_chain` left out (floats, non-ASCII,
+    a credential-like string), masked again when needed; always UTF-8 encodable."""
+    source = item.source
+    value = {
+        "action": source.action,
+        "actor": item.actor,
+        "details": item.details,
+        "eventId": source.event_id,
+        "outcome": source.outcome,
+        "prevHash": previous,
+        "request": item.request,
+        "resource": item.resource,
+        "seq": seq,
+        "tenant": source.tenant,
+        "timestamp": stamp_text,
+    }
+    text = canonical_text(value, simple=item.simple)
+    if not text.isascii() or has_credential_like(text):
+        item, text = _complete(item, value, text)
+    try:
+        (previous + text).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: the complete path writes U+FFFD
+        text = canonical_text(value, simple=False)
+    return item, text
 
 
 def _complete(item: PreparedEvent, value: dict[str, Any], text: str) -> tuple[PreparedEvent, str]:

@@ -8,9 +8,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from bastion.backends.protocols import Storage
 from bastion.core.audit import PreparedEvent, prepare_event
@@ -24,6 +24,7 @@ from bastion.services.audit.recorder import (
 )
 
 log = logging.getLogger("bastion.audit")
+T = TypeVar("T")
 
 
 class AuditSink(Protocol):
@@ -103,24 +104,114 @@ class AuditSinkWithJobs:
             await asyncio.to_thread(job.stop)
 
 
-@dataclass
-class _Pending:
-    event: PreparedEvent
-    done: asyncio.Future[None] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
+class GroupCommitWriter(ABC, Generic[T]):
+    """Group commit: events from concurrent callers share one durable transaction a batch.
 
+    ``record`` turns the event into what is stored (`prepare`, in the caller's task), queues
+    it, then waits until its batch has committed, so a caller that answers only after
+    ``record`` returns never answers unaudited.
 
-class GroupCommitAuditWriter:
-    """Batches events from concurrent requests into one transaction per flush.
-
-    ``record`` drops the event if the level or categories say so, masks and encodes it
-    (in the caller's task, beside the writer's database work), queues it, then waits until
-    its batch has committed, so a caller that answers only after
-    ``record`` returns never answers unaudited. A full queue makes callers wait
-    (back-pressure) rather than dropping events. While idle, the writer seals the chain with a
-    checkpoint when one is due.
+    One batch is written at a time, in a worker thread (`write`), while the event loop keeps
+    preparing and queueing the next callers' events (both drivers release the GIL while the
+    database works). The next batch starts on the loop's next turn after the previous one
+    committed, or after the first event when idle, with every event queued by then: one
+    turn of latency buys batches as large as the load, so commits (an fsync each) stay few.
+    A full queue makes callers wait (back-pressure) rather than dropping events.
     """
+
+    def __init__(self, *, max_batch: int = 5000, max_queue: int = 20_000) -> None:
+        self._max_batch = max_batch
+        self._max_queue = max_queue
+        self._queued: list[tuple[T, asyncio.Future[None]]] = []
+        self._writing: asyncio.Future[None] | None = None
+        self._room: asyncio.Event | None = None
+        self._idle: asyncio.Event | None = None
+        self._running = False
+        self._flush_due = False
+
+    @abstractmethod
+    def prepare(self, event: AuditEvent) -> T | None:
+        """What is queued for ``event``, or None when it is not to be recorded."""
+
+    @abstractmethod
+    def write(self, items: list[T]) -> None:
+        """Store one batch durably (runs in a worker thread)."""
+
+    async def start(self) -> None:
+        self._room, self._idle = asyncio.Event(), asyncio.Event()
+        self._room.set()
+        self._idle.set()
+        self._running = True
+
+    async def stop(self) -> None:
+        if not self._running or self._idle is None:
+            return
+        self._running = False
+        await self._idle.wait()  # every queued event written (or failed)
+
+    async def record(self, event: AuditEvent) -> None:
+        if not self._running or self._room is None or self._idle is None:
+            raise AuditUnavailableError("the audit writer is not running")
+        item = self.prepare(event)
+        if item is None:
+            return
+        while len(self._queued) >= self._max_queue:
+            self._room.clear()
+            await self._room.wait()
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queued.append((item, done))
+        self._idle.clear()
+        if self._writing is None:
+            self._flush_soon()
+        await done
+
+    def _flush_soon(self) -> None:
+        """Start a batch once the tasks already ready to run have queued their events."""
+        if not self._flush_due:
+            self._flush_due = True
+            asyncio.get_running_loop().call_soon(self._flush_if_idle)
+
+    def _flush_if_idle(self) -> None:
+        self._flush_due = False
+        if self._writing is None and self._queued:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Hand the queued events (up to ``max_batch``) to a worker thread."""
+        assert self._idle is not None and self._room is not None
+        batch = self._queued[: self._max_batch]
+        del self._queued[: self._max_batch]
+        if len(self._queued) < self._max_queue:
+            self._room.set()
+        loop = asyncio.get_running_loop()
+        writing = loop.run_in_executor(None, self.write, [item for item, _ in batch])
+        self._writing = writing
+        writing.add_done_callback(lambda finished: self._written(batch, finished))
+
+    def _written(
+        self, batch: list[tuple[T, asyncio.Future[None]]], finished: asyncio.Future[None]
+    ) -> None:
+        assert self._idle is not None
+        self._writing = None
+        error = _failure(finished, len(batch))
+        for _, done in batch:
+            if done.done():  # the caller was cancelled
+                continue
+            if error is None:
+                done.set_result(None)
+            else:
+                done.set_exception(error)
+        if self._queued:
+            # Not at once: the callers just answered may be about to queue their next events.
+            self._flush_soon()
+        else:
+            self._idle.set()
+
+
+class GroupCommitAuditWriter(GroupCommitWriter[PreparedEvent]):
+    """The per-request sink of `bastion serve`: events levelled and masked by the recorder
+    in the request's task, chained and stored a batch per transaction. While idle, the
+    writer seals the chain with a checkpoint when one is due."""
 
     def __init__(
         self,
@@ -129,45 +220,33 @@ class GroupCommitAuditWriter:
         max_batch: int = 5000,
         max_queue: int = 20_000,
     ) -> None:
+        super().__init__(max_batch=max_batch, max_queue=max_queue)
         self._storage = storage
         self._recorder: AuditRecorder | None = (
             storage.recorder if isinstance(storage, RecordingStorage) else None
         )
-        self._max_batch = max_batch
-        self._max_queue = max_queue
-        self._queue: asyncio.Queue[_Pending] | None = None
-        self._task: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self._queue = asyncio.Queue(self._max_queue)
-        self._task = asyncio.create_task(self._run(), name="bastion-audit-writer")
+        await super().start()
         if self._recorder is not None:
             self._ticker = asyncio.create_task(self._tick(), name="bastion-audit-sealer")
 
     async def stop(self) -> None:
-        if self._task is None or self._queue is None:
-            return
-        await self._queue.join()
-        for task in (self._task, self._ticker):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        self._task = self._ticker = None
+        await super().stop()
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+        self._ticker = None
 
-    async def record(self, event: AuditEvent) -> None:
-        if self._queue is None or self._task is None or self._task.done():
-            raise AuditUnavailableError("the audit writer is not running")
+    def prepare(self, event: AuditEvent) -> PreparedEvent | None:
         recorder = self._recorder
-        prepared = (
-            prepare_event(event) if recorder is None else recorder.prepare_request_event(event)
-        )
-        if prepared is None:
-            return
-        pending = _Pending(prepared)
-        await self._queue.put(pending)
-        await pending.done
+        return prepare_event(event) if recorder is None else recorder.prepare_request_event(event)
+
+    def write(self, items: list[PreparedEvent]) -> None:
+        with self._storage.transaction() as tx:
+            append_prepared_to(tx, items)
 
     async def _tick(self) -> None:
         """Seal the chain when a checkpoint is due though no batch comes to do it."""
@@ -177,27 +256,6 @@ class GroupCommitAuditWriter:
         while True:
             await asyncio.sleep(seconds)
             await self._seal_idle()
-
-    async def _run(self) -> None:
-        assert self._queue is not None
-        queue = self._queue
-        while True:
-            batch = [await queue.get()]
-            while len(batch) < self._max_batch and not queue.empty():
-                batch.append(queue.get_nowait())
-            try:
-                await asyncio.to_thread(self._write, [p.event for p in batch])
-            except BastionError as exc:
-                log.error("audit batch of %d events not written: %s", len(batch), exc.code)
-                self._settle(batch, AuditUnavailableError("the audit trail could not be written"))
-            except Exception:
-                log.exception("audit batch of %d events not written", len(batch))
-                self._settle(batch, AuditUnavailableError("the audit trail could not be written"))
-            else:
-                self._settle(batch, None)
-            finally:
-                for _ in batch:
-                    queue.task_done()
 
     async def _seal_idle(self) -> None:
         try:
@@ -210,16 +268,17 @@ class GroupCommitAuditWriter:
             if isinstance(tx.audit, RecordingAuditStore):
                 tx.audit.seal_if_due()
 
-    @staticmethod
-    def _settle(batch: list[_Pending], error: BaseException | None) -> None:
-        for pending in batch:
-            if pending.done.done():
-                continue
-            if error is None:
-                pending.done.set_result(None)
-            else:
-                pending.done.set_exception(error)
 
-    def _write(self, events: list[PreparedEvent]) -> None:
-        with self._storage.transaction() as tx:
-            append_prepared_to(tx, events)
+def _failure(finished: asyncio.Future[None], size: int) -> AuditUnavailableError | None:
+    """None when the batch committed, else the error its callers get (the cause is logged)."""
+    if finished.cancelled():
+        log.error("audit batch of %d events not written: cancelled", size)
+    else:
+        exc = finished.exception()
+        if exc is None:
+            return None
+        if isinstance(exc, BastionError):
+            log.error("audit batch of %d events not written: %s", size, exc.code)
+        else:
+            log.error("audit batch of %d events not written", size, exc_info=exc)
+    return AuditUnavailableError("the audit trail could not be written")
