@@ -127,3 +127,50 @@ def test_levels_choose_which_request_events_are_recorded(level: str, recorded: l
     else:
         allowed = kept[0]
         assert "reasons" not in allowed.details and "reasons" in kept[2].details
+
+
+def test_a_committed_checkpoint_spares_the_read_until_the_next_is_due(storage_url: str) -> None:
+    """Per batch, the last checkpoint is read only when the one this process committed says a
+    new one may be due; the seals land exactly where reading every time puts them."""
+    rig = make_rig(storage_url, every=5)
+    reads = 0
+    original = type(rig.raw).transaction
+
+    def counting_transaction(self: object) -> object:
+        return _CountingTx(original(self))
+
+    class _CountingTx:
+        def __init__(self, inner: object) -> None:
+            self._inner = inner
+
+        def __enter__(self) -> object:
+            tx = self._inner.__enter__()  # type: ignore[attr-defined]
+            last = tx.audit.last_checkpoint
+
+            def counted() -> AuditCheckpoint | None:
+                nonlocal reads
+                reads += 1
+                return last()  # type: ignore[no-any-return]
+
+            tx.audit.last_checkpoint = counted
+            return tx
+
+        def __exit__(self, *exc: object) -> object:
+            return self._inner.__exit__(*exc)  # type: ignore[attr-defined]
+
+    rig.raw.transaction = counting_transaction.__get__(rig.raw)  # type: ignore[method-assign]
+    rig.fill(12)
+    assert checkpoint_seqs(rig) == [1, 5, 10]
+    # Read at 1 (no checkpoint yet), at 5 and at 10 (the committed one says "maybe due");
+    # the other nine batches are spared.
+    assert reads == 3
+
+
+def test_a_rolled_back_checkpoint_is_not_remembered(storage_url: str) -> None:
+    rig = make_rig(storage_url, every=5)
+    rig.fill(4)
+    with pytest.raises(RuntimeError), rig.storage.transaction() as tx:
+        append_events(tx, [rig.event(4)])  # seq 5: a checkpoint is sealed here...
+        raise RuntimeError("...and rolled back with the event")
+    rig.fill(1)  # seq 5 again: due, since the rolled-back checkpoint never existed
+    assert checkpoint_seqs(rig) == [1, 5]

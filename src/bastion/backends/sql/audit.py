@@ -96,6 +96,9 @@ def _filters(query: AuditQuery) -> list[ColumnElement[bool]]:
 class SQLAuditStore:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
+        # The head row's timestamp as `head` last read it in this unit of work (None: unknown),
+        # so that `head_timestamp` right after `lock_head` costs no second query.
+        self._head_timestamp: tuple[datetime | None] | None = None
 
     def lock_head(self) -> tuple[int, str]:
         with translated("lock the audit chain"):
@@ -106,21 +109,26 @@ class SQLAuditStore:
         return self.head()
 
     def head(self) -> tuple[int, str]:
-        head = select(audit_events.c.seq, audit_events.c.hash).order_by(audit_events.c.seq.desc())
+        c = audit_events.c
+        head = select(c.seq, c.hash, c.timestamp).order_by(c.seq.desc()).limit(1)
         with translated("read the audit chain head"):
-            row = self._conn.execute(head.limit(1)).one_or_none()
-        return (0, "") if row is None else (int(row.seq), str(row.hash))
+            row = self._conn.execute(head).one_or_none()
+        if row is None:
+            self._head_timestamp = (None,)
+            return (0, "")
+        self._head_timestamp = (row.timestamp,)
+        return (int(row.seq), str(row.hash))
 
     def head_timestamp(self) -> datetime | None:
-        c = audit_events.c
-        statement = select(c.timestamp).order_by(c.seq.desc()).limit(1)
-        with translated("read the audit chain head"):
-            row = self._conn.execute(statement).one_or_none()
-        return None if row is None else row.timestamp
+        if self._head_timestamp is None:
+            self.head()
+        assert self._head_timestamp is not None
+        return self._head_timestamp[0]
 
     def insert(self, events: Sequence[AuditEvent], *, bodies: Sequence[str] | None = None) -> None:
         if not events:
             return
+        self._head_timestamp = None
         rows = rows_of(events, bodies, sqlite=self._conn.dialect.name == "sqlite")
         # The savepoint makes a batch all-or-nothing on every database.
         with translated("insert audit events"), self._conn.begin_nested():
@@ -201,6 +209,7 @@ class SQLAuditStore:
             return [_checkpoint(r) for r in self._conn.execute(statement.order_by(c.seq))]
 
     def delete_through(self, seq: int) -> int:
+        self._head_timestamp = None
         with translated("delete old audit events"):
             removed = self._conn.execute(delete(audit_events).where(audit_events.c.seq <= seq))
             self._conn.execute(delete(audit_checkpoints).where(audit_checkpoints.c.seq < seq))

@@ -61,6 +61,10 @@ class AuditRecorder:
     fields: FieldMasker | None = None
     seal: SealPolicy = field(default_factory=SealPolicy)
     outbox: Outbox = field(default_factory=NullOutbox)
+    # The newest checkpoint this process has committed. Stored checkpoints only get newer, and
+    # "due" only becomes true as the head moves away from the last one, so while this one says
+    # "not due" the stored one does too; only a "due" is confirmed by a read.
+    _known: AuditCheckpoint | None = field(default=None, init=False, repr=False)
 
     def prepare_request_event(self, event: AuditEvent) -> PreparedEvent | None:
         """A request's event masked and trimmed as the level and categories say, or None
@@ -75,15 +79,27 @@ class AuditRecorder:
         So after any commit fewer than ``every`` events are unsealed, which is what
         verification allows.
         """
+        known = self._known
+        if known is not None and not self._due_after(known, head_seq):
+            return False
         last = store.last_checkpoint()
         if last is None:
             return head_seq > 0
+        return self._due_after(last, head_seq)
+
+    def _due_after(self, last: AuditCheckpoint, head_seq: int) -> bool:
         if head_seq <= last.seq:
             return False
         every = self.seal.every
         if head_seq // every > last.seq // every:
             return True
         return self.clock.now() - last.timestamp >= self.seal.interval
+
+    def committed(self, checkpoint: AuditCheckpoint) -> None:
+        """``checkpoint`` is durable (called after its transaction committed)."""
+        known = self._known
+        if known is None or checkpoint.seq > known.seq:
+            self._known = checkpoint
 
     def sign(self, store: AuditStore, head_seq: int, head_hash: str) -> AuditCheckpoint | None:
         """Store a checkpoint at the head; None if another writer made one there first."""
@@ -192,6 +208,8 @@ class RecordingStorage:
             # routes every service's appends through the recorder.
             tx.audit = journal
             yield tx
+        for checkpoint in journal.sealed:
+            self.recorder.committed(checkpoint)
         if journal.appended or journal.sealed:
             # Committed: only now may the events leave for the destinations.
             try:
