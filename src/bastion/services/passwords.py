@@ -7,9 +7,7 @@ The common-password list is zxcvbn's (30,000 entries from leaked-password corpor
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
-import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -43,9 +41,7 @@ class HashingPool:
     """
 
     def __init__(self, *, workers: int = 1, max_waiting: int = 64) -> None:
-        self._executor = ThreadPoolExecutor(
-            max_workers=workers, thread_name_prefix="bastion-pwd", initializer=_yield_to_requests
-        )
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bastion-pwd")
         self._slots = threading.BoundedSemaphore(workers + max_waiting)
 
     async def run(self, work: Callable[[], T]) -> T:
@@ -58,18 +54,6 @@ class HashingPool:
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
-
-
-# The nice value of hashing threads: when a hash and request handling want the same core, the
-# kernel gives it to request handling (weight 110 against 1024), so a storm only slows logins.
-HASHING_NICE = 10
-
-
-def _yield_to_requests() -> None:
-    """Lower this hashing thread's scheduling priority (Linux keeps a nice value per thread);
-    where that is not possible the pool still bounds the work, so it is best effort."""
-    with contextlib.suppress(AttributeError, OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASHING_NICE)
 
 
 class PasswordService:
