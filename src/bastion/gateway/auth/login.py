@@ -61,14 +61,12 @@ async def login_endpoint(request: Request) -> Response:
     except RequestRejectedError as exc:
         return _problem(exc, str(exc))
 
-    pool = identity.hashing
+    def work() -> dict[str, object]:
+        done = identity.logins.login(login)
+        return identity.tokens.login_tokens(done.principal, done.tenant).response()
+
     try:
-        with pool.admission():
-            done = await identity.logins.login_in(login, pool)
-            issued = await pool.step(
-                lambda: identity.tokens.login_tokens(done.principal, done.tenant)
-            )
-        tokens = issued.response()
+        tokens = await identity.hashing.run(work)
     except AuthenticationError:
         return login_failed()
     except PasswordChangeRequiredError as exc:
