@@ -28,7 +28,7 @@ from bastion.core.password_policy import is_expired, normalised
 from bastion.errors import AuthenticationError, NotFoundError, PasswordChangeRequiredError
 from bastion.services.clock import Clock
 from bastion.services.directory import record
-from bastion.services.passwords import PasswordService
+from bastion.services.passwords import HashingPool, PasswordService
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +82,23 @@ class LoginService:
         self._address = address_policy
 
     def login(self, request: LoginRequest) -> LoggedIn:
-        """Check a password. Blocking and CPU-heavy: run it in the hashing pool."""
+        """Check a password. Blocking and CPU-heavy: `login_in` is the event loop's form."""
         attempt = self._count(request)
+        reason, upgraded = self._check(request, attempt)
+        return self._finish(request, attempt, reason, upgraded)
+
+    async def login_in(self, request: LoginRequest, pool: HashingPool) -> LoggedIn:
+        """`login` inside one admission of ``pool``: the two short transactions at normal
+        priority, the hash (which holds no lock) at the pool's lower one."""
+        attempt = await pool.step(lambda: self._count(request))
+        reason, upgraded = await pool.hash(lambda: self._check(request, attempt))
+        return await pool.step(lambda: self._finish(request, attempt, reason, upgraded))
+
+    def _check(
+        self, request: LoginRequest, attempt: _Attempt
+    ) -> tuple[str | None, PasswordCredential | None]:
+        """The hash work: the failure reason (None: the password is right) and, after a
+        right one, the Argon2id replacement of a bcrypt or outdated hash."""
         hasher = self._passwords.hasher
         password = request.password
         ok = False
@@ -98,7 +113,7 @@ class LoginService:
         upgraded = None
         if ok and attempt.credential is not None:
             upgraded = self._passwords.rehash(attempt.credential, password)
-        return self._finish(request, attempt, reason, upgraded)
+        return reason, upgraded
 
     def _count(self, request: LoginRequest) -> _Attempt:
         now = self._clock.now()

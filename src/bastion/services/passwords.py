@@ -7,9 +7,11 @@ The common-password list is zxcvbn's (30,000 entries from leaked-password corpor
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime
@@ -34,26 +36,60 @@ def common_passwords() -> frozenset[str]:
 
 
 class HashingPool:
-    """A few threads for password hashing, and a bound on how many checks may wait for them.
+    """A few threads for password work, and a bound on how many logins may wait for them.
 
     Past ``max_waiting`` a caller is refused at once (`LoginBusyError`, HTTP 503) rather than
-    queued without end.
+    queued without end. The pool has two sets of ``workers`` threads: ``step`` runs work that
+    may hold database locks (a login's short transactions) at normal priority, and ``hash``
+    runs pure hashing at nice +10 (Linux keeps a nice value per thread), so that when a hash
+    and request handling want the same core the kernel gives it to request handling. No lock
+    is ever held at the lower priority, which would let a storm stall every writer.
     """
 
     def __init__(self, *, workers: int = 1, max_waiting: int = 64) -> None:
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bastion-pwd")
+        self._hashers = ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="bastion-hash", initializer=_yield_to_requests
+        )
         self._slots = threading.BoundedSemaphore(workers + max_waiting)
 
     async def run(self, work: Callable[[], T]) -> T:
+        """``work`` (which may hash and hold locks) at normal priority, admitted."""
+        with self.admission():
+            return await self.step(work)
+
+    @contextlib.contextmanager
+    def admission(self) -> Iterator[None]:
+        """One login's place in the pool; `LoginBusyError` at once when there is none."""
         if not self._slots.acquire(blocking=False):
             raise LoginBusyError("too many logins in progress")
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, work)
+            yield
         finally:
             self._slots.release()
 
+    async def step(self, work: Callable[[], T]) -> T:
+        """Work that may hold database locks, at normal priority (inside an admission)."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, work)
+
+    async def hash(self, work: Callable[[], T]) -> T:
+        """Hashing that holds no lock, at the lower priority (inside an admission)."""
+        return await asyncio.get_running_loop().run_in_executor(self._hashers, work)
+
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self._hashers.shutdown(wait=False, cancel_futures=True)
+
+
+# The nice value of hashing threads (weight 110 against request handling's 1024).
+HASHING_NICE = 10
+
+
+def _yield_to_requests() -> None:
+    """Lower this hashing thread's scheduling priority; where that is not possible the pool
+    still bounds the work, so it is best effort."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASHING_NICE)
 
 
 class PasswordService:

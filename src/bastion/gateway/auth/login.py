@@ -61,12 +61,14 @@ async def login_endpoint(request: Request) -> Response:
     except RequestRejectedError as exc:
         return _problem(exc, str(exc))
 
-    def work() -> dict[str, object]:
-        done = identity.logins.login(login)
-        return identity.tokens.login_tokens(done.principal, done.tenant).response()
-
+    pool = identity.hashing
     try:
-        tokens = await identity.hashing.run(work)
+        with pool.admission():
+            done = await identity.logins.login_in(login, pool)
+            issued = await pool.step(
+                lambda: identity.tokens.login_tokens(done.principal, done.tenant)
+            )
+        tokens = issued.response()
     except AuthenticationError:
         return login_failed()
     except PasswordChangeRequiredError as exc:
