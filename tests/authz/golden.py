@@ -25,8 +25,9 @@ from bastion.core.model import (
 )
 from bastion.errors import BastionError
 from bastion.gateway.problems import status_for
-from bastion.services.access import RequestFacts, request_event
+from bastion.services.access import RequestFacts
 from bastion.services.authz_checks import CheckQuery, check_event
+from bastion.services.request_events import request_event
 from bastion.wiring import Services, build_services
 
 GOLDEN = Path(__file__).parent / "golden"

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from bastion.errors import AuthenticationError, AuthorizationError, StorageError
-from bastion.services.access import RequestFacts, Verdict, request_event
+from bastion.services.access import RequestFacts, Verdict
+from bastion.services.request_events import request_event
 from tests.services.conftest import ACTOR, World
 
 

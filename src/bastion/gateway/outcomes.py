@@ -25,9 +25,10 @@ from bastion.gateway.limits import error_headers
 from bastion.gateway.metrics import GatewayMetrics
 from bastion.gateway.pipeline import Admission
 from bastion.gateway.responses import CorsPolicy, HeaderPolicy, Send, send_body
-from bastion.services.access import RequestFacts, Verdict, request_event
+from bastion.services.access import RequestFacts, Verdict
 from bastion.services.audit import AuditSink
 from bastion.services.clock import Clock
+from bastion.services.request_events import request_event
 
 Scope = MutableMapping[str, Any]
 

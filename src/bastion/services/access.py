@@ -13,12 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from bastion.backends.protocols import ChangeCounters, Storage
 from bastion.core.decision import Decision
 from bastion.core.engine import deny
-from bastion.core.model import AuditEvent, Principal, PrincipalKind
+from bastion.core.model import Principal, PrincipalKind
 from bastion.core.names import canonical_name
 from bastion.core.rbac import Grant
 from bastion.core.routes import PathSet, RouteMatch, RouteTable
@@ -29,10 +28,7 @@ from bastion.errors import (
     BastionError,
     ClientAddressDeniedError,
     NotFoundError,
-    RateLimitedError,
-    StorageError,
 )
-from bastion.services.audit import build_event
 from bastion.services.authn import Authenticator
 from bastion.services.authz import Authorizer, Subject, route_request
 from bastion.services.clock import Clock
@@ -363,62 +359,3 @@ def _address_denied(
     if match is None or match.route.allowlist.permits(facts.client_ip):
         return None
     return ClientAddressDeniedError(("client address is not in the route's ipAllowlist",))
-
-
-def request_event(
-    verdict: Verdict,
-    *,
-    status: int,
-    now: Any,
-    default_tenant: str,
-    extra: dict[str, Any] | None = None,
-) -> AuditEvent:
-    """The one audit event a request produces, in the spec/000 shape."""
-    facts, match, identity, error = verdict.facts, verdict.match, verdict.identity, verdict.error
-    if error is None:
-        outcome = "success" if status < 500 else "failure"
-    elif isinstance(error, AuthorizationError | RateLimitedError):
-        outcome = "denied"
-    else:
-        outcome = "failure"
-    if match is not None:
-        action = match.route.event
-    elif isinstance(error, AuthorizationError):
-        action = "authz.deny"
-    else:
-        action = "request.reject" if error is not None else "request.public"
-    actor: dict[str, Any] = {"type": "anonymous", "id": None}
-    if identity is not None:
-        actor = {
-            "type": identity.principal.kind.value,
-            "id": identity.principal.name,
-            "keyId": identity.credential_id,
-        }
-        if identity.acting is not None:
-            actor["act"] = {"type": identity.acting.kind.value, "id": identity.acting.name}
-    actor["ip"] = facts.client_ip
-    actor["userAgent"] = facts.user_agent
-    resource: dict[str, Any] = {}
-    if match is not None:
-        resource = {"type": match.route.resource, "id": match.resource_id}
-    details: dict[str, Any] = {"status": status}
-    if verdict.reasons:
-        details["reasons"] = list(verdict.reasons)
-    if isinstance(error, AuthenticationError):
-        details["reason"] = error.reason
-    elif isinstance(error, StorageError):
-        details["reason"] = "storage_unavailable"
-    elif error is not None and not isinstance(error, AuthorizationError):
-        details["reason"] = error.code
-    if extra:
-        details.update(extra)
-    return build_event(
-        action=action,
-        outcome=outcome,
-        tenant=identity.tenant if identity is not None else default_tenant,
-        now=now,
-        actor=actor,
-        resource=resource,
-        details=details,
-        request={"method": facts.method, "path": facts.path, "requestId": facts.request_id},
-    )

@@ -13,8 +13,9 @@ from bastion.core.ids import new_id
 from bastion.core.routes import RouteMatch, RouteSpec
 from bastion.errors import AuthenticationError, AuthorizationError, BastionError
 from bastion.gateway.problems import status_for
-from bastion.services.access import Caller, RequestFacts, Verdict, request_event
+from bastion.services.access import Caller, RequestFacts, Verdict
 from bastion.services.audit import AuditSink
+from bastion.services.request_events import request_event
 from bastion.wiring import Services
 
 _bearer = HTTPBearer(auto_error=False, description="An API key (bk_live_…) or a bearer token")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from fastapi import APIRouter, Depends, Request
@@ -91,15 +92,15 @@ async def update_group(
     caller: Caller = Depends(require("groups", "update")),
     services: Services = Depends(services_dep),
 ) -> GroupOut:
-    groups = services.identity.groups
-    await run_in_threadpool(
-        groups.update,
-        tenant_name=caller.identity.tenant,
-        name=name,
-        display_name=body.displayName,
-        actor=actor_of(caller, request),
+    groups, actor = services.identity.groups, actor_of(caller, request)
+    return await _changed(
+        services,
+        caller,
+        name,
+        lambda tenant: groups.update(
+            tenant_name=tenant, name=name, display_name=body.displayName, actor=actor
+        ),
     )
-    return _out(groups.show(tenant_name=caller.identity.tenant, name=name))
 
 
 @router.delete("/{name}", status_code=204)
@@ -125,15 +126,7 @@ async def add_member(
     caller: Caller = Depends(require("groups", "update")),
     services: Services = Depends(services_dep),
 ) -> GroupOut:
-    groups = services.identity.groups
-    await run_in_threadpool(
-        groups.add_member,
-        tenant_name=caller.identity.tenant,
-        name=name,
-        member=member,
-        actor=actor_of(caller, request),
-    )
-    return _out(groups.show(tenant_name=caller.identity.tenant, name=name))
+    return await _membership(services, caller, request, name, member, add=True)
 
 
 @router.delete("/{name}/members/{member}", response_model=GroupOut)
@@ -144,12 +137,31 @@ async def remove_member(
     caller: Caller = Depends(require("groups", "update")),
     services: Services = Depends(services_dep),
 ) -> GroupOut:
-    groups = services.identity.groups
-    await run_in_threadpool(
-        groups.remove_member,
-        tenant_name=caller.identity.tenant,
-        name=name,
-        member=member,
-        actor=actor_of(caller, request),
+    return await _membership(services, caller, request, name, member, add=False)
+
+
+async def _membership(
+    services: Services, caller: Caller, request: Request, name: str, member: str, *, add: bool
+) -> GroupOut:
+    groups, actor = services.identity.groups, actor_of(caller, request)
+    change = groups.add_member if add else groups.remove_member
+    return await _changed(
+        services,
+        caller,
+        name,
+        lambda tenant: change(tenant_name=tenant, name=name, member=member, actor=actor),
     )
-    return _out(groups.show(tenant_name=caller.identity.tenant, name=name))
+
+
+async def _changed(
+    services: Services, caller: Caller, name: str, change: Callable[[str], object]
+) -> GroupOut:
+    """Apply ``change`` (given the caller's tenant) and answer with the group as it is now,
+    both off the event loop."""
+    groups, tenant = services.identity.groups, caller.identity.tenant
+
+    def work() -> GroupView:
+        change(tenant)
+        return groups.show(tenant_name=tenant, name=name)
+
+    return _out(await run_in_threadpool(work))
