@@ -1,10 +1,12 @@
 """Forward-auth p99 while a login storm runs, next to the p99 without one (real processes).
 
-    python bench/identity/storm.py [--seconds 5] [--verifiers 8] [--logins 16]
+    python bench/identity/storm.py [--seconds 5] [--rate 400] [--streams 8] [--logins 16]
 
 Starts `bastion serve` on SQLite (loopback only), then measures ``GET /_bastion/verify`` with
-an API key for a bounded time, first alone, then while clients in a second process post wrong
-passwords to ``/_bastion/login`` as fast as they can. Password hashing runs in a bounded pool
+an API key at a fixed rate for a bounded time, first alone, then while clients in a second
+process post wrong passwords to ``/_bastion/login`` as fast as they can. The measuring client
+is a light raw HTTP/1.1 one with latencies counted from each request's scheduled time, so
+the number is bastion's, not a busy client's queue. Password hashing runs in a bounded pool
 off the event loop, so the storm may cost CPU but must not starve request handling.
 Target: at most 2x.
 """
@@ -74,18 +76,61 @@ def start_bastion(workdir: Path, port: int) -> tuple[subprocess.Popen[bytes], st
     raise SystemExit("bastion did not start")
 
 
-async def verify_loop(client: httpx.AsyncClient, key: str, until: float, out: list[float]) -> None:
-    headers = {
-        "Authorization": f"Bearer {key}",
-        "X-Original-URI": "/api/things",
-        "X-Original-Method": "GET",
-    }
-    while time.monotonic() < until:
-        started = time.perf_counter()
-        response = await client.get("/_bastion/verify", headers=headers)
-        out.append((time.perf_counter() - started) * 1e6)
-        if response.status_code != 200:
-            raise SystemExit(f"/verify answered {response.status_code}")
+async def verify_paced(
+    port: int, key: str, *, start: float, interval: float, count: int, out: list[float]
+) -> None:
+    """``count`` requests on one keep-alive connection, one every ``interval`` seconds from
+    ``start``. Latency runs from the scheduled send time, so a stall also counts against the
+    requests it delayed (no coordinated omission). Raw HTTP/1.1: the client must stay light
+    enough that its own CPU time is not what gets measured."""
+    request = (
+        "GET /_bastion/verify HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: Bearer {key}\r\n"
+        "X-Original-URI: /api/things\r\nX-Original-Method: GET\r\n\r\n"
+    ).encode()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    loop = asyncio.get_running_loop()
+    try:
+        for n in range(count):
+            scheduled = start + n * interval
+            delay = scheduled - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = head[9:12]
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            await reader.readexactly(length)
+            out.append((loop.time() - scheduled) * 1e6)
+            if status != b"200":
+                raise SystemExit(f"/verify answered {status.decode()}")
+    finally:
+        writer.close()
+
+
+async def measure(port: int, key: str, *, seconds: float, rate: float, streams: int) -> list[float]:
+    """/verify latencies at a fixed total ``rate`` spread over ``streams`` connections."""
+    latencies: list[float] = []
+    interval = streams / rate
+    start = asyncio.get_running_loop().time() + 0.05
+    count = int(seconds / interval)
+    await asyncio.gather(
+        *(
+            verify_paced(
+                port,
+                key,
+                start=start + i * interval / streams,
+                interval=interval,
+                count=count,
+                out=latencies,
+            )
+            for i in range(streams)
+        )
+    )
+    return latencies
 
 
 async def login_loop(client: httpx.AsyncClient, until: float, counts: list[int], n: int) -> None:
@@ -95,18 +140,13 @@ async def login_loop(client: httpx.AsyncClient, until: float, counts: list[int],
         counts.append(response.status_code)
 
 
-async def phase(
-    base: str, key: str, *, seconds: float, verifiers: int, logins: int
-) -> tuple[list[float], list[int]]:
-    latencies: list[float] = []
+async def storm(base: str, *, seconds: float, logins: int) -> list[int]:
     statuses: list[int] = []
-    limits = httpx.Limits(max_connections=verifiers + logins + 4)
+    limits = httpx.Limits(max_connections=logins + 4)
     async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
         until = time.monotonic() + seconds
-        tasks = [verify_loop(client, key, until, latencies) for _ in range(verifiers)]
-        tasks += [login_loop(client, until, statuses, n) for n in range(logins)]
-        await asyncio.gather(*tasks)
-    return latencies, statuses
+        await asyncio.gather(*(login_loop(client, until, statuses, n) for n in range(logins)))
+    return statuses
 
 
 def storm_process(base: str, *, seconds: float, logins: int) -> subprocess.Popen[str]:
@@ -119,44 +159,44 @@ def storm_process(base: str, *, seconds: float, logins: int) -> subprocess.Popen
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=5)
-    parser.add_argument("--verifiers", type=int, default=8)
+    parser.add_argument("--rate", type=float, default=400, help="/verify requests per second")
+    parser.add_argument("--streams", type=int, default=8, help="/verify connections")
     parser.add_argument("--logins", type=int, default=16)
     parser.add_argument("--generate", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.generate:  # the storm process: print the login statuses it saw
-        _, seen = asyncio.run(
-            phase(args.generate, "", seconds=args.seconds, verifiers=0, logins=args.logins)
+        print(
+            json.dumps(asyncio.run(storm(args.generate, seconds=args.seconds, logins=args.logins)))
         )
-        print(json.dumps(seen))
         return
     workdir = Path(tempfile.mkdtemp(prefix="bastion-storm-"))
     port = free_port()
     process, key = start_bastion(workdir, port)
     base = f"http://127.0.0.1:{port}"
     try:
-        asyncio.run(phase(base, key, seconds=1, verifiers=args.verifiers, logins=0))  # warm up
-        quiet, _ = asyncio.run(
-            phase(base, key, seconds=args.seconds, verifiers=args.verifiers, logins=0)
-        )
+        paced = {"rate": args.rate, "streams": args.streams}
+        asyncio.run(measure(port, key, seconds=1, **paced))  # warm up
+        quiet = asyncio.run(measure(port, key, seconds=args.seconds, **paced))
         stormer = storm_process(base, seconds=args.seconds + 1, logins=args.logins)
         time.sleep(0.5)  # the storm is under way before the measurement starts
-        storm, _ = asyncio.run(
-            phase(base, key, seconds=args.seconds, verifiers=args.verifiers, logins=0)
-        )
+        stormy = asyncio.run(measure(port, key, seconds=args.seconds, **paced))
         out, _ = stormer.communicate(timeout=120)
         statuses = json.loads(out)
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=15)
         shutil.rmtree(workdir, ignore_errors=True)
-    print("4. Forward-auth (/_bastion/verify, API key) with and without a login storm")
-    for label, values in (("without storm", quiet), ("with storm", storm)):
+    print(
+        "4. Forward-auth (/_bastion/verify, API key) at a fixed "
+        f"{args.rate:.0f} requests/s, with and without a login storm"
+    )
+    for label, values in (("without storm", quiet), ("with storm", stormy)):
         p50, p99 = pct(values, 50) / 1000, pct(values, 99) / 1000
         print(f"  {label:<14} {len(values):6d} requests  p50 {p50:7.2f} ms  p99 {p99:7.2f} ms")
     rate = len(statuses) / (args.seconds + 1)
     busy = sum(s == 503 for s in statuses)
     print(f"  storm: {rate:.0f} login attempts/s answered ({busy} refused as busy, 503)")
-    print(f"  -> p99 ratio {pct(storm, 99) / pct(quiet, 99):.2f}x (target <= 2x)")
+    print(f"  -> p99 ratio {pct(stormy, 99) / pct(quiet, 99):.2f}x (target <= 2x)")
 
 
 if __name__ == "__main__":
