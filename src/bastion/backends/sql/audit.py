@@ -93,6 +93,14 @@ def _filters(query: AuditQuery) -> list[ColumnElement[bool]]:
     return where
 
 
+# Read by every append, built once.
+_HEAD = (
+    select(audit_events.c.seq, audit_events.c.hash, audit_events.c.timestamp)
+    .order_by(audit_events.c.seq.desc())
+    .limit(1)
+)
+
+
 class SQLAuditStore:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
@@ -109,10 +117,8 @@ class SQLAuditStore:
         return self.head()
 
     def head(self) -> tuple[int, str]:
-        c = audit_events.c
-        head = select(c.seq, c.hash, c.timestamp).order_by(c.seq.desc()).limit(1)
         with translated("read the audit chain head"):
-            row = self._conn.execute(head).one_or_none()
+            row = self._conn.execute(_HEAD).one_or_none()
         if row is None:
             self._head_timestamp = (None,)
             return (0, "")

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.dml import ReturningInsert
 
 from bastion.backends.sql.errors import translated
 from bastion.backends.sql.identity_tables import login_throttles, password_credentials
 from bastion.core.credentials import PasswordCredential, ThrottleState
-from bastion.errors import ConflictError, NotFoundError
 
 
 class SQLPasswordStore:
@@ -65,27 +67,43 @@ class SQLPasswordStore:
             self._conn.execute(query)
 
 
+def _upsert_throttle(dialect: str) -> ReturningInsert[Any]:
+    """Create the counter if absent and return it, locked, in one statement: on PostgreSQL
+    ``ON CONFLICT DO UPDATE`` takes the row lock (concurrent failures queue as with
+    ``FOR UPDATE``); SQLite's BEGIN IMMEDIATE already serialises every writer."""
+    make = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = make(login_throttles).values(
+        key=bindparam("b_key"), failures=0, window_start=bindparam("b_at"), lockouts=0
+    )
+    return statement.on_conflict_do_update(
+        index_elements=[login_throttles.c.key], set_={"key": statement.excluded.key}
+    ).returning(*login_throttles.c)
+
+
+# Built once: a login runs these on every attempt, and building a statement costs more
+# than executing it.
+_UPSERT = {dialect: _upsert_throttle(dialect) for dialect in ("postgresql", "sqlite")}
+_PUT = (
+    update(login_throttles)
+    .where(login_throttles.c.key == bindparam("b_key"))
+    .values(
+        failures=bindparam("b_failures"),
+        window_start=bindparam("b_window_start"),
+        locked_until=bindparam("b_locked_until"),
+        lockouts=bindparam("b_lockouts"),
+    )
+)
+
+
 class SQLThrottleStore:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
     def lock(self, key: str, *, at: datetime) -> ThrottleState:
-        # Create the row if absent (a concurrent creator wins harmlessly), then lock it: on
-        # PostgreSQL FOR UPDATE makes concurrent failures queue; SQLite's BEGIN IMMEDIATE
-        # already serialises every writer.
-        values = {"key": key, "failures": 0, "window_start": at, "lockouts": 0}
-        try:
-            with translated("create login throttle"), self._conn.begin_nested():
-                self._conn.execute(insert(login_throttles).values(values))
-        except ConflictError:
-            pass
-        query = select(login_throttles).where(login_throttles.c.key == key)
-        if self._conn.dialect.name == "postgresql":
-            query = query.with_for_update()
         with translated("lock login throttle"):
-            row = self._conn.execute(query).one_or_none()
-        if row is None:
-            raise NotFoundError("lock login throttle: the counter vanished")
+            row = self._conn.execute(
+                _UPSERT[self._conn.dialect.name], {"b_key": key, "b_at": at}
+            ).one()
         return ThrottleState(
             key=row.key,
             failures=int(row.failures),
@@ -95,15 +113,12 @@ class SQLThrottleStore:
         )
 
     def put(self, state: ThrottleState) -> None:
-        query = (
-            update(login_throttles)
-            .where(login_throttles.c.key == state.key)
-            .values(
-                failures=state.failures,
-                window_start=state.window_start,
-                locked_until=state.locked_until,
-                lockouts=state.lockouts,
-            )
-        )
+        values = {
+            "b_key": state.key,
+            "b_failures": state.failures,
+            "b_window_start": state.window_start,
+            "b_locked_until": state.locked_until,
+            "b_lockouts": state.lockouts,
+        }
         with translated("store login throttle"):
-            self._conn.execute(query)
+            self._conn.execute(_PUT, values)

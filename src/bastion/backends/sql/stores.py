@@ -11,7 +11,8 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Row,
-    and_,
+    Select,
+    bindparam,
     delete,
     insert,
     or_,
@@ -30,6 +31,18 @@ def text_order(conn: Connection, column: ColumnElement[Any]) -> ColumnElement[An
     return column.collate("C") if conn.dialect.name == "postgresql" else column
 
 
+# Look-ups that run in nearly every unit of work, built once (building a statement costs
+# more than executing it).
+_TENANT_BY_NAME = select(tenants).where(tenants.c.name == bindparam("b_name"))
+_TENANT_BY_ID = select(tenants).where(tenants.c.id == bindparam("b_id"))
+_PRINCIPAL_BY_NAME = select(principals).where(
+    principals.c.tenant_id == bindparam("b_tenant"), principals.c.name == bindparam("b_name")
+)
+_PRINCIPAL_BY_ID = select(principals).where(
+    principals.c.tenant_id == bindparam("b_tenant"), principals.c.id == bindparam("b_id")
+)
+
+
 class SQLTenantStore:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
@@ -41,14 +54,14 @@ class SQLTenantStore:
             self._conn.execute(insert(tenants).values(values))
 
     def get_by_name(self, name: str) -> Tenant:
-        return self._one(tenants.c.name == name, "get tenant by name")
+        return self._one(_TENANT_BY_NAME, {"b_name": name}, "get tenant by name")
 
     def get(self, tenant_id: str) -> Tenant:
-        return self._one(tenants.c.id == tenant_id, "get tenant")
+        return self._one(_TENANT_BY_ID, {"b_id": tenant_id}, "get tenant")
 
-    def _one(self, where: ColumnElement[bool], operation: str) -> Tenant:
+    def _one(self, query: Select[Any], params: dict[str, str], operation: str) -> Tenant:
         with translated(operation):
-            row = self._conn.execute(select(tenants).where(where)).one_or_none()
+            row = self._conn.execute(query, params).one_or_none()
         if row is None:
             raise NotFoundError(f"{operation}: no such tenant")
         return Tenant(id=row.id, name=row.name, created_at=row.created_at)
@@ -101,16 +114,16 @@ class SQLPrincipalStore:
             self._conn.execute(insert(principals).values(values))
 
     def get(self, tenant_id: str, principal_id: str) -> Principal:
-        where = and_(principals.c.tenant_id == tenant_id, principals.c.id == principal_id)
-        return self._one(where, "get principal")
+        params = {"b_tenant": tenant_id, "b_id": principal_id}
+        return self._one(_PRINCIPAL_BY_ID, params, "get principal")
 
     def get_by_name(self, tenant_id: str, name: str) -> Principal:
-        where = and_(principals.c.tenant_id == tenant_id, principals.c.name == name)
-        return self._one(where, "get principal by name")
+        params = {"b_tenant": tenant_id, "b_name": name}
+        return self._one(_PRINCIPAL_BY_NAME, params, "get principal by name")
 
-    def _one(self, where: ColumnElement[bool], operation: str) -> Principal:
+    def _one(self, query: Select[Any], params: dict[str, str], operation: str) -> Principal:
         with translated(operation):
-            row = self._conn.execute(select(principals).where(where)).one_or_none()
+            row = self._conn.execute(query, params).one_or_none()
         if row is None:
             raise NotFoundError(f"{operation}: no such principal in this tenant")
         return _principal(row)
