@@ -17,7 +17,7 @@ from bastion.gateway.edge import Edge
 from bastion.gateway.limits import RateLimiter
 from bastion.gateway.metrics import GatewayMetrics
 from bastion.gateway.proxy import Timeouts, UpstreamProxy
-from bastion.gateway.server import CONFIG_ENV
+from bastion.gateway.server import CONFIG_ENV, freeze_startup_heap
 from bastion.gateway.settings import edge_settings_from, rate_policy_from
 from bastion.wiring import Services, build_services
 from bastion.wiring_audit import audit_sink_from, spool_states
@@ -87,7 +87,9 @@ def create_app() -> Edge:
     """The app of one worker process: configuration from ``$BASTION_CONFIG``."""
     path = os.environ.get(CONFIG_ENV)
     config = load_config(Path(path) if path else None)
-    return build_app(config)
+    app = build_app(config)
+    freeze_startup_heap()
+    return app
 
 
 def _shutdown(services: Services) -> None:
