@@ -26,7 +26,7 @@ from bastion.gateway.metrics import GatewayMetrics
 from bastion.gateway.pipeline import Admission
 from bastion.gateway.responses import CorsPolicy, HeaderPolicy, Send, send_body
 from bastion.services.access import RequestFacts, Verdict
-from bastion.services.audit import AuditSink
+from bastion.services.audit import AuditSink, NullAuditSink
 from bastion.services.clock import Clock
 from bastion.services.request_events import request_event
 
@@ -67,6 +67,8 @@ class Outcomes:
         metrics: GatewayMetrics,
     ) -> None:
         self._audit = audit
+        # With the audit trail off there is no event to build (a tenth of a public request).
+        self._discard = isinstance(audit, NullAuditSink)
         self._clock = clock
         self._default_tenant = default_tenant
         self.headers = headers
@@ -77,6 +79,8 @@ class Outcomes:
         self, verdict: Verdict, status: int, extra: dict[str, Any] | None = None
     ) -> None:
         """The request's one audit event; `AuditUnavailableError` if it cannot be made."""
+        if self._discard:
+            return
         event = request_event(
             verdict,
             status=status,
