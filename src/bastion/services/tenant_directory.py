@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import builtins
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
-from bastion.backends.protocols import Storage
+from bastion.backends.protocols import Storage, UnitOfWork
 from bastion.core.credentials import TenantState
 from bastion.core.ids import new_id
 from bastion.core.model import Tenant
@@ -41,15 +42,7 @@ class TenantDirectory:
             tx.tenants.create(tenant)
             if display_name:
                 tx.tenant_states.put(TenantState(tenant.id, display_name))
-            resource = {"type": "tenant", "id": tenant.name}
-            record(
-                tx,
-                action="tenant.create",
-                tenant=tenant.name,
-                now=now,
-                actor=actor,
-                resource=resource,
-            )
+            _record(tx, "tenant.create", tenant, now, actor)
         return tenant
 
     def list_tenants(self) -> builtins.list[TenantView]:
@@ -89,16 +82,7 @@ class TenantDirectory:
                 epoch = self._revoker.bump(tx)
             action = toggle_action("tenant", state.disabled, changed.disabled)
             details = {"displayName": changed.display_name, "disabled": changed.disabled}
-            resource = {"type": "tenant", "id": tenant.name}
-            record(
-                tx,
-                action=action,
-                tenant=tenant.name,
-                now=now,
-                actor=actor,
-                resource=resource,
-                details=details,
-            )
+            _record(tx, action, tenant, now, actor, details)
             view = TenantView(tenant, changed, len(tx.principals.list(tenant.id)))
         if epoch is not None:
             self._revoker.announce(epoch)
@@ -117,13 +101,26 @@ class TenantDirectory:
                 )
             tx.tenant_states.delete(tenant.id)
             tx.tenants.delete(tenant.id)
-            resource = {"type": "tenant", "id": tenant.name}
-            record(
-                tx,
-                action="tenant.delete",
-                tenant=tenant.name,
-                now=now,
-                actor=actor,
-                resource=resource,
-            )
+            _record(tx, "tenant.delete", tenant, now, actor)
         return tenant
+
+
+def _record(
+    tx: UnitOfWork,
+    action: str,
+    tenant: Tenant,
+    now: datetime,
+    actor: dict[str, Any],
+    details: dict[str, Any] | None = None,
+) -> None:
+    """The audit event of a change to ``tenant``, in the change's transaction."""
+    resource = {"type": "tenant", "id": tenant.name}
+    record(
+        tx,
+        action=action,
+        tenant=tenant.name,
+        now=now,
+        actor=actor,
+        resource=resource,
+        details=details,
+    )
