@@ -149,7 +149,12 @@ def bench_rbac(model: Model, count: int) -> None:
     def decide(item: tuple[Subject, AuthzRequest, tuple[str, ...] | None]) -> bool:
         return authorizer.authorize(item[0], item[1], scopes=item[2]).allowed
 
-    for item in prepared[:2000]:  # warm the scope index cache as a running gateway has it
+    # Warm up as a running gateway is: each credential's scopes are indexed on its first
+    # request (warming only the first 2,000 requests left about 300 of the 843 credentials
+    # measured cold, and their one-off index build was the whole p99).
+    for scopes in set(scoped.values()):
+        authorizer.scope_index(scopes)
+    for item in prepared[:2000]:
         decide(item)
     gc.collect()
     gc.freeze()

@@ -48,6 +48,26 @@ def test_wildcards_match_literally_in_the_index() -> None:
     assert access.grant_for("*", "*") is None
 
 
+def test_the_first_binding_that_grants_is_the_one_named() -> None:
+    access = compile_access(
+        [BindingGrant("viewer", "b1"), BindingGrant("admin", "b2"), BindingGrant("viewer", "b3")],
+        ROLES,
+        now=NOW,
+    )
+    assert [access.grant_for("patterns", a).via for a in ("read", "delete")] == ["b1", "b2"]
+    assert access.grant_for("anything", "read").via == "b1"  # through viewer's *:read
+
+
+def test_a_principal_with_hundreds_of_bindings_still_finds_the_first() -> None:
+    offered = [BindingGrant("viewer", f"b{i}") for i in range(300)] + [
+        BindingGrant("admin", "last")
+    ]
+    access = compile_access(offered, ROLES, now=NOW)
+    assert access.grant_for("patterns", "read").via == "b0"
+    assert access.grant_for("patterns", "delete").via == "last"
+    assert compile_access(offered[:300], ROLES, now=NOW).grant_for("patterns", "delete") is None
+
+
 def test_scope_index_write_and_admin() -> None:
     scopes = ScopeIndex(["patterns:write"])
     assert scopes.scope_for("patterns", "update") == "patterns:write"

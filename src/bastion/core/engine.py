@@ -15,6 +15,10 @@ from dataclasses import dataclass
 from bastion.core.decision import Check, Decision, Effect
 from bastion.core.grants import PrincipalAccess, ScopeIndex
 
+# The stages below run on every request: they build their named tuples with tuple.__new__,
+# which skips the NamedTuple's own Python-level __new__ (about 0.2 us a call here, half of it).
+_new = tuple.__new__
+
 
 @dataclass(frozen=True, slots=True)
 class CedarOutcome:
@@ -48,8 +52,10 @@ def check_tenant(*, home: str, target: str, platform_via: str | None) -> Check:
 def check_rbac(access: PrincipalAccess, resource: str, action: str) -> Check:
     grant = access.grant_for(resource, action)
     if grant is None:
-        return Check("rbac", False, (f"no role grants {resource}:{action} (roles: {access.held})",))
-    return Check("rbac", True, (f"role {grant.role} grants {resource}:{action} via {grant.via}",))
+        reason = f"no role grants {resource}:{action} (roles: {access.held})"
+        return _new(Check, ("rbac", False, (reason,)))
+    reason = f"role {grant.role} grants {resource}:{action} via {grant.via}"
+    return _new(Check, ("rbac", True, (reason,)))
 
 
 def check_scopes(scopes: ScopeIndex | None, resource: str, action: str) -> Check | None:
@@ -58,8 +64,9 @@ def check_scopes(scopes: ScopeIndex | None, resource: str, action: str) -> Check
         return None
     scope = scopes.scope_for(resource, action)
     if scope is None:
-        return Check("scopes", False, (f"credential scopes do not include {resource}:{action}",))
-    return Check("scopes", True, (f"scope {scope}",))
+        reason = f"credential scopes do not include {resource}:{action}"
+        return _new(Check, ("scopes", False, (reason,)))
+    return _new(Check, ("scopes", True, (f"scope {scope}",)))
 
 
 def combine(
@@ -90,7 +97,7 @@ def combine(
         blocked = blocked or cedar.passed is False
         granted = granted or cedar.passed is True
     effect = Effect.ALLOW if granted and not blocked else Effect.DENY
-    return Decision(effect, reasons, checks)
+    return _new(Decision, (effect, reasons, checks))
 
 
 def deny(stage: str, reason: str) -> Decision:

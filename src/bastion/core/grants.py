@@ -1,13 +1,14 @@
 """Per-principal compiled access: the roles that reach a principal now, flattened to look-ups.
 
 A principal's bindings (direct, through its groups, from configuration, or the default role)
-are compiled once into a `PrincipalAccess`: a dict from every granted ``(resource, action)``
-pair (wildcards included) to the role that grants it. A decision is then at most four dict
-look-ups, whatever the number of roles, bindings or principals (DESIGN.md section 11).
+are compiled once into a `PrincipalAccess`: a table from every granted ``(resource, action)``
+pair (wildcards included) to the grant that brings it. A decision is then at most four table
+reads, whatever the number of roles, bindings or principals (DESIGN.md section 11).
 """
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,12 +33,13 @@ class BindingGrant:
 class PrincipalAccess:
     """What one principal's roles allow, valid until ``valid_until`` (the next expiry).
 
-    The permissions are one integer of the catalog's pair bits (a few bytes per principal);
-    ``grant_for`` is one AND for a deny and a short walk over the principal's grants for an
-    allow (to name the binding in the reasons).
+    The permissions are one table indexed by the catalog's pair bits: for every pair, the
+    position of the first grant that brings it (a byte per pair for fewer than 255 grants).
+    ``grant_for`` reads at most four entries, for an allow (naming the binding in the reasons)
+    as for a deny, whatever the number of grants.
     """
 
-    __slots__ = ("_catalog", "_mask", "_masks", "grants", "held", "roles", "valid_until")
+    __slots__ = ("_catalog", "_first", "_none", "grants", "held", "roles", "valid_until")
 
     def __init__(
         self,
@@ -51,24 +53,36 @@ class PrincipalAccess:
         # The bound roles as a deny reason names them, formatted once.
         self.held = ", ".join(sorted({g.role for g in grants})) or "none"
         self._catalog = catalog
-        self._masks = tuple(catalog.mask(g.role) for g in grants)
-        self._mask = 0
-        for mask in self._masks:
-            self._mask |= mask
+        self._first, self._none = _first_grants(grants, catalog)
         self.valid_until = valid_until
 
     def grant_for(self, resource: str, action: str) -> Grant | None:
         """The first grant that allows ``resource:action``, or None."""
-        probe = self._catalog.probe(resource, action)
-        if not self._mask & probe:
-            return None
-        for grant, mask in zip(self.grants, self._masks, strict=True):
-            if mask & probe:
-                return grant
-        return None
+        table = self._first
+        width = len(table)
+        first = none = self._none
+        for bit in self._catalog.probe(resource, action):
+            if bit < width:
+                index = table[bit]
+                if index < first:
+                    first = index
+        return None if first == none else self.grants[first]
 
     def fresh(self, now: datetime) -> bool:
         return self.valid_until is None or now < self.valid_until
+
+
+def _first_grants(grants: Sequence[Grant], catalog: RoleCatalog) -> tuple[bytes | array[int], int]:
+    """For every pair bit, the index of the first grant whose role brings it; the table's
+    "no grant" value. Only as wide as the highest bit held, so it costs what is granted; bytes
+    (one object, read with one cache miss) unless the principal has 255 grants or more."""
+    typecode, none = ("B", 0xFF) if len(grants) < 0xFF else ("L", 0xFFFFFFFF)
+    bits = [catalog.bits(grant.role) for grant in grants]
+    table = array(typecode, [none]) * max((b[-1] + 1 for b in bits if b), default=0)
+    for index in range(len(grants) - 1, -1, -1):  # the earliest grant writes last
+        for bit in bits[index]:
+            table[bit] = index
+    return (table.tobytes() if typecode == "B" else table), none
 
 
 def compile_access(

@@ -152,32 +152,31 @@ class RoleCatalog(Mapping[str, PermissionSet]):
             )
             for name in self.definitions
         }
-        # Every granted pair gets a bit: a principal's permissions become one integer, so a
-        # decision touches a few bytes of it instead of a dict per principal.
+        # Every granted pair gets a bit number: a principal's access becomes one small table
+        # indexed by it (see `bastion.core.grants.PrincipalAccess`), so a decision touches a
+        # few bytes whatever the number of roles and bindings.
         self._bits: dict[tuple[str, str], int] = {}
         for permissions in self._sets.values():
             for pair in permissions.pairs():
                 self._bits.setdefault(pair, len(self._bits))
-        self._masks = {
-            name: sum(1 << self._bits[pair] for pair in permissions.pairs())
+        self._role_bits = {
+            name: tuple(sorted(self._bits[pair] for pair in permissions.pairs()))
             for name, permissions in self._sets.items()
         }
-        self._probes: dict[tuple[str, str], int] = {}
+        self._probes: dict[tuple[str, str], tuple[int, ...]] = {}
 
-    def mask(self, name: str) -> int:
-        """The bits of every pair role ``name`` grants (0 for an unknown role)."""
-        return self._masks.get(name, 0)
+    def bits(self, name: str) -> tuple[int, ...]:
+        """The bit numbers of every pair role ``name`` grants, ascending (() when unknown)."""
+        return self._role_bits.get(name, ())
 
-    def probe(self, resource: str, action: str) -> int:
-        """The bits of the pairs that would grant ``resource:action`` (wildcards included)."""
+    def probe(self, resource: str, action: str) -> tuple[int, ...]:
+        """The bit numbers of the pairs that would grant ``resource:action`` (wildcards
+        included); () when no role grants it."""
         key = (resource, action)
         probe = self._probes.get(key)
         if probe is None:
-            probe = 0
-            for pair in (key, (resource, WILDCARD), (WILDCARD, action), (WILDCARD, WILDCARD)):
-                bit = self._bits.get(pair)
-                if bit is not None:
-                    probe |= 1 << bit
+            pairs = (key, (resource, WILDCARD), (WILDCARD, action), (WILDCARD, WILDCARD))
+            probe = tuple(self._bits[pair] for pair in pairs if pair in self._bits)
             if len(self._probes) >= 100_000:  # bounded: requests may name anything
                 self._probes = {}
             self._probes[key] = probe

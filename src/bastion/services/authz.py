@@ -31,6 +31,8 @@ from bastion.services.authz_model import (
     load_tenant,
 )
 
+_new = tuple.__new__
+
 __all__ = ["Authorizer", "AuthzContext", "AuthzRequest", "StaticBinding", "Subject"]
 
 
@@ -259,18 +261,25 @@ class Authorizer:
             scope_check = check_scopes(self.scope_index(scopes), resource, action)
         if rules is None and cedar is None:
             # The common case, without the general combination (a few microseconds matter).
+            # tuple.__new__ skips the NamedTuple's Python-level __new__ (see core/engine.py).
             if scope_check is None:
                 allowed = rbac.passed and tenant_check.passed
-                return Decision(
-                    Effect.ALLOW if allowed else Effect.DENY,
-                    tenant_check.reasons + rbac.reasons,
-                    (tenant_check, rbac),
+                return _new(
+                    Decision,
+                    (
+                        Effect.ALLOW if allowed else Effect.DENY,
+                        tenant_check.reasons + rbac.reasons,
+                        (tenant_check, rbac),
+                    ),
                 )
             allowed = rbac.passed and scope_check.passed and tenant_check.passed
-            return Decision(
-                Effect.ALLOW if allowed else Effect.DENY,
-                tenant_check.reasons + rbac.reasons + scope_check.reasons,
-                (tenant_check, rbac, scope_check),
+            return _new(
+                Decision,
+                (
+                    Effect.ALLOW if allowed else Effect.DENY,
+                    tenant_check.reasons + rbac.reasons + scope_check.reasons,
+                    (tenant_check, rbac, scope_check),
+                ),
             )
         return combine(tenant=tenant_check, rbac=rbac, scopes=scope_check, rules=rules, cedar=cedar)
 
