@@ -7,9 +7,11 @@ default SQLite database is.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from bastion.backends import MEMORY_URL
 from bastion.backends.audit_sinks import (
     DeliveryService,
     DeliveryWorker,
@@ -38,6 +40,7 @@ from bastion.services.audit import (
     RecordingStorage,
     SealPolicy,
 )
+from bastion.services.audit.process_writer import ProcessAuditWriter
 from bastion.services.audit.retention import RetentionJob
 from bastion.services.audit.writer import AuditSinkWithJobs, BackgroundJob
 from bastion.services.clock import Clock
@@ -114,9 +117,16 @@ def spool_states(config: BastionConfig, *, base_dir: Path | None = None) -> dict
 
 
 def audit_sink_from(
-    config: BastionConfig, *, storage: Storage, clock: Clock, base_dir: Path | None = None
+    config: BastionConfig,
+    *,
+    storage: Storage,
+    clock: Clock,
+    base_dir: Path | None = None,
+    writer_process: bool = False,
 ) -> AuditSink:
-    """The per-request sink of ``bastion serve`` with its delivery and retention jobs."""
+    """The per-request sink with its delivery and retention jobs. With ``writer_process``
+    (``bastion serve``) and a database that another process can open, batches are stored by
+    a writer process of their own (`ProcessAuditWriter`); otherwise by a thread."""
     audit = config.security.audit
     if not audit.enabled:
         return NullAuditSink()
@@ -136,7 +146,12 @@ def audit_sink_from(
                 tenant=config.security.default_tenant,
             )
         )
-    sink: AuditSink = GroupCommitAuditWriter(storage)
+    sink: AuditSink
+    if writer_process and config.storage.url != MEMORY_URL:
+        command = [sys.executable, "-m", "bastion.audit_process"]
+        sink = ProcessAuditWriter(storage, command=command, setup=(config, str(where)))
+    else:
+        sink = GroupCommitAuditWriter(storage)
     if not audit.required:
         sink = BestEffortAuditSink(sink)
     return AuditSinkWithJobs(sink, jobs) if jobs else sink

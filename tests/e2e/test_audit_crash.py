@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import threading
 import time
 from pathlib import Path
@@ -101,3 +102,43 @@ def test_kill_9_under_load_loses_no_answered_request(
         f"kills={KILLS} answered={len(answered)} logged={len(logged)}"
         f" refused_connections={load.refused_connections} seed={seed}"
     )
+
+
+def writer_process_of(server_pid: int) -> int | None:
+    """The pid of ``bastion serve``'s audit writer process (its child), if it runs."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        parent = int(stat.rpartition(")")[2].split()[1])
+        if parent == server_pid and b"bastion.audit_process" in cmdline:
+            return int(entry.name)
+    return None
+
+
+@pytest.mark.timeout(300)
+def test_kill_9_of_the_writer_process_refuses_its_batch_then_recovers(tmp_path: Path) -> None:
+    with audit_stack(tmp_path) as stack, Load(stack) as load:
+        assert stack.server is not None
+        killed = []
+        for _ in range(5):
+            time.sleep(0.5)
+            pid = writer_process_of(stack.server.pid)
+            assert pid is not None, "bastion serve has no audit writer process"
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+        time.sleep(1.0)
+        recovered = stack.get("/api/patterns", key=stack.admin_key)
+        replacement = writer_process_of(stack.server.pid)
+    assert recovered.status_code == 200
+    assert replacement is not None and replacement not in killed
+    answered = [(status, rid) for status, rid in load.answered if status != 503]
+    assert len(answered) >= 50, "too little load to mean anything"
+    logged = {e["request"].get("requestId") for e in stack.events()}  # type: ignore[union-attr]
+    missing = [rid for _, rid in answered if rid not in logged]
+    assert not missing, f"{len(missing)} answered requests not in the trail"
+    assert stack.cli("audit", "verify").stdout.startswith("ok: ")

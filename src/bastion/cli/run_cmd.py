@@ -115,7 +115,7 @@ def run_gateway(
     from bastion.gateway.app import build_app
     from bastion.gateway.server import run
 
-    app = build_app(services.config, services=services) if workers == 1 else None
+    app = build_app(services.config, services=services, serving=True) if workers == 1 else None
     if workers > 1:
         services.storage.close()  # each worker opens its own
     run(

@@ -23,10 +23,16 @@ from bastion.wiring import Services, build_services
 from bastion.wiring_audit import audit_sink_from, spool_states
 
 
-def build_app(config: BastionConfig, *, services: Services | None = None) -> Edge:
+def build_app(
+    config: BastionConfig, *, services: Services | None = None, serving: bool = False
+) -> Edge:
+    """The gateway app. ``serving``: for `bastion serve` itself, whose per-request audit
+    events are stored by a writer process (in-process uses keep a writer thread)."""
     services = services or build_services(config)
     gateway = config.gateway
-    audit = audit_sink_from(config, storage=services.storage, clock=services.clock)
+    audit = audit_sink_from(
+        config, storage=services.storage, clock=services.clock, writer_process=serving
+    )
     proxy = None
     if gateway.upstream is not None:
         timeouts = gateway.timeouts
@@ -87,7 +93,7 @@ def create_app() -> Edge:
     """The app of one worker process: configuration from ``$BASTION_CONFIG``."""
     path = os.environ.get(CONFIG_ENV)
     config = load_config(Path(path) if path else None)
-    app = build_app(config)
+    app = build_app(config, serving=True)
     freeze_startup_heap()
     return app
 

@@ -183,10 +183,13 @@ class GroupCommitWriter(ABC, Generic[T]):
         del self._queued[: self._max_batch]
         if len(self._queued) < self._max_queue:
             self._room.set()
-        loop = asyncio.get_running_loop()
-        writing = loop.run_in_executor(None, self.write, [item for item, _ in batch])
+        writing = self._begin_write([item for item, _ in batch])
         self._writing = writing
         writing.add_done_callback(lambda finished: self._written(batch, finished))
+
+    def _begin_write(self, items: list[T]) -> asyncio.Future[None]:
+        """Start storing one batch; the future completes once it is durable (or failed)."""
+        return asyncio.get_running_loop().run_in_executor(None, self.write, items)
 
     def _written(
         self, batch: list[tuple[T, asyncio.Future[None]]], finished: asyncio.Future[None]
