@@ -214,6 +214,9 @@ class ProcessAuditWriter(GroupCommitAuditWriter):
             reply = await asyncio.wait_for(read_frame_async(child.stdout), self._start_timeout)
         except (OSError, EOFError, TimeoutError, asyncio.IncompleteReadError):
             reply = ("error", "exited")
+        except BaseException:
+            _kill(child)  # cancelled while it started: leave no writer behind
+            raise
         if reply != ("ready",):
             _kill(child)
             await child.wait()
