@@ -22,7 +22,7 @@ from bastion.backends import open_storage
 from bastion.config import BastionConfig
 from bastion.errors import BastionError
 from bastion.services.audit import RecordingStorage
-from bastion.services.audit.process_writer import frame, read_frame, serve_batches
+from bastion.services.audit.process_writer import read_frame, serve_batches, write_frame
 from bastion.services.clock import SystemClock
 from bastion.wiring_audit import audit_recorder_from
 
@@ -45,11 +45,9 @@ def main() -> int:
         storage = RecordingStorage(open_storage(config.storage.url), recorder)
         storage.check()
     except BastionError as exc:
-        replies.write(frame(("error", exc.code)))
-        replies.flush()
+        write_frame(replies, ("error", exc.code))
         return 1
-    replies.write(frame(("ready",)))
-    replies.flush()
+    write_frame(replies, ("ready",))
     try:
         serve_batches(storage, requests, replies)
     except BrokenPipeError:  # the serving process is gone

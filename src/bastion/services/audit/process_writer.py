@@ -60,6 +60,11 @@ def frame(payload: object) -> bytes:
     return _LENGTH.pack(len(data)) + data
 
 
+def write_frame(stream: IO[bytes], payload: object) -> None:
+    stream.write(frame(payload))
+    stream.flush()
+
+
 def read_frame(stream: IO[bytes]) -> Any:
     """The next frame's payload, or None at the end of the stream."""
     header = stream.read(_LENGTH.size)
@@ -117,10 +122,9 @@ def serve_batches(storage: Storage, reader: IO[bytes], writer: IO[bytes]) -> Non
         except Exception as exc:
             code = exc.code if isinstance(exc, BastionError) else type(exc).__name__
             log.error("audit batch of %d events not written: %s", len(batch), code)
-            writer.write(frame(("error", code)))
+            write_frame(writer, ("error", code))
         else:
-            writer.write(frame(("ok", len(batch))))
-        writer.flush()
+            write_frame(writer, ("ok", len(batch)))
 
 
 class ProcessAuditWriter(GroupCommitAuditWriter):
