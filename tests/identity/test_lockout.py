@@ -3,6 +3,8 @@ and the same answer for unknown user, wrong password and locked account."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,6 +13,7 @@ from starlette.testclient import TestClient
 from bastion.core.credentials import ThrottleState
 from bastion.core.lockout import ThrottlePolicy, count_attempt, lock_duration, refund_attempt
 from bastion.core.model import AuditQuery
+from bastion.crypto.passwords import PasswordHasher
 from bastion.errors import AuthenticationError
 from bastion.gateway.app import build_app
 from bastion.services.login import LoginRequest
@@ -135,3 +138,69 @@ def test_unknown_wrong_and_locked_are_byte_identical(tmp_path: Path) -> None:
         locked = post("ola@example.com", PASSWORD)
     assert unknown == wrong == locked
     assert unknown[0] == 401
+
+
+class CountingHasher(PasswordHasher):
+    """The cheap test hasher, counting Argon2 verifications and the pauses that stand in."""
+
+    def __init__(self) -> None:
+        self.verifications = 0
+        self.pauses: list[float] = []
+        super().__init__(memory_kib=256, time_cost=1)
+        self.verifications = 0  # not the one that measures a verification's time
+
+    def verify(self, stored: str, password: str) -> bool:
+        self.verifications += 1
+        return super().verify(stored, password)
+
+    def verify_dummy(self, password: str) -> None:
+        self.verifications += 1
+        super().verify_dummy(password)
+
+    def pause_as_verify(self, sleep: Callable[[float], None] = time.sleep) -> None:
+        super().pause_as_verify(self.pauses.append)
+
+
+def test_a_storm_against_a_locked_account_costs_no_hash_work_but_the_same_wait(
+    world: World,
+) -> None:
+    world.user("lee@example.com")
+    hasher = CountingHasher()
+    world.identity.passwords.hasher = hasher
+    for _ in range(5):
+        assert attempt(world, "lee@example.com", "wrong") == "wrong_password"
+    assert hasher.verifications == 5
+    for _ in range(20):
+        assert attempt(world, "lee@example.com", "wrong") == "locked_account"
+    # No Argon2 work for the refusals, each a wait as long as a verification takes.
+    assert hasher.verifications == 5
+    assert len(hasher.pauses) == 20
+    assert all(p == hasher.typical_verify_seconds > 0 for p in hasher.pauses)
+    # An unknown or disabled account still does the work a real one would.
+    assert attempt(world, "nobody@example.com", "wrong") == "unknown_user"
+    assert hasher.verifications == 6
+
+
+def test_a_locked_address_refusal_also_waits_instead_of_hashing(world: World) -> None:
+    hasher = CountingHasher()
+    world.identity.passwords.hasher = hasher
+    reasons = [
+        attempt(world, f"spray{n}@example.com", "guess", ip="203.0.113.7") for n in range(60)
+    ]
+    locked = reasons.count("locked_address")
+    assert locked > 0 and reasons[-1] == "locked_address"
+    assert len(hasher.pauses) == locked and hasher.verifications == 60 - locked
+
+
+def test_the_pause_follows_the_recent_verification_time() -> None:
+    hasher = PasswordHasher(memory_kib=256, time_cost=1)
+    first = hasher.typical_verify_seconds
+    assert first > 0
+    slow = PasswordHasher(memory_kib=8 * 1024, time_cost=3)
+    assert slow.typical_verify_seconds > first
+    stored = slow.hash(PASSWORD)
+    for _ in range(5):
+        slow.verify(stored, PASSWORD + "x")
+    waited: list[float] = []
+    slow.pause_as_verify(waited.append)
+    assert waited == [slow.typical_verify_seconds]

@@ -4,8 +4,9 @@ Three short steps, so that no database lock is held while a hash is computed:
 
 1. count the attempt against the account and the client address (one transaction); a locked
    key refuses it. Unknown accounts are counted too, so a lock says nothing about existence;
-2. verify the password (or a dummy hash, for an unknown, locked or disabled account: the same
-   work, so the same time);
+2. verify the password (or a dummy hash, for an unknown or disabled account: the same work,
+   so the same time; for an attempt a lock refused, a wait as long as a verification, which
+   costs no CPU when a storm keeps hitting locked accounts);
 3. record the outcome: a success refunds the attempt, upgrades a bcrypt or outdated hash to
    Argon2id, and is audited ``login.success``; a failure is audited ``login.failure`` with the
    real reason (``unknown_user``, ``wrong_password``, ``locked_account``, ``locked_address``,
@@ -55,6 +56,11 @@ class _Attempt:
     refusal: str | None
     account_key: str
     address_key: str
+
+
+# Refusals a lock decides before any password is looked at: the lock is counted for unknown
+# accounts too, so a wait as long as a verification is all the answer needs (no hash work).
+_LOCKS = frozenset({"locked_account", "locked_address"})
 
 
 def account_key(tenant: str, username: str) -> str:
@@ -107,6 +113,8 @@ class LoginService:
             ok = hasher.verify(stored, normalised(password)) or (
                 stored.startswith("$2") and hasher.verify(stored, password)
             )
+        elif attempt.refusal in _LOCKS:
+            hasher.pause_as_verify()
         else:
             hasher.verify_dummy(password)
         reason = attempt.refusal or (None if ok else "wrong_password")
