@@ -192,15 +192,14 @@ def steal_seconds() -> float:
 
 @dataclass
 class Windows:
-    quiet: list[float] = field(default_factory=list)
-    stormy: list[float] = field(default_factory=list)
+    latencies: dict[str, list[float]] = field(default_factory=lambda: {"quiet": [], "stormy": []})
     steal: dict[str, float] = field(default_factory=lambda: {"quiet": 0.0, "stormy": 0.0})
     stormed: float = 0.0
     statuses: list[int] = field(default_factory=list)
 
     def measure(self, side: str, port: int, key: str, paced: dict[str, float]) -> None:
         stolen = steal_seconds()
-        getattr(self, side).extend(asyncio.run(measure(port, key, **paced)))  # type: ignore[arg-type]
+        self.latencies[side] += asyncio.run(measure(port, key, **paced))
         self.steal[side] += steal_seconds() - stolen
 
 
@@ -242,7 +241,7 @@ STORMS = {
 def report(kind: str, windows: Windows) -> None:
     print(f"  storm '{kind}': {STORMS[kind]}")
     for label, side in (("without storm", "quiet"), ("with storm", "stormy")):
-        values: list[float] = getattr(windows, side)
+        values = windows.latencies[side]
         p50, p99 = pct(values, 50) / 1000, pct(values, 99) / 1000
         print(
             f"    {label:<14} {len(values):6d} requests  p50 {p50:7.2f} ms  p99 {p99:7.2f} ms"
@@ -255,7 +254,7 @@ def report(kind: str, windows: Windows) -> None:
         f"about {len(statuses) / windows.stormed:.0f}/s "
         f"while the storm ran ({busy} refused as busy, 503)"
     )
-    ratio = pct(windows.stormy, 99) / pct(windows.quiet, 99)
+    ratio = pct(windows.latencies["stormy"], 99) / pct(windows.latencies["quiet"], 99)
     print(f"    -> p99 ratio {ratio:.2f}x (target <= 2x)")
 
 
