@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bastion.core.model import PrincipalKind
 from bastion.errors import AuthenticationError
+from bastion.services.access import RequestFacts, Verdict
 from bastion.services.authn import Authenticated
 from bastion.services.external_jwt import ExternalJwtSettings, ExternalJwtVerifier
 from bastion.services.token_verifier import JwtBearerVerifier
@@ -390,3 +391,30 @@ def test_leeway_above_60_seconds_is_clamped_to_60() -> None:
     with pytest.raises(InvalidJwtError) as caught:
         check_claims(claims, issuer=ISSUER, audience=None, now=now, leeway_seconds=3600)
     assert caught.value.reason == "expired_token"
+
+
+def test_token_that_cannot_be_valid_is_refused_before_any_transaction(
+    world: World, own_token: Callable[..., str]
+) -> None:
+    """Screening (no I/O): a token that does not parse, or names an issuer bastion does not
+    know, is refused without a unit of work; a parseable one from a known issuer goes on to
+    `check` (the slow path), which verifies its signature."""
+    forged = own_token(sub="usr_forged")
+
+    def no_database() -> None:
+        raise AssertionError("a unit of work was opened while screening")
+
+    world.services.storage.transaction = no_database  # type: ignore[assignment,method-assign]
+
+    def cached(token: str) -> Verdict | None:
+        facts = RequestFacts("GET", "/api/patterns", token, "127.0.0.1", "pytest", "req_1")
+        return world.services.access.check_cached(facts)
+
+    for token, why in (
+        (forge({"alg": "RS256"}, {"iss": "https://other.test"}), "unknown_issuer"),
+        ("eyJub3QganNvbg.e30.", "malformed_token"),
+    ):
+        verdict = cached(token)
+        assert verdict is not None and isinstance(verdict.error, AuthenticationError)
+        assert verdict.error.reason == why
+    assert cached(forged) is None

@@ -203,3 +203,32 @@ def test_without_local_counters_fresh_broadcasts_stand_in(served: World) -> None
     assert served.access.check(facts(secret)).allowed
     state.listening(False)  # the subscription is lost: back to the database on every request
     assert served.access.check_cached(facts(secret)) is None
+
+
+@pytest.mark.parametrize(
+    ("credential", "reason"),
+    [
+        (None, "missing_credential"),
+        ("bk_live_short", "malformed_key"),
+        ("checksum", "malformed_key"),
+        ("Basic dXNlcjpwYXNz", "malformed_credential"),
+        ("eyJhbGciOiJub25lIn0.e30.", "malformed_credential"),  # no token verifier configured
+    ],
+)
+def test_credential_that_cannot_be_valid_is_refused_without_a_unit_of_work(
+    served: World, credential: str | None, reason: str
+) -> None:
+    """A flood of garbage credentials must not take a thread, a connection or the write lock."""
+    if credential == "checksum":
+        secret = served.boot.admin_key.secret
+        credential = secret[:-1] + ("A" if secret[-1] != "A" else "B")
+
+    def no_database() -> None:
+        raise AssertionError("a unit of work was opened for a credential that cannot be valid")
+
+    served.storage.transaction = no_database  # type: ignore[assignment,method-assign]
+    cached = served.access.check_cached(facts(credential))
+    assert cached is not None and not cached.allowed
+    assert isinstance(cached.error, AuthenticationError) and cached.error.reason == reason
+    checked = served.access.check(facts(credential))  # the slow path screens first as well
+    assert isinstance(checked.error, AuthenticationError) and checked.error.reason == reason

@@ -150,23 +150,30 @@ class AccessService:
     def check_cached(self, facts: RequestFacts) -> Verdict | None:
         """The verdict `check` would give, without blocking I/O, or None when it needs `check`.
 
-        Public paths are decided here; a credential only when its caller is remembered, the
-        change counters now equal those read before it was decided (a local read of a few
+        Public paths are decided here; a credential when its caller is remembered, the change
+        counters now equal those read before it was decided (a local read of a few
         microseconds, or the broadcasts' fresh view), and neither the credential nor a binding
-        has expired since.
+        has expired since. A request with no credential, or one that cannot be valid (a key
+        whose checksum fails, a shape no verifier knows), is refused here too: garbage never
+        costs a worker thread, a database connection or the database's write lock.
         """
         match = self._routes.match(facts.method, facts.path)
         if self._public.matches(facts.path):
             return _public_verdict(facts, match)
-        if facts.credential is None or self._revocation is None:
-            return None
-        remembered = self._callers.get(self._keyer.key(facts.credential))
-        if remembered is None or self._clock.now() >= remembered.until:
-            return None
-        counters = self._storage.change_counters() or self._broadcast_counters()
-        if counters is None or counters != remembered.counters:
-            return None
-        return self._decide(facts, match, remembered.caller)
+        credential = facts.credential
+        if credential is None and facts.certificate is not None:
+            return None  # a client certificate is looked up (`check`)
+        if credential is not None and self._revocation is not None:
+            remembered = self._callers.get(self._keyer.key(credential))
+            if remembered is not None and self._clock.now() < remembered.until:
+                counters = self._storage.change_counters() or self._broadcast_counters()
+                if counters is not None and counters == remembered.counters:
+                    return self._decide(facts, match, remembered.caller)
+        try:
+            self._authenticator.screen(credential)
+        except AuthenticationError as exc:
+            return Verdict(facts, match, None, exc)
+        return None
 
     def _broadcast_counters(self) -> ChangeCounters | None:
         """For a backend that cannot read the counters locally: this process's own view (the
@@ -239,6 +246,7 @@ class AccessService:
     def identify(self, credential: str | None) -> Caller:
         """Authenticate ``credential`` and collect the caller's grants. Blocking (database)."""
         now = self._clock.now()
+        self._authenticator.screen(credential)
         self._authenticator.prepare(credential)  # network I/O (JWKS), before the write lock
         with self._storage.transaction() as tx:
             authenticated = self._authenticator.authenticate(tx, credential)

@@ -241,6 +241,21 @@ class ApiKeyService:
     def accepts(self, presented: str) -> bool:
         return presented.startswith(API_KEY_PREFIX)
 
+    def screen(self, presented: str) -> None:
+        """`malformed_key` unless ``presented`` has a key's length, alphabet and checksum."""
+        self._screened(presented)
+
+    def _screened(self, presented: str) -> bytes:
+        """The cache key of a well-formed key; `malformed_key` for anything else, before the
+        database is touched at all. A cached key was well formed when it was stored, and only
+        that exact key has its keyed hash, so the checksum is not recomputed for one."""
+        if len(presented) != API_KEY_LENGTH:
+            raise AuthenticationError("malformed_key")
+        cache_key = self._keyer.key(presented)
+        if cache_key not in self._cache and not is_well_formed_api_key(presented):
+            raise AuthenticationError("malformed_key")
+        return cache_key
+
     def verify(self, tx: UnitOfWork, presented: str) -> Authenticated:
         """The principal behind a presented key; `AuthenticationError` with the real reason.
 
@@ -248,14 +263,7 @@ class ApiKeyService:
         and one dictionary look-up; nothing is read from ``tx`` unless the revocation epoch
         must be (see `bastion.services.revocation`).
         """
-        if len(presented) != API_KEY_LENGTH:
-            raise AuthenticationError("malformed_key")
-        cache_key = self._keyer.key(presented)
-        # A cached key was well formed when it was stored, and only that exact key has its
-        # keyed hash: the checksum need not be recomputed for one. Anything else is checked
-        # before the database is touched at all.
-        if cache_key not in self._cache and not is_well_formed_api_key(presented):
-            raise AuthenticationError("malformed_key")
+        cache_key = self._screened(presented)
         epoch = self._state.sync(tx)
         now = self._clock.now()
         hit = self._cache.get(cache_key, epoch=epoch, now=now)

@@ -3,6 +3,10 @@
 Each credential kind (API key, bearer JWT, agent token, …) is a `CredentialVerifier` that
 recognises its own shape cheaply (`accepts`) and verifies it (`verify`). The first verifier that
 accepts a credential decides; one that no verifier accepts is refused, never guessed at.
+
+`Authenticator.screen` refuses, with no I/O at all, what cannot be a valid credential (none, a
+shape no verifier knows, a bastion key whose checksum fails), so that such a request never takes
+a worker thread, a database connection or SQLite's write lock.
 """
 
 from __future__ import annotations
@@ -42,8 +46,9 @@ class Authenticated:
 
 
 class CredentialVerifier(Protocol):
-    """May also have ``prepare(presented)``: work done before the transaction (see
-    `Authenticator.prepare`)."""
+    """May also have ``screen(presented)``, raising `AuthenticationError` for a credential of
+    its shape that cannot be valid, without I/O (see `Authenticator.screen`), and
+    ``prepare(presented)``: work done before the transaction (see `Authenticator.prepare`)."""
 
     def accepts(self, presented: str) -> bool:
         """True when ``presented`` has this verifier's shape (no I/O)."""
@@ -56,23 +61,37 @@ class Authenticator:
     def __init__(self, verifiers: Sequence[CredentialVerifier]) -> None:
         self._verifiers = tuple(verifiers)
 
+    def screen(self, presented: str | None) -> None:
+        """`AuthenticationError` for a credential that cannot be valid, decided without I/O:
+        none at all, one no verifier accepts, or one its verifier's own ``screen`` refuses.
+        The reason is the one `authenticate` would give, so the audit trail is the same."""
+        verifier, credential = self._deciding(presented)
+        screen = getattr(verifier, "screen", None)
+        if screen is not None:
+            screen(credential)
+
     def prepare(self, presented: str | None) -> None:
         """Run before `authenticate`'s transaction opens: the verifier that will decide does
         its network I/O (an issuer's JWKS) here, if it has any, because a fetch while a
-        transaction holds the database's write lock would stall every writer behind it."""
+        transaction holds the database's write lock would stall every writer behind it.
+        A credential no verifier takes is left for `authenticate` to refuse."""
         if not presented:
             return
-        for verifier in self._verifiers:
-            if verifier.accepts(presented):
-                prepare = getattr(verifier, "prepare", None)
-                if prepare is not None:
-                    prepare(presented)
-                return
+        verifier = next((v for v in self._verifiers if v.accepts(presented)), None)
+        prepare = getattr(verifier, "prepare", None)
+        if prepare is not None:
+            prepare(presented)
 
     def authenticate(self, tx: UnitOfWork, presented: str | None) -> Authenticated:
+        verifier, credential = self._deciding(presented)
+        return verifier.verify(tx, credential)
+
+    def _deciding(self, presented: str | None) -> tuple[CredentialVerifier, str]:
+        """The first verifier that accepts ``presented``, and the credential; none at all is
+        `missing_credential`, a shape no verifier accepts `malformed_credential`."""
         if not presented:
             raise AuthenticationError("missing_credential")
         for verifier in self._verifiers:
             if verifier.accepts(presented):
-                return verifier.verify(tx, presented)
+                return verifier, presented
         raise AuthenticationError("malformed_credential")

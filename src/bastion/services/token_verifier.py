@@ -167,6 +167,11 @@ class JwtBearerVerifier:
     def accepts(self, presented: str) -> bool:
         return looks_like_jwt(presented)
 
+    def screen(self, presented: str) -> None:
+        """Refuse, without I/O, a token that does not parse or names no configured issuer."""
+        if not any(v.seen(presented) for v in self._verifiers):
+            self._verifier_for(presented)
+
     def prepare(self, presented: str) -> None:
         """Let the token's issuer fetch what it needs (its JWKS) before the transaction."""
         if not self._preparing or any(v.seen(presented) for v in self._verifiers):
