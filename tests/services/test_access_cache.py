@@ -4,6 +4,7 @@ nothing they depend on has moved — a revocation or a model change made by anot
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -232,3 +233,36 @@ def test_credential_that_cannot_be_valid_is_refused_without_a_unit_of_work(
     assert isinstance(cached.error, AuthenticationError) and cached.error.reason == reason
     checked = served.access.check(facts(credential))  # the slow path screens first as well
     assert isinstance(checked.error, AuthenticationError) and checked.error.reason == reason
+
+
+def test_counters_are_read_once_per_loop_iteration_and_a_change_is_seen_on_the_next(
+    served: World,
+) -> None:
+    """On the event loop the counters are read at most once per iteration: every request
+    decided in it arrived before that read. A revocation committed by another process before
+    the next iteration is seen there (the next request)."""
+    secret = served.boot.admin_key.secret
+    assert served.access.check(facts(secret)).allowed
+    reads: list[object] = []
+    read = served.storage.change_counters
+
+    def counting() -> object:
+        reads.append(None)
+        return read()
+
+    served.storage.change_counters = counting  # type: ignore[assignment,method-assign]
+
+    async def requests() -> None:
+        for _ in range(5):  # five requests decided in one iteration: one read
+            verdict = served.access.check_cached(facts(secret))
+            assert verdict is not None and verdict.allowed
+        assert len(reads) == 1
+        other_process(served).revoke(
+            tenant_name="default", reference=served.boot.admin_key.key.id, actor=ACTOR
+        )
+        await asyncio.sleep(0)  # the next iteration: the next request
+        assert served.access.check_cached(facts(secret)) is None
+        assert len(reads) == 2
+
+    asyncio.run(requests())
+    assert served.access.check_cached(facts(secret)) is None  # outside a loop: read every time
