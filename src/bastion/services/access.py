@@ -158,11 +158,12 @@ class AccessService:
         """The verdict `check` would give, without blocking I/O, or None when it needs `check`.
 
         Public paths are decided here; a credential when its caller is remembered, the change
-        counters now equal those read before it was decided (a local read of a few
-        microseconds, or the broadcasts' fresh view), and neither the credential nor a binding
-        has expired since. A request with no credential, or one that cannot be valid (a key
-        whose checksum fails, a shape no verifier knows), is refused here too: garbage never
-        costs a worker thread, a database connection or the database's write lock.
+        counters now equal those read before it was decided (`_counters_now`: a local read at
+        most once per loop iteration, or the broadcasts' fresh view), and neither the
+        credential nor a binding has expired since. A request with no credential, or one that
+        cannot be valid (a key whose checksum fails, a shape no verifier knows), is refused
+        here too: garbage never costs a worker thread, a database connection or the
+        database's write lock.
         """
         match = self._routes.match(facts.method, facts.path)
         if self._public.matches(facts.path):
