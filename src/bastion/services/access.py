@@ -6,11 +6,7 @@ with the change counters read before it was decided (`ChangeCounters`: the revoc
 the authorization version, or on PostgreSQL the view the Redis broadcasts keep current).
 `AccessService.check_cached` serves a request from that memory without a unit of work when the
 counters now are the same, the credential has not expired and no binding has; anything else
-goes to `AccessService.check`, off the event loop.
-
-On the event loop the counters are read at most once per loop iteration (`_counters_now`): every
-request decided in an iteration had been received before the iteration's first read, so a
-change committed before a request arrived is still seen by that request.
+goes to `AccessService.check`, off the event loop (counters: `AccessService._counters_now`).
 """
 
 from __future__ import annotations
