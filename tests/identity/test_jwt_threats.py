@@ -418,3 +418,34 @@ def test_token_that_cannot_be_valid_is_refused_before_any_transaction(
         assert verdict is not None and isinstance(verdict.error, AuthenticationError)
         assert verdict.error.reason == why
     assert cached(forged) is None
+
+
+def test_own_token_forged_or_expired_is_refused_before_any_transaction(
+    world: World, own_token: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With its key already held, a token's signature and claims are checked before the unit
+    of work (a flood of forged tokens never holds the write lock), and a good token's
+    signature is checked once, not again inside the transaction."""
+    from bastion.services import token_verifier
+
+    checks: list[str] = []
+    real = token_verifier.verify_jwt
+
+    def counting(token: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        checks.append(token)
+        return real(token, *args, **kwargs)
+
+    monkeypatch.setattr(token_verifier, "verify_jwt", counting)
+    good, forged, expiring = own_token(), own_token(sub="usr_forged"), own_token()
+    assert world.services.access.identify(good).identity.principal.name == "admin@example.com"
+    assert checks == [good]
+    world.clock.advance(minutes=16)
+
+    def no_database() -> None:
+        raise AssertionError("a unit of work was opened for a token that cannot be valid")
+
+    monkeypatch.setattr(world.services.storage, "transaction", no_database)
+    for token, why in ((forged, "bad_signature"), (expiring, "expired_token")):
+        with pytest.raises(AuthenticationError) as caught:
+            world.services.access.identify(token)
+        assert caught.value.reason == why

@@ -86,13 +86,15 @@ class SigningKeys:
         assert self._signer is not None
         return self._signer
 
+    def known_key(self, kid: object) -> PinnedKey | None:
+        """The public key named ``kid`` if this process already holds it; never reads."""
+        return self._pinned.get(kid) if isinstance(kid, str) else None
+
     def verification_key(self, kid: object, tx: UnitOfWork) -> PinnedKey | None:
         """The public key named ``kid``, re-read through ``tx`` (at most once per cooldown)
         when unknown, so that keys another replica made are found."""
-        if not isinstance(kid, str):
-            return None
-        key = self._pinned.get(kid)
-        if key is not None:
+        key = self.known_key(kid)
+        if key is not None or not isinstance(kid, str):
             return key
         with self._lock:
             if self._monotonic() - self._loaded_at >= self._cooldown:

@@ -9,12 +9,20 @@ refresh family) and that its principal (and ``act`` actor) and tenant are still 
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from bastion.backends.protocols import UnitOfWork
 from bastion.core.rbac import parse_scopes
-from bastion.crypto.jwt import InvalidJwtError, split_compact, unverified_claims, verify_jwt
+from bastion.crypto.jwt import (
+    InvalidJwtError,
+    PinnedKey,
+    check_claims,
+    split_compact,
+    unverified_claims,
+    verify_jwt,
+)
 from bastion.errors import AuthenticationError, NotFoundError
 from bastion.services.authn import Authenticated
 from bastion.services.clock import Clock
@@ -74,9 +82,27 @@ class IssuedTokenVerifier:
         self._cache: VerifiedCache[str, tuple[Authenticated, dict[str, Any]]] = VerifiedCache(
             cache_capacity
         )
+        # The token `prepare` verified in this thread and its claims, for `verify_claims`.
+        self._prechecked = threading.local()
 
     def prepare(self, presented: str) -> None:
-        """Nothing: bastion's own keys are read inside the transaction, without network I/O."""
+        """Before the transaction: a token not seen before, signed by a key this process
+        holds, has its signature and claims checked here, so a forged or expired one is
+        refused without a unit of work (and never holds the write lock for a signature
+        check). The verified claims wait in this thread for `verify_claims`, which then does
+        not check the signature again; a key not yet held is read through the transaction."""
+        self._prechecked.token = None
+        if presented in self._cache:
+            return
+        try:
+            header, _ = split_compact(presented)
+            key = self._keys.known_key(header.get("kid"))
+            if key is None:
+                return
+            claims = self._verified(presented, key, now=self._clock.now())
+        except InvalidJwtError as exc:
+            raise AuthenticationError(exc.reason) from None
+        self._prechecked.token, self._prechecked.claims = presented, claims
 
     def seen(self, presented: str) -> bool:
         return presented in self._cache
@@ -91,19 +117,23 @@ class IssuedTokenVerifier:
         hit = self._cache.get(presented, epoch=epoch, now=now)
         if hit is not None:
             return hit.value
+        prechecked = self._take_prechecked(presented)
         try:
-            header, _ = split_compact(presented)
-            key = self._keys.verification_key(header.get("kid"), tx)
-            if key is None:
-                raise InvalidJwtError("unknown_kid")
-            claims = verify_jwt(
-                presented,
-                key,
-                issuer=self.issuer,
-                audience=self.issuer,
-                now=now,
-                leeway_seconds=OWN_LEEWAY_SECONDS,
-            )
+            if prechecked is not None:  # signature checked by `prepare`; claims again, as of now
+                claims = prechecked
+                check_claims(
+                    claims,
+                    issuer=self.issuer,
+                    audience=self.issuer,
+                    now=now,
+                    leeway_seconds=OWN_LEEWAY_SECONDS,
+                )
+            else:
+                header, _ = split_compact(presented)
+                key = self._keys.verification_key(header.get("kid"), tx)
+                if key is None:
+                    raise InvalidJwtError("unknown_kid")
+                claims = self._verified(presented, key, now=now)
         except InvalidJwtError as exc:
             raise AuthenticationError(exc.reason) from None
         authenticated = self._authenticated(tx, claims)
@@ -111,6 +141,23 @@ class IssuedTokenVerifier:
             presented, Verified((authenticated, claims), epoch, authenticated.expires_at)
         )
         return authenticated, claims
+
+    def _take_prechecked(self, presented: str) -> dict[str, Any] | None:
+        """The claims `prepare` verified for ``presented`` in this thread, handed out once."""
+        slot = self._prechecked
+        token, claims = getattr(slot, "token", None), getattr(slot, "claims", None)
+        slot.token = slot.claims = None
+        return claims if token == presented else None
+
+    def _verified(self, presented: str, key: PinnedKey, *, now: datetime) -> dict[str, Any]:
+        return verify_jwt(
+            presented,
+            key,
+            issuer=self.issuer,
+            audience=self.issuer,
+            now=now,
+            leeway_seconds=OWN_LEEWAY_SECONDS,
+        )
 
     def _authenticated(self, tx: UnitOfWork, claims: dict[str, Any]) -> Authenticated:
         jti, family = claims.get("jti"), claims.get("fam")
@@ -161,8 +208,6 @@ class JwtBearerVerifier:
     def __init__(self, verifiers: list[IssuerVerifier]) -> None:
         self._by_issuer = {v.issuer: v for v in verifiers}
         self._verifiers = tuple(verifiers)
-        # Bastion's own tokens need no preparing: without an external issuer, skip the parse.
-        self._preparing = any(not isinstance(v, IssuedTokenVerifier) for v in verifiers)
 
     def accepts(self, presented: str) -> bool:
         return looks_like_jwt(presented)
@@ -173,8 +218,9 @@ class JwtBearerVerifier:
             self._verifier_for(presented)
 
     def prepare(self, presented: str) -> None:
-        """Let the token's issuer fetch what it needs (its JWKS) before the transaction."""
-        if not self._preparing or any(v.seen(presented) for v in self._verifiers):
+        """Let the token's issuer do its work before the transaction: an external issuer
+        fetches its JWKS, bastion's own checks the signature (`IssuedTokenVerifier.prepare`)."""
+        if any(v.seen(presented) for v in self._verifiers):
             return  # a token seen before needs no key it did not have: no parsing on that path
         try:
             verifier = self._verifier_for(presented)
