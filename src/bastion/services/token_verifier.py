@@ -55,7 +55,8 @@ class IssuerVerifier(Protocol):
     issuer: str
 
     def prepare(self, presented: str) -> None:
-        """Work before the caller's transaction opens (network I/O); verify needs it done."""
+        """Work before the caller's transaction opens (network I/O, signature checks); may
+        refuse the token (`AuthenticationError`); verify needs it done."""
 
     def seen(self, presented: str) -> bool:
         """True when ``presented`` is in the verified-token cache (its key was known)."""
@@ -91,7 +92,7 @@ class IssuedTokenVerifier:
         refused without a unit of work (and never holds the write lock for a signature
         check). The verified claims wait in this thread for `verify_claims`, which then does
         not check the signature again; a key not yet held is read through the transaction."""
-        self._prechecked.token = None
+        self._prechecked.token = self._prechecked.claims = None
         if presented in self._cache:
             return
         try:
