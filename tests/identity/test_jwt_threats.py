@@ -116,6 +116,19 @@ def idp_token(key: rsa.RSAPrivateKey, claims: dict[str, Any], **headers: Any) ->
     return jwt.encode(claims, key, algorithm="RS256", headers={"kid": "idp-1", **headers})
 
 
+def signature_checks(monkeypatch: pytest.MonkeyPatch, module: Any) -> list[str]:
+    """The tokens whose signature ``module`` checks (its `verify_jwt` calls), in order."""
+    checks: list[str] = []
+    real = module.verify_jwt
+
+    def counting(token: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        checks.append(token)
+        return real(token, *args, **kwargs)
+
+    monkeypatch.setattr(module, "verify_jwt", counting)
+    return checks
+
+
 def verify_with(world: World, verifier: Any, token: str) -> Authenticated:
     verifier.prepare(token)  # any JWKS fetch: before the transaction, as access.identify does
     with world.services.storage.transaction() as tx:
@@ -428,14 +441,7 @@ def test_own_token_forged_or_expired_is_refused_before_any_transaction(
     signature is checked once, not again inside the transaction."""
     from bastion.services import token_verifier
 
-    checks: list[str] = []
-    real = token_verifier.verify_jwt
-
-    def counting(token: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        checks.append(token)
-        return real(token, *args, **kwargs)
-
-    monkeypatch.setattr(token_verifier, "verify_jwt", counting)
+    checks = signature_checks(monkeypatch, token_verifier)
     good, forged, expiring = own_token(), own_token(sub="usr_forged"), own_token()
     assert world.services.access.identify(good).identity.principal.name == "admin@example.com"
     assert checks == [good]
@@ -448,4 +454,25 @@ def test_own_token_forged_or_expired_is_refused_before_any_transaction(
     for token, why in ((forged, "bad_signature"), (expiring, "expired_token")):
         with pytest.raises(AuthenticationError) as caught:
             world.services.access.identify(token)
+        assert caught.value.reason == why
+
+
+def test_external_token_forged_or_expired_is_refused_before_any_transaction(
+    world: World, external: Any, idp_key: rsa.RSAPrivateKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`prepare` (run before the unit of work) checks the signature and claims of an external
+    token with a key already fetched; `verify` does not check the signature again."""
+    from bastion.services import external_jwt
+
+    verifier, _, _ = external
+    checks = signature_checks(monkeypatch, external_jwt)
+    good = idp_token(idp_key, idp_claims(world))
+    assert verify_with(world, verifier, good).principal.name == "pat@example.com"
+    assert checks == [good]
+    head, _, signature = idp_token(idp_key, idp_claims(world)).split(".")
+    forged = f"{head}.{b64(json.dumps(idp_claims(world, sub='root')).encode())}.{signature}"
+    expired = idp_token(idp_key, idp_claims(world, exp=int(world.clock.now().timestamp()) - 120))
+    for token, why in ((forged, "bad_signature"), (expired, "expired_token")):
+        with pytest.raises(AuthenticationError) as caught:
+            verifier.prepare(token)  # no transaction is open here
         assert caught.value.reason == why

@@ -29,6 +29,7 @@ from bastion.core.names import canonical_name
 from bastion.crypto.jwt import (
     InvalidJwtError,
     PinnedKey,
+    check_claims,
     pinned_from_jwk,
     split_compact,
     verify_jwt,
@@ -38,7 +39,7 @@ from bastion.services.authn import Authenticated
 from bastion.services.clock import Clock
 from bastion.services.directory import record
 from bastion.services.revocation import RevocationState
-from bastion.services.verified_cache import Verified, VerifiedCache
+from bastion.services.verified_cache import Prechecked, Verified, VerifiedCache
 
 
 class JwksFetcher(Protocol):
@@ -83,27 +84,41 @@ class ExternalJwtVerifier:
         self._fetched_at = float("-inf")
         self._lock = threading.Lock()
         self._cache: VerifiedCache[str, Authenticated] = VerifiedCache(cache_capacity)
+        self._prechecked: Prechecked[dict[str, Any]] = Prechecked()
 
     def prepare(self, presented: str) -> None:
-        """Refetch the JWKS when stale, or (rate-limited) when ``presented`` names an unknown
-        ``kid``. Network I/O: call it before opening a transaction, never inside one."""
-        settings = self._settings
-        if self._monotonic() - self._fetched_at < min(
-            settings.cache_ttl_seconds, settings.refetch_cooldown_seconds
-        ):
-            return  # no fetch can be due: the hot path stops here, without parsing
+        """Before the caller's transaction: refetch the JWKS when stale, or (rate-limited) when
+        ``presented`` names an unknown ``kid`` (network I/O, never inside a transaction); then
+        check the signature and claims of a token not seen before, so a forged or expired one
+        is refused without a unit of work. The verified claims wait in this thread for
+        `verify`, which does not check the signature again."""
+        self._prechecked.put(presented, None)
+        if presented in self._cache:
+            return
         try:
             header, _ = split_compact(presented)
-        except InvalidJwtError:
-            return  # verify refuses it with the reason
+        except InvalidJwtError as exc:
+            raise AuthenticationError(exc.reason) from None
         kid = header.get("kid")
-        with self._lock:
-            age = self._monotonic() - self._fetched_at
-            known = isinstance(kid, str) and kid in self._keys
-            if age >= settings.cache_ttl_seconds or (
-                not known and age >= settings.refetch_cooldown_seconds
-            ):
-                self._refetch()
+        settings = self._settings
+        if self._monotonic() - self._fetched_at >= min(
+            settings.cache_ttl_seconds, settings.refetch_cooldown_seconds
+        ):
+            with self._lock:
+                age = self._monotonic() - self._fetched_at
+                known = isinstance(kid, str) and kid in self._keys
+                if age >= settings.cache_ttl_seconds or (
+                    not known and age >= settings.refetch_cooldown_seconds
+                ):
+                    self._refetch()
+        key = self.key_for(kid)
+        if key is None:
+            return  # verify refuses it (unknown_kid)
+        try:
+            claims = self._verified(presented, key, now=self._clock.now())
+        except InvalidJwtError as exc:
+            raise AuthenticationError(exc.reason) from None
+        self._prechecked.put(presented, claims)
 
     def seen(self, presented: str) -> bool:
         return presented in self._cache
@@ -136,19 +151,23 @@ class ExternalJwtVerifier:
         if hit is not None:
             return hit.value
         settings = self._settings
+        prechecked = self._prechecked.take(presented)
         try:
-            header, _ = split_compact(presented)
-            key = self.key_for(header.get("kid"))
-            if key is None:
-                raise InvalidJwtError("unknown_kid")
-            claims = verify_jwt(
-                presented,
-                key,
-                issuer=settings.issuer,
-                audience=settings.audience,
-                now=now,
-                leeway_seconds=settings.leeway_seconds,
-            )
+            if prechecked is not None:  # signature checked by `prepare`; claims again, as of now
+                claims = prechecked
+                check_claims(
+                    claims,
+                    issuer=settings.issuer,
+                    audience=settings.audience,
+                    now=now,
+                    leeway_seconds=settings.leeway_seconds,
+                )
+            else:
+                header, _ = split_compact(presented)
+                key = self.key_for(header.get("kid"))
+                if key is None:
+                    raise InvalidJwtError("unknown_kid")
+                claims = self._verified(presented, key, now=now)
         except InvalidJwtError as exc:
             raise AuthenticationError(exc.reason) from None
         principal = self._principal(tx, claims, now)
@@ -156,6 +175,17 @@ class ExternalJwtVerifier:
         expires = datetime.fromtimestamp(float(claims["exp"]), tz=UTC)
         self._cache.put(presented, Verified(authenticated, epoch, expires))
         return authenticated
+
+    def _verified(self, presented: str, key: PinnedKey, *, now: datetime) -> dict[str, Any]:
+        settings = self._settings
+        return verify_jwt(
+            presented,
+            key,
+            issuer=settings.issuer,
+            audience=settings.audience,
+            now=now,
+            leeway_seconds=settings.leeway_seconds,
+        )
 
     def _principal(self, tx: UnitOfWork, claims: dict[str, Any], now: datetime) -> Principal:
         settings = self._settings

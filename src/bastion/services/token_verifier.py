@@ -9,7 +9,6 @@ refresh family) and that its principal (and ``act`` actor) and tenant are still 
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -29,7 +28,7 @@ from bastion.services.clock import Clock
 from bastion.services.revocation import RevocationState
 from bastion.services.signing_keys import SigningKeys
 from bastion.services.tokens import FAMILY_JTI
-from bastion.services.verified_cache import Verified, VerifiedCache
+from bastion.services.verified_cache import Prechecked, Verified, VerifiedCache
 
 # Bastion's own tokens: replicas' clocks may differ a little, never by a minute.
 OWN_LEEWAY_SECONDS = 5.0
@@ -83,8 +82,7 @@ class IssuedTokenVerifier:
         self._cache: VerifiedCache[str, tuple[Authenticated, dict[str, Any]]] = VerifiedCache(
             cache_capacity
         )
-        # The token `prepare` verified in this thread and its claims, for `verify_claims`.
-        self._prechecked = threading.local()
+        self._prechecked: Prechecked[dict[str, Any]] = Prechecked()
 
     def prepare(self, presented: str) -> None:
         """Before the transaction: a token not seen before, signed by a key this process
@@ -92,7 +90,7 @@ class IssuedTokenVerifier:
         refused without a unit of work (and never holds the write lock for a signature
         check). The verified claims wait in this thread for `verify_claims`, which then does
         not check the signature again; a key not yet held is read through the transaction."""
-        self._prechecked.token = self._prechecked.claims = None
+        self._prechecked.put(presented, None)
         if presented in self._cache:
             return
         try:
@@ -103,7 +101,7 @@ class IssuedTokenVerifier:
             claims = self._verified(presented, key, now=self._clock.now())
         except InvalidJwtError as exc:
             raise AuthenticationError(exc.reason) from None
-        self._prechecked.token, self._prechecked.claims = presented, claims
+        self._prechecked.put(presented, claims)
 
     def seen(self, presented: str) -> bool:
         return presented in self._cache
@@ -118,7 +116,7 @@ class IssuedTokenVerifier:
         hit = self._cache.get(presented, epoch=epoch, now=now)
         if hit is not None:
             return hit.value
-        prechecked = self._take_prechecked(presented)
+        prechecked = self._prechecked.take(presented)
         try:
             if prechecked is not None:  # signature checked by `prepare`; claims again, as of now
                 claims = prechecked
@@ -142,13 +140,6 @@ class IssuedTokenVerifier:
             presented, Verified((authenticated, claims), epoch, authenticated.expires_at)
         )
         return authenticated, claims
-
-    def _take_prechecked(self, presented: str) -> dict[str, Any] | None:
-        """The claims `prepare` verified for ``presented`` in this thread, handed out once."""
-        slot = self._prechecked
-        token, claims = getattr(slot, "token", None), getattr(slot, "claims", None)
-        slot.token = slot.claims = None
-        return claims if token == presented else None
 
     def _verified(self, presented: str, key: PinnedKey, *, now: datetime) -> dict[str, Any]:
         return verify_jwt(

@@ -1,8 +1,10 @@
-"""A bounded cache of verified credentials that honours expiry and the revocation epoch."""
+"""A bounded cache of verified credentials that honours expiry and the revocation epoch, and
+the slot in which a verifier's ``prepare`` hands what it checked to its ``verify``."""
 
 from __future__ import annotations
 
 import contextlib
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
@@ -53,3 +55,20 @@ class VerifiedCache(Generic[K, V]):
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+class Prechecked(Generic[V]):
+    """What a verifier's ``prepare`` checked before the caller's transaction (a token's verified
+    claims), kept for its ``verify`` of the same credential in the same thread; handed out once,
+    so nothing checked for one call is ever taken by another."""
+
+    def __init__(self) -> None:
+        self._slot = threading.local()
+
+    def put(self, presented: str, value: V | None) -> None:
+        self._slot.item = (presented, value) if value is not None else None
+
+    def take(self, presented: str) -> V | None:
+        item: tuple[str, V] | None = getattr(self._slot, "item", None)
+        self._slot.item = None
+        return item[1] if item is not None and item[0] == presented else None
