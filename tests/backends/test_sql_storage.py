@@ -114,6 +114,33 @@ def test_sqlite_check_does_not_queue_behind_a_writer(sqlite_url: str) -> None:
         prober.close()
 
 
+def test_read_only_unit_refuses_writes_and_leaves_pooled_connections_writable(
+    sql_storage: SQLStorage,
+) -> None:
+    with pytest.raises(StorageError), sql_storage.read_only() as uow:
+        uow.tenants.create(make_tenant("acme"))
+    for name in ("globex", "initech"):  # whichever pooled connection comes next can write
+        seed_tenant(sql_storage, name)
+    with sql_storage.read_only() as uow:
+        assert [t.name for t in uow.tenants.list()] == ["globex", "initech"]
+
+
+def test_sqlite_read_only_unit_reads_beside_a_writer(sqlite_url: str) -> None:
+    """While another process holds the write lock, a read-only unit reads the last committed
+    state (were it to ask for the lock, it would wait out the busy timeout and fail)."""
+    writer, reader = SQLStorage(sqlite_url), SQLStorage(sqlite_url)
+    try:
+        writer.migrate()
+        seed_tenant(writer, "acme")
+        with writer.transaction() as uow:
+            uow.tenants.create(make_tenant("globex"))
+            with reader.read_only() as seen:
+                assert [t.name for t in seen.tenants.list()] == ["acme"]
+    finally:
+        writer.close()
+        reader.close()
+
+
 def test_errors_carry_no_bound_values(sql_storage: SQLStorage) -> None:
     secret = "tenant-name-that-must-not-leak"
     seed_tenant(sql_storage, secret)

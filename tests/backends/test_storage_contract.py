@@ -303,3 +303,19 @@ def test_change_counters_follow_committed_bumps(storage: Storage) -> None:
         tx.revocations.bump()
         raise RuntimeError("rolled back")
     assert storage.change_counters() == after
+
+
+def test_read_only_unit_sees_committed_state_and_keeps_nothing(storage: Storage) -> None:
+    seed_tenant(storage, "acme")
+    with storage.read_only() as uow:
+        assert [t.name for t in uow.tenants.list()] == ["acme"]
+    try:
+        with storage.read_only() as uow:
+            uow.tenants.create(make_tenant("globex"))
+    except StorageError:
+        pass  # the SQL backends refuse the write outright (see test_sql_storage)
+    with storage.transaction() as uow:  # a write unit still writes afterwards
+        assert [t.name for t in uow.tenants.list()] == ["acme"]
+        uow.tenants.create(make_tenant("initech"))
+    with storage.read_only() as uow:
+        assert [t.name for t in uow.tenants.list()] == ["acme", "initech"]

@@ -3,13 +3,16 @@ expiry and revocation made by any process (through the revocation epoch)."""
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from bastion.backends.protocols import UnitOfWork
+from bastion.crypto.keys import new_api_key
 from bastion.errors import AuthenticationError
+from bastion.services.access import RequestFacts
 from tests.identity.conftest import ACTOR, World, make_world
 
 
@@ -97,3 +100,24 @@ def test_cache_hit_does_not_read_the_key_again(world: World) -> None:
         tx.api_keys.find_by_hash = counting  # type: ignore[method-assign]
         world.services.api_keys.verify(tx, secret)
     assert reads == []
+
+
+def test_made_up_keys_are_refused_while_another_process_holds_the_write_lock(
+    tmp_path: Path,
+) -> None:
+    """A flood of well-formed made-up keys must neither queue on nor hold SQLite's write lock:
+    the look-up that refuses them only reads. (Were it to take the lock, the check would wait
+    out the busy timeout and fail with a storage error, not `unknown_key`.)"""
+    world = make_world(f"sqlite:///{tmp_path}/b.db")
+    writer = sqlite3.connect(tmp_path / "b.db", timeout=0, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # another process's long write, throughout
+    try:
+        for _ in range(3):
+            facts = RequestFacts("GET", "/api/x", new_api_key(), "127.0.0.1", "pytest", "req")
+            verdict = world.services.access.check(facts)
+            assert isinstance(verdict.error, AuthenticationError)
+            assert verdict.error.reason == "unknown_key"
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert verify(world, world.boot.admin_key.secret)  # a real key still gets its unit of work

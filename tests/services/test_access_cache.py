@@ -11,7 +11,7 @@ import pytest
 
 from bastion.core.model import Principal, PrincipalKind, RoleBinding, SubjectType
 from bastion.core.routes import PathSet
-from bastion.crypto.keys import KeyedHasher
+from bastion.crypto.keys import KeyedHasher, new_api_key
 from bastion.errors import AuthenticationError, AuthorizationError, StorageError
 from bastion.services.access import AccessService, RequestFacts
 from bastion.services.apikeys import ApiKeyService
@@ -233,6 +233,32 @@ def test_credential_that_cannot_be_valid_is_refused_without_a_unit_of_work(
     assert isinstance(cached.error, AuthenticationError) and cached.error.reason == reason
     checked = served.access.check(facts(credential))  # the slow path screens first as well
     assert isinstance(checked.error, AuthenticationError) and checked.error.reason == reason
+
+
+def test_unknown_key_is_refused_by_a_read_only_look_up(served: World) -> None:
+    """A well-formed key no one holds (anyone can compute the checksum) is refused after a
+    read-only look-up: it never opens a write unit of work. A key that exists, revoked or
+    not, is still decided in one, with the same reasons as before."""
+    known = served.boot.admin_key.secret
+    write_units = 0
+    original = served.storage.transaction
+
+    def counting():  # type: ignore[no-untyped-def]
+        nonlocal write_units
+        write_units += 1
+        return original()
+
+    served.storage.transaction = counting  # type: ignore[method-assign]
+    made_up = facts(new_api_key())
+    assert served.access.check_cached(made_up) is None  # well formed: needs the look-up
+    refused = served.access.check(made_up)
+    assert isinstance(refused.error, AuthenticationError) and refused.error.reason == "unknown_key"
+    assert write_units == 0
+    assert served.access.check(facts(known)).allowed
+    assert write_units == 1
+    other_process(served).revoke(tenant_name="default", reference="bootstrap-admin", actor=ACTOR)
+    revoked = served.access.check(facts(known))
+    assert isinstance(revoked.error, AuthenticationError) and revoked.error.reason == "revoked_key"
 
 
 def test_counters_are_read_once_per_loop_iteration_and_a_change_is_seen_on_the_next(

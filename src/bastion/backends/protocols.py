@@ -374,6 +374,11 @@ class Storage(Protocol):
     def transaction(self) -> AbstractContextManager[UnitOfWork]:
         """A unit of work that commits on normal exit and rolls back on an exception."""
 
+    def read_only(self) -> AbstractContextManager[UnitOfWork]:
+        """A unit of work that only reads a consistent snapshot and is never committed: it
+        neither waits for nor blocks a writer (on SQLite it never takes the write lock). It
+        must not write; the SQL backends refuse a write with `StorageError`."""
+
     def migrate(self) -> None:
         """Bring the schema to the newest version (idempotent)."""
 

@@ -276,7 +276,7 @@ class AccessService:
         """Authenticate ``credential`` and collect the caller's grants. Blocking (database)."""
         now = self._clock.now()
         self._authenticator.screen(credential)
-        self._authenticator.prepare(credential)  # JWKS fetch, JWT signature: before the lock
+        self._authenticator.prepare(credential)  # before the write lock (see there)
         with self._storage.transaction() as tx:
             authenticated = self._authenticator.authenticate(tx, credential)
             principal = authenticated.principal

@@ -256,6 +256,17 @@ class ApiKeyService:
             raise AuthenticationError("malformed_key")
         return cache_key
 
+    def prepare(self, presented: str) -> None:
+        """Before the unit of work: a key not in the verified cache is looked up in a
+        read-only one, and refused there (`unknown_key`) when no key has its hash, so that a
+        flood of well-formed made-up keys never takes the database's write lock. A key that
+        exists goes on to `verify`, which decides on what its own unit of work reads."""
+        if self._screened(presented) in self._cache:
+            return
+        with self._storage.read_only() as tx:
+            if tx.api_keys.find_by_hash(self._hasher.digest(presented)) is None:
+                raise AuthenticationError("unknown_key")
+
     def verify(self, tx: UnitOfWork, presented: str) -> Authenticated:
         """The principal behind a presented key; `AuthenticationError` with the real reason.
 

@@ -6,7 +6,9 @@ accepts a credential decides; one that no verifier accepts is refused, never gue
 
 `Authenticator.screen` refuses, with no I/O at all, what cannot be a valid credential (none, a
 shape no verifier knows, a bastion key whose checksum fails), so that such a request never takes
-a worker thread, a database connection or SQLite's write lock.
+a worker thread, a database connection or SQLite's write lock. `Authenticator.prepare` then
+refuses, before the write transaction, what reads alone can refuse (a forged JWT, an API key no
+one holds).
 """
 
 from __future__ import annotations
@@ -72,9 +74,11 @@ class Authenticator:
 
     def prepare(self, presented: str | None) -> None:
         """Run before `authenticate`'s transaction opens: the verifier that will decide does
-        its network I/O (an issuer's JWKS) here, if it has any, because a fetch while a
-        transaction holds the database's write lock would stall every writer behind it.
-        A credential no verifier takes is left for `authenticate` to refuse."""
+        here what need not hold the database's write lock, if it has any (an issuer's JWKS
+        fetch, a JWT's signature check, an API key's read-only look-up), because such work
+        inside the transaction would stall every writer behind it. It may refuse, with the
+        reason `authenticate` would give. A credential no verifier takes is left for
+        `authenticate` to refuse."""
         if not presented:
             return
         verifier = next((v for v in self._verifiers if v.accepts(presented)), None)

@@ -347,6 +347,12 @@ class MemoryStorage:
         finally:
             self._lock.release()
 
+    @contextmanager
+    def read_only(self) -> Iterator[MemoryUnitOfWork]:
+        """A unit of work on a copy of the tables as committed now, without the lock (a
+        commit swaps whole tables in), and never swapped in: whatever it writes is dropped."""
+        yield MemoryUnitOfWork(self._tables.copy(), AuditLog())
+
     def migrate(self) -> None:
         """Nothing to migrate: the schema is the code."""
 

@@ -95,9 +95,7 @@ class SQLStorage:
 
         On SQLite it begins with BEGIN IMMEDIATE, so writers (in any process) run one at a time.
         """
-        with translated("open a database connection"):
-            conn = self._engine.connect()
-        try:
+        with self._connection() as conn:
             with translated("begin a transaction"):
                 transaction = conn.begin()
             try:
@@ -109,6 +107,42 @@ class SQLStorage:
                 raise
             with translated("commit a transaction"):
                 transaction.commit()
+
+    @contextmanager
+    def read_only(self) -> Iterator[SQLUnitOfWork]:
+        """A unit of work that only reads, always rolled back.
+
+        SQLite: a deferred BEGIN (in WAL mode a reader neither waits for nor blocks a writer)
+        with ``query_only`` set for its duration. PostgreSQL: a READ ONLY transaction. Either
+        refuses a write with `StorageError`.
+        """
+        with self._connection() as conn:
+            sqlite = self._sqlite_path is not None
+            if sqlite:
+                conn = conn.execution_options(**{BEGIN_IMMEDIATE: False})
+            with translated("begin a read-only transaction"):
+                transaction = conn.begin()
+                conn.exec_driver_sql(
+                    "PRAGMA query_only = ON" if sqlite else "SET TRANSACTION READ ONLY"
+                )
+            try:
+                yield SQLUnitOfWork(conn)
+            finally:
+                with suppress(SQLAlchemyError):
+                    transaction.rollback()
+                if sqlite:
+                    try:
+                        conn.exec_driver_sql("PRAGMA query_only = OFF")
+                    except SQLAlchemyError:
+                        # Never hand a query-only connection back to the pool for a writer.
+                        conn.invalidate()
+
+    @contextmanager
+    def _connection(self) -> Iterator[Connection]:
+        with translated("open a database connection"):
+            conn = self._engine.connect()
+        try:
+            yield conn
         finally:
             with suppress(SQLAlchemyError):
                 conn.close()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -216,6 +216,9 @@ class RecordingStorage:
                 self.recorder.outbox.publish(journal.appended, journal.sealed)
             except Exception:
                 log.exception("audit events committed but not handed to the destinations")
+
+    def read_only(self) -> AbstractContextManager[UnitOfWork]:
+        return self.inner.read_only()  # reads record nothing
 
     def migrate(self) -> None:
         self.inner.migrate()
