@@ -47,6 +47,7 @@ def aes_gcm_decrypt(key: bytes, nonce: bytes, ciphertext: bytes, aad: bytes) -> 
     return AESGCM(key).decrypt(nonce, ciphertext, aad)
 
 
-def blake2b_mac(key: bytes, message: bytes, *, size: int = 16) -> bytes:
-    """Keyed BLAKE2b (a MAC in its own right, RFC 7693): faster than HMAC-SHA256 here."""
-    return hashlib.blake2b(message, key=key, digest_size=size).digest()
+def blake2b_keyed(key: bytes, *, size: int = 16) -> hashlib.blake2b:
+    """Keyed BLAKE2b (a MAC in its own right, RFC 7693) with nothing hashed yet: callers
+    ``copy()`` it per message, which skips the key set-up a new keyed object repeats."""
+    return hashlib.blake2b(key=key, digest_size=size)

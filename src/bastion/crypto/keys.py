@@ -57,13 +57,15 @@ class CacheKeyer:
     """Keys of in-memory caches of verified secrets: keyed BLAKE2b under a random key made at
     start-up. Never stored; a process's cache keys mean nothing outside it."""
 
-    __slots__ = ("_key",)
+    __slots__ = ("_keyed",)
 
     def __init__(self) -> None:
-        self._key = _hazmat.random_bytes(32)
+        self._keyed = _hazmat.blake2b_keyed(_hazmat.random_bytes(32))
 
     def key(self, secret: str) -> bytes:
-        return _hazmat.blake2b_mac(self._key, secret.encode())
+        mac = self._keyed.copy()
+        mac.update(secret.encode())
+        return mac.digest()
 
     def __repr__(self) -> str:
         return "CacheKeyer(<key hidden>)"
