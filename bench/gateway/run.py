@@ -11,6 +11,11 @@
    a minimal endpoint on the same server stack (uvicorn). Target: >= 80%.
 3. nginx's own plain proxy beside them, as the ceiling.
 
+Each row also shows the CPU time per request of the Python server that answered it (bastion
+with its audit writer process, or the baseline) and of nginx, read from /proc over the wrk run:
+they say where a gap in throughput comes from, and on a shared machine they move less from run
+to run than req/s (a slower machine still raises both sides).
+
 Everything listens on 127.0.0.1 and is stopped by PID at the end; each wrk run is bounded by
 --duration. Needs nginx and wrk (Debian: apt-get install nginx wrk).
 """
@@ -28,7 +33,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from stack import environment  # bench/gateway/stack.py, beside this file
+from stack import cpu_seconds, environment  # bench/gateway/stack.py, beside this file
 
 KEY_HEADER = "Authorization: Bearer {key}"
 PROXY = "bastion proxy (key + RBAC + audit)"
@@ -45,6 +50,10 @@ class Result:
     p50_ms: float
     p99_ms: float
     errors: int
+    # CPU per request, from /proc over the wrk run: the Python server's (with its children:
+    # bastion's audit writer) and nginx's. They say where a gap in req/s comes from.
+    server_us: float = 0.0
+    nginx_us: float = 0.0
 
 
 def parse_latency(value: str) -> float:
@@ -52,11 +61,25 @@ def parse_latency(value: str) -> float:
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def wrk(name: str, url: str, *, duration: int, connections: int, header: str | None) -> Result:
+def wrk(
+    name: str,
+    url: str,
+    *,
+    duration: int,
+    connections: int,
+    header: str | None,
+    server: int | None = None,
+    nginx: int | None = None,
+) -> Result:
+    """One wrk run; with ``server`` / ``nginx`` PIDs, also their CPU per request."""
     args = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", url]
     if header:
         args[1:1] = ["-H", header]
+    pids = [pid for pid in (server, nginx) if pid is not None]
+    before = {pid: cpu_seconds(pid) for pid in pids}
     out = subprocess.run(args, capture_output=True, text=True, timeout=duration + 60).stdout
+    spent = {pid: cpu_seconds(pid) - before[pid] for pid in pids}
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     rps = float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = parse_latency(re.search(r"^\s+50%\s+(\S+)$", out, re.M).group(1))  # type: ignore[union-attr]
     p99 = parse_latency(re.search(r"^\s+99%\s+(\S+)$", out, re.M).group(1))  # type: ignore[union-attr]
@@ -65,11 +88,14 @@ def wrk(name: str, url: str, *, duration: int, connections: int, header: str | N
     errors = int(errors_match.group(1)) if errors_match else 0
     if socket_errors:
         errors += sum(int(n) for n in re.findall(r"\d+", socket_errors.group(1)))
-    return Result(name, rps, p50, p99, errors)
+    per_request = {pid: seconds / max(requests, 1) * 1e6 for pid, seconds in spent.items()}
+    server_us = per_request.get(server, 0.0) if server is not None else 0.0
+    nginx_us = per_request.get(nginx, 0.0) if nginx is not None else 0.0
+    return Result(name, rps, p50, p99, errors, server_us, nginx_us)
 
 
 def measure(args: argparse.Namespace, workdir: Path) -> list[tuple[str, list[Result]]]:
-    with environment(workdir) as (ports, key):
+    with environment(workdir) as (ports, key, pids):
         noaudit_key = subprocess.run(
             [
                 sys.executable,
@@ -89,26 +115,28 @@ def measure(args: argparse.Namespace, workdir: Path) -> list[tuple[str, list[Res
         ).stdout.strip()
         auth = KEY_HEADER.format(key=key)
         base, off = f"http://127.0.0.1:{ports.bastion}", f"http://127.0.0.1:{ports.bastion_noaudit}"
+        # Each path: URL, header, and the Python server that answers it (None: nginx alone).
         targets = {
-            PROXY: (base + "/bench", auth),
-            BARE: (f"http://127.0.0.1:{ports.passthrough}/bench", auth),
-            "bastion proxy, public path, audit on": (base + "/public", None),
-            "bastion proxy, public path, audit off": (off + "/public", None),
+            PROXY: (base + "/bench", auth, "bastion"),
+            BARE: (f"http://127.0.0.1:{ports.passthrough}/bench", auth, "passthrough"),
+            "bastion proxy, public path, audit on": (base + "/public", None, "bastion"),
+            "bastion proxy, public path, audit off": (off + "/public", None, "bastion-noaudit"),
             "bastion proxy, key + RBAC, audit off": (
                 off + "/bench",
                 KEY_HEADER.format(key=noaudit_key),
+                "bastion-noaudit",
             ),
-            VERIFY: (f"http://127.0.0.1:{ports.auth_bastion}/bench", auth),
-            MINIMAL: (f"http://127.0.0.1:{ports.auth_minimal}/bench", auth),
-            CEILING: (f"http://127.0.0.1:{ports.plain}/bench", None),
+            VERIFY: (f"http://127.0.0.1:{ports.auth_bastion}/bench", auth, "bastion"),
+            MINIMAL: (f"http://127.0.0.1:{ports.auth_minimal}/bench", auth, "minimal"),
+            CEILING: (f"http://127.0.0.1:{ports.plain}/bench", None, None),
         }
         paired = [PROXY, BARE, VERIFY, MINIMAL]
         results: dict[str, list[Result]] = {name: [] for name in targets}
-        for name, (url, header) in targets.items():  # warm up every path once
+        for name, (url, header, _) in targets.items():  # warm up every path once
             wrk(name, url, duration=2, connections=args.connections, header=header)
         for round_ in range(args.rounds):
             for name in targets if round_ == 0 else paired:
-                url, header = targets[name]
+                url, header, server = targets[name]
                 results[name].append(
                     wrk(
                         name,
@@ -116,6 +144,8 @@ def measure(args: argparse.Namespace, workdir: Path) -> list[tuple[str, list[Res
                         duration=args.duration,
                         connections=args.connections,
                         header=header,
+                        server=pids[server] if server else None,
+                        nginx=pids["nginx"],
                     )
                 )
                 print(
@@ -132,6 +162,8 @@ def median(results: list[Result]) -> Result:
         statistics.median(r.p50_ms for r in results),
         statistics.median(r.p99_ms for r in results),
         sum(r.errors for r in results),
+        statistics.median(r.server_us for r in results),
+        statistics.median(r.nginx_us for r in results),
     )
 
 
@@ -141,9 +173,16 @@ def report(measured: list[tuple[str, list[Result]]], args: argparse.Namespace) -
         f"\nbastion gateway benchmark: wrk -t1 -c{args.connections} -d{args.duration}s, "
         f"loopback, {os.cpu_count()} cores, median of {args.rounds} rounds for the paired rows\n"
     )
-    print(f"{'path':<42} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    print(
+        f"{'path':<42} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"
+        f" {'server CPU us/req':>18} {'nginx CPU us/req':>17}"
+    )
     for name, row in rows.items():
-        print(f"{name:<42} {row.rps:>10,.0f} {row.p50_ms:>8.2f} {row.p99_ms:>8.2f} {row.errors:>7}")
+        server = f"{row.server_us:,.0f}" if row.server_us else "-"
+        print(
+            f"{name:<42} {row.rps:>10,.0f} {row.p50_ms:>8.2f} {row.p99_ms:>8.2f} {row.errors:>7}"
+            f" {server:>18} {row.nginx_us:>17,.0f}"
+        )
     proxy, bare = rows[PROXY], rows[BARE]
     verify, minimal = rows[VERIFY], rows[MINIMAL]
     print()
@@ -158,6 +197,12 @@ def report(measured: list[tuple[str, list[Result]]], args: argparse.Namespace) -
     print(
         f"forward-auth: nginx->bastion / nginx->minimal = {verify.rps:,.0f} / {minimal.rps:,.0f} = "
         f"{ratio:.2f} (target >= 0.80: {'met' if ratio >= 0.8 else 'NOT met'})"
+    )
+    print(
+        f"CPU per request (not a target): proxy bastion {proxy.server_us:,.0f} us "
+        f"vs bare {bare.server_us:,.0f} us = {proxy.server_us / max(bare.server_us, 1):.2f}x; "
+        f"forward-auth bastion {verify.server_us:,.0f} us vs minimal {minimal.server_us:,.0f} us "
+        f"= {verify.server_us / max(minimal.server_us, 1):.2f}x"
     )
     ceiling = rows[CEILING]
     print(

@@ -47,6 +47,7 @@ class Processes:
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.started: list[subprocess.Popen[bytes]] = []
+        self.named: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(
         self, name: str, args: list[str], *, cwd: Path, env: dict[str, str] | None = None
@@ -61,6 +62,7 @@ class Processes:
             env={**os.environ, **(env or {})},
         )
         self.started.append(process)
+        self.named[name] = process
         return process, log
 
     def stop_all(self) -> None:
@@ -156,8 +158,24 @@ def bastion_dir(
     return home, key
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` and its children (a bastion's audit writer,
+    nginx's worker), from /proc: what a run cost the server, whatever the machine's steal."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended meanwhile
+        if int(stat.parent.name) == pid or int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 @contextmanager
-def environment(workdir: Path) -> Iterator[tuple[Ports, str]]:
+def environment(workdir: Path) -> Iterator[tuple[Ports, str, dict[str, int]]]:
+    """The processes on free ports, the bench key, and each server's PID by name."""
     ports = Ports(*(free_port() for _ in range(8)))
     procs = Processes(workdir)
     try:
@@ -206,6 +224,6 @@ def environment(workdir: Path) -> Iterator[tuple[Ports, str]]:
             cwd=workdir,
         )
         wait_http(f"http://127.0.0.1:{ports.minimal}/", process, log)
-        yield ports, key
+        yield ports, key, {name: proc.pid for name, proc in procs.named.items()}
     finally:
         procs.stop_all()
