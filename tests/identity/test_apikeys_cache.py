@@ -11,7 +11,7 @@ import pytest
 
 from bastion.backends.protocols import UnitOfWork
 from bastion.crypto.keys import new_api_key
-from bastion.errors import AuthenticationError
+from bastion.errors import AuthenticationError, StorageError
 from bastion.services.access import RequestFacts
 from tests.identity.conftest import ACTOR, World, make_world
 
@@ -121,3 +121,74 @@ def test_made_up_keys_are_refused_while_another_process_holds_the_write_lock(
         writer.execute("ROLLBACK")
         writer.close()
     assert verify(world, world.boot.admin_key.secret)  # a real key still gets its unit of work
+
+
+def test_known_key_is_identified_while_another_process_holds_the_write_lock(
+    tmp_path: Path,
+) -> None:
+    """Identifying a key only reads: another replica (its own, empty cache) identifies a key
+    whose last-used time is current while a writer holds SQLite's write lock throughout."""
+    url = f"sqlite:///{tmp_path}/b.db"
+    first = make_world(url)
+    secret = first.boot.admin_key.secret
+    first.services.access.identify(secret)  # records the use: last-used is current
+    second = make_world(url, clock=first.clock)
+    writer = sqlite3.connect(tmp_path / "b.db", timeout=0, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    try:
+        caller = second.services.access.identify(secret)
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert caller.identity.principal.name == "admin@example.com"
+
+
+def last_used(world: World) -> object:
+    with world.services.storage.read_only() as tx:
+        return tx.api_keys.get(world.tenant.id, world.boot.admin_key.key.id).last_used_at
+
+
+def test_last_used_time_is_written_after_identification_at_most_once_a_minute(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = world.boot.admin_key.secret
+    assert last_used(world) is None
+    world.services.access.identify(secret)
+    first = world.clock.now()
+    assert last_used(world) == first
+    storage, writes = world.services.storage, []
+    original = storage.transaction
+
+    def counting() -> object:
+        writes.append(world.clock.now())
+        return original()
+
+    monkeypatch.setattr(storage, "transaction", counting)
+    world.clock.advance(seconds=30)
+    world.services.access.identify(secret)
+    assert (writes, last_used(world)) == ([], first)  # within the minute: no write at all
+    world.clock.advance(seconds=31)
+    world.services.access.identify(secret)
+    assert len(writes) == 1 and last_used(world) == world.clock.now()
+
+
+def test_a_failed_last_used_write_does_not_refuse_the_request_and_is_retried(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The decision rests on what was read; the last-used time is kept for the next try."""
+    secret = world.boot.admin_key.secret
+    storage = world.services.storage
+    original = storage.transaction
+
+    def broken() -> object:
+        raise StorageError("database is locked")
+
+    monkeypatch.setattr(storage, "transaction", broken)
+    used_at = world.clock.now()
+    caller = world.services.access.identify(secret)  # identified: no error raised
+    assert caller.identity.principal.name == "admin@example.com"
+    assert last_used(world) is None
+    monkeypatch.setattr(storage, "transaction", original)
+    world.clock.advance(seconds=5)
+    world.services.access.identify(secret)
+    assert last_used(world) == used_at

@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bastion.core.model import PrincipalKind
 from bastion.errors import AuthenticationError
-from bastion.services.access import RequestFacts, Verdict
-from bastion.services.authn import Authenticated
+from bastion.services.access import AccessService, RequestFacts, Verdict
+from bastion.services.authn import Authenticated, Authenticator
 from bastion.services.external_jwt import ExternalJwtSettings, ExternalJwtVerifier
 from bastion.services.token_verifier import JwtBearerVerifier
 from tests.identity.conftest import ACTOR, World
@@ -476,3 +476,40 @@ def test_external_token_forged_or_expired_is_refused_before_any_transaction(
         with pytest.raises(AuthenticationError) as caught:
             verifier.prepare(token)  # no transaction is open here
         assert caught.value.reason == why
+
+
+def test_own_tokens_are_identified_reading_only_external_ones_in_a_unit_that_writes(
+    world: World,
+    external: Any,
+    idp_key: rsa.RSAPrivateKey,
+    own_token: Callable[..., str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Bastion's own tokens are identified in a read-only unit of work (it never waits for or
+    blocks a writer); an external issuer's in one that writes, since it may provision the user
+    and sync groups."""
+    token = own_token()
+    storage = world.services.storage
+    units: list[str] = []
+    for name in ("transaction", "read_only"):
+
+        def counting(original: Any = getattr(storage, name), name: str = name) -> Any:
+            units.append(name)
+            return original()
+
+        monkeypatch.setattr(storage, name, counting)
+    assert world.services.access.identify(token).identity.principal.name == "admin@example.com"
+    assert units == ["read_only"]
+    verifier, _, _ = external
+    federated = AccessService(
+        storage=storage,
+        authenticator=Authenticator([JwtBearerVerifier([verifier])]),
+        authorizer=world.services.authorizer,
+        routes=world.services.access._routes,
+        public_paths=world.services.access._public,
+        clock=world.clock,
+    )
+    units.clear()
+    caller = federated.identify(idp_token(idp_key, idp_claims(world)))
+    assert caller.identity.principal.name == "pat@example.com"  # provisioned
+    assert units == ["transaction"]

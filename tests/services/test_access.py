@@ -51,6 +51,7 @@ def test_storage_failure_is_a_deny(world: World) -> None:
         raise StorageError("database down")
 
     world.storage.transaction = broken  # type: ignore[assignment,method-assign]
+    world.storage.read_only = broken  # type: ignore[assignment,method-assign]
     verdict = world.access.check(facts("GET", "/api/patterns", world.boot.admin_key.secret))
     assert not verdict.allowed
     assert isinstance(verdict.error, StorageError)

@@ -235,10 +235,11 @@ def test_credential_that_cannot_be_valid_is_refused_without_a_unit_of_work(
     assert isinstance(checked.error, AuthenticationError) and checked.error.reason == reason
 
 
-def test_unknown_key_is_refused_by_a_read_only_look_up(served: World) -> None:
+def test_keys_are_identified_in_read_only_units_of_work(served: World) -> None:
     """A well-formed key no one holds (anyone can compute the checksum) is refused after a
     read-only look-up: it never opens a write unit of work. A key that exists, revoked or
-    not, is still decided in one, with the same reasons as before."""
+    not, is decided on reads too, with the same reasons as before; the one write is its
+    last-used time, in a unit of its own."""
     known = served.boot.admin_key.secret
     write_units = 0
     original = served.storage.transaction
@@ -255,7 +256,7 @@ def test_unknown_key_is_refused_by_a_read_only_look_up(served: World) -> None:
     assert isinstance(refused.error, AuthenticationError) and refused.error.reason == "unknown_key"
     assert write_units == 0
     assert served.access.check(facts(known)).allowed
-    assert write_units == 1
+    assert write_units == 1  # the last-used time
     other_process(served).revoke(tenant_name="default", reference="bootstrap-admin", actor=ACTOR)
     revoked = served.access.check(facts(known))
     assert isinstance(revoked.error, AuthenticationError) and revoked.error.reason == "revoked_key"

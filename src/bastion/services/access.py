@@ -15,10 +15,10 @@ import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from bastion.backends.protocols import ChangeCounters, Storage
+from bastion.backends.protocols import ChangeCounters, Storage, UnitOfWork
 from bastion.core.decision import Decision
 from bastion.core.engine import deny
-from bastion.core.model import Principal, PrincipalKind
+from bastion.core.model import Principal, PrincipalKind, Tenant
 from bastion.core.names import canonical_name
 from bastion.core.rbac import Grant
 from bastion.core.routes import PathSet, RouteMatch, RouteTable
@@ -30,7 +30,7 @@ from bastion.errors import (
     ClientAddressDeniedError,
     NotFoundError,
 )
-from bastion.services.authn import Authenticator
+from bastion.services.authn import Authenticated, Authenticator
 from bastion.services.authz import Authorizer, Subject, route_request
 from bastion.services.clock import Clock
 from bastion.services.revocation import RevocationState
@@ -276,25 +276,19 @@ class AccessService:
         """Authenticate ``credential`` and collect the caller's grants. Blocking (database)."""
         now = self._clock.now()
         self._authenticator.screen(credential)
-        self._authenticator.prepare(credential)  # before the write lock (see there)
-        with self._storage.transaction() as tx:
-            authenticated = self._authenticator.authenticate(tx, credential)
-            principal = authenticated.principal
-            tenant = tx.tenants.get(principal.tenant_id)
-            subject = self._authorizer.subject(tx, principal, tenant=tenant, now=now)
-            delegate = authenticated.actor
-            actor = None
-            if delegate is not None:
-                acting = self._authorizer.subject(tx, delegate.principal, tenant=tenant, now=now)
-                actor_identity = Identity(
-                    delegate.principal,
-                    tenant.name,
-                    tuple(dict.fromkeys(g.role for g in acting.access.grants)),
-                    delegate.credential_id,
-                )
-                actor = Caller(
-                    actor_identity, acting.access.grants, delegate.scopes, acting, delegate.method
-                )
+        self._authenticator.prepare(credential)  # before any unit of work (see there)
+        writes = self._authenticator.writes(credential)
+        unit = self._storage.transaction if writes else self._storage.read_only
+        try:
+            with unit() as tx:
+                authenticated = self._authenticator.authenticate(tx, credential)
+                principal = authenticated.principal
+                tenant = tx.tenants.get(principal.tenant_id)
+                subject = self._authorizer.subject(tx, principal, tenant=tenant, now=now)
+                delegate = authenticated.actor
+                actor = None if delegate is None else self._acting(tx, delegate, tenant, now)
+        finally:
+            self._authenticator.settle()  # what read-only verifications deferred
         grants = subject.access.grants
         identity = Identity(
             principal=principal,
@@ -321,13 +315,23 @@ class AccessService:
             reusable_until,
         )
 
+    def _acting(
+        self, tx: UnitOfWork, delegate: Authenticated, tenant: Tenant, now: datetime
+    ) -> Caller:
+        """The agent or service account acting on the principal's behalf (RFC 8693)."""
+        acting = self._authorizer.subject(tx, delegate.principal, tenant=tenant, now=now)
+        grants = acting.access.grants
+        roles = tuple(dict.fromkeys(g.role for g in grants))
+        identity = Identity(delegate.principal, tenant.name, roles, delegate.credential_id)
+        return Caller(identity, grants, delegate.scopes, acting, delegate.method)
+
     def identify_certificate(self, certificate: ClientCertificate) -> Caller:
         """The agent or service account a verified client certificate names. Blocking."""
         login = self._certificates
         if login is None:
             raise AuthenticationError("missing_credential")
         now = self._clock.now()
-        with self._storage.transaction() as tx:
+        with self._storage.read_only() as tx:
             tenant = tx.tenants.get_by_name(login.tenant)
             try:
                 name = canonical_name(certificate.common_name)

@@ -2,10 +2,14 @@
 
 Authentication runs on every proxied request, so a verified key is cached (bounded, keyed by
 its keyed hash) until it expires or the revocation epoch moves (`bastion.services.revocation`).
+Verifying only reads: a key's last-used time is noted and written afterwards, at most once a
+minute per key, by `ApiKeyService.settle`, so requests are identified in read-only units of work.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,6 +31,7 @@ from bastion.errors import (
     AuthorizationError,
     NotFoundError,
     RequestRejectedError,
+    StorageError,
 )
 from bastion.services.audit import append_events, build_event
 from bastion.services.authn import Authenticated
@@ -38,6 +43,8 @@ from bastion.services.verified_cache import Verified, VerifiedCache
 TOUCH_INTERVAL_SECONDS = 60
 TOUCH_INTERVAL = timedelta(seconds=TOUCH_INTERVAL_SECONDS)
 MAX_GRACE = timedelta(days=30)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +103,9 @@ class ApiKeyService:
         # HMAC-SHA256, which is kept for the stored hashes).
         self._keyer = CacheKeyer()
         self._cache: VerifiedCache[bytes, Authenticated] = VerifiedCache(cache_capacity)
+        # Last-used times `verify` noted and no unit of work has written yet, by key id.
+        self._uses: dict[str, datetime] = {}
+        self._uses_lock = threading.Lock()
 
     def issue(
         self,
@@ -256,17 +266,6 @@ class ApiKeyService:
             raise AuthenticationError("malformed_key")
         return cache_key
 
-    def prepare(self, presented: str) -> None:
-        """Before the unit of work: a key not in the verified cache is looked up in a
-        read-only one, and refused there (`unknown_key`) when no key has its hash, so that a
-        flood of well-formed made-up keys never takes the database's write lock. A key that
-        exists goes on to `verify`, which decides on what its own unit of work reads."""
-        if self._screened(presented) in self._cache:
-            return
-        with self._storage.read_only() as tx:
-            if tx.api_keys.find_by_hash(self._hasher.digest(presented)) is None:
-                raise AuthenticationError("unknown_key")
-
     def verify(self, tx: UnitOfWork, presented: str) -> Authenticated:
         """The principal behind a presented key; `AuthenticationError` with the real reason.
 
@@ -280,7 +279,7 @@ class ApiKeyService:
         hit = self._cache.get(cache_key, epoch=epoch, now=now)
         if hit is not None:
             if hit.touched_at is None or now >= hit.touched_at:
-                tx.api_keys.touch(hit.value.credential_id, at=now)
+                self._note_use(hit.value.credential_id, now)
                 hit.touched_at = now + TOUCH_INTERVAL
             return hit.value
         key = tx.api_keys.find_by_hash(self._hasher.digest(presented))
@@ -297,7 +296,7 @@ class ApiKeyService:
             raise AuthenticationError("disabled_tenant")
         touched = key.last_used_at
         if touched is None or now - touched >= TOUCH_INTERVAL:
-            tx.api_keys.touch(key.id, at=now)
+            self._note_use(key.id, now)
             touched = now
         authenticated = Authenticated(
             principal, key.id, "api_key", key.scopes, expires_at=key.expires_at, reusable=True
@@ -307,12 +306,35 @@ class ApiKeyService:
         self._cache.put(cache_key, entry)
         return authenticated
 
-    def verify_secret_of(self, tx: UnitOfWork, presented: str, principal_id: str) -> Authenticated:
-        """`verify`, and the key must belong to ``principal_id`` (OAuth client secrets)."""
-        authenticated = self.verify(tx, presented)
-        if authenticated.principal.id != principal_id:
-            raise AuthenticationError("secret_of_another_client")
-        return authenticated
+    def writes(self, presented: str) -> bool:
+        """Verifying a key never writes (last-used times wait for `settle`)."""
+        return False
+
+    def settle(self) -> None:
+        """Write the last-used times `verify` noted, in a unit of work of their own (at most
+        one write per key a minute). A failure is logged and the times are kept for the next
+        call: the requests they belong to were decided on what was read."""
+        uses = self._take_uses()
+        if not uses:
+            return
+        try:
+            with self._storage.transaction() as tx:
+                for key_id, at in uses.items():
+                    tx.api_keys.touch(key_id, at=at)
+        except StorageError as exc:
+            log.warning("API key last-used times not written (kept for the next try): %s", exc)
+            with self._uses_lock:
+                for key_id, at in uses.items():
+                    self._uses[key_id] = max(at, self._uses.get(key_id, at))
+
+    def _note_use(self, key_id: str, at: datetime) -> None:
+        with self._uses_lock:
+            self._uses[key_id] = at
+
+    def _take_uses(self) -> dict[str, datetime]:
+        with self._uses_lock:
+            uses, self._uses = self._uses, {}
+        return uses
 
 
 def _record(

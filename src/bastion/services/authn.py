@@ -7,8 +7,11 @@ accepts a credential decides; one that no verifier accepts is refused, never gue
 `Authenticator.screen` refuses, with no I/O at all, what cannot be a valid credential (none, a
 shape no verifier knows, a bastion key whose checksum fails), so that such a request never takes
 a worker thread, a database connection or SQLite's write lock. `Authenticator.prepare` then
-refuses, before the write transaction, what reads alone can refuse (a forged JWT, an API key no
-one holds).
+does, before any unit of work, what needs none (an issuer's JWKS fetch, a JWT's signature
+check). A credential whose verifier does not write (`Authenticator.writes`: API keys, bastion's
+own tokens) is then verified in a read-only unit of work, which on SQLite neither waits for nor
+blocks a writer; what such a verifier defers (an API key's last-used time) it writes in
+`Authenticator.settle`, at most once a minute per key.
 """
 
 from __future__ import annotations
@@ -49,8 +52,11 @@ class Authenticated:
 
 class CredentialVerifier(Protocol):
     """May also have ``screen(presented)``, raising `AuthenticationError` for a credential of
-    its shape that cannot be valid, without I/O (see `Authenticator.screen`), and
-    ``prepare(presented)``: work done before the transaction (see `Authenticator.prepare`)."""
+    its shape that cannot be valid, without I/O (see `Authenticator.screen`),
+    ``prepare(presented)``: work done before the transaction (see `Authenticator.prepare`),
+    ``writes(presented)``: False when verifying ``presented`` only reads (without it, a
+    verifier is taken to write), and ``settle()``: writes it deferred (`Authenticator.settle`).
+    """
 
     def accepts(self, presented: str) -> bool:
         """True when ``presented`` has this verifier's shape (no I/O)."""
@@ -85,6 +91,26 @@ class Authenticator:
         prepare = getattr(verifier, "prepare", None)
         if prepare is not None:
             prepare(presented)
+
+    def writes(self, presented: str | None) -> bool:
+        """Whether `authenticate` may write for ``presented`` (an external issuer provisioning
+        its user does); False lets the caller open a read-only unit of work. A credential no
+        verifier takes writes nothing: `authenticate` refuses it."""
+        if not presented:
+            return False
+        verifier = next((v for v in self._verifiers if v.accepts(presented)), None)
+        if verifier is None:
+            return False
+        writes = getattr(verifier, "writes", None)
+        return True if writes is None else bool(writes(presented))
+
+    def settle(self) -> None:
+        """Let each verifier write what it deferred from read-only verifications (in its own
+        unit of work; a failure there is the verifier's to log, never the request's)."""
+        for verifier in self._verifiers:
+            settle = getattr(verifier, "settle", None)
+            if settle is not None:
+                settle()
 
     def authenticate(self, tx: UnitOfWork, presented: str | None) -> Authenticated:
         verifier, credential = self._deciding(presented)

@@ -64,6 +64,8 @@ class ExternalJwtSettings:
 
 
 class ExternalJwtVerifier:
+    writes = True  # verify may provision the user and sync its groups from the claims
+
     def __init__(
         self,
         *,

@@ -52,6 +52,8 @@ def scopes_of(claims: dict[str, Any]) -> tuple[str, ...] | None:
 
 class IssuerVerifier(Protocol):
     issuer: str
+    # Whether verify may write (an external issuer provisions users and syncs groups).
+    writes: bool
 
     def prepare(self, presented: str) -> None:
         """Work before the caller's transaction opens (network I/O, signature checks); may
@@ -65,6 +67,8 @@ class IssuerVerifier(Protocol):
 
 class IssuedTokenVerifier:
     """Verifies access tokens bastion signed (`bastion.services.tokens`)."""
+
+    writes = False  # revoked-token list, principal, tenant and signing keys are only read
 
     def __init__(
         self,
@@ -222,6 +226,16 @@ class JwtBearerVerifier:
 
     def verify(self, tx: UnitOfWork, presented: str) -> Authenticated:
         return self._verifier_for(presented).verify(tx, presented)
+
+    def writes(self, presented: str) -> bool:
+        """Whether the token's issuer may write to verify it (a token that names none is
+        refused by `verify` without a write)."""
+        if not any(v.writes for v in self._verifiers):
+            return False
+        try:
+            return self._verifier_for(presented).writes
+        except AuthenticationError:
+            return False
 
     def _verifier_for(self, presented: str) -> IssuerVerifier:
         try:

@@ -32,8 +32,9 @@ def _client(services: Services, client_id: str, secret: str) -> Authenticated:
     """Authenticate a client (service account or agent) by its id and one of its API keys."""
     if not client_id or not secret:
         raise AuthenticationError("missing_client_credentials")
-    with services.storage.transaction() as tx:
+    with services.storage.read_only() as tx:
         authenticated = services.api_keys.verify(tx, secret)
+    services.api_keys.settle()  # its last-used time
     if client_id not in (authenticated.principal.id, authenticated.principal.name):
         raise AuthenticationError("secret_of_another_client")
     return authenticated
