@@ -80,10 +80,10 @@ class Authenticator:
 
     def prepare(self, presented: str | None) -> None:
         """Run before `authenticate`'s transaction opens: the verifier that will decide does
-        here what need not hold the database's write lock, if it has any (an issuer's JWKS
-        fetch, a JWT's signature check, an API key's read-only look-up), because such work
-        inside the transaction would stall every writer behind it. It may refuse, with the
-        reason `authenticate` would give. A credential no verifier takes is left for
+        here what needs no unit of work, if it has any (an issuer's JWKS fetch, a JWT's
+        signature check), because such work inside one would hold a connection (and, in a
+        unit that writes, the database's write lock) for its whole length. It may refuse, with
+        the reason `authenticate` would give. A credential no verifier takes is left for
         `authenticate` to refuse."""
         if not presented:
             return
