@@ -7,6 +7,8 @@ the authorization version, or on PostgreSQL the view the Redis broadcasts keep c
 `AccessService.check_cached` serves a request from that memory without a unit of work when the
 counters now are the same, the credential has not expired and no binding has; anything else
 goes to `AccessService.check`, off the event loop (counters: `AccessService._counters_now`).
+
+The request and verdict types live in `bastion.services.access_model` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -18,9 +20,8 @@ from datetime import UTC, datetime, timedelta
 from bastion.backends.protocols import ChangeCounters, Storage, UnitOfWork
 from bastion.core.decision import Decision
 from bastion.core.engine import deny
-from bastion.core.model import Principal, PrincipalKind, Tenant
+from bastion.core.model import Tenant
 from bastion.core.names import canonical_name
-from bastion.core.rbac import Grant
 from bastion.core.routes import PathSet, RouteMatch, RouteTable
 from bastion.crypto.keys import CacheKeyer
 from bastion.errors import (
@@ -30,89 +31,33 @@ from bastion.errors import (
     ClientAddressDeniedError,
     NotFoundError,
 )
+from bastion.services.access_model import (
+    Caller,
+    CertificateLogin,
+    ClientCertificate,
+    Identity,
+    RequestFacts,
+    Verdict,
+)
 from bastion.services.authn import Authenticated, Authenticator
-from bastion.services.authz import Authorizer, Subject, route_request
+from bastion.services.authz import Authorizer, route_request
 from bastion.services.clock import Clock
 from bastion.services.revocation import RevocationState
+
+__all__ = [
+    "REMEMBER_FOR",
+    "AccessService",
+    "Caller",
+    "CertificateLogin",
+    "ClientCertificate",
+    "Identity",
+    "RequestFacts",
+    "Verdict",
+]
 
 # A remembered caller is decided afresh at least this often, whatever the counters say (it
 # also keeps API keys' last-used times current to within a minute).
 REMEMBER_FOR = timedelta(seconds=30)
-
-
-@dataclass(frozen=True, slots=True)
-class RequestFacts:
-    """What the edge learned about a request before deciding (all already validated)."""
-
-    method: str
-    path: str
-    credential: str | None
-    client_ip: str | None
-    user_agent: str | None
-    request_id: str
-    certificate: ClientCertificate | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ClientCertificate:
-    """A client certificate the TLS layer verified: its common name and SHA-256 fingerprint."""
-
-    common_name: str
-    fingerprint: str
-
-
-@dataclass(frozen=True, slots=True)
-class CertificateLogin:
-    """Who may authenticate with a verified client certificate: principals of ``kinds``, looked
-    up by the certificate's common name in ``tenant``. Nothing is created implicitly."""
-
-    tenant: str
-    kinds: frozenset[PrincipalKind]
-
-
-@dataclass(frozen=True, slots=True)
-class Identity:
-    """Who is calling, as passed to the upstream."""
-
-    principal: Principal
-    tenant: str
-    roles: tuple[str, ...]
-    credential_id: str
-    # RFC 8693 delegation: the agent or service account acting on the principal's behalf.
-    acting: Principal | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """The outcome of `AccessService.check`: ``error`` None means allow."""
-
-    facts: RequestFacts
-    match: RouteMatch | None
-    identity: Identity | None
-    error: BastionError | None
-    reasons: tuple[str, ...] = ()
-    public: bool = False
-
-    @property
-    def allowed(self) -> bool:
-        return self.error is None
-
-
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """An authenticated principal with the roles that reach it now and its credential scopes."""
-
-    identity: Identity
-    grants: tuple[Grant, ...]
-    scopes: tuple[str, ...] | None
-    subject: Subject | None = None
-    method: str = ""
-    mfa: bool = False
-    # Delegation: the actor must be allowed too (effective = the intersection of both).
-    actor: Caller | None = None
-    # Until when this caller may be remembered (None: never): the credential's expiry and the
-    # next expiry of a binding, whichever comes first.
-    reusable_until: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
