@@ -7,6 +7,10 @@
    revocation epoch is read in a database unit of work (no Redis listener), and what the
    gateway does per request instead for a key it has seen: the remembered caller, checked
    against the change counters read with one autocommit SELECT on SQLite.
+   1b. Callers decided afresh (empty caches, as after a revocation) by 8 threads beside a
+   writer that holds SQLite's write lock 5 ms at a time: bastion's read-only units of work
+   against a unit that writes per caller (what an issuer that provisions users gets).
+   Printed, not a target.
 2. Verifying a token bastion issued (RS256): the first verification (signature, claims,
    revocation and principal checks on an in-memory store) against the raw PyJWT decode and
    the raw ``cryptography`` RSA verify of the same token; target <= 1.2x the raw library call.
@@ -23,10 +27,14 @@ import hashlib
 import hmac
 import json
 import os
+import sqlite3
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import hashes
@@ -38,20 +46,27 @@ from bench.identity.common import compare, pct, row, sample
 
 from bastion.backends.memory import MemoryStorage
 from bastion.config import parse_config
+from bastion.core.routes import PathSet, RouteTable
 from bastion.crypto.jwt import split_compact
 from bastion.crypto.passwords import PasswordHasher
-from bastion.services.access import RequestFacts
-from bastion.services.authn import Authenticated
+from bastion.services.access import AccessService, RequestFacts
+from bastion.services.authn import Authenticated, Authenticator
 from bastion.services.bootstrap import initialise
 from bastion.wiring import build_services
 
 ACTOR = {"type": "operator", "id": "bench"}
 
 
-def services(url: str = "sqlite:///unused.db", storage: object | None = None):  # type: ignore[no-untyped-def]
+def replica(url: str, storage: object | None = None):  # type: ignore[no-untyped-def]
+    """The services of one bastion process on ``url`` (its caches empty)."""
     config = parse_config(f"storage:\n  url: {url}\nsecurity:\n  pepper: {'b' * 40}\n", environ={})
     built = build_services(config, storage=storage)  # type: ignore[arg-type]
     built.storage.migrate()
+    return built
+
+
+def services(url: str = "sqlite:///unused.db", storage: object | None = None):  # type: ignore[no-untyped-def]
+    built = replica(url, storage)
     boot = initialise(
         storage=built.storage,
         api_keys=built.api_keys,
@@ -97,6 +112,103 @@ def bench_api_keys(calls: int, tmp: Path) -> None:
     assert sql.access.check_cached(facts) is not None, "the caller was not remembered"
     remembered = sample(lambda: sql.access.check_cached(facts), calls=calls // 10)
     print(row("gateway: remembered caller + SQLite counters", remembered))
+
+
+class WritingKeys:
+    """API keys verified as a verifier that writes would be (an external issuer that
+    provisions users): every caller identified in a unit of work that takes the write lock."""
+
+    def __init__(self, keys: Any) -> None:
+        self._keys = keys
+
+    def accepts(self, presented: str) -> bool:
+        return bool(self._keys.accepts(presented))
+
+    def verify(self, tx: Any, presented: str) -> Authenticated:
+        return self._keys.verify(tx, presented)  # type: ignore[no-any-return]
+
+    def settle(self) -> None:
+        self._keys.settle()
+
+
+def bench_afresh(tmp: Path, callers: int) -> None:
+    """Callers decided afresh (a replica with empty caches, as after a revocation) by 8
+    threads while another connection commits small writes back to back, each holding SQLite's
+    write lock for 5 ms (as the audit writer's batches do). With a unit that writes per
+    caller, whoever wins the lock runs alone (a low median) while the rest queue (the tail);
+    read-only units share the CPU and never queue."""
+    url = f"sqlite:///{tmp / 'afresh.db'}"
+    first, _ = services(url=url)
+    secrets = [
+        first.api_keys.create(
+            tenant_name="default",
+            owner_name=None,
+            name=f"caller-{n}",
+            scopes=["patterns:read"],
+            expires_at=None,
+            actor=ACTOR,
+        ).secret
+        for n in range(callers)
+    ]
+    for secret in secrets:
+        first.access.identify(secret)  # last-used times current: nothing left to write
+    stop = threading.Event()
+
+    def writer() -> None:
+        conn = sqlite3.connect(tmp / "afresh.db", timeout=30, isolation_level=None)
+        conn.execute("CREATE TABLE IF NOT EXISTS bench_noise (n INTEGER)")
+        while not stop.is_set():
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO bench_noise VALUES (1)")
+            time.sleep(0.005)
+            conn.execute("COMMIT")
+            time.sleep(0.001)
+        conn.close()
+
+    def identify_all(access: Any) -> tuple[float, list[float]]:
+        latencies: list[float] = []
+
+        def one(secret: str) -> None:
+            started = time.perf_counter()
+            access.identify(secret)
+            latencies.append((time.perf_counter() - started) * 1e6)
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(one, secrets))
+        return time.perf_counter() - started, latencies
+
+    noise = threading.Thread(target=writer, daemon=True)
+    noise.start()
+    try:
+        for _ in range(2):
+            fresh = replica(url)
+            writing = AccessService(
+                storage=fresh.storage,
+                authenticator=Authenticator([WritingKeys(fresh.api_keys)]),
+                authorizer=fresh.authorizer,
+                routes=RouteTable([]),
+                public_paths=PathSet([]),
+                clock=fresh.clock,
+            )
+            measured = {
+                label: identify_all(access)
+                for label, access in (
+                    ("writing unit per caller (baseline)", writing),
+                    ("bastion, read-only units", replica(url).access),
+                )
+            }
+            for label, (_, latencies) in measured.items():
+                print(row(label, latencies))
+            (base_total, base), (ours_total, ours) = measured.values()
+            print(
+                f"  -> {callers} callers in {ours_total * 1000:,.0f} ms against "
+                f"{base_total * 1000:,.0f} ms; p99 ratio {pct(ours, 99) / pct(base, 99):.2f}x "
+                "the baseline (not a target)"
+            )
+    finally:
+        stop.set()
+        noise.join()
 
 
 def bench_tokens(calls: int) -> None:
@@ -180,6 +292,8 @@ def main() -> None:
     tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"bastion-bench-{os.getpid()}"
     tmp.mkdir(exist_ok=True)
     bench_api_keys(calls, tmp)
+    print("1b. Callers decided afresh (empty caches), 8 threads, beside a busy writer")
+    bench_afresh(tmp, 100 if args.quick else 400)
     bench_tokens(calls)
     bench_argon2(5 if args.quick else 20)
     print("4. Login storm: run bench/identity/storm.py (starts real processes)")
