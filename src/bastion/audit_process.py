@@ -21,6 +21,7 @@ from pathlib import Path
 from bastion.backends import open_storage
 from bastion.config import BastionConfig
 from bastion.errors import BastionError
+from bastion.heap import freeze_startup_heap
 from bastion.services.audit import RecordingStorage
 from bastion.services.audit.process_writer import read_frame, serve_batches, write_frame
 from bastion.services.clock import SystemClock
@@ -47,6 +48,7 @@ def main() -> int:
     except BastionError as exc:
         write_frame(replies, ("error", exc.code))
         return 1
+    freeze_startup_heap()
     write_frame(replies, ("ready",))
     try:
         serve_batches(storage, requests, replies)

@@ -17,8 +17,9 @@ from bastion.gateway.edge import Edge
 from bastion.gateway.limits import RateLimiter
 from bastion.gateway.metrics import GatewayMetrics
 from bastion.gateway.proxy import Timeouts, UpstreamProxy
-from bastion.gateway.server import CONFIG_ENV, freeze_startup_heap
+from bastion.gateway.server import CONFIG_ENV
 from bastion.gateway.settings import edge_settings_from, rate_policy_from
+from bastion.heap import freeze_startup_heap
 from bastion.wiring import Services, build_services
 from bastion.wiring_audit import audit_sink_from, spool_states
 
