@@ -3,15 +3,24 @@ and the same answer for unknown user, wrong password and locked account."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from bastion.core.credentials import ThrottleState
-from bastion.core.lockout import ThrottlePolicy, count_attempt, lock_duration, refund_attempt
+from bastion.core.lockout import (
+    ESCALATION_MEMORY,
+    ThrottlePolicy,
+    count_attempt,
+    lock_duration,
+    refund_attempt,
+)
 from bastion.core.model import AuditQuery
 from bastion.crypto.passwords import PasswordHasher
 from bastion.errors import AuthenticationError
@@ -47,6 +56,78 @@ def test_at_most_100_failures_an_hour_per_account() -> None:
         allowed_count += allowed
         moment += timedelta(seconds=1)
     assert allowed_count <= 100
+
+
+# Seconds between one step and the next (0: the same moment), and what happens then: a failed
+# attempt is counted, or a success refunds it (as for an account, or as for an address).
+_STEP = st.tuples(
+    st.sampled_from([0, 0, 0, 1, 30, 90, 900, 3600, 75_600, 86_400, 90_000]),
+    st.sampled_from(["count"] * 6 + ["refund_account", "refund_address"]),
+)
+
+
+# Locks that outlast the escalation memory (3 days at most, from 20 hours).
+LONG_LOCKS = ThrottlePolicy(3, timedelta(hours=1), timedelta(hours=20), timedelta(days=3))
+
+
+def _run(
+    state: ThrottleState | None,
+    steps: list[tuple[int, str]],
+    start: datetime,
+    policy: ThrottlePolicy,
+) -> list[bool]:
+    """Which attempts ``steps`` admit under ``state`` (None: no counter, so the first
+    attempt makes a new one, as `ThrottleStore.lock` does)."""
+    moment, allowed = start, []
+    for pause, action in steps:
+        moment += timedelta(seconds=pause)
+        if action == "count":
+            state = state or ThrottleState("acct:x", 0, moment, forget_at=moment)
+            state, ok = count_attempt(state, policy, now=moment)
+            allowed.append(ok)
+        elif allowed and allowed[-1]:  # a success follows an attempt admitted here
+            assert state is not None
+            state = refund_attempt(state, clear=action == "refund_account")
+    return allowed
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    policy=st.sampled_from([POLICY, LONG_LOCKS]),
+    history=st.lists(_STEP, max_size=40),
+    later=st.sampled_from([0, 1, 600, 86_400]),
+    future=st.lists(_STEP, min_size=1, max_size=40),
+)
+def test_a_counter_past_its_forget_time_acts_as_a_new_one(
+    policy: ThrottlePolicy,
+    history: list[tuple[int, str]],
+    later: int,
+    future: list[tuple[int, str]],
+) -> None:
+    """What lets logins remove counters: from ``forget_at`` on, whatever comes next is
+    admitted or refused exactly as if the counter were gone (same locks, same escalation)."""
+    state, moment = ThrottleState("acct:x", 0, T0), T0
+    for pause, action in history:
+        moment += timedelta(seconds=pause)
+        if action == "count":
+            state, _ = count_attempt(state, policy, now=moment)
+        else:
+            state = refund_attempt(state, clear=action == "refund_account")
+    if state.forget_at is None:
+        return  # never counted: nothing to forget
+    start = max(moment, state.forget_at) + timedelta(seconds=later)
+    assert _run(state, future, start, policy) == _run(None, future, start, policy)
+
+
+def test_a_locked_or_escalated_counter_is_kept_until_it_would_act_as_new() -> None:
+    state = ThrottleState("acct:x", 0, T0)
+    state, _ = count_attempt(state, POLICY, now=T0)
+    assert state.forget_at == T0 + POLICY.window  # one failure: forgotten with its window
+    for _ in range(4):
+        state, _ = count_attempt(state, POLICY, now=T0)
+    assert state.locked_until == T0 + timedelta(minutes=1)
+    # Locked once: the next lock would be longer until the escalation memory has passed.
+    assert state.forget_at == T0 + ESCALATION_MEMORY
 
 
 def attempt(world: World, username: str, password: str, ip: str = "10.0.0.1") -> str:
@@ -102,6 +183,40 @@ def test_200_guesses_with_spoofed_forwarded_for_still_lock_the_account(tmp_path:
         events = tx.audit.query(AuditQuery(action="login.failure", limit=1000))
     assert sum(e.details["reason"] == "wrong_password" for e in events) <= 100
     assert events[-1].details["reason"] == "locked_account"
+
+
+def test_a_password_spray_leaves_no_more_counters_than_are_in_force(tmp_path: Path) -> None:
+    """A new name from a new address on every attempt adds two counters each time. Counters
+    that act as new ones are removed by later attempts, so the table stays at what is in
+    force; a locked account's counter is kept, and its next lock is the longer one."""
+    database = tmp_path / "b.db"
+    world = make_world(f"sqlite:///{database}")
+    world.user("ivy@example.com")
+    for _ in range(5):
+        attempt(world, "ivy@example.com", "wrong", ip="10.9.9.9")
+
+    def spray(wave: int) -> None:
+        for n in range(150):
+            reason = attempt(world, f"w{wave}-{n}@example.com", "guess", ip=f"10.{wave}.0.{n}")
+            assert reason == "unknown_user"
+
+    def counters() -> int:
+        with sqlite3.connect(database) as conn:
+            return int(conn.execute("SELECT count(*) FROM login_throttles").fetchone()[0])
+
+    spray(1)
+    assert counters() == 2 + 300
+    world.clock.advance(minutes=16)  # past the 15-minute window of the first wave
+    spray(2)
+    # The first wave's 300 forgotten, and the counter of ivy's address (5 failures, no lock,
+    # its window over); ivy's account counter is kept: it remembers the lock.
+    assert counters() == 1 + 300
+    for _ in range(5):
+        attempt(world, "ivy@example.com", "wrong", ip="10.9.9.9")
+    assert attempt(world, "ivy@example.com", PASSWORD, ip="10.9.9.8") == "locked_account"
+    world.clock.advance(minutes=1, seconds=30)  # the first lock was 1 minute, this one is 2
+    assert attempt(world, "ivy@example.com", PASSWORD, ip="10.9.9.8") == "locked_account"
+    world.services.identity.close()
 
 
 def test_lock_survives_a_restart(tmp_path: Path) -> None:

@@ -240,6 +240,10 @@ class ThrottleStore(Protocol):
     def put(self, state: ThrottleState) -> None:
         """Store a counter returned by `lock` in this unit of work."""
 
+    def forget(self, *, now: datetime, limit: int) -> int:
+        """Remove at most ``limit`` counters whose ``forget_at`` is not after ``now`` (they
+        act as new ones), soonest first, skipping any another unit of work holds; how many."""
+
 
 class RefreshTokenStore(Protocol):
     def create(self, token: RefreshToken) -> None:

@@ -36,6 +36,8 @@ class ThrottleState:
     """Failed logins counted under one key (an account or a client address).
 
     ``lockouts`` is how many times the key has been locked in a row: each lock is longer.
+    From ``forget_at`` on the counter acts exactly as a new one would, so a store may remove
+    it (`bastion.core.lockout.forget_time`); None: not known, kept.
     """
 
     key: str
@@ -43,6 +45,7 @@ class ThrottleState:
     window_start: datetime
     locked_until: datetime | None = None
     lockouts: int = 0
+    forget_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

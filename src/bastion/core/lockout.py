@@ -52,16 +52,34 @@ def count_attempt(
     failures = state.failures + 1
     if failures >= policy.max_failures:
         until = now + lock_duration(lockouts, policy)
-        return (
-            replace(state, failures=0, window_start=now, locked_until=until, lockouts=lockouts + 1),
-            True,
+        counted = replace(
+            state, failures=0, window_start=now, locked_until=until, lockouts=lockouts + 1
         )
-    return replace(state, failures=failures), True
+    else:
+        counted = replace(state, failures=failures)
+    return replace(counted, forget_at=forget_time(counted, policy)), True
+
+
+def forget_time(state: ThrottleState, policy: ThrottlePolicy) -> datetime:
+    """When ``state`` starts to act as a new counter (failures 0, no lock, escalation from the
+    first step): its window has passed, its lock has ended and, after a lock, the escalation
+    memory has passed too. From then on the store may remove it, so that a password spray
+    (a new name or address on every attempt) leaves no more counters than the last day's.
+
+    Counted under the policy of the time: a window lengthened later does not bring back a
+    counter already removed."""
+    moment = state.window_start + policy.window
+    if state.lockouts:
+        moment = max(moment, state.window_start + ESCALATION_MEMORY)
+    if state.locked_until is not None:
+        moment = max(moment, state.locked_until)
+    return moment
 
 
 def refund_attempt(state: ThrottleState, *, clear: bool) -> ThrottleState:
     """After a success: ``clear`` resets the key entirely (the account that just proved itself);
-    otherwise one counted attempt is given back (a client address)."""
+    otherwise one counted attempt is given back (a client address). ``forget_at`` stays: a
+    refund only brings the moment the counter acts as a new one nearer, never later."""
     if clear:
         return replace(state, failures=0, locked_until=None, lockouts=0)
     return replace(state, failures=max(0, state.failures - 1))

@@ -3,7 +3,9 @@
 Three short steps, so that no database lock is held while a hash is computed:
 
 1. count the attempt against the account and the client address (one transaction); a locked
-   key refuses it. Unknown accounts are counted too, so a lock says nothing about existence;
+   key refuses it. Unknown accounts are counted too, so a lock says nothing about existence.
+   The same transaction removes a few counters that have come to act as new ones
+   (`bastion.core.lockout.forget_time`), so a spray of made-up names cannot grow the table;
 2. verify the password (or a dummy hash, for an unknown or disabled account: the same work,
    so the same time; for an attempt a lock refused, a wait as long as a verification, which
    costs no CPU when a storm keeps hitting locked accounts);
@@ -61,6 +63,11 @@ class _Attempt:
 # Refusals a lock decides before any password is looked at: the lock is counted for unknown
 # accounts too, so a wait as long as a verification is all the answer needs (no hash work).
 _LOCKS = frozenset({"locked_account", "locked_address"})
+
+# Counters forgotten (removed once they act as new ones) by each counted attempt. An attempt
+# adds at most two, so the table never holds more than the counters still in force, however
+# many names and addresses a spray tries; no sweeper to schedule.
+FORGET_PER_ATTEMPT = 4
 
 
 def account_key(tenant: str, username: str) -> str:
@@ -136,6 +143,7 @@ class LoginService:
             )
             tx.throttles.put(account)
             tx.throttles.put(address)
+            tx.throttles.forget(now=now, limit=FORGET_PER_ATTEMPT)
         if not account_ok:
             refusal = "locked_account"
         elif not address_ok:

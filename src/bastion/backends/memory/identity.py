@@ -189,9 +189,22 @@ class MemoryThrottleStore:
     def lock(self, key: str, *, at: datetime) -> ThrottleState:
         at = utc(at, "lock login throttle")
         if key not in self._t.throttles:
-            self._t.throttles[key] = ThrottleState(key=key, failures=0, window_start=at)
+            self._t.throttles[key] = ThrottleState(
+                key=key, failures=0, window_start=at, forget_at=at
+            )
         return self._t.throttles[key]
 
     def put(self, state: ThrottleState) -> None:
         if state.key in self._t.throttles:
             self._t.throttles[state.key] = state
+
+    def forget(self, *, now: datetime, limit: int) -> int:
+        now = utc(now, "forget login throttles")
+        due = sorted(
+            (state.forget_at, key)
+            for key, state in self._t.throttles.items()
+            if state.forget_at is not None and state.forget_at <= now
+        )[: max(limit, 0)]
+        for _, key in due:
+            del self._t.throttles[key]
+        return len(due)

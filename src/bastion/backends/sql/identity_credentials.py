@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.sql.dml import ReturningInsert
+from sqlalchemy.sql.dml import Delete, ReturningInsert
 
 from bastion.backends.sql.errors import translated
 from bastion.backends.sql.identity_tables import login_throttles, password_credentials
@@ -73,7 +73,11 @@ def _upsert_throttle(dialect: str) -> ReturningInsert[Any]:
     ``FOR UPDATE``); SQLite's BEGIN IMMEDIATE already serialises every writer."""
     make = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = make(login_throttles).values(
-        key=bindparam("b_key"), failures=0, window_start=bindparam("b_at"), lockouts=0
+        key=bindparam("b_key"),
+        failures=0,
+        window_start=bindparam("b_at"),
+        lockouts=0,
+        forget_at=bindparam("b_at"),
     )
     return statement.on_conflict_do_update(
         index_elements=[login_throttles.c.key], set_={"key": statement.excluded.key}
@@ -91,8 +95,26 @@ _PUT = (
         window_start=bindparam("b_window_start"),
         locked_until=bindparam("b_locked_until"),
         lockouts=bindparam("b_lockouts"),
+        forget_at=bindparam("b_forget_at"),
     )
 )
+
+
+def _forget_throttles(dialect: str) -> Delete:
+    """At most ``b_limit`` counters due to be forgotten, soonest first. On PostgreSQL the rows
+    are picked ``FOR UPDATE SKIP LOCKED``: forgetting never waits for (or deadlocks with) a
+    login counting under one of them, and a row changed since the statement began is tested
+    again on its new version, so a counter just counted again stays. SQLite has one writer
+    at a time. The delete repeats the test so that it alone says which rows may go."""
+    c = login_throttles.c
+    due = select(c.key).where(c.forget_at <= bindparam("b_now"))
+    due = due.order_by(c.forget_at).limit(bindparam("b_limit"))
+    if dialect == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    return delete(login_throttles).where(c.key.in_(due), c.forget_at <= bindparam("b_now"))
+
+
+_FORGET = {dialect: _forget_throttles(dialect) for dialect in ("postgresql", "sqlite")}
 
 
 class SQLThrottleStore:
@@ -110,6 +132,7 @@ class SQLThrottleStore:
             window_start=row.window_start,
             locked_until=row.locked_until,
             lockouts=int(row.lockouts),
+            forget_at=row.forget_at,
         )
 
     def put(self, state: ThrottleState) -> None:
@@ -119,6 +142,15 @@ class SQLThrottleStore:
             "b_window_start": state.window_start,
             "b_locked_until": state.locked_until,
             "b_lockouts": state.lockouts,
+            "b_forget_at": state.forget_at,
         }
         with translated("store login throttle"):
             self._conn.execute(_PUT, values)
+
+    def forget(self, *, now: datetime, limit: int) -> int:
+        if limit <= 0:
+            return 0
+        statement = _FORGET[self._conn.dialect.name]
+        with translated("forget login throttles"):
+            result = self._conn.execute(statement, {"b_now": now, "b_limit": limit})
+        return int(result.rowcount or 0)

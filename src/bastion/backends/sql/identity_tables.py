@@ -90,6 +90,9 @@ login_throttles = Table(
     Column("window_start", UtcDateTime, nullable=False),
     Column("locked_until", UtcDateTime, nullable=True),
     Column("lockouts", Integer, nullable=False),
+    # When the counter acts as a new one and may go (migration 0005_throttle_forget).
+    Column("forget_at", UtcDateTime, nullable=True),
+    Index("ix_login_throttles_forget_at", "forget_at"),
 )
 
 refresh_tokens = Table(
