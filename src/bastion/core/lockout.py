@@ -64,7 +64,7 @@ def forget_time(state: ThrottleState, policy: ThrottlePolicy) -> datetime:
     """When ``state`` starts to act as a new counter (failures 0, no lock, escalation from the
     first step): its window has passed, its lock has ended and, after a lock, the escalation
     memory has passed too. From then on the store may remove it, so that a password spray
-    (a new name or address on every attempt) leaves no more counters than the last day's.
+    (a new name or address on every attempt) leaves behind only the counters still in force.
 
     Counted under the policy of the time: a window lengthened later does not bring back a
     counter already removed."""

@@ -65,8 +65,8 @@ class _Attempt:
 _LOCKS = frozenset({"locked_account", "locked_address"})
 
 # Counters forgotten (removed once they act as new ones) by each counted attempt. An attempt
-# adds at most two, so the table never holds more than the counters still in force, however
-# many names and addresses a spray tries; no sweeper to schedule.
+# adds at most two, so however many names and addresses a spray tries, the table grows no
+# further than the counters still in force; no sweeper to schedule.
 FORGET_PER_ATTEMPT = 4
 
 
