@@ -306,6 +306,25 @@ def test_refresh_token_single_use_and_family_revocation(storage: Storage) -> Non
         assert tx.refresh_tokens.find_by_hash(b"hash-two") is None
 
 
+def test_expired_refresh_tokens_are_forgotten_soonest_first(storage: Storage) -> None:
+    _, _, alice, _, _ = seed_people(storage)
+    days = {"a": 3, "b": 1, "c": 2, "d": 9}
+    with storage.transaction() as tx:
+        for name, day in days.items():
+            token = make_refresh(alice, name, family=f"fam-{name}")
+            tx.refresh_tokens.create(replace(token, expires_at=T0 + timedelta(days=day)))
+    before = T0 + timedelta(days=5)
+    with storage.transaction() as tx:
+        assert tx.refresh_tokens.forget_expired(before=before, limit=1) == 1
+    with storage.transaction() as tx:
+        assert tx.refresh_tokens.find_by_hash(b"hash-b") is None  # the soonest expired
+        assert tx.refresh_tokens.find_by_hash(b"hash-c") is not None
+        assert tx.refresh_tokens.forget_expired(before=before, limit=10) == 2
+        assert tx.refresh_tokens.forget_expired(before=before, limit=10) == 0
+    with storage.transaction() as tx:
+        assert tx.refresh_tokens.find_by_hash(b"hash-d") is not None  # not expired by then
+
+
 def test_refresh_token_used_concurrently_is_used_once(backend: Backend) -> None:
     storage = backend.open()
     storage.migrate()

@@ -58,6 +58,52 @@ def test_refresh_token_expires(world: World) -> None:
     assert caught.value.reason == "expired_refresh_token"
 
 
+def test_a_used_token_is_still_caught_as_reuse_for_a_refresh_lifetime_after_it_expired(
+    world: World,
+) -> None:
+    """Someone else used alice's token and rotates on; alice comes back nine days later
+    (her copy expired after seven) while the thief's rotation keeps the table trimmed. Her
+    stale token is still known, so presenting it revokes the thief's family."""
+    stolen = str(login_tokens(world)["refresh_token"])
+    thief = world.identity.tokens.refresh(stolen, scope=None).refresh_token
+    for _ in range(9):
+        world.clock.advance(days=1)
+        thief = world.identity.tokens.refresh(thief, scope=None).refresh_token
+        login_tokens(world)  # other sessions come and go, each issue trims expired tokens
+    with pytest.raises(AuthenticationError) as caught:
+        world.identity.tokens.refresh(stolen, scope=None)
+    assert caught.value.reason == "refresh_token_reuse"
+    with pytest.raises(AuthenticationError) as caught:
+        world.identity.tokens.refresh(thief, scope=None)
+    assert caught.value.reason == "revoked_refresh_token"
+
+
+def test_rotating_sessions_leave_only_tokens_expired_less_than_a_lifetime_ago(
+    world: World,
+) -> None:
+    """Every refresh stores a new token. Those expired for longer than a refresh lifetime
+    (7 days) are removed as new ones are issued, so a month of hourly rotation by two
+    sessions keeps about two weeks' worth, not the whole month's."""
+    issued: list[tuple[int, str]] = []  # (hour issued, token)
+    sessions = [str(login_tokens(world)["refresh_token"]) for _ in range(2)]
+    hours = 30 * 24
+    for hour in range(1, hours + 1):
+        world.clock.advance(hours=1)
+        sessions = [world.identity.tokens.refresh(t, scope=None).refresh_token for t in sessions]
+        issued += [(hour, token) for token in sessions]
+
+    def reason(token: str) -> str:
+        with pytest.raises(AuthenticationError) as caught:
+            world.identity.tokens.refresh(token, scope=None)
+        return str(caught.value.reason)
+
+    # Expired more than 7 days ago (issued more than 14 days ago): gone, so unknown.
+    old = [token for hour, token in issued if hour < hours - 14 * 24]
+    assert {reason(token) for token in old} == {"unknown_refresh_token"}
+    # Expired 3 days ago (issued 10 days ago): still known, so presenting it is reuse.
+    assert reason(issued[2 * (hours - 10 * 24)][1]) == "refresh_token_reuse"
+
+
 def test_refresh_can_only_narrow_scope(world: World) -> None:
     first = login_tokens(world)
     narrowed = world.identity.tokens.refresh(str(first["refresh_token"]), scope="patterns:read")

@@ -265,6 +265,10 @@ class RefreshTokenStore(Protocol):
     def delete_owned(self, tenant_id: str, principal_id: str) -> None:
         """Remove every token of a principal."""
 
+    def forget_expired(self, *, before: datetime, limit: int) -> int:
+        """Remove at most ``limit`` tokens that expired before ``before``, soonest first,
+        skipping any another unit of work holds; how many."""
+
 
 class RegistrationTokenStore(Protocol):
     def create(self, token: RegistrationToken) -> None:

@@ -28,6 +28,11 @@ from bastion.services.signing_keys import SigningKeys
 
 REFRESH_PREFIX = "brt_"
 FAMILY_JTI = "fam:"
+# Long-expired refresh tokens removed by each one issued (a refresh adds one row, so two keep
+# the table bounded however long sessions rotate). A token is kept one refresh lifetime past
+# its expiry: a client that comes back within that time with a token someone else has used
+# is still caught as reuse, and its family revoked.
+FORGET_PER_ISSUE = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +167,8 @@ class TokenService:
                 expires_at=now + self.settings.refresh_ttl,
             )
         )
+        grace = self.settings.refresh_ttl
+        tx.refresh_tokens.forget_expired(before=now - grace, limit=FORGET_PER_ISSUE)
         access, seconds = self.access_token(
             Authenticated(principal, family, authenticated.method, authenticated.scopes),
             tenant=tenant,

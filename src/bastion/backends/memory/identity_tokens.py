@@ -74,6 +74,17 @@ class MemoryRefreshTokenStore:
             if token.tenant_id == tenant_id and token.principal_id == principal_id:
                 del self._t.refresh_tokens[token.id]
 
+    def forget_expired(self, *, before: datetime, limit: int) -> int:
+        before = utc(before, "forget expired refresh tokens")
+        expired = sorted(
+            (token.expires_at, token.id)
+            for token in self._t.refresh_tokens.values()
+            if token.expires_at < before
+        )[: max(limit, 0)]
+        for _, token_id in expired:
+            del self._t.refresh_tokens[token_id]
+        return len(expired)
+
 
 class MemoryRegistrationTokenStore:
     def __init__(self, tables: IdentityTables, tenants: Mapping[str, Tenant]) -> None:

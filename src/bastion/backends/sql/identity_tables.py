@@ -116,6 +116,8 @@ refresh_tokens = Table(
     Index("ux_refresh_tokens_token_hash", "token_hash", unique=True),
     Index("ix_refresh_tokens_family_id", "family_id"),
     Index("ix_refresh_tokens_principal", "tenant_id", "principal_id"),
+    # Expired tokens are removed soonest first (migration 0006_refresh_expiry).
+    Index("ix_refresh_tokens_expires_at", "expires_at"),
 )
 
 registration_tokens = Table(

@@ -11,7 +11,8 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, delete, insert, select, update
+from sqlalchemy.sql.dml import Delete
 
 from bastion.backends.sql.errors import translated
 from bastion.backends.sql.identity_tables import (
@@ -39,6 +40,21 @@ def _refresh(row: Row[Any]) -> RefreshToken:
         used_at=row.used_at,
         revoked_at=row.revoked_at,
     )
+
+
+def _forget_expired(dialect: str) -> Delete:
+    """At most ``b_limit`` tokens expired before ``b_before``, soonest first; on PostgreSQL
+    picked ``FOR UPDATE SKIP LOCKED``, so it never waits for a refresh holding one."""
+    c = refresh_tokens.c
+    due = select(c.id).where(c.expires_at < bindparam("b_before"))
+    due = due.order_by(c.expires_at).limit(bindparam("b_limit"))
+    if dialect == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    return delete(refresh_tokens).where(c.id.in_(due))
+
+
+# Built once: every refresh token issued runs it.
+_FORGET = {dialect: _forget_expired(dialect) for dialect in ("postgresql", "sqlite")}
 
 
 class SQLRefreshTokenStore:
@@ -104,6 +120,13 @@ class SQLRefreshTokenStore:
         )
         with translated("delete refresh tokens"):
             self._conn.execute(query)
+
+    def forget_expired(self, *, before: datetime, limit: int) -> int:
+        if limit <= 0:
+            return 0
+        values = {"b_before": before, "b_limit": limit}
+        with translated("forget expired refresh tokens"):
+            return int(self._conn.execute(_FORGET[self._conn.dialect.name], values).rowcount)
 
 
 def _registration(row: Row[Any]) -> RegistrationToken:
