@@ -4,12 +4,13 @@ passwords, throttles, refresh and registration tokens, signing keys and revocati
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
 
-from bastion.backends.protocols import Storage
+from bastion.backends.protocols import Storage, UnitOfWork
 from bastion.core.credentials import (
     PasswordCredential,
     RefreshToken,
@@ -213,6 +214,30 @@ def test_throttle_counters_past_their_forget_time_are_forgotten_soonest_first(
     assert {key: state.failures for key, state in kept.items()} == {"c": 1, "d": 1}
 
 
+def while_held(
+    storage: Storage, hold: Callable[[UnitOfWork], None], work: Callable[[], None]
+) -> None:
+    """Run ``work`` while another thread's unit of work on ``storage`` holds what ``hold``
+    locks, and check that ``work`` finished before that unit of work did (it never waited)."""
+    holding, done = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with storage.transaction() as tx:
+            hold(tx)
+            holding.set()
+            done.wait(10)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    assert holding.wait(10)
+    try:
+        work()
+        assert thread.is_alive()  # still holding: work did not wait for it
+    finally:
+        done.set()
+        thread.join()
+
+
 @pytest.mark.postgres
 def test_forgetting_skips_a_counter_another_login_holds(clean_postgres_url: str) -> None:
     """PostgreSQL: forgetting neither waits for nor removes a counter a login is counting
@@ -224,29 +249,43 @@ def test_forgetting_skips_a_counter_another_login_holds(clean_postgres_url: str)
         for key in ("held", "free"):
             state = tx.throttles.lock(key, at=T0)
             tx.throttles.put(replace(state, failures=1, forget_at=T0))
-    holding, done = threading.Event(), threading.Event()
 
-    def count_under_held() -> None:
-        with storages[0].transaction() as tx:
-            state = tx.throttles.lock("held", at=T0 + timedelta(hours=1))
-            holding.set()
-            done.wait(10)
-            tx.throttles.put(replace(state, failures=2, forget_at=T0 + timedelta(days=1)))
+    def count_under_held(tx: UnitOfWork) -> None:
+        state = tx.throttles.lock("held", at=T0 + timedelta(hours=1))
+        tx.throttles.put(replace(state, failures=2, forget_at=T0 + timedelta(days=1)))
 
-    login = threading.Thread(target=count_under_held)
-    login.start()
-    assert holding.wait(10)
-    try:
+    def forget() -> None:
         with storages[1].transaction() as tx:
             assert tx.throttles.forget(now=T0 + timedelta(hours=1), limit=10) == 1
-        # Done while the login still holds its counter: the sweep did not wait for it.
-        assert login.is_alive()
-    finally:
-        done.set()
-        login.join()
+
+    while_held(storages[0], count_under_held, forget)
     with storages[1].transaction() as tx:
         assert tx.throttles.lock("held", at=T0).failures == 2
         assert tx.throttles.lock("free", at=T0).failures == 0
+    backend.close()
+
+
+@pytest.mark.postgres
+def test_forgetting_skips_a_refresh_token_another_refresh_holds(clean_postgres_url: str) -> None:
+    backend = Backend("postgres", clean_postgres_url)
+    storages = [backend.open(), backend.open()]
+    storages[0].migrate()
+    _, _, alice, _, _ = seed_people(storages[0])
+    with storages[0].transaction() as tx:
+        for name in ("held", "free"):
+            tx.refresh_tokens.create(replace(make_refresh(alice, name, family=name), expires_at=T0))
+
+    def use_held(tx: UnitOfWork) -> None:
+        assert tx.refresh_tokens.mark_used("rt-held", at=T0)
+
+    def forget() -> None:
+        with storages[1].transaction() as tx:
+            assert tx.refresh_tokens.forget_expired(before=T0 + timedelta(days=1), limit=10) == 1
+
+    while_held(storages[0], use_held, forget)
+    with storages[1].transaction() as tx:
+        assert tx.refresh_tokens.find_by_hash(b"hash-held") is not None
+        assert tx.refresh_tokens.find_by_hash(b"hash-free") is None
     backend.close()
 
 
