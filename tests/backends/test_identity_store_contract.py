@@ -440,6 +440,23 @@ def test_signing_keys_list_and_retire(storage: Storage) -> None:
     assert keys[1] == new
 
 
+def test_spent_revocations_are_forgotten_soonest_first(storage: Storage) -> None:
+    minutes = {"jti-a": 30, "jti-b": 10, "jti-c": 20, "jti-d": 90}
+    with storage.transaction() as tx:
+        for jti, expiry in minutes.items():
+            expires = T0 + timedelta(minutes=expiry)
+            tx.revocations.revoke_token(RevokedToken(jti, "ten-acme", expires, T0))
+    before = T0 + timedelta(hours=1)
+    with storage.transaction() as tx:
+        assert tx.revocations.forget_expired(before=before, limit=1) == 1
+    with storage.transaction() as tx:
+        assert not tx.revocations.is_token_revoked("jti-b")  # the soonest expired
+        assert tx.revocations.is_token_revoked("jti-c")
+        assert tx.revocations.forget_expired(before=before, limit=10) == 2
+        assert tx.revocations.forget_expired(before=before, limit=10) == 0
+        assert tx.revocations.is_token_revoked("jti-d")  # its token has not expired by then
+
+
 def test_revocation_epoch_and_revoked_tokens(storage: Storage) -> None:
     with storage.transaction() as tx:
         start = tx.revocations.epoch()

@@ -394,6 +394,35 @@ def test_own_token_revoked_by_jti_stops_on_the_next_request(
     assert own_reason(world, token) == "revoked_token"
 
 
+def test_a_revoked_token_stays_refused_while_newer_revocations_clear_spent_ones(
+    world: World, own_token: Callable[..., str]
+) -> None:
+    """Each revocation removes a couple of older ones whose tokens expired more than an hour
+    ago, so logouts do not grow the table for good; one whose token could still verify is
+    never among them."""
+    verifier = world.identity.issued_tokens
+
+    def revoke() -> tuple[str, str]:
+        token = own_token()
+        with world.services.storage.transaction() as tx:
+            _, claims = verifier.verify_claims(tx, token)
+        world.identity.tokens.revoke_access(claims, actor=ACTOR)
+        return token, str(claims["jti"])
+
+    def remembered(jti: str) -> bool:
+        with world.services.storage.transaction() as tx:
+            return bool(tx.revocations.is_token_revoked(jti))
+
+    first, first_jti = revoke()
+    world.clock.advance(minutes=14)  # the first token has a minute left
+    revoke()
+    assert remembered(first_jti) and own_reason(world, first) == "revoked_token"
+    world.clock.advance(hours=2)  # the first token expired long ago
+    revoke()
+    assert not remembered(first_jti)
+    assert own_reason(world, first) == "expired_token"
+
+
 def test_leeway_above_60_seconds_is_clamped_to_60() -> None:
     from datetime import UTC, datetime
 

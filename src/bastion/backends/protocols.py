@@ -312,6 +312,10 @@ class RevocationStore(Protocol):
     def is_token_revoked(self, jti: str) -> bool:
         """Whether the access token with this id was revoked."""
 
+    def forget_expired(self, *, before: datetime, limit: int) -> int:
+        """Remove at most ``limit`` revocations of tokens that expired before ``before``,
+        soonest first, skipping any another unit of work holds; how many."""
+
 
 class RoleStore(Protocol):
     """Custom roles defined through the admin API, per tenant."""

@@ -33,6 +33,10 @@ FAMILY_JTI = "fam:"
 # its expiry: a client that comes back within that time with a token someone else has used
 # is still caught as reuse, and its family revoked.
 FORGET_PER_ISSUE = 2
+# A revocation is kept this long after the tokens it names have expired: far past any leeway
+# a verifier allows (at most a minute), so a revoked token can never verify again. Each new
+# revocation removes two older than that.
+REVOCATION_AFTERLIFE = timedelta(hours=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,10 +263,9 @@ class TokenService:
     def _revoke_family(self, tx: UnitOfWork, token: RefreshToken, now: datetime) -> None:
         tx.refresh_tokens.revoke_family(token.family_id, at=now)
         # Access tokens of the family carry "fam": remember it until the last one expires.
-        tx.revocations.revoke_token(
-            RevokedToken(
-                FAMILY_JTI + token.family_id, token.tenant_id, now + self.settings.access_ttl, now
-            )
+        expires = now + self.settings.access_ttl
+        _remember_revoked(
+            tx, RevokedToken(FAMILY_JTI + token.family_id, token.tenant_id, expires, now)
         )
 
     def _audit_refresh(
@@ -319,7 +322,7 @@ class TokenService:
         expires = datetime.fromtimestamp(float(claims["exp"]), tz=now.tzinfo)
         with self._storage.transaction() as tx:
             tenant = tx.tenants.get_by_name(str(claims["tid"]))
-            tx.revocations.revoke_token(RevokedToken(str(claims["jti"]), tenant.id, expires, now))
+            _remember_revoked(tx, RevokedToken(str(claims["jti"]), tenant.id, expires, now))
             epoch = self._revoker.bump(tx)
             record(
                 tx,
@@ -330,3 +333,11 @@ class TokenService:
                 resource={"type": "accesstoken", "id": str(claims["jti"])},
             )
         self._revoker.announce(epoch)
+
+
+def _remember_revoked(tx: UnitOfWork, revoked: RevokedToken) -> None:
+    """Store a revocation, and remove two whose tokens expired long ago (so logouts, which
+    each revoke a family, do not grow the table without end)."""
+    tx.revocations.revoke_token(revoked)
+    before = revoked.revoked_at - REVOCATION_AFTERLIFE
+    tx.revocations.forget_expired(before=before, limit=FORGET_PER_ISSUE)

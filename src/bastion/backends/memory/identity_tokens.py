@@ -177,3 +177,14 @@ class MemoryRevocationStore:
 
     def is_token_revoked(self, jti: str) -> bool:
         return jti in self._t.revoked_tokens
+
+    def forget_expired(self, *, before: datetime, limit: int) -> int:
+        before = utc(before, "forget expired revocations")
+        expired = sorted(
+            (token.expires_at, jti)
+            for jti, token in self._t.revoked_tokens.items()
+            if token.expires_at < before
+        )[: max(limit, 0)]
+        for _, jti in expired:
+            del self._t.revoked_tokens[jti]
+        return len(expired)

@@ -161,6 +161,8 @@ revoked_tokens = Table(
     Column("tenant_id", String, nullable=False),
     Column("expires_at", UtcDateTime, nullable=False),
     Column("revoked_at", UtcDateTime, nullable=False),
+    # Entries are removed soonest first once no token they name can verify (migration 0007).
+    Index("ix_revoked_tokens_expires_at", "expires_at"),
 )
 
 revocation_epoch = Table(

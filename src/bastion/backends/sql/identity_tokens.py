@@ -11,7 +11,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, delete, insert, select, update
+from sqlalchemy import Column, Connection, Row, Table, bindparam, delete, insert, select, update
 from sqlalchemy.sql.dml import Delete
 
 from bastion.backends.sql.errors import translated
@@ -42,19 +42,22 @@ def _refresh(row: Row[Any]) -> RefreshToken:
     )
 
 
-def _forget_expired(dialect: str) -> Delete:
-    """At most ``b_limit`` tokens expired before ``b_before``, soonest first; on PostgreSQL
-    picked ``FOR UPDATE SKIP LOCKED``, so it never waits for a refresh holding one."""
-    c = refresh_tokens.c
-    due = select(c.id).where(c.expires_at < bindparam("b_before"))
-    due = due.order_by(c.expires_at).limit(bindparam("b_limit"))
+def _forget_expired(table: Table, key: Column[str], dialect: str) -> Delete:
+    """At most ``b_limit`` rows of ``table`` expired before ``b_before``, soonest first; on
+    PostgreSQL picked ``FOR UPDATE SKIP LOCKED``, so it never waits for a unit of work
+    holding one."""
+    expires_at = table.c.expires_at
+    due = select(key).where(expires_at < bindparam("b_before"))
+    due = due.order_by(expires_at).limit(bindparam("b_limit"))
     if dialect == "postgresql":
         due = due.with_for_update(skip_locked=True)
-    return delete(refresh_tokens).where(c.id.in_(due))
+    return delete(table).where(key.in_(due))
 
 
-# Built once: every refresh token issued runs it.
-_FORGET = {dialect: _forget_expired(dialect) for dialect in ("postgresql", "sqlite")}
+# Built once: every refresh token issued and every revocation runs one.
+_DIALECTS = ("postgresql", "sqlite")
+_FORGET = {d: _forget_expired(refresh_tokens, refresh_tokens.c.id, d) for d in _DIALECTS}
+_FORGET_REVOKED = {d: _forget_expired(revoked_tokens, revoked_tokens.c.jti, d) for d in _DIALECTS}
 
 
 class SQLRefreshTokenStore:
@@ -291,3 +294,11 @@ class SQLRevocationStore:
         query = select(revoked_tokens.c.jti).where(revoked_tokens.c.jti == jti)
         with translated("check access token revocation"):
             return self._conn.execute(query).first() is not None
+
+    def forget_expired(self, *, before: datetime, limit: int) -> int:
+        if limit <= 0:
+            return 0
+        values = {"b_before": before, "b_limit": limit}
+        statement = _FORGET_REVOKED[self._conn.dialect.name]
+        with translated("forget expired revocations"):
+            return int(self._conn.execute(statement, values).rowcount)
