@@ -8,9 +8,10 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.sql.dml import Delete, ReturningInsert
+from sqlalchemy.sql.dml import ReturningInsert
 
 from bastion.backends.sql.errors import translated
+from bastion.backends.sql.forgetting import forget, forgetting
 from bastion.backends.sql.identity_tables import login_throttles, password_credentials
 from bastion.core.credentials import PasswordCredential, ThrottleState
 
@@ -100,21 +101,10 @@ _PUT = (
 )
 
 
-def _forget_throttles(dialect: str) -> Delete:
-    """At most ``b_limit`` counters due to be forgotten, soonest first. On PostgreSQL the rows
-    are picked ``FOR UPDATE SKIP LOCKED``: forgetting never waits for (or deadlocks with) a
-    login counting under one of them, and a row changed since the statement began is tested
-    again on its new version, so a counter just counted again stays. SQLite has one writer
-    at a time. The delete repeats the test so that it alone says which rows may go."""
-    c = login_throttles.c
-    due = select(c.key).where(c.forget_at <= bindparam("b_now"))
-    due = due.order_by(c.forget_at).limit(bindparam("b_limit"))
-    if dialect == "postgresql":
-        due = due.with_for_update(skip_locked=True)
-    return delete(login_throttles).where(c.key.in_(due), c.forget_at <= bindparam("b_now"))
-
-
-_FORGET = {dialect: _forget_throttles(dialect) for dialect in ("postgresql", "sqlite")}
+# From forget_at on a counter acts as a new one: due at that moment already.
+_FORGET = forgetting(
+    login_throttles, login_throttles.c.key, login_throttles.c.forget_at, at_too=True
+)
 
 
 class SQLThrottleStore:
@@ -148,9 +138,4 @@ class SQLThrottleStore:
             self._conn.execute(_PUT, values)
 
     def forget(self, *, now: datetime, limit: int) -> int:
-        if limit <= 0:
-            return 0
-        statement = _FORGET[self._conn.dialect.name]
-        with translated("forget login throttles"):
-            result = self._conn.execute(statement, {"b_now": now, "b_limit": limit})
-        return int(result.rowcount or 0)
+        return forget(self._conn, _FORGET, before=now, limit=limit, what="login throttles")

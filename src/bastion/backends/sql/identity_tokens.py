@@ -11,10 +11,10 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, Connection, Row, Table, bindparam, delete, insert, select, update
-from sqlalchemy.sql.dml import Delete
+from sqlalchemy import Connection, Row, delete, insert, select, update
 
 from bastion.backends.sql.errors import translated
+from bastion.backends.sql.forgetting import forget, forgetting
 from bastion.backends.sql.identity_tables import (
     refresh_tokens,
     registration_tokens,
@@ -42,22 +42,8 @@ def _refresh(row: Row[Any]) -> RefreshToken:
     )
 
 
-def _forget_expired(table: Table, key: Column[str], dialect: str) -> Delete:
-    """At most ``b_limit`` rows of ``table`` expired before ``b_before``, soonest first; on
-    PostgreSQL picked ``FOR UPDATE SKIP LOCKED``, so it never waits for a unit of work
-    holding one."""
-    expires_at = table.c.expires_at
-    due = select(key).where(expires_at < bindparam("b_before"))
-    due = due.order_by(expires_at).limit(bindparam("b_limit"))
-    if dialect == "postgresql":
-        due = due.with_for_update(skip_locked=True)
-    return delete(table).where(key.in_(due))
-
-
-# Built once: every refresh token issued and every revocation runs one.
-_DIALECTS = ("postgresql", "sqlite")
-_FORGET = {d: _forget_expired(refresh_tokens, refresh_tokens.c.id, d) for d in _DIALECTS}
-_FORGET_REVOKED = {d: _forget_expired(revoked_tokens, revoked_tokens.c.jti, d) for d in _DIALECTS}
+_FORGET = forgetting(refresh_tokens, refresh_tokens.c.id, refresh_tokens.c.expires_at)
+_FORGET_REVOKED = forgetting(revoked_tokens, revoked_tokens.c.jti, revoked_tokens.c.expires_at)
 
 
 class SQLRefreshTokenStore:
@@ -125,11 +111,7 @@ class SQLRefreshTokenStore:
             self._conn.execute(query)
 
     def forget_expired(self, *, before: datetime, limit: int) -> int:
-        if limit <= 0:
-            return 0
-        values = {"b_before": before, "b_limit": limit}
-        with translated("forget expired refresh tokens"):
-            return int(self._conn.execute(_FORGET[self._conn.dialect.name], values).rowcount)
+        return forget(self._conn, _FORGET, before=before, limit=limit, what="refresh tokens")
 
 
 def _registration(row: Row[Any]) -> RegistrationToken:
@@ -296,9 +278,5 @@ class SQLRevocationStore:
             return self._conn.execute(query).first() is not None
 
     def forget_expired(self, *, before: datetime, limit: int) -> int:
-        if limit <= 0:
-            return 0
-        values = {"b_before": before, "b_limit": limit}
-        statement = _FORGET_REVOKED[self._conn.dialect.name]
-        with translated("forget expired revocations"):
-            return int(self._conn.execute(statement, values).rowcount)
+        statements = _FORGET_REVOKED
+        return forget(self._conn, statements, before=before, limit=limit, what="revocations")
