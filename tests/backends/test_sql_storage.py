@@ -7,6 +7,8 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import asdict, replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -17,10 +19,13 @@ from sqlalchemy import text
 from bastion.backends import open_storage
 from bastion.backends.memory import MemoryStorage
 from bastion.backends.sql import SQLStorage
+from bastion.backends.sql.identity_tables import login_throttles, revoked_tokens
+from bastion.backends.sql.migrate import upgrade
 from bastion.backends.sql.tables import metadata
+from bastion.core.credentials import RevokedToken
 from bastion.errors import ConflictError, StorageError
 
-from .factories import make_event, make_tenant, seed_tenant
+from .factories import T0, make_event, make_tenant, seed_tenant
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -43,6 +48,33 @@ def test_migration_builds_exactly_the_declared_schema(sql_storage: SQLStorage) -
     with sql_storage._engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
         assert compare_metadata(context, metadata) == []
+
+
+def test_upgrading_keeps_rows_stored_before_the_forgetting_migrations(sql_url: str) -> None:
+    """A database at the revisions before 0005-0007 (throttle counters without a forget
+    time, no expiry indexes) upgrades with its rows kept; a counter stored then is kept
+    until a login counts under it, and only then can go."""
+    storage = SQLStorage(sql_url)
+    try:
+        for revision in ("0002_audit", "0003_identity", "0004_authz"):
+            upgrade(storage._engine, revision)
+        with storage._engine.begin() as conn:  # only the columns of that revision
+            row = {"key": "acct:old", "failures": 3, "window_start": T0, "lockouts": 0}
+            conn.execute(login_throttles.insert().values(row))
+            revoked = RevokedToken("jti-old", "ten-1", T0 + timedelta(days=60), T0)
+            conn.execute(revoked_tokens.insert().values(asdict(revoked)))
+        storage.migrate()
+        now = T0 + timedelta(days=30)
+        with storage.transaction() as tx:
+            assert tx.throttles.forget(now=now, limit=10) == 0  # no forget time: kept
+            old = tx.throttles.lock("acct:old", at=now)
+            assert (old.failures, old.window_start, old.forget_at) == (3, T0, None)
+            tx.throttles.put(replace(old, forget_at=now))  # a login counted under it
+        with storage.transaction() as tx:
+            assert tx.throttles.forget(now=now, limit=10) == 1
+            assert tx.revocations.is_token_revoked("jti-old")
+    finally:
+        storage.close()
 
 
 def test_migrate_does_not_depend_on_the_current_directory(
