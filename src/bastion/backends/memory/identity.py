@@ -7,9 +7,10 @@ contract suite runs both.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any, TypeVar
 
 from bastion.backends.memory.audit import utc
 from bastion.core.credentials import (
@@ -23,6 +24,17 @@ from bastion.core.credentials import (
 )
 from bastion.core.model import Group, Principal, Tenant
 from bastion.errors import ConflictError, NotFoundError
+
+K = TypeVar("K")
+
+
+def forget_soonest(rows: dict[K, Any], due: Iterable[tuple[datetime, K]], limit: int) -> int:
+    """Remove from ``rows`` at most ``limit`` of the ``(moment, key)`` pairs ``due``, soonest
+    first; how many (the memory side of `bastion.backends.sql.forgetting`)."""
+    gone = sorted(due)[: max(limit, 0)]
+    for _, key in gone:
+        del rows[key]
+    return len(gone)
 
 
 @dataclass
@@ -200,11 +212,10 @@ class MemoryThrottleStore:
 
     def forget(self, *, now: datetime, limit: int) -> int:
         now = utc(now, "forget login throttles")
-        due = sorted(
+        throttles = self._t.throttles
+        due = (
             (state.forget_at, key)
-            for key, state in self._t.throttles.items()
+            for key, state in throttles.items()
             if state.forget_at is not None and state.forget_at <= now
-        )[: max(limit, 0)]
-        for _, key in due:
-            del self._t.throttles[key]
-        return len(due)
+        )
+        return forget_soonest(throttles, due, limit)

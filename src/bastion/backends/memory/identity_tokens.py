@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from bastion.backends.memory.audit import utc
-from bastion.backends.memory.identity import IdentityTables
+from bastion.backends.memory.identity import IdentityTables, forget_soonest
 from bastion.core.credentials import RefreshToken, RegistrationToken, RevokedToken, SigningKey
 from bastion.core.model import Principal, Tenant
 from bastion.errors import ConflictError, NotFoundError
@@ -76,14 +76,9 @@ class MemoryRefreshTokenStore:
 
     def forget_expired(self, *, before: datetime, limit: int) -> int:
         before = utc(before, "forget expired refresh tokens")
-        expired = sorted(
-            (token.expires_at, token.id)
-            for token in self._t.refresh_tokens.values()
-            if token.expires_at < before
-        )[: max(limit, 0)]
-        for _, token_id in expired:
-            del self._t.refresh_tokens[token_id]
-        return len(expired)
+        tokens = self._t.refresh_tokens
+        due = ((t.expires_at, t.id) for t in tokens.values() if t.expires_at < before)
+        return forget_soonest(tokens, due, limit)
 
 
 class MemoryRegistrationTokenStore:
@@ -180,11 +175,6 @@ class MemoryRevocationStore:
 
     def forget_expired(self, *, before: datetime, limit: int) -> int:
         before = utc(before, "forget expired revocations")
-        expired = sorted(
-            (token.expires_at, jti)
-            for jti, token in self._t.revoked_tokens.items()
-            if token.expires_at < before
-        )[: max(limit, 0)]
-        for _, jti in expired:
-            del self._t.revoked_tokens[jti]
-        return len(expired)
+        revoked = self._t.revoked_tokens
+        due = ((t.expires_at, jti) for jti, t in revoked.items() if t.expires_at < before)
+        return forget_soonest(revoked, due, limit)
