@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from datetime import timedelta
@@ -14,7 +15,7 @@ from bastion.core.audit_checkpoint import AuditCheckpoint
 from bastion.core.model import AuditEvent, AuditQuery
 from bastion.errors import ConflictError, StorageError
 
-from .factories import T0, Backend, make_event
+from .factories import T0, Backend, make_event, make_tenant
 
 
 def _insert(storage: Storage, events: list[AuditEvent]) -> None:
@@ -76,6 +77,29 @@ def test_duplicate_seq_or_event_id_is_conflict(storage: Storage) -> None:
     with pytest.raises(ConflictError):
         _insert(storage, [make_event(2, event_id="evt-000001")])
     assert _query(storage) == [1]
+
+
+def test_failed_insert_keeps_nothing_of_its_unit_of_work_even_if_the_caller_goes_on(
+    storage: Storage,
+) -> None:
+    """A change must never commit without its events: once an insert has failed (part of
+    the batch may already be written), leaving the block rolls everything back."""
+    _insert(storage, [make_event(1)])
+    spoiled = pytest.raises(StorageError, match="none of it was kept")
+    with spoiled, storage.transaction() as uow:
+        uow.tenants.create(make_tenant("changed-with-its-events"))
+        uow.audit.insert([make_event(2)])
+        with pytest.raises(ConflictError):
+            uow.audit.insert([make_event(3), make_event(1, event_id="evt-other")])
+        # A caller that swallows every error and goes on (on PostgreSQL this insert fails
+        # too: the failed one aborted the transaction).
+        with contextlib.suppress(StorageError):
+            uow.audit.insert([make_event(4)])
+    assert _query(storage) == [1]
+    with storage.transaction() as uow:
+        assert [t.name for t in uow.tenants.list()] == []
+    _insert(storage, [make_event(2)])  # the storage itself is fine afterwards
+    assert _query(storage) == [1, 2]
 
 
 def test_body_that_is_not_json_is_refused(storage: Storage) -> None:

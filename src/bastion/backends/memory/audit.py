@@ -103,6 +103,8 @@ class MemoryAuditStore:
     def __init__(self, log: AuditLog) -> None:
         self._log = log
         self.pending = AuditLog()
+        # What failed in this unit of work; `MemoryStorage.transaction` then keeps none of it.
+        self.spoiled: str | None = None
 
     def lock_head(self) -> tuple[int, str]:
         # The storage lock held by the unit of work already serialises every writer.
@@ -124,6 +126,13 @@ class MemoryAuditStore:
         return self.query(AuditQuery(after_seq=seq - 1, limit=1))[0].timestamp
 
     def insert(self, events: Sequence[AuditEvent], *, bodies: Sequence[str] | None = None) -> None:
+        try:
+            self._insert(events, bodies)
+        except BaseException:
+            self.spoiled = "insert audit events"  # as on SQL, though nothing was added here
+            raise
+
+    def _insert(self, events: Sequence[AuditEvent], bodies: Sequence[str] | None) -> None:
         if bodies is not None and len(bodies) != len(events):
             raise StorageError("insert audit events failed (one body per event)")
         stored = [

@@ -53,6 +53,7 @@ from bastion.backends.protocols import (
     TenantStateStore,
     TenantStore,
     ThrottleStore,
+    spoiled_unit_error,
 )
 from bastion.core.model import ApiKey, Principal, PrincipalKind, RoleBinding, SubjectType, Tenant
 from bastion.errors import ConflictError, NotFoundError, StorageError
@@ -325,6 +326,11 @@ class MemoryUnitOfWork:
     def pending_events(self) -> AuditLog:
         return self._audit.pending
 
+    @property
+    def spoiled(self) -> str | None:
+        """What failed in this unit of work (it must not commit); None if nothing."""
+        return self._audit.spoiled
+
 
 class MemoryStorage:
     """Storage in process memory, for tests and single-process trials; nothing survives exit."""
@@ -342,6 +348,8 @@ class MemoryStorage:
         try:
             uow = MemoryUnitOfWork(self._tables.copy(), self._log)
             yield uow
+            if uow.spoiled is not None:
+                raise spoiled_unit_error(uow.spoiled)
             self._tables = uow.tables
             uow.pending_events().commit_into(self._log)
         finally:

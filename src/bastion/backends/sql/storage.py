@@ -28,6 +28,7 @@ from bastion.backends.protocols import (
     TenantStateStore,
     TenantStore,
     ThrottleStore,
+    spoiled_unit_error,
 )
 from bastion.backends.sql.audit import SQLAuditStore
 from bastion.backends.sql.authz_stores import (
@@ -57,11 +58,13 @@ class SQLUnitOfWork:
     """The stores of one database transaction; valid only inside `SQLStorage.transaction`."""
 
     def __init__(self, conn: Connection) -> None:
+        # Its own reference: a caller may wrap ``audit`` (`RecordingStorage` does).
+        self._audit = SQLAuditStore(conn)
         self.tenants: TenantStore = SQLTenantStore(conn)
         self.principals: PrincipalStore = SQLPrincipalStore(conn)
         self.api_keys: ApiKeyStore = SQLApiKeyStore(conn)
         self.bindings: BindingStore = SQLAuthzBindingStore(conn)
-        self.audit: AuditStore = SQLAuditStore(conn)
+        self.audit: AuditStore = self._audit
         self.groups: GroupStore = SQLGroupStore(conn)
         self.tenant_states: TenantStateStore = SQLTenantStateStore(conn)
         self.passwords: PasswordStore = SQLPasswordStore(conn)
@@ -73,6 +76,11 @@ class SQLUnitOfWork:
         self.roles: RoleStore = SQLRoleStore(conn)
         self.resource_rules: ResourceRuleStore = SQLResourceRuleStore(conn)
         self.authz_versions: AuthzVersionStore = SQLAuthzVersionStore(conn)
+
+    @property
+    def spoiled(self) -> str | None:
+        """What failed part-way in this unit of work (it must not commit); None if nothing."""
+        return self._audit.spoiled
 
 
 class SQLStorage:
@@ -98,13 +106,18 @@ class SQLStorage:
         with self._connection() as conn:
             with translated("begin a transaction"):
                 transaction = conn.begin()
+            unit = SQLUnitOfWork(conn)
             try:
-                yield SQLUnitOfWork(conn)
+                yield unit
             except BaseException:
                 # The caller's exception matters more; closing the connection discards the rest.
                 with suppress(SQLAlchemyError):
                     transaction.rollback()
                 raise
+            if unit.spoiled is not None:
+                with suppress(SQLAlchemyError):
+                    transaction.rollback()
+                raise spoiled_unit_error(unit.spoiled)
             with translated("commit a transaction"):
                 transaction.commit()
 
