@@ -73,6 +73,16 @@ class StorageError(BastionError):
     code = "storage_unavailable"
 
 
+class SpoiledUnitError(StorageError):
+    """A unit of work left after ``operation`` failed part-way in it: it was rolled back
+    instead of committed (see `bastion.backends.protocols.AuditStore.insert`)."""
+
+    def __init__(self, operation: str) -> None:
+        super().__init__(
+            f"commit a transaction failed: {operation} failed in it, so none of it was kept"
+        )
+
+
 class NotFoundError(StorageError):
     """The named object does not exist, or is not visible in the caller's tenant."""
 

@@ -36,15 +36,6 @@ from bastion.core.model import (
     SubjectType,
     Tenant,
 )
-from bastion.errors import StorageError
-
-
-def spoiled_unit_error(operation: str) -> StorageError:
-    """What leaving a unit of work raises after ``operation`` failed part-way in it (the
-    unit is rolled back instead of committed; see `AuditStore.insert`)."""
-    return StorageError(
-        f"commit a transaction failed: {operation} failed in it, so none of it was kept"
-    )
 
 
 class TenantStore(Protocol):
@@ -153,7 +144,7 @@ class AuditStore(Protocol):
         its hash was computed over), stored as is instead of being encoded again.
 
         All or nothing, and a failure spoils the unit of work: it can no longer commit, even
-        if the caller catches the error (leaving the block raises `StorageError` and keeps
+        if the caller catches the error (leaving the block raises `SpoiledUnitError` and keeps
         nothing of it), so no change is ever committed without its events.
         """
 

@@ -53,10 +53,9 @@ from bastion.backends.protocols import (
     TenantStateStore,
     TenantStore,
     ThrottleStore,
-    spoiled_unit_error,
 )
 from bastion.core.model import ApiKey, Principal, PrincipalKind, RoleBinding, SubjectType, Tenant
-from bastion.errors import ConflictError, NotFoundError, StorageError
+from bastion.errors import ConflictError, NotFoundError, SpoiledUnitError, StorageError
 
 # As long as SQLite's busy_timeout: a transaction opened inside another one fails, not hangs.
 LOCK_TIMEOUT_SECONDS = 5.0
@@ -349,7 +348,7 @@ class MemoryStorage:
             uow = MemoryUnitOfWork(self._tables.copy(), self._log)
             yield uow
             if uow.spoiled is not None:
-                raise spoiled_unit_error(uow.spoiled)
+                raise SpoiledUnitError(uow.spoiled)
             self._tables = uow.tables
             uow.pending_events().commit_into(self._log)
         finally:

@@ -28,7 +28,6 @@ from bastion.backends.protocols import (
     TenantStateStore,
     TenantStore,
     ThrottleStore,
-    spoiled_unit_error,
 )
 from bastion.backends.sql.audit import SQLAuditStore
 from bastion.backends.sql.authz_stores import (
@@ -52,6 +51,7 @@ from bastion.backends.sql.stores import (
     SQLPrincipalStore,
     SQLTenantStore,
 )
+from bastion.errors import SpoiledUnitError
 
 
 class SQLUnitOfWork:
@@ -117,7 +117,7 @@ class SQLStorage:
             if unit.spoiled is not None:
                 with suppress(SQLAlchemyError):
                     transaction.rollback()
-                raise spoiled_unit_error(unit.spoiled)
+                raise SpoiledUnitError(unit.spoiled)
             with translated("commit a transaction"):
                 transaction.commit()
 
