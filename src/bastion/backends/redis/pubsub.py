@@ -45,7 +45,7 @@ class PubSubChannel:
 
     def _run(self, on_message: Callable[[bytes], None], on_health: Callable[[bool], None]) -> None:
         while not self._stop.is_set():
-            pubsub = self._client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+            pubsub = self._client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call, unused-ignore]
             try:
                 pubsub.subscribe(self._channel)
                 on_health(True)
