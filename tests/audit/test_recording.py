@@ -11,9 +11,15 @@ import pytest
 from bastion.core.audit_checkpoint import AuditCheckpoint
 from bastion.core.audit_policy import AuditPolicy
 from bastion.core.model import AuditEvent
-from bastion.services.audit import append_events, build_event
+from bastion.services.audit import (
+    AuditRecorder,
+    RecordingStorage,
+    SealPolicy,
+    append_events,
+    build_event,
+)
 
-from .conftest import T0, FrozenClock, make_rig
+from .conftest import T0, FrozenClock, Rig, make_rig
 
 
 class RecordingOutbox:
@@ -129,11 +135,9 @@ def test_levels_choose_which_request_events_are_recorded(level: str, recorded: l
         assert "reasons" not in allowed.details and "reasons" in kept[2].details
 
 
-def test_a_committed_checkpoint_spares_the_read_until_the_next_is_due(storage_url: str) -> None:
-    """Per batch, the last checkpoint is read only when the one this process committed says a
-    new one may be due; the seals land exactly where reading every time puts them."""
-    rig = make_rig(storage_url, every=5)
-    reads = 0
+def count_checkpoint_reads(rig: Rig) -> list[int]:
+    """From now on, one entry per read of the stored last checkpoint through ``rig.raw``."""
+    reads: list[int] = []
     original = type(rig.raw).transaction
 
     def counting_transaction(self: object) -> object:
@@ -148,8 +152,7 @@ def test_a_committed_checkpoint_spares_the_read_until_the_next_is_due(storage_ur
             last = tx.audit.last_checkpoint
 
             def counted() -> AuditCheckpoint | None:
-                nonlocal reads
-                reads += 1
+                reads.append(1)
                 return last()  # type: ignore[no-any-return]
 
             tx.audit.last_checkpoint = counted
@@ -159,11 +162,54 @@ def test_a_committed_checkpoint_spares_the_read_until_the_next_is_due(storage_ur
             return self._inner.__exit__(*exc)  # type: ignore[attr-defined]
 
     rig.raw.transaction = counting_transaction.__get__(rig.raw)  # type: ignore[method-assign]
+    return reads
+
+
+def test_a_committed_checkpoint_spares_the_read_until_the_next_is_due(storage_url: str) -> None:
+    """Per batch, the last checkpoint is read only when the one this process committed says a
+    new one may be due; the seals land exactly where reading every time puts them."""
+    rig = make_rig(storage_url, every=5)
+    reads = count_checkpoint_reads(rig)
     rig.fill(12)
     assert checkpoint_seqs(rig) == [1, 5, 10]
     # Read at 1 (no checkpoint yet), at 5 and at 10 (the committed one says "maybe due");
     # the other nine batches are spared.
-    assert reads == 3
+    assert len(reads) == 3
+
+
+def fill_as_another_writer(rig: Rig, count: int) -> None:
+    """``count`` events through a recorder of their own over the same database, as the writer
+    process or another replica appends them."""
+    sealer = RecordingStorage(
+        rig.raw, AuditRecorder(signer=rig.signer, clock=rig.clock, seal=SealPolicy(every=5))
+    )
+    for n in range(count):
+        with sealer.transaction() as tx:
+            append_events(tx, [rig.event(n)])
+
+
+def test_a_checkpoint_another_writer_sealed_is_read_once(storage_url: str) -> None:
+    """A process that only reads the checkpoints another writer seals knows each one once its
+    unit of work commits, instead of reading it for every append."""
+    rig = make_rig(storage_url, every=5)
+    fill_as_another_writer(rig, 10)
+    assert checkpoint_seqs(rig) == [1, 5, 10]
+    reads = count_checkpoint_reads(rig)
+    rig.fill(4)  # seq 11 to 14: read at 11 only
+    assert len(reads) == 1
+    rig.fill(1)  # seq 15: the remembered checkpoint says "maybe due", the read confirms
+    assert checkpoint_seqs(rig) == [1, 5, 10, 15] and len(reads) == 2
+
+
+def test_a_checkpoint_read_in_a_rolled_back_unit_is_not_remembered(storage_url: str) -> None:
+    rig = make_rig(storage_url, every=5)
+    fill_as_another_writer(rig, 1)
+    reads = count_checkpoint_reads(rig)
+    with pytest.raises(RuntimeError), rig.storage.transaction() as tx:
+        append_events(tx, [rig.event(1)])  # reads checkpoint 1...
+        raise RuntimeError("...and rolls back")
+    rig.fill(1)  # ...so this append reads it again
+    assert len(reads) == 2
 
 
 def test_a_rolled_back_checkpoint_is_not_remembered(storage_url: str) -> None:

@@ -61,9 +61,10 @@ class AuditRecorder:
     fields: FieldMasker | None = None
     seal: SealPolicy = field(default_factory=SealPolicy)
     outbox: Outbox = field(default_factory=NullOutbox)
-    # The newest checkpoint this process has committed. Stored checkpoints only get newer, and
-    # "due" only becomes true as the head moves away from the last one, so while this one says
-    # "not due" the stored one does too; only a "due" is confirmed by a read.
+    # The newest checkpoint this process knows to be committed: one it sealed, or one it read
+    # in a unit of work that then committed. Stored checkpoints only get newer, and "due" only
+    # becomes true as the head moves away from the last one, so while this one says "not due"
+    # the stored one does too; only a "due" is confirmed by a read.
     _known: AuditCheckpoint | None = field(default=None, init=False, repr=False)
 
     def prepare_request_event(self, event: AuditEvent) -> PreparedEvent | None:
@@ -96,7 +97,8 @@ class AuditRecorder:
         return self.clock.now() - last.timestamp >= self.seal.interval
 
     def committed(self, checkpoint: AuditCheckpoint) -> None:
-        """``checkpoint`` is durable (called after its transaction committed)."""
+        """``checkpoint`` is durable (called after the transaction that sealed or read it
+        committed)."""
         known = self._known
         if known is None or checkpoint.seq > known.seq:
             self._known = checkpoint
@@ -119,6 +121,7 @@ class RecordingAuditStore:
         self.recorder = recorder
         self.appended: list[AuditEvent] = []
         self.sealed: list[AuditCheckpoint] = []
+        self.seen: list[AuditCheckpoint] = []
         self.lock_head = inner.lock_head
         self.head = inner.head
         self.head_timestamp = inner.head_timestamp
@@ -128,9 +131,16 @@ class RecordingAuditStore:
         self.iterate_indexed = inner.iterate_indexed
         self.bounds = inner.bounds
         self.insert_checkpoint = inner.insert_checkpoint
-        self.last_checkpoint = inner.last_checkpoint
         self.checkpoints = inner.checkpoints
         self.delete_through = inner.delete_through
+
+    def last_checkpoint(self) -> AuditCheckpoint | None:
+        """The newest stored checkpoint, remembered: once this unit of work commits, the
+        recorder knows it too and need not read it again for every append."""
+        last = self.inner.last_checkpoint()
+        if last is not None:
+            self.seen.append(last)
+        return last
 
     def append(self, events: Sequence[AuditEvent]) -> list[AuditEvent]:
         """Mask, chain and insert; seal with a checkpoint when one is due."""
@@ -148,21 +158,21 @@ class RecordingAuditStore:
         self.inner.insert(stored, bodies=[text for _, text in chained])
         self.appended.extend(stored)
         last = stored[-1]
-        if self.recorder.due(self.inner, last.seq):
+        if self.recorder.due(self, last.seq):
             self._seal(last.seq, last.hash)
         return stored
 
     def seal_if_due(self) -> AuditCheckpoint | None:
         """A checkpoint at the current head when one is due (the idle timer's call)."""
         head_seq, head_hash = self.inner.lock_head()
-        if not self.recorder.due(self.inner, head_seq):
+        if not self.recorder.due(self, head_seq):
             return None
         return self._seal(head_seq, head_hash)
 
     def seal_now(self) -> AuditCheckpoint | None:
         """A checkpoint at the current head unless one is already there."""
         head_seq, head_hash = self.inner.lock_head()
-        last = self.inner.last_checkpoint()
+        last = self.last_checkpoint()
         if head_seq == 0 or (last is not None and last.seq >= head_seq):
             return None
         return self._seal(head_seq, head_hash)
@@ -208,7 +218,7 @@ class RecordingStorage:
             # routes every service's appends through the recorder.
             tx.audit = journal
             yield tx
-        for checkpoint in journal.sealed:
+        for checkpoint in (*journal.seen, *journal.sealed):
             self.recorder.committed(checkpoint)
         if journal.appended or journal.sealed:
             # Committed: only now may the events leave for the destinations.
