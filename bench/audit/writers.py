@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import orjson
+
 from bastion.backends.protocols import Storage
 from bastion.core.audit import format_timestamp
-from bastion.core.jcs import fast_text
 from bastion.core.model import AuditEvent
 from bastion.services.audit import RecordingStorage
 from bastion.services.audit.recorder import append_prepared_to
@@ -12,9 +13,10 @@ from bastion.services.audit.writer import GroupCommitWriter
 
 
 def plain_row_body(event: AuditEvent) -> str:
-    """The same body bastion stores (the event's JSON), encoded plainly: no masking, no
-    canonical-form checks; ``seq`` and the hash fields are already set."""
-    return fast_text(
+    """The same body bastion stores (the event's JSON), encoded plainly by the encoder bastion
+    uses (orjson): no masking, no canonical-form checks; ``seq`` and the hash fields are
+    already set."""
+    return orjson.dumps(
         {
             "action": event.action,
             "actor": event.actor,
@@ -28,7 +30,7 @@ def plain_row_body(event: AuditEvent) -> str:
             "tenant": event.tenant,
             "timestamp": format_timestamp(event.timestamp),
         }
-    )
+    ).decode()
 
 
 def plain_round(storage: Storage, events: list[AuditEvent], batch: int) -> None:

@@ -14,8 +14,10 @@ from bastion.core.jcs import (
     CanonicalJSONError,
     canonical_json,
     canonical_text,
+    fast_text,
     format_number,
     is_simple,
+    simple_text,
 )
 
 # RFC 8785 Appendix B: IEEE-754 bit patterns and their ECMAScript serialization.
@@ -120,3 +122,48 @@ def test_fast_path_is_taken_only_when_it_is_canonical(value: object) -> None:
         assert canonical_text(value, simple=True) == canonical
     # JCS numbers are IEEE-754 doubles: compared as doubles, the value comes back unchanged.
     assert json.loads(canonical, parse_int=float) == value
+
+
+SIMPLE_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**53) + 1, max_value=2**53 - 1)
+    | st.text(),  # lone surrogates included: orjson declines them, the C encoder writes them
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.tuples(children, children)
+        | st.dictionaries(st.text(max_size=6), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@given(SIMPLE_VALUES)
+def test_simple_text_is_the_c_encoders_text(value: object) -> None:
+    assert simple_text(value) == fast_text(value)
+
+
+class Name(str):
+    pass
+
+
+def _nested(depth: int) -> list[object]:
+    outer: list[object] = []
+    inner = outer
+    for _ in range(depth):
+        inner.append([])
+        inner = inner[0]  # type: ignore[assignment]
+    return outer
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"name": "a\ud800b"},  # no UTF-8 form: orjson refuses it
+        {Name("key"): Name("value")},  # a subclass: passed through, then encoded by the C encoder
+        _nested(300),  # deeper than orjson's limit of 254
+    ],
+    ids=["lone-surrogate", "str-subclass", "nesting"],
+)
+def test_what_orjson_declines_takes_the_c_encoder(value: object) -> None:
+    assert simple_text(value) == fast_text(value)

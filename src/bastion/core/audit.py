@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from bastion.core.audit_policy import KEEP, Trim
-from bastion.core.jcs import canonical_text, fast_text, is_simple
+from bastion.core.jcs import canonical_text, is_simple, simple_text
 from bastion.core.masking import FieldMasker, has_credential_like, mask_parts
 from bastion.core.model import AuditEvent
 
@@ -31,7 +31,9 @@ def format_timestamp(moment: datetime) -> str:
     """``2024-01-15T10:30:00.000Z``: UTC with milliseconds, as in spec/000."""
     if moment.tzinfo is not UTC:
         moment = moment.astimezone(UTC)
-    return moment.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+    # In UTC, isoformat ends with "+00:00" after 23 characters of date and time (the year
+    # has four digits): a third cheaper than formatting a naive copy.
+    return moment.isoformat(timespec="milliseconds")[:23] + "Z"
 
 
 def parse_timestamp(text: str) -> datetime:
@@ -173,7 +175,7 @@ def encode_around_chain(
     path. The three chain values are hex, digits and a timestamp, set between quotes and
     commas: they can neither add a credential-like string nor complete one.
     """
-    first = fast_text(
+    first = simple_text(
         {
             "action": event.action,
             "actor": actor,
@@ -183,10 +185,10 @@ def encode_around_chain(
             "prevHash": "",
         }
     )
-    second = fast_text({"request": request, "resource": resource, "seq": 0})
+    second = simple_text({"request": request, "resource": resource, "seq": 0})
     head = first[:-2]  # without '"}' after the empty prevHash
     middle = '",' + second[1:-2]  # without '{' and '0}'
-    tail = ',"tenant":' + fast_text(event.tenant) + ',"timestamp":"'
+    tail = ',"tenant":' + simple_text(event.tenant) + ',"timestamp":"'
     # Checked as one text: what joins the pieces (quotes, hex, digits) cannot complete a
     # credential-like string, so any piece shows one exactly when the joined text does.
     joined = head + middle + tail

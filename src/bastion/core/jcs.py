@@ -3,9 +3,10 @@
 RFC 8785 section 3.2: "Whitespace between JSON tokens MUST NOT be emitted", strings are
 serialized as ECMAScript's JSON.stringify does, numbers as ECMAScript's Number.toString
 (IEEE-754 doubles), and object properties are sorted by their names as arrays of UTF-16 code
-units. Python's C JSON encoder already produces exactly this for the values bastion usually
-puts in events (strings, small integers, booleans, null, keys without characters above
-U+DFFF); anything else takes the slower, complete path below.
+units. For the values bastion usually puts in events (strings, small integers, booleans,
+null, keys below U+E000: what `is_simple` accepts) a compact, key-sorted encoder already
+produces exactly this: orjson does, and so does Python's C JSON encoder at a tenth of its
+speed. Anything else takes the slower, complete path below.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from collections.abc import Mapping
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
+import orjson
+
 __all__ = [
     "CanonicalJSONError",
     "canonical_json",
@@ -23,6 +26,7 @@ __all__ = [
     "fast_text",
     "format_number",
     "is_simple",
+    "simple_text",
 ]
 
 # RFC 8785 section 3.2.2.3 / I-JSON: integers beyond 2^53 are not exactly representable.
@@ -35,9 +39,33 @@ _UTF16_SAFE_BELOW = "\ue000"
 _C_ENCODER = c_make_encoder(None, None, encode_basestring, None, ":", ",", True, False, False)
 
 
+# orjson encodes what Python's encoder would accept and more (datetimes, dataclasses, NaN as
+# null): passing those through makes it refuse them, and `simple_text` hands them on.
+_ORJSON_SIMPLE = (
+    orjson.OPT_SORT_KEYS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
+
+
 def fast_text(value: Any) -> str:
     """The C encoder's compact, key-sorted output (canonical when `is_simple` holds)."""
     return "".join(_C_ENCODER(value, 0))
+
+
+def simple_text(value: Any) -> str:
+    """`fast_text` for a value the caller knows `is_simple` (or the masking walk said so).
+
+    For such values orjson's compact, key-sorted output is the C encoder's, character for
+    character (key order by code point, the same escapes, UTF-8 as is), and about ten
+    times faster. What orjson declines (a lone surrogate, nesting deeper than 254) takes
+    the C encoder.
+    """
+    try:
+        return orjson.dumps(value, option=_ORJSON_SIMPLE).decode()
+    except orjson.JSONEncodeError:
+        return fast_text(value)
 
 
 class CanonicalJSONError(ValueError):
@@ -59,7 +87,7 @@ def canonical_text(value: Any, *, simple: bool | None = None) -> str:
     """`canonical_json` as text (not yet UTF-8 encoded). ``simple`` skips the `is_simple`
     walk when the caller has already checked the value (the masking walk does)."""
     if simple if simple is not None else is_simple(value):
-        return fast_text(value)
+        return simple_text(value)
     parts: list[str] = []
     _write(value, parts)
     return "".join(parts)

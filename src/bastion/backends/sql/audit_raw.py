@@ -49,11 +49,11 @@ _SQLITE_UNIQUE = ("SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY")
 
 def sqlite_timestamp(moment: datetime) -> str:
     """The text SQLAlchemy's SQLite DATETIME stores for an aware ``moment`` (naive UTC, µs)."""
-    if moment.utcoffset() is None:
-        raise StorageError(f"{_OPERATION} failed (naive datetime)")
     if moment.tzinfo is not UTC:
+        if moment.utcoffset() is None:
+            raise StorageError(f"{_OPERATION} failed (naive datetime)")
         moment = moment.astimezone(UTC)
-    return moment.replace(tzinfo=None).isoformat(" ", "microseconds")
+    return moment.isoformat(" ", "microseconds")[:26]  # without "+00:00"
 
 
 def _aware(moment: datetime) -> datetime:
