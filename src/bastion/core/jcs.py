@@ -39,8 +39,9 @@ _UTF16_SAFE_BELOW = "\ue000"
 _C_ENCODER = c_make_encoder(None, None, encode_basestring, None, ":", ",", True, False, False)
 
 
-# orjson encodes what Python's encoder would accept and more (datetimes, dataclasses, NaN as
-# null): passing those through makes it refuse them, and `simple_text` hands them on.
+# orjson also encodes datetimes, dataclasses and subclasses of str, int, dict and list in ways
+# of its own: passed through, they make it refuse, and `simple_text` hands them to the C
+# encoder. (Floats, which it writes differently, never reach it: `is_simple` excludes them.)
 _ORJSON_SIMPLE = (
     orjson.OPT_SORT_KEYS
     | orjson.OPT_PASSTHROUGH_DATETIME
@@ -59,8 +60,8 @@ def simple_text(value: Any) -> str:
 
     For such values orjson's compact, key-sorted output is the C encoder's, character for
     character (key order by code point, the same escapes, UTF-8 as is), and about ten
-    times faster. What orjson declines (a lone surrogate, nesting deeper than 254) takes
-    the C encoder.
+    times faster. What orjson declines (a lone surrogate, a subclass, nesting deeper than
+    254) takes the C encoder.
     """
     try:
         return orjson.dumps(value, option=_ORJSON_SIMPLE).decode()
