@@ -37,6 +37,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bench.identity.common import pct
+from bench.paced import get_request, paced_latencies
 
 
 def free_port() -> int:
@@ -81,61 +82,15 @@ def start_bastion(workdir: Path, port: int) -> tuple[subprocess.Popen[bytes], st
     raise SystemExit("bastion did not start")
 
 
-async def verify_paced(
-    port: int, key: str, *, start: float, interval: float, count: int, out: list[float]
-) -> None:
-    """``count`` requests on one keep-alive connection, one every ``interval`` seconds from
-    ``start``. Latency runs from the scheduled send time, so a stall also counts against the
-    requests it delayed (no coordinated omission). Raw HTTP/1.1: the client must stay light
-    enough that its own CPU time is not what gets measured."""
-    request = (
-        "GET /_bastion/verify HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-        f"Authorization: Bearer {key}\r\n"
-        "X-Original-URI: /api/things\r\nX-Original-Method: GET\r\n\r\n"
-    ).encode()
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    loop = asyncio.get_running_loop()
-    try:
-        for n in range(count):
-            scheduled = start + n * interval
-            delay = scheduled - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            status = head[9:12]
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line[:15].lower() == b"content-length:":
-                    length = int(line[15:])
-            await reader.readexactly(length)
-            out.append((loop.time() - scheduled) * 1e6)
-            if status != b"200":
-                raise SystemExit(f"/verify answered {status.decode()}")
-    finally:
-        writer.close()
-
-
 async def measure(port: int, key: str, *, seconds: float, rate: float, streams: int) -> list[float]:
     """/verify latencies at a fixed total ``rate`` spread over ``streams`` connections."""
-    latencies: list[float] = []
-    interval = streams / rate
-    start = asyncio.get_running_loop().time() + 0.05
-    count = int(seconds / interval)
-    await asyncio.gather(
-        *(
-            verify_paced(
-                port,
-                key,
-                start=start + i * interval / streams,
-                interval=interval,
-                count=count,
-                out=latencies,
-            )
-            for i in range(streams)
-        )
-    )
-    return latencies
+    headers = {
+        "Authorization": f"Bearer {key}",
+        "X-Original-URI": "/api/things",
+        "X-Original-Method": "GET",
+    }
+    request = get_request("/_bastion/verify", headers)
+    return await paced_latencies(port, request, seconds=seconds, rate=rate, streams=streams)
 
 
 async def login_loop(
