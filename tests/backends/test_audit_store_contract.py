@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-from datetime import timedelta
+from datetime import UTC, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -215,6 +215,20 @@ def test_head_and_head_timestamp_without_locking(storage: Storage) -> None:
     with storage.transaction() as uow:
         assert uow.audit.head() == (3, "h3")
         assert uow.audit.head_timestamp() == T0 + timedelta(seconds=3)
+
+
+def test_head_timestamp_keeps_microseconds_and_comes_back_in_utc(storage: Storage) -> None:
+    # Written with another offset, read back as the same instant, aware and in UTC, to the
+    # microsecond (SQLite keeps naive UTC text, PostgreSQL a timestamptz).
+    moment = (T0 + timedelta(seconds=1, microseconds=123456)).astimezone(
+        timezone(timedelta(hours=5, minutes=30))
+    )
+    _insert(storage, [make_event(1, timestamp=moment)])
+    with storage.transaction() as uow:
+        assert uow.audit.head() == (1, "h1")
+        stamp = uow.audit.head_timestamp()
+    assert stamp == moment and stamp is not None and stamp.tzinfo is UTC
+    assert stamp.microsecond == 123456
 
 
 def test_insert_with_bodies_stores_them_and_reads_back_the_parts(storage: Storage) -> None:

@@ -20,7 +20,7 @@ from sqlalchemy import (
     text,
 )
 
-from bastion.backends.sql.audit_raw import insert_rows, rows_of
+from bastion.backends.sql.audit_raw import insert_rows, read_head, rows_of
 from bastion.backends.sql.audit_tables import audit_checkpoints
 from bastion.backends.sql.errors import translated
 from bastion.backends.sql.tables import audit_events
@@ -93,14 +93,6 @@ def _filters(query: AuditQuery) -> list[ColumnElement[bool]]:
     return where
 
 
-# Read by every append, built once.
-_HEAD = (
-    select(audit_events.c.seq, audit_events.c.hash, audit_events.c.timestamp)
-    .order_by(audit_events.c.seq.desc())
-    .limit(1)
-)
-
-
 class SQLAuditStore:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
@@ -121,12 +113,13 @@ class SQLAuditStore:
 
     def head(self) -> tuple[int, str]:
         with translated("read the audit chain head"):
-            row = self._conn.execute(_HEAD).one_or_none()
+            row = read_head(self._conn)
         if row is None:
             self._head_timestamp = (None,)
             return (0, "")
-        self._head_timestamp = (row.timestamp,)
-        return (int(row.seq), str(row.hash))
+        seq, digest, moment = row
+        self._head_timestamp = (moment,)
+        return (seq, digest)
 
     def head_timestamp(self) -> datetime | None:
         if self._head_timestamp is None:
