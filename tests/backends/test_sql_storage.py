@@ -197,6 +197,19 @@ def test_no_sqlalchemy_error_escapes(sql_storage: SQLStorage) -> None:
         uow.bindings.list("ten-acme")
 
 
+def test_sqlite_head_with_a_mangled_timestamp_is_storage_error(sqlite_url: str) -> None:
+    storage = SQLStorage(sqlite_url)
+    storage.migrate()
+    with storage.transaction() as uow:
+        uow.audit.insert([make_event(1)])
+    with storage._engine.begin() as conn:
+        conn.execute(text("UPDATE audit_events SET timestamp = 'not a date'"))
+    failed = pytest.raises(StorageError, match="read the audit chain head failed")
+    with failed, storage.transaction() as uow:
+        uow.audit.head()
+    storage.close()
+
+
 def test_unreachable_postgres_is_storage_error_without_password() -> None:
     storage = SQLStorage("postgresql+psycopg://bastion:hunter2@127.0.0.1:1/bastion")
     try:

@@ -122,14 +122,17 @@ def read_head(conn: Connection) -> tuple[int, str, datetime] | None:
     """The newest event's (seq, hash, timestamp) on the unit of work's own connection (same
     transaction), or None for an empty trail. The timestamp comes back as
     `bastion.backends.sql.tables.UtcDateTime` gives it: aware, in UTC."""
+    operation = "read the audit chain head"
     raw = conn.connection.driver_connection
-    with _driver_errors("read the audit chain head"):
+    with _driver_errors(operation):
         row = raw.execute(_HEAD).fetchone()  # type: ignore[union-attr]
     if row is None:
         return None
     seq, digest, moment = row
-    if isinstance(moment, str):  # SQLite: the naive UTC text `sqlite_timestamp` writes
-        moment = datetime.fromisoformat(moment).replace(tzinfo=UTC)
-    else:
-        moment = moment.astimezone(UTC)
-    return int(seq), str(digest), moment
+    if not isinstance(moment, str):  # PostgreSQL: a timestamptz
+        return int(seq), str(digest), moment.astimezone(UTC)
+    try:  # SQLite: the naive UTC text `sqlite_timestamp` writes
+        parsed = datetime.fromisoformat(moment)
+    except ValueError:
+        raise StorageError(f"{operation} failed (a stored timestamp is not a date)") from None
+    return int(seq), str(digest), parsed.replace(tzinfo=UTC)
