@@ -91,7 +91,7 @@ def build_engine(url: str) -> Engine:
         _check_sqlite_path(parsed.database)
     try:
         # A pooled SQLite connection is an open file: nothing can drop it, so a ping at every
-        # checkout would only cost time (about a tenth of a small audit batch's).
+        # checkout (every unit of work, every audit batch) would only cost time.
         engine = create_engine(parsed, pool_pre_ping=parsed.drivername != "sqlite")
     except (ArgumentError, ImportError) as exc:
         raise StorageError(f"cannot create a database engine ({exc.__class__.__name__})") from None
