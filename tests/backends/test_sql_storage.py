@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -171,6 +172,27 @@ def test_sqlite_read_only_unit_reads_beside_a_writer(sqlite_url: str) -> None:
     finally:
         writer.close()
         reader.close()
+
+
+def test_sqlite_begin_refused_by_a_held_write_lock_is_storage_error(sqlite_url: str) -> None:
+    """BEGIN IMMEDIATE runs on the driver connection; its error (here "database is locked",
+    once the busy timeout is over) still comes out as a StorageError naming the step."""
+    storage = SQLStorage(sqlite_url)
+    storage.migrate()
+    with storage._engine.connect() as conn:  # the pooled connection the next unit reuses
+        conn.connection.driver_connection.execute("PRAGMA busy_timeout = 50")  # type: ignore[union-attr]
+    holder = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        refused = r"begin a transaction failed \(OperationalError\)"
+        with pytest.raises(StorageError, match=refused) as caught, storage.transaction():
+            pass
+        assert caught.value.__cause__ is None
+        holder.execute("ROLLBACK")
+        seed_tenant(storage, "acme")  # the lock released, the same connection writes again
+    finally:
+        holder.close()
+        storage.close()
 
 
 def test_errors_carry_no_bound_values(sql_storage: SQLStorage) -> None:
