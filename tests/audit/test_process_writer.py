@@ -47,7 +47,9 @@ def event(n: int) -> AuditEvent:
 
 
 class World:
-    def __init__(self, tmp_path: Path, *, batch_timeout: float = 120.0) -> None:
+    def __init__(
+        self, tmp_path: Path, *, batch_timeout: float = 120.0, split_at: int = 500
+    ) -> None:
         self.config = config_for(f"sqlite:///{tmp_path}/audit.db")
         self.storage = recording_storage(
             open_storage(self.config.storage.url), self.config, clock=SystemClock()
@@ -58,6 +60,7 @@ class World:
             command=COMMAND,
             setup=(self.config, str(tmp_path)),
             batch_timeout=batch_timeout,
+            split_at=split_at,
         )
 
     def child_pid(self) -> int:
@@ -90,6 +93,50 @@ def test_records_from_concurrent_callers_are_durable_when_they_return(tmp_path: 
         await world.writer.stop()
 
     asyncio.run(scenario())
+    assert world.verifies()
+
+
+@pytest.mark.timeout(120)
+def test_batches_split_while_the_writer_works_arrive_in_order_and_chain(tmp_path: Path) -> None:
+    world = World(tmp_path, split_at=40)
+
+    async def scenario() -> None:
+        await world.writer.start()
+        for _ in range(3):  # callers come back for more while earlier batches are stored
+            await asyncio.gather(*(world.writer.record(event(n)) for n in range(400)))
+        assert world.stored() == 1200
+        await world.writer.stop()
+
+    asyncio.run(scenario())
+    assert world.verifies()
+    with world.storage.transaction() as tx:
+        details = [e.details["n"] for e in tx.audit.iterate()]
+    assert details == list(range(400)) * 3  # stored in the order the callers recorded
+
+
+@pytest.mark.timeout(120)
+def test_a_writer_killed_with_two_batches_under_way_fails_both_then_is_replaced(
+    tmp_path: Path,
+) -> None:
+    world = World(tmp_path, split_at=20)
+
+    async def scenario() -> None:
+        await world.writer.start()
+        first = world.child_pid()
+        os.kill(first, signal.SIGSTOP)  # holds both batches until it is killed
+        tasks = [asyncio.create_task(world.writer.record(event(n))) for n in range(40)]
+        await asyncio.sleep(0.5)
+        assert not any(task.done() for task in tasks)
+        assert world.writer._in_flight == 2
+        os.kill(first, signal.SIGKILL)
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        assert all(isinstance(r, AuditUnavailableError) for r in results)
+        await world.writer.record(event(99))
+        assert world.child_pid() != first
+        await world.writer.stop()
+
+    asyncio.run(scenario())
+    assert world.stored() == 1
     assert world.verifies()
 
 

@@ -9,8 +9,10 @@ from datetime import timedelta
 
 import pytest
 
+from bastion.core.model import AuditEvent
 from bastion.errors import AuditUnavailableError, StorageError
 from bastion.services.audit import BestEffortAuditSink, GroupCommitAuditWriter
+from bastion.services.audit.writer import GroupCommitWriter
 
 from .conftest import Rig, make_rig
 
@@ -137,3 +139,86 @@ def test_idle_writer_seals_the_chain(sqlite_url: str) -> None:
     with rig.storage.transaction() as tx:
         last = tx.audit.last_checkpoint()
     assert last is not None and last.seq == 2
+
+
+class GatedWriter(GroupCommitWriter[int]):
+    """The writer's mechanics with batches the test completes by hand, in any order it likes."""
+
+    def __init__(self, **options: int) -> None:
+        super().__init__(**options)
+        self.started: list[tuple[list[int], asyncio.Future[None]]] = []
+
+    def prepare(self, event: AuditEvent) -> int:
+        return int(event.details["n"])
+
+    def write(self, items: list[int]) -> None:
+        raise AssertionError("batches go through _begin_write")
+
+    def _begin_write(self, items: list[int]) -> asyncio.Future[None]:
+        gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.started.append((items, gate))
+        return gate
+
+
+def test_a_split_writer_keeps_two_batches_under_way_and_no_more(sqlite_rig: Rig) -> None:
+    async def scenario() -> None:
+        writer = GatedWriter(max_in_flight=2, split_at=10)
+        await writer.start()
+        tasks = [asyncio.create_task(writer.record(sqlite_rig.event(n))) for n in range(35)]
+        await asyncio.sleep(0)
+        # Split as soon as 10 were queued, twice; the other 15 wait for a free slot.
+        assert [items for items, _ in writer.started] == [list(range(10)), list(range(10, 20))]
+        writer.started[0][1].set_result(None)
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert all(task.done() for task in tasks[:10])
+        assert not any(task.done() for task in tasks[10:])
+        assert [items for items, _ in writer.started[2:]] == [list(range(20, 35))]
+        for _, gate in writer.started[1:]:
+            gate.set_result(None)
+        await asyncio.gather(*tasks)
+        await writer.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_failed_batch_fails_only_its_own_callers_when_two_are_under_way(
+    sqlite_rig: Rig,
+) -> None:
+    async def scenario() -> list[BaseException | None]:
+        writer = GatedWriter(max_in_flight=2, split_at=5)
+        await writer.start()
+        tasks = [asyncio.create_task(writer.record(sqlite_rig.event(n))) for n in range(10)]
+        await asyncio.sleep(0)
+        (_, first), (_, second) = writer.started
+        second.set_result(None)
+        first.set_exception(StorageError("disk full"))
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        await writer.stop()
+        return results
+
+    results = asyncio.run(scenario())
+    assert all(isinstance(r, AuditUnavailableError) for r in results[:5])
+    assert results[5:] == [None] * 5
+
+
+def test_a_batch_smaller_than_a_split_waits_for_the_one_under_way(sqlite_rig: Rig) -> None:
+    async def scenario() -> None:
+        writer = GatedWriter(max_in_flight=2, split_at=10)
+        await writer.start()
+        first = [asyncio.create_task(writer.record(sqlite_rig.event(n))) for n in range(3)]
+        await asyncio.sleep(0)
+        later = [asyncio.create_task(writer.record(sqlite_rig.event(n))) for n in range(3, 7)]
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        # A gateway's trickle: one commit at a time, the next batch gathering meanwhile.
+        assert [items for items, _ in writer.started] == [[0, 1, 2]]
+        writer.started[0][1].set_result(None)
+        await asyncio.gather(*first)
+        await asyncio.sleep(0)
+        assert [items for items, _ in writer.started[1:]] == [[3, 4, 5, 6]]
+        writer.started[1][1].set_result(None)
+        await asyncio.gather(*later)
+        await writer.stop()
+
+    asyncio.run(scenario())

@@ -9,22 +9,26 @@ process the writer works beside the event loop instead of against it.
 
 Nothing changes for a request: `record` still returns only once the batch holding its event
 has committed, and a batch the writer cannot store (or a writer that dies) fails its requests
-with `AuditUnavailableError` (HTTP 503); the next batch starts a new writer process.
+with `AuditUnavailableError` (HTTP 503); the next batch starts a new writer process. A writer
+that dies with two batches under way fails both.
 
 Wire format, on the child's stdin and stdout: frames of a 4-byte big-endian length and a
 pickle (both ends are bastion, on private pipes). Parent to child: the setup (what the
 child's builder needs: the loaded configuration), then one frame a batch, a list of
 `to_wire` tuples. Child to parent: ``("ready",)`` once, then ``("ok", count)`` or
-``("error", code)`` a batch. Every event crosses already masked, strings included.
+``("error", code)`` a batch, in the order the batches came. Every event crosses already
+masked, strings included.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import pickle
 import struct
+from collections import deque
 from collections.abc import Sequence
 from datetime import datetime
 from typing import IO, Any
@@ -40,6 +44,7 @@ from bastion.services.audit.writer import GroupCommitAuditWriter
 log = logging.getLogger("bastion.audit")
 
 _LENGTH = struct.Struct(">I")
+_PIPE_BYTES = 1 << 20
 WireEvent = tuple[
     str,  # event id
     datetime,
@@ -132,6 +137,11 @@ class ProcessAuditWriter(GroupCommitAuditWriter):
 
     ``command`` starts the child (`bastion.audit_process`); ``setup`` is sent to it first.
     Events are prepared and checkpoints sealed on idle in this process, as the base does.
+
+    Two batches may be under way at once: the child stores one while the next waits in the
+    pipe, and a batch leaves as soon as ``split_at`` events are queued. The child answers
+    batches in the order they arrive; one task reads its answers and settles each batch's
+    wait in that order.
     """
 
     def __init__(
@@ -142,15 +152,24 @@ class ProcessAuditWriter(GroupCommitAuditWriter):
         setup: object,
         max_batch: int = 5000,
         max_queue: int = 20_000,
+        split_at: int = 500,
         start_timeout: float = 60.0,
         batch_timeout: float = 120.0,
     ) -> None:
-        super().__init__(storage, max_batch=max_batch, max_queue=max_queue)
+        super().__init__(
+            storage,
+            max_batch=max_batch,
+            max_queue=max_queue,
+            max_in_flight=2,
+            split_at=split_at,
+        )
         self._command = tuple(command)
         self._setup = setup
         self._start_timeout = start_timeout
         self._batch_timeout = batch_timeout
-        self._child: asyncio.subprocess.Process | None = None
+        self._child: _Child | None = None
+        self._sending = asyncio.Lock()
+        self._spawning = 0  # batches waiting for a writer to start
 
     async def start(self) -> None:
         await super().start()
@@ -165,44 +184,52 @@ class ProcessAuditWriter(GroupCommitAuditWriter):
         child, self._child = self._child, None
         if child is None:
             return
-        if child.stdin is not None:
-            child.stdin.close()  # end of stream: the child finishes and exits
-        try:
-            await asyncio.wait_for(child.wait(), timeout=10)
-        except TimeoutError:
-            _kill(child)
-            await child.wait()
+        await child.close()
 
     def _begin_write(self, items: list[PreparedEvent]) -> asyncio.Future[None]:
-        return asyncio.ensure_future(self._write_batch(frame([to_wire(i) for i in items])))
+        payload = frame([to_wire(i) for i in items])
+        child = self._child
+        if child is not None and child.alive() and not self._spawning:
+            # Sent now, not on a later turn of the loop: the child stores it while this
+            # process goes on preparing the next batch.
+            return asyncio.ensure_future(self._outcome(child, child.send(payload)))
+        self._spawning += 1
+        return asyncio.ensure_future(self._send_after_spawn(payload))
 
-    async def _write_batch(self, payload: bytes) -> None:
+    async def _send_after_spawn(self, payload: bytes) -> None:
+        """Start a writer if none runs, then send; batches started meanwhile queue behind
+        this one (the lock is first come, first served), so they keep their order."""
         try:
-            child = self._child
-            if child is None or child.returncode is not None:
-                child = await self._spawn()
-            assert child.stdin is not None and child.stdout is not None
-            child.stdin.write(payload)
-            await child.stdin.drain()
-            reply = await asyncio.wait_for(read_frame_async(child.stdout), self._batch_timeout)
-        except AuditUnavailableError:
-            raise
+            async with self._sending:
+                child = self._child
+                if child is None or not child.alive():
+                    child = await self._spawn()
+                answer = child.send(payload)
+        finally:
+            self._spawning -= 1
+        await self._outcome(child, answer)
+
+    async def _outcome(self, child: _Child, answer: asyncio.Future[Any]) -> None:
+        """Wait for the child's answer to one batch."""
+        try:
+            await child.drain()
+            reply = await asyncio.wait_for(answer, self._batch_timeout)
         except (OSError, EOFError, TimeoutError, asyncio.IncompleteReadError, pickle.PickleError):
             # The child died or hung mid-batch: whether the batch committed is unknown, so its
             # requests are refused; the next batch starts a new writer.
-            self._discard()
+            self._discard(child)
             raise AuditUnavailableError("the audit writer process failed") from None
         except BaseException:
-            self._discard()  # cancelled mid-batch: the pipe is out of step with the child
+            self._discard(child)  # cancelled mid-batch: the pipe is out of step with the child
             raise
         if not (isinstance(reply, tuple) and reply[:1] == ("ok",)):
             raise AuditUnavailableError("the audit trail could not be written")
 
-    async def _spawn(self) -> asyncio.subprocess.Process:
+    async def _spawn(self) -> _Child:
         """Start the child and wait until it reports ready; `AuditUnavailableError` if not."""
-        self._discard()
+        self._discard(self._child)
         try:
-            child = await asyncio.create_subprocess_exec(
+            process = await asyncio.create_subprocess_exec(
                 *self._command,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
@@ -211,28 +238,105 @@ class ProcessAuditWriter(GroupCommitAuditWriter):
             raise AuditUnavailableError(
                 f"the audit writer process did not start ({exc.strerror})"
             ) from None
-        assert child.stdin is not None and child.stdout is not None
+        assert process.stdin is not None and process.stdout is not None
+        _widen_pipe(process.stdin)
         try:
-            child.stdin.write(frame(self._setup))
-            await child.stdin.drain()
-            reply = await asyncio.wait_for(read_frame_async(child.stdout), self._start_timeout)
+            process.stdin.write(frame(self._setup))
+            await process.stdin.drain()
+            reply = await asyncio.wait_for(read_frame_async(process.stdout), self._start_timeout)
         except (OSError, EOFError, TimeoutError, asyncio.IncompleteReadError):
             reply = ("error", "exited")
         except BaseException:
-            _kill(child)  # cancelled while it started: leave no writer behind
+            _kill(process)  # cancelled while it started: leave no writer behind
             raise
         if reply != ("ready",):
-            _kill(child)
-            await child.wait()
+            _kill(process)
+            await process.wait()
             cause = reply[1] if isinstance(reply, tuple) and len(reply) == 2 else "no answer"
             raise AuditUnavailableError(f"the audit writer process did not start ({cause})")
-        self._child = child
-        return child
+        self._child = _Child(process)
+        return self._child
 
-    def _discard(self) -> None:
-        child, self._child = self._child, None
-        if child is not None:
-            _kill(child)
+    def _discard(self, child: _Child | None) -> None:
+        """Kill ``child``: every batch still waiting for it fails. The next batch starts a
+        new writer if it was the current one."""
+        if child is None:
+            return
+        if child is self._child:
+            self._child = None
+        child.kill()
+
+
+class _Child:
+    """A running writer process and the answers it owes, oldest first."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        assert process.stdin is not None and process.stdout is not None
+        self._process = process
+        self._stdin = process.stdin
+        self._owed: deque[asyncio.Future[Any]] = deque()
+        self._failed = False
+        self._reader = asyncio.ensure_future(self._read_answers(process.stdout))
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    def alive(self) -> bool:
+        return not self._failed and self._process.returncode is None
+
+    def send(self, payload: bytes) -> asyncio.Future[Any]:
+        """Write one batch; the future is the child's answer to it."""
+        answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._owed.append(answer)
+        self._stdin.write(payload)
+        return answer
+
+    async def drain(self) -> None:
+        await self._stdin.drain()
+
+    async def _read_answers(self, stdout: asyncio.StreamReader) -> None:
+        try:
+            while True:
+                reply = await read_frame_async(stdout)
+                if not self._owed:
+                    break  # an answer nobody asked for: out of step, stop trusting it
+                answer = self._owed.popleft()
+                if not answer.done():  # its batch may have timed out already
+                    answer.set_result(reply)
+        except (OSError, EOFError, asyncio.IncompleteReadError, pickle.PickleError):
+            pass
+        self._failed = True
+        while self._owed:
+            answer = self._owed.popleft()
+            if not answer.done():
+                answer.set_exception(EOFError("the audit writer process ended"))
+
+    def kill(self) -> None:
+        self._failed = True
+        _kill(self._process)
+
+    async def close(self) -> None:
+        """End of stream: the child finishes its last batch and exits (killed after 10 s)."""
+        self._stdin.close()
+        try:
+            await asyncio.wait_for(self._process.wait(), timeout=10)
+        except TimeoutError:
+            self.kill()
+            await self._process.wait()
+        await self._reader
+
+
+def _widen_pipe(stdin: asyncio.StreamWriter) -> None:
+    """Let a whole batch fit in the pipe (Linux allows 1 MiB without privileges), so the
+    child can read it while this process's event loop is busy with requests. Elsewhere, or
+    when refused, the default size only means smaller writes."""
+    pipe = stdin.get_extra_info("pipe")
+    set_size = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if pipe is None or set_size is None:
+        return
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(pipe.fileno(), set_size, _PIPE_BYTES)
 
 
 def _kill(child: asyncio.subprocess.Process) -> None:

@@ -111,19 +111,37 @@ class GroupCommitWriter(ABC, Generic[T]):
     it, then waits until its batch has committed, so a caller that answers only after
     ``record`` returns never answers unaudited.
 
-    One batch is written at a time, in a worker thread (`write`), while the event loop keeps
-    preparing and queueing the next callers' events (both drivers release the GIL while the
-    database works). The next batch starts on the loop's next turn after the previous one
-    committed, or after the first event when idle, with every event queued by then: one
-    turn of latency buys batches as large as the load, so commits (an fsync each) stay few.
-    A full queue makes callers wait (back-pressure) rather than dropping events.
+    Batches are written in order, by default one at a time in a worker thread (`write`),
+    while the event loop keeps preparing and queueing the next callers' events (both drivers
+    release the GIL while the database works). The next batch starts on the loop's next turn
+    after the previous one committed, or after the first event when idle, with every event
+    queued by then: one turn of latency buys batches as large as the load, so commits (an
+    fsync each) stay few. A full queue makes callers wait (back-pressure) rather than
+    dropping events.
+
+    A writer whose batches are stored outside this interpreter (another process) may split:
+    as soon as ``split_at`` events are queued they leave as a batch, without waiting for the
+    loop's turn to end, even while another batch is under way (up to ``max_in_flight``).
+    Callers wait for their own batch, so a burst of callers would otherwise alternate
+    between preparing (this process busy, the writer idle) and writing (the reverse); split,
+    the two overlap. Smaller batches still wait for the one under way, as they would
+    without splitting: each batch costs a commit, and at a gateway's rates batches are small.
     """
 
-    def __init__(self, *, max_batch: int = 5000, max_queue: int = 20_000) -> None:
+    def __init__(
+        self,
+        *,
+        max_batch: int = 5000,
+        max_queue: int = 20_000,
+        max_in_flight: int = 1,
+        split_at: int | None = None,
+    ) -> None:
         self._max_batch = max_batch
         self._max_queue = max_queue
+        self._max_in_flight = max_in_flight
+        self._split_at = split_at
         self._queued: list[tuple[T, asyncio.Future[None]]] = []
-        self._writing: asyncio.Future[None] | None = None
+        self._in_flight = 0
         self._room: asyncio.Event | None = None
         self._idle: asyncio.Event | None = None
         self._running = False
@@ -161,9 +179,18 @@ class GroupCommitWriter(ABC, Generic[T]):
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queued.append((item, done))
         self._idle.clear()
-        if self._writing is None:
+        if self._split_due():
+            self._flush()
+        elif self._in_flight == 0:
             self._flush_soon()
         await done
+
+    def _split_due(self) -> bool:
+        return (
+            self._split_at is not None
+            and len(self._queued) >= self._split_at
+            and self._in_flight < self._max_in_flight
+        )
 
     def _flush_soon(self) -> None:
         """Start a batch once the tasks already ready to run have queued their events."""
@@ -173,7 +200,7 @@ class GroupCommitWriter(ABC, Generic[T]):
 
     def _flush_if_idle(self) -> None:
         self._flush_due = False
-        if self._writing is None and self._queued:
+        if self._queued and (self._in_flight == 0 or self._split_due()):
             self._flush()
 
     def _flush(self) -> None:
@@ -184,18 +211,19 @@ class GroupCommitWriter(ABC, Generic[T]):
         if len(self._queued) < self._max_queue:
             self._room.set()
         writing = self._begin_write([item for item, _ in batch])
-        self._writing = writing
+        self._in_flight += 1
         writing.add_done_callback(lambda finished: self._written(batch, finished))
 
     def _begin_write(self, items: list[T]) -> asyncio.Future[None]:
-        """Start storing one batch; the future completes once it is durable (or failed)."""
+        """Start storing one batch; the future completes once it is durable (or failed).
+        Batches must be stored in the order they start."""
         return asyncio.get_running_loop().run_in_executor(None, self.write, items)
 
     def _written(
         self, batch: list[tuple[T, asyncio.Future[None]]], finished: asyncio.Future[None]
     ) -> None:
         assert self._idle is not None
-        self._writing = None
+        self._in_flight -= 1
         error = _failure(finished, len(batch))
         for _, done in batch:
             if done.done():  # the caller was cancelled
@@ -207,7 +235,7 @@ class GroupCommitWriter(ABC, Generic[T]):
         if self._queued:
             # Not at once: the callers just answered may be about to queue their next events.
             self._flush_soon()
-        else:
+        elif self._in_flight == 0:
             self._idle.set()
 
 
@@ -222,8 +250,15 @@ class GroupCommitAuditWriter(GroupCommitWriter[PreparedEvent]):
         *,
         max_batch: int = 5000,
         max_queue: int = 20_000,
+        max_in_flight: int = 1,
+        split_at: int | None = None,
     ) -> None:
-        super().__init__(max_batch=max_batch, max_queue=max_queue)
+        super().__init__(
+            max_batch=max_batch,
+            max_queue=max_queue,
+            max_in_flight=max_in_flight,
+            split_at=split_at,
+        )
         self._storage = storage
         self._recorder: AuditRecorder | None = (
             storage.recorder if isinstance(storage, RecordingStorage) else None
