@@ -222,3 +222,27 @@ def test_a_batch_smaller_than_a_split_waits_for_the_one_under_way(sqlite_rig: Ri
         await writer.stop()
 
     asyncio.run(scenario())
+
+
+def test_a_batch_that_cannot_even_start_fails_its_callers_and_the_next_one_runs(
+    sqlite_rig: Rig,
+) -> None:
+    class Unstartable(GatedWriter):
+        def _begin_write(self, items: list[int]) -> asyncio.Future[None]:
+            if 0 in items:
+                raise TypeError("cannot pickle 'generator' object")
+            return super()._begin_write(items)
+
+    async def scenario() -> None:
+        writer = Unstartable()
+        await writer.start()
+        with pytest.raises(AuditUnavailableError):
+            await writer.record(sqlite_rig.event(0))
+        later = asyncio.create_task(writer.record(sqlite_rig.event(1)))
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        writer.started[0][1].set_result(None)
+        await later
+        await writer.stop()
+
+    asyncio.run(scenario())

@@ -204,13 +204,17 @@ class GroupCommitWriter(ABC, Generic[T]):
             self._flush()
 
     def _flush(self) -> None:
-        """Hand the queued events (up to ``max_batch``) to a worker thread."""
+        """Hand the queued events (up to ``max_batch``) to the writer."""
         assert self._idle is not None and self._room is not None
         batch = self._queued[: self._max_batch]
         del self._queued[: self._max_batch]
         if len(self._queued) < self._max_queue:
             self._room.set()
-        writing = self._begin_write([item for item, _ in batch])
+        try:
+            writing = self._begin_write([item for item, _ in batch])
+        except Exception as exc:  # its callers are refused, not left waiting
+            writing = asyncio.get_running_loop().create_future()
+            writing.set_exception(exc)
         self._in_flight += 1
         writing.add_done_callback(lambda finished: self._written(batch, finished))
 
