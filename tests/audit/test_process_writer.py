@@ -217,3 +217,38 @@ def test_nothing_unmasked_crosses_to_the_writer_process() -> None:
     prepared = prepare_event(leaky)
     assert prepared.encoded is None
     assert key not in repr(to_wire(prepared))
+
+
+GARBLED_WRITER = """
+import struct, sys
+from bastion.services.audit.process_writer import read_frame, write_frame
+replies = sys.stdout.buffer
+read_frame(sys.stdin.buffer)
+write_frame(replies, ("ready",))
+while read_frame(sys.stdin.buffer) is not None:
+    answer = b"cnosuchmodule\\nthing\\n."  # a pickle naming a module that does not exist
+    replies.write(struct.pack(">I", len(answer)) + answer)
+    replies.flush()
+"""
+
+
+@pytest.mark.timeout(60)
+def test_an_answer_that_does_not_decode_fails_the_batch_at_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    world = World(tmp_path)
+    writer = ProcessAuditWriter(
+        world.storage,
+        command=(sys.executable, "-c", GARBLED_WRITER),
+        setup=(world.config, str(tmp_path)),
+        batch_timeout=600,  # it must not take a timeout to notice
+    )
+
+    async def scenario() -> None:
+        await writer.start()
+        with pytest.raises(AuditUnavailableError):
+            await writer.record(event(1))
+        await writer.stop()
+
+    asyncio.run(scenario())
+    assert "answer is unreadable: ModuleNotFoundError" in caplog.text

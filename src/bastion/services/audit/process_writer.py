@@ -170,6 +170,7 @@ class ProcessAuditWriter(GroupCommitAuditWriter):
         self._child: _Child | None = None
         self._sending = asyncio.Lock()
         self._spawning = 0  # batches waiting for a writer to start
+        self._reaping: set[asyncio.Task[None]] = set()  # killed writers not yet waited for
 
     async def start(self) -> None:
         await super().start()
@@ -182,9 +183,10 @@ class ProcessAuditWriter(GroupCommitAuditWriter):
     async def stop(self) -> None:
         await super().stop()  # every queued event written (or failed)
         child, self._child = self._child, None
-        if child is None:
-            return
-        await child.close()
+        if child is not None:
+            await child.close()
+        if self._reaping:
+            await asyncio.gather(*self._reaping)
 
     def _begin_write(self, items: list[PreparedEvent]) -> asyncio.Future[None]:
         payload = frame([to_wire(i) for i in items])
@@ -264,7 +266,10 @@ class ProcessAuditWriter(GroupCommitAuditWriter):
             return
         if child is self._child:
             self._child = None
-        child.kill()
+        if child.kill():
+            reaping = asyncio.ensure_future(child.ended())
+            self._reaping.add(reaping)
+            reaping.add_done_callback(self._reaping.discard)
 
 
 class _Child:
@@ -276,6 +281,7 @@ class _Child:
         self._stdin = process.stdin
         self._owed: deque[asyncio.Future[Any]] = deque()
         self._failed = False
+        self._killed = False
         self._reader = asyncio.ensure_future(self._read_answers(process.stdout))
 
     @property
@@ -304,17 +310,28 @@ class _Child:
                 answer = self._owed.popleft()
                 if not answer.done():  # its batch may have timed out already
                     answer.set_result(reply)
-        except (OSError, EOFError, asyncio.IncompleteReadError, pickle.PickleError):
-            pass
+        except (OSError, EOFError, asyncio.IncompleteReadError):
+            pass  # the child ended (or was killed)
+        except Exception as exc:  # an answer that does not decode: out of step
+            log.error("the audit writer process's answer is unreadable: %s", type(exc).__name__)
         self._failed = True
         while self._owed:
             answer = self._owed.popleft()
             if not answer.done():
                 answer.set_exception(EOFError("the audit writer process ended"))
 
-    def kill(self) -> None:
-        self._failed = True
+    def kill(self) -> bool:
+        """Kill the process; False if this was already done."""
+        if self._killed:
+            return False
+        self._killed = self._failed = True
         _kill(self._process)
+        return True
+
+    async def ended(self) -> None:
+        """Once the process has exited and its last answers are read."""
+        await self._process.wait()
+        await self._reader
 
     async def close(self) -> None:
         """End of stream: the child finishes its last batch and exits (killed after 10 s)."""
@@ -323,8 +340,7 @@ class _Child:
             await asyncio.wait_for(self._process.wait(), timeout=10)
         except TimeoutError:
             self.kill()
-            await self._process.wait()
-        await self._reader
+        await self.ended()
 
 
 def _widen_pipe(stdin: asyncio.StreamWriter) -> None:
