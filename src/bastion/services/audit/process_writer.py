@@ -216,7 +216,7 @@ class ProcessAuditWriter(GroupCommitAuditWriter):
         try:
             await child.drain()
             reply = await asyncio.wait_for(answer, self._batch_timeout)
-        except (OSError, EOFError, TimeoutError, asyncio.IncompleteReadError, pickle.PickleError):
+        except (OSError, EOFError, TimeoutError):  # the reader turns a bad answer into EOFError
             # The child died or hung mid-batch: whether the batch committed is unknown, so its
             # requests are refused; the next batch starts a new writer.
             self._discard(child)
@@ -310,7 +310,7 @@ class _Child:
                 answer = self._owed.popleft()
                 if not answer.done():  # its batch may have timed out already
                     answer.set_result(reply)
-        except (OSError, EOFError, asyncio.IncompleteReadError):
+        except (OSError, EOFError):  # IncompleteReadError is an EOFError
             pass  # the child ended (or was killed)
         except Exception as exc:  # an answer that does not decode: out of step
             log.error("the audit writer process's answer is unreadable: %s", type(exc).__name__)
