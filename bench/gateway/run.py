@@ -16,7 +16,10 @@
    500 requests/s, well below either's saturation), in alternating windows, with
    latencies counted from each request's scheduled send time (bench/paced.py). Target: added
    p50 <= 0.5 ms. (wrk's closed-loop p50 at saturation is printed too, but there it is only
-   the throughput restated: connections / requests per second.)
+   the throughput restated: connections / requests per second.) Beside it, the floor of a
+   durable audit record on this disk: a one-row transaction by the sqlite3 driver alone into
+   a copy of bastion's database (the same table and indexes, WAL, synchronous=FULL), at about
+   the same spacing.
 
 Each row also shows the CPU time per request of the Python server that answered it (bastion
 with its audit writer process, or the baseline) and of nginx, read from /proc over the wrk run:
@@ -34,10 +37,13 @@ import asyncio
 import os
 import re
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,7 +113,7 @@ def wrk(
     return Result(name, rps, p50, p99, errors, server_us, nginx_us)
 
 
-Measured = tuple[list[tuple[str, list[Result]]], dict[str, list[float]]]
+Measured = tuple[list[tuple[str, list[Result]]], dict[str, list[float]], list[float]]
 
 
 def measure(args: argparse.Namespace, workdir: Path) -> Measured:
@@ -178,7 +184,39 @@ def measure(args: argparse.Namespace, workdir: Path) -> Measured:
                 get_request("/bench", {"Authorization": f"Bearer {noaudit_key}"}),
             ),
         }
-        return list(results.items()), paced_section(args, paced)
+        latencies = paced_section(args, paced)
+    return list(results.items()), latencies, commit_floor(workdir / "bastion" / "bastion.db")
+
+
+def commit_floor(database: Path, *, count: int = 500, spacing: float = 0.002) -> list[float]:
+    """Wall times (µs) of durable one-row transactions by the sqlite3 driver alone (BEGIN
+    IMMEDIATE, read the head, insert, COMMIT; WAL, synchronous=FULL) into a copy of
+    ``database``, whose audit table the proxy rows filled: the same schema and indexes on the
+    same disk. The least any per-request durable record costs here, without bastion."""
+    floor = database.with_name("floor.db")
+    with closing(sqlite3.connect(database)) as source, closing(sqlite3.connect(floor)) as copy:
+        source.backup(copy)
+    conn = sqlite3.connect(floor, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        head = "SELECT * FROM audit_events ORDER BY seq DESC LIMIT 1"
+        row = list(conn.execute(head).fetchone())
+        columns = ", ".join("?" for _ in row)
+        insert = f"INSERT INTO audit_events VALUES ({columns})"  # noqa: S608 - no input
+        walls = []
+        for _ in range(count):
+            time.sleep(spacing)
+            started = time.perf_counter()
+            conn.execute("BEGIN IMMEDIATE")
+            seq = conn.execute(head).fetchone()[0] + 1
+            row[0], row[1] = seq, f"evt_floor{seq:027d}"
+            conn.execute(insert, row)
+            conn.execute("COMMIT")
+            walls.append((time.perf_counter() - started) * 1e6)
+        return walls
+    finally:
+        conn.close()
 
 
 def paced_section(
@@ -211,7 +249,7 @@ def median(results: list[Result]) -> Result:
 
 
 def report(measured: Measured, args: argparse.Namespace) -> None:
-    saturated, paced = measured
+    saturated, paced, floor = measured
     rows = {name: median(results) for name, results in saturated}
     print(
         f"\nbastion gateway benchmark: wrk -t1 -c{args.connections} -d{args.duration}s, "
@@ -251,6 +289,12 @@ def report(measured: Measured, args: argparse.Namespace) -> None:
     print(
         f"proxy mode at a fixed load: added p50 {added_paced:+.2f} ms"
         f" (target <= +0.50 ms: {'met' if added_paced <= 0.5 else 'NOT met'})"
+    )
+    audit_share = (pct(paced[PROXY], 50) - pct(paced[NO_AUDIT], 50)) / 1000
+    print(
+        f"  the audit trail's share of that: {audit_share:+.2f} ms (with it - without it); the"
+        f" floor of a durable record on this disk (sqlite3 alone, one row, {len(floor)}"
+        f" transactions): p50 {pct(floor, 50) / 1000:.2f} ms, p99 {pct(floor, 99) / 1000:.2f} ms"
     )
     ratio = verify.rps / minimal.rps
     print(
