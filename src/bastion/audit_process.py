@@ -43,7 +43,7 @@ def main() -> int:
     assert isinstance(config, BastionConfig)
     try:
         recorder = audit_recorder_from(config, clock=SystemClock(), base_dir=Path(base_dir))
-        storage = RecordingStorage(open_storage(config.storage.url), recorder)
+        storage = RecordingStorage(open_storage(config.storage.url, one_thread=True), recorder)
         storage.check()
     except BastionError as exc:
         write_frame(replies, ("error", exc.code))

@@ -12,6 +12,7 @@ from dataclasses import asdict, replace
 from datetime import timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -192,6 +193,94 @@ def test_sqlite_begin_refused_by_a_held_write_lock_is_storage_error(sqlite_url: 
         seed_tenant(storage, "acme")  # the lock released, the same connection writes again
     finally:
         holder.close()
+        storage.close()
+
+
+def _connection(uow: object) -> object:
+    """The SQLAlchemy connection a unit of work runs on (a pooled one is new every time)."""
+    return uow._audit._conn  # type: ignore[attr-defined]
+
+
+def test_one_thread_sqlite_storage_keeps_its_writer_connection(sqlite_url: str) -> None:
+    """The audit writer process's storage: writing units of work on its thread reuse one
+    connection (no pool checkout a batch), still under BEGIN IMMEDIATE; a unit that fails
+    gives it back, and another thread's units run on pooled connections beside it."""
+    storage = open_storage(sqlite_url, one_thread=True)
+    storage.migrate()
+    path = sqlite_url.removeprefix("sqlite:///")
+    other = sqlite3.connect(path, isolation_level=None, timeout=0)
+    try:
+        with storage.transaction() as first:
+            first.audit.insert([make_event(1)])
+            kept = _connection(first)
+        with storage.read_only() as seen:  # a pooled connection, never the kept one
+            assert _connection(seen) is not kept
+        with storage.transaction() as again:
+            assert _connection(again) is kept
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("BEGIN IMMEDIATE")  # the kept connection holds the write lock
+            again.audit.insert([make_event(2)])
+        with pytest.raises(ValueError), storage.transaction() as failing:
+            assert _connection(failing) is kept
+            failing.audit.insert([make_event(3)])
+            raise ValueError("the batch fails")
+        with storage.transaction() as after:
+            fresh = _connection(after)
+            assert fresh is not kept
+        elsewhere: list[object] = []
+
+        def write_from_another_thread() -> None:
+            with storage.transaction() as uow:
+                elsewhere.append(_connection(uow))
+                uow.audit.insert([make_event(3)])
+
+        thread = threading.Thread(target=write_from_another_thread)
+        thread.start()
+        thread.join()
+        assert elsewhere and elsewhere[0] is not fresh
+        with storage.read_only() as uow:
+            assert [event.seq for event in uow.audit.iterate()] == [1, 2, 3]
+    finally:
+        other.close()
+        storage.close()
+
+
+def test_one_thread_storage_drops_a_kept_connection_used_outside_a_unit(sqlite_url: str) -> None:
+    """An iterator read after its unit of work ended (a bug in the caller) begins a
+    transaction on the kept connection; the next unit of work starts on a new one instead of
+    failing, and the stray transaction (and its write lock) ends."""
+    storage = open_storage(sqlite_url, one_thread=True)
+    storage.migrate()
+    try:
+        with storage.transaction() as uow:
+            uow.audit.insert([make_event(1)])
+            kept, leaked = _connection(uow), uow.audit.iterate()
+        assert next(leaked).seq == 1
+        with storage.transaction() as uow:
+            assert _connection(uow) is not kept
+            uow.audit.insert([make_event(2)])
+    finally:
+        storage.close()
+
+
+@pytest.mark.postgres
+def test_one_thread_postgres_storage_still_replaces_a_broken_connection(
+    clean_postgres_url: str,
+) -> None:
+    """On PostgreSQL ``one_thread`` keeps pooling: the checkout's ping replaces a connection
+    that a server restart (here: its backend terminated) broke, so no batch fails for it."""
+    storage = open_storage(clean_postgres_url, one_thread=True)
+    storage.migrate()
+    try:
+        with storage.transaction() as uow:
+            uow.audit.insert([make_event(1)])
+            backend = uow.audit._conn.execute(text("SELECT pg_backend_pid()")).scalar()  # type: ignore[attr-defined]
+        dsn = clean_postgres_url.replace("postgresql+psycopg://", "postgresql://", 1)
+        with psycopg.connect(dsn, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (backend,))
+        with storage.transaction() as uow:
+            uow.audit.insert([make_event(2)])
+    finally:
         storage.close()
 
 

@@ -86,14 +86,22 @@ class SQLUnitOfWork:
 class SQLStorage:
     """Storage in a SQL database named by ``url`` (``sqlite:///…`` or ``postgresql+psycopg://…``).
 
-    Safe to share between threads: every unit of work takes its own pooled connection.
+    Safe to share between threads: every unit of work takes its own pooled connection (with
+    ``one_thread``, SQLite's writing units of work on the first writer's thread reuse one).
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, one_thread: bool = False) -> None:
         self._engine = build_engine(url)
         self._sqlite_path = (
             self._engine.url.database if self._engine.dialect.name == "sqlite" else None
         )
+        # ``one_thread`` (the audit writer process): on SQLite, writing units of work reuse
+        # one connection instead of a pool checkout and return each (a sixth of a one-event
+        # audit batch's CPU). A SQLite connection is an open file that nothing can drop; on
+        # PostgreSQL the pool's ping at checkout still replaces a connection a restart broke.
+        self._keep_writer = one_thread and self._sqlite_path is not None
+        self._kept: Connection | None = None
+        self._kept_thread: int | None = None
         self._readers = threading.local()
         self._reader_list: list[sqlite3.Connection] = []
 
@@ -103,7 +111,7 @@ class SQLStorage:
 
         On SQLite it begins with BEGIN IMMEDIATE, so writers (in any process) run one at a time.
         """
-        with self._connection() as conn:
+        with self._writer_connection() as conn:
             with translated("begin a transaction"):
                 transaction = conn.begin()
             unit = SQLUnitOfWork(conn)
@@ -149,6 +157,36 @@ class SQLStorage:
                     except SQLAlchemyError:
                         # Never hand a query-only connection back to the pool for a writer.
                         conn.invalidate()
+
+    @contextmanager
+    def _writer_connection(self) -> Iterator[Connection]:
+        """The connection a writing unit of work runs on: the kept one (``one_thread``, from
+        the thread that first wrote, when no unit of work holds it already), else a pooled
+        one. A unit of work that fails gives its connection back to the pool, kept or not."""
+        if not self._keep_writer or self._kept_thread not in (None, threading.get_ident()):
+            with self._connection() as pooled:
+                yield pooled
+            return
+        conn, self._kept = self._kept, None
+        if conn is not None and conn.in_transaction():  # used outside a unit of work since
+            with suppress(SQLAlchemyError):
+                conn.close()
+            conn = None
+        if conn is None:
+            with translated("open a database connection"):
+                conn = self._engine.connect()
+        self._kept_thread = threading.get_ident()
+        try:
+            yield conn
+        except BaseException:
+            with suppress(SQLAlchemyError):
+                conn.close()
+            raise
+        if conn.invalidated or self._kept is not None:
+            with suppress(SQLAlchemyError):
+                conn.close()
+        else:
+            self._kept = conn
 
     @contextmanager
     def _connection(self) -> Iterator[Connection]:
@@ -205,6 +243,10 @@ class SQLStorage:
             with suppress(sqlite3.Error):
                 reader.close()
         self._reader_list.clear()
+        kept, self._kept = self._kept, None
+        if kept is not None:
+            with suppress(SQLAlchemyError):
+                kept.close()
         self._engine.dispose()
 
 
