@@ -201,3 +201,14 @@ def test_policy_endpoints_for_the_operators_tenant_only(tmp_path: Path) -> None:
         assert "does not parse" in reloaded.json()["lastError"]
         schema = world.client.get(f"{API}/policies/schema", headers=h).json()
         assert "User" in schema[""]["entityTypes"]
+
+
+def test_policy_reads_are_audited_as_policy_read(tmp_path: Path) -> None:
+    (tmp_path / "main.cedar").write_text('@id("p")\npermit(principal, action, resource);\n')
+    extra = f"  policies:\n    files: ['{tmp_path}/main.cedar']\n    reloadInterval: 1h\n"
+    with api_world(tmp_path, extra) as world:
+        assert world.client.get(f"{API}/policies", headers=world.headers("default")).is_success
+        with world.services.storage.transaction() as tx:
+            actions = {e.action for e in tx.audit.query(AuditQuery(limit=1000))}
+    assert "policy.read" in actions
+    assert "policie.read" not in actions

@@ -24,6 +24,12 @@ def workdir(tmp_path: Path) -> Path:
         (["auth", "create-key", "--name", "x", "--scopes", "admin", "--owner", "ghost"], "error: "),
         (["init"], "error: tenant 'default' is already initialised"),
         (["audit", "list", "--since", "1x"], "must be a duration"),
+        (["serve", "--port", "99999"], "--port': Input should be less than or equal to 65535"),
+        (["serve", "--port", "0"], "--port': Input should be greater than or equal to 1"),
+        (
+            ["authz", "check", "-p", "admin", "-a", "read", "-r", "patterns", "--ip", "notanip"],
+            "error: 'notanip' is not an IP address",
+        ),
     ],
 )
 def test_errors_are_one_line_without_traceback(

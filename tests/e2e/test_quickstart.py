@@ -98,3 +98,41 @@ def test_quickstart_curl_lines_behave_as_printed(tmp_path: Path) -> None:
     assert returncode == 0
     assert not _port_open(port)
     assert not _port_open(upstream_port)
+
+
+def _quickstart(directory: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bastion", "quickstart", *args],
+        cwd=directory,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_quickstart_refuses_a_busy_port_before_printing_keys(tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        busy = holder.getsockname()[1]
+        done = _quickstart(tmp_path, "--port", str(busy), "--upstream-port", str(procs.free_port()))
+    assert done.returncode != 0
+    assert "bastion is running" not in done.stdout
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"error: cannot listen on 127.0.0.1:{busy} (Address already in use)"
+    )
+
+
+def test_quickstart_refuses_ports_its_existing_config_does_not_use(tmp_path: Path) -> None:
+    first = procs.free_port()
+    with socket.socket() as holder:  # the first run stops at the busy upstream port
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        _quickstart(tmp_path, "--port", str(first), "--upstream-port", str(holder.getsockname()[1]))
+    assert (tmp_path / "bastion.yaml").exists()
+    other = procs.free_port()
+    done = _quickstart(tmp_path, "--port", str(other))
+    assert done.returncode != 0
+    assert "bastion is running" not in done.stdout
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: --port {other}: ") and f"already sets {first}" in last

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -133,6 +135,36 @@ def ensure_keys(services: Services, *, actor: dict[str, Any]) -> QuickstartKeys:
     return QuickstartKeys(admin=admin_secret, limited=limited.secret)
 
 
+def check_ports(
+    config: BastionConfig, *, port: int | None, upstream_port: int | None, config_path: Path
+) -> None:
+    """Refuse ports asked for on the command line that an existing configuration does not
+    use, and ports another program holds, before anything is started or printed."""
+    gateway = config.gateway
+    upstream = urlsplit(str(gateway.upstream)) if gateway.upstream is not None else None
+    configured = {"--port": gateway.port, "--upstream-port": upstream and upstream.port}
+    for flag, asked in (("--port", port), ("--upstream-port", upstream_port)):
+        if asked is not None and asked != configured[flag]:
+            raise BastionError(
+                f"{flag} {asked}: {config_path} already sets {configured[flag]}; edit it, "
+                "or run quickstart in a new directory"
+            )
+    ensure_port_free(gateway.host, gateway.port)
+    if upstream is not None and upstream.port is not None:
+        ensure_port_free(upstream.hostname or "127.0.0.1", upstream.port)
+
+
+def ensure_port_free(host: str, port: int) -> None:
+    """`BastionError` when ``host:port`` cannot be listened on (another program has it)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise BastionError(f"cannot listen on {host}:{port} ({exc.strerror})") from None
+
+
 def start_sample_upstream(config: BastionConfig) -> subprocess.Popen[bytes]:
     """Run the sample orchestrator on the loopback port named by gateway.upstream."""
     if config.gateway.upstream is None:
@@ -191,7 +223,17 @@ def print_welcome(config: BastionConfig, keys: QuickstartKeys, *, config_path: P
         f'  curl -s -o /dev/null -w "%{{http_code}}\\n" -X POST -H "Authorization: Bearer'
         f' {keys.limited}" {base}/api/patterns/content-classifier/execute',
         "",
-        "Then: bastion audit list --since 1h    (Ctrl-C stops bastion and the sample)",
+        f"Then: {_command()} audit list --since 1h    (Ctrl-C stops bastion and the sample)",
         "",
     ]
     print("\n".join(lines), flush=True)
+
+
+def _command() -> str:
+    """``bastion`` as this shell can run it: the path it was started by unless that is what
+    ``bastion`` alone finds (as after the README's install, where the venv is not on PATH)."""
+    invoked = sys.argv[0]
+    found = shutil.which("bastion")
+    if "/" not in invoked or (found and Path(found).resolve() == Path(invoked).resolve()):
+        return "bastion"
+    return invoked

@@ -75,7 +75,9 @@ def migrate(ctx: typer.Context) -> None:
 def serve(
     ctx: typer.Context,
     host: Annotated[str | None, typer.Option("--host", help="Override gateway.listen.")] = None,
-    port: Annotated[int | None, typer.Option("--port", help="Override gateway.listen.")] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", min=1, max=65535, help="Override gateway.listen.")
+    ] = None,
     log_level: Annotated[str, typer.Option("--log-level")] = "info",
     workers: Annotated[
         int, typer.Option("--workers", min=1, help="Worker processes (one event loop each).")
@@ -131,17 +133,27 @@ def run_gateway(
 
 def quickstart(
     ctx: typer.Context,
-    port: Annotated[int, typer.Option("--port", help="Where bastion listens.")] = 8080,
+    port: Annotated[
+        int | None,
+        typer.Option("--port", min=1, max=65535, help="Where bastion listens [default: 8080]."),
+    ] = None,
     upstream_port: Annotated[
-        int, typer.Option("--upstream-port", help="Where the sample upstream listens.")
-    ] = 9000,
+        int | None,
+        typer.Option(
+            "--upstream-port",
+            min=1,
+            max=65535,
+            help="Where the sample upstream listens [default: 9000].",
+        ),
+    ] = None,
 ) -> None:
     """Try bastion in one command: config, database, a sample upstream and bastion in front."""
     cli = state(ctx)
     path = cli.config_path
     if not path.exists():
-        qs.write_quickstart_config(path, port=port, upstream_port=upstream_port)
+        qs.write_quickstart_config(path, port=port or 8080, upstream_port=upstream_port or 9000)
     services = cli.local_services()
+    qs.check_ports(services.config, port=port, upstream_port=upstream_port, config_path=path)
     warn_not_enforced(services.config)
     services.storage.migrate()
     keys = qs.ensure_keys(services, actor=operator_actor())

@@ -8,6 +8,7 @@ header it received, which the tests use to prove what bastion strips.
 from __future__ import annotations
 
 import itertools
+import json
 from typing import Any
 
 from starlette.applications import Starlette
@@ -34,6 +35,20 @@ def _caller(request: Request) -> dict[str, Any]:
     }
 
 
+def _pattern_body(raw: bytes) -> dict[str, Any] | str:
+    """A pattern's fields from a JSON object body, or what is wrong with the body."""
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, ValueError):
+        return "the body must be a JSON object"
+    if not isinstance(body, dict):
+        return "the body must be a JSON object"
+    agents = body.get("agents", 1)
+    if isinstance(agents, bool) or not isinstance(agents, int) or agents < 0:
+        return "agents must be a whole number"
+    return body
+
+
 def create_app() -> Starlette:
     patterns: dict[str, dict[str, Any]] = {k: dict(v) for k, v in _SEED_PATTERNS.items()}
     agents: dict[str, dict[str, Any]] = {k: dict(v) for k, v in _SEED_AGENTS.items()}
@@ -53,14 +68,16 @@ def create_app() -> Starlette:
         return reply(request, pattern)
 
     async def put_pattern(request: Request) -> JSONResponse:
-        body = await request.json()
+        body = _pattern_body(await request.body())
+        if isinstance(body, str):
+            return reply(request, {"error": body}, 400)
         name = request.path_params.get("id") or str(body.get("name", ""))
         if not name:
             return reply(request, {"error": "a pattern needs a name"}, 400)
         patterns[name] = {
             "name": name,
             "version": str(body.get("version", "1.0.0")),
-            "agents": int(body.get("agents", 1)),
+            "agents": body.get("agents", 1),
         }
         return reply(request, patterns[name], 201 if request.method == "POST" else 200)
 

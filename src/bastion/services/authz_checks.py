@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -84,6 +85,11 @@ class AuthzChecks:
             return [self.check_in(tx, query) for query in queries]
 
     def check_in(self, tx: UnitOfWork, query: CheckQuery) -> CheckResult:
+        if query.client_ip is not None:
+            try:
+                ipaddress.ip_address(query.client_ip)
+            except ValueError:
+                raise RequestRejectedError(f"{query.client_ip!r} is not an IP address") from None
         now = query.time or self._clock.now()
         resource, resource_id = split_resource(query.resource)
         home = tx.tenants.get_by_name(canonical_name(query.tenant or self._default_tenant))

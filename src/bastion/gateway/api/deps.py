@@ -56,7 +56,7 @@ def _credential(bearer: HTTPAuthorizationCredentials | None, api_key: str | None
 
 def require(resource: str, action: str) -> Callable[..., Awaitable[Caller]]:
     """A dependency that admits only callers whose roles ∩ scopes grant ``resource:action``."""
-    event = f"{resource.removesuffix('s')}.{action}"
+    event = f"{_singular(resource)}.{action}"
 
     async def dependency(
         request: Request,
@@ -89,6 +89,13 @@ def require(resource: str, action: str) -> Callable[..., Awaitable[Caller]]:
         return caller
 
     return dependency
+
+
+def _singular(resource: str) -> str:
+    """The audit action's noun: ``users`` → ``user``, ``policies`` → ``policy``."""
+    if resource.endswith("ies"):
+        return resource[:-3] + "y"
+    return resource.removesuffix("s")
 
 
 def _event(request: Request, verdict: Verdict, status: int) -> Any:
