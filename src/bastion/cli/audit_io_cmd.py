@@ -92,7 +92,10 @@ def export_events(
         )
     sealed = f", sealed by key {signer.key_id}" if result.sealed else ""
     span = f" (seq {result.first_seq}-{result.last_seq})" if result.events else ""
-    typer.echo(f"exported {result.events} events{span}{sealed}", err=True)
+    # An empty export is not signed, so `audit verify --export` refuses it: say so now.
+    empty = not result.events and fmt in ("json", "ndjson")
+    unsealed = "; nothing to seal, so it will not verify" if empty else ""
+    typer.echo(f"exported {result.events} events{span}{sealed}{unsealed}", err=True)
 
 
 def _format(value: str) -> ExportFormat:

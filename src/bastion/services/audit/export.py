@@ -25,17 +25,12 @@ from bastion.core.audit_formats import syslog_line as syslog_text
 from bastion.core.audit_verify import ChainVerifier
 from bastion.core.model import AuditEvent, AuditQuery
 from bastion.errors import StorageError
+from bastion.services.audit.export_file import CHECKPOINT_KEY, DOCUMENT_FORMAT, HEADER_KEY
 from bastion.services.audit.recorder import CheckpointSigning
-from bastion.services.audit.verify import (
-    CHECKPOINT_KEY,
-    HEADER_KEY,
-    SignatureCheck,
-    stored_events,
-)
+from bastion.services.audit.verify import SignatureCheck, stored_events
 
 ExportFormat = Literal["json", "ndjson", "csv", "syslog", "cef"]
 FORMATS: tuple[ExportFormat, ...] = ("json", "ndjson", "csv", "syslog", "cef")
-DOCUMENT_FORMAT = "bastion-audit-export/1"
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,31 +3,35 @@
 The database is read a page at a time, each page in its own short transaction (a long read
 would hold SQLite's write lock), up to the head seen at the start. Export files (NDJSON or
 the JSON document `bastion.services.audit.export` writes, plain or gzipped, several in order)
-are read twice: once for their checkpoints, once for their events.
+are read twice by `bastion.services.audit.export_file`, which refuses any other file: once for
+their checkpoints, once for their events. Offline verification fails closed: a file with no
+events proves nothing, so it is refused rather than reported as an empty trail that verifies.
 """
 
 from __future__ import annotations
 
-import gzip
 import itertools
-import json
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from bastion.backends.audit_rows import actor_id, resource_key
 from bastion.backends.protocols import Storage
 from bastion.core.audit import event_hash as compute_hash
 from bastion.core.audit import hash_canonical
-from bastion.core.audit_checkpoint import AuditCheckpoint, checkpoint_from_json
+from bastion.core.audit_checkpoint import AuditCheckpoint
 from bastion.core.audit_verify import ChainVerifier, VerifyReport
 from bastion.core.jcs import CanonicalJSONError
 from bastion.core.model import AuditEvent
 from bastion.errors import RequestRejectedError
+from bastion.services.audit.export_file import ExportScan, exported_events, refuse, scan_export
 
-CHECKPOINT_KEY = "auditCheckpoint"
-HEADER_KEY = "auditExport"
 PAGE = 5000
+NO_EVENTS = (
+    "holds no audit events, so there is nothing to verify (an export of an empty trail"
+    " carries no signed seal)"
+)
 
 SignatureCheck = Callable[[AuditCheckpoint], bool]
 Progress = Callable[[int], None]
@@ -83,36 +87,14 @@ def verify_storage(
     return verifier.finish()
 
 
-def _open(path: Path) -> IO[str]:
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8")
-    return path.open("r", encoding="utf-8")
-
-
-def _records(paths: Sequence[Path]) -> Iterator[dict[str, Any]]:
-    """Every JSON object of the files: NDJSON lines, or the lines of an export document."""
-    for path in paths:
-        with _open(path) as handle:
-            for number, raw in enumerate(handle, start=1):
-                line = raw.strip().rstrip(",")
-                if not line.startswith("{") or not line.endswith("}"):
-                    continue  # the JSON document's own brackets and key lines
-                try:
-                    value = json.loads(line)
-                except ValueError:
-                    raise RequestRejectedError(f"{path.name}:{number}: not JSON") from None
-                if isinstance(value, dict):
-                    yield value
-
-
 def read_export_checkpoints(paths: Sequence[Path]) -> list[AuditCheckpoint]:
-    found = []
-    for record in _records(paths):
-        if CHECKPOINT_KEY in record:
-            try:
-                found.append(checkpoint_from_json(record[CHECKPOINT_KEY]))
-            except ValueError as exc:
-                raise RequestRejectedError(f"a checkpoint record is malformed: {exc}") from None
+    """The checkpoints of files kept elsewhere (``--checkpoints``): each must hold one."""
+    found: list[AuditCheckpoint] = []
+    for path in paths:
+        scan = scan_export(path)
+        if not scan.checkpoints:
+            raise refuse(path, "holds no checkpoints to check the trail against")
+        found += scan.checkpoints
     return found
 
 
@@ -128,26 +110,58 @@ def verify_export(
     signature_valid: SignatureCheck,
     progress: Progress | None = None,
 ) -> VerifyReport:
-    """Verify export files offline: every event must be covered by a valid checkpoint."""
-    verifier = ChainVerifier(
-        read_export_checkpoints(paths), signature_valid=signature_valid, max_unsigned=0
-    )
-    seen = 0
-    for record in _records(paths):
-        if CHECKPOINT_KEY in record or HEADER_KEY in record or "format" in record:
-            continue
+    """Verify export files offline: every event must be covered by a valid checkpoint.
+
+    A file that is not a json or ndjson export, or holds no events, is a
+    `RequestRejectedError`: there is nothing signed in it, so it proves nothing.
+    """
+    if not paths:
+        raise RequestRejectedError("no export file to verify")
+    scans = [scan_export(path) for path in paths]
+    for scan in scans:
+        if not scan.events:
+            raise refuse(scan.path, NO_EVENTS)
+    checkpoints = [checkpoint for scan in scans for checkpoint in scan.checkpoints]
+    verifier = ChainVerifier(checkpoints, signature_valid=signature_valid, max_unsigned=0)
+    events = itertools.chain.from_iterable(exported_events(path) for path in paths)
+    for number, record in enumerate(events, start=1):
         try:
             seq, prev, digest = int(record["seq"]), str(record["prevHash"]), str(record["hash"])
             computed = _exported_hash(record)
         except (KeyError, TypeError, ValueError, CanonicalJSONError):
             seq_field = record.get("seq")
-            position = seq_field if isinstance(seq_field, int) else seen + 1
+            position = seq_field if isinstance(seq_field, int) else number
             verifier.add(position, "", "", "unreadable")
             break
         verifier.add(seq, prev, digest, computed)
-        seen += 1
         if verifier.failed:
             break
-        if progress is not None and seen % PAGE == 0:
+        if progress is not None and number % PAGE == 0:
             progress(PAGE)
-    return verifier.finish()
+    report = verifier.finish()
+    return _check_declared_ranges(report, scans) if report.ok else report
+
+
+def _check_declared_ranges(report: VerifyReport, scans: Sequence[ExportScan]) -> VerifyReport:
+    """An export whose events are not the range its header names was cut (or added to).
+
+    The header is not signed, so this only catches a cut that left the header alone; a cut
+    at a stored checkpoint that also rewrites the header still looks like a shorter export.
+    """
+    for scan in scans:
+        if scan.declared is None or scan.first_seq is None or scan.last_seq is None:
+            continue
+        (first, last), path = scan.declared, scan.path
+        if scan.first_seq > first:
+            broken = first
+            reason = f"{path} starts at seq {scan.first_seq} but its header says {first} (cut)"
+        elif scan.last_seq < last:
+            broken = scan.last_seq + 1
+            reason = f"{path} ends at seq {scan.last_seq} but its header says {last} (truncated)"
+        elif scan.first_seq < first or scan.last_seq > last:
+            broken = scan.first_seq if scan.first_seq < first else last + 1
+            reason = f"{path} holds events outside seq {first}-{last}, the range of its header"
+        else:
+            continue
+        return replace(report, first_broken_seq=broken, reason=reason)
+    return report
