@@ -4,6 +4,7 @@ none may appear in a database, audit file, spool or export they wrote)."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -14,9 +15,10 @@ import pytest
 from bastion.backends import open_storage
 from bastion.backends.protocols import Storage
 from bastion.core.audit_policy import ALL, AuditPolicy
+from bastion.core.audit_verify import VerifyReport
 from bastion.core.masking import FieldMasker
 from bastion.core.model import AuditEvent
-from bastion.crypto.checkpoints import CheckpointSigner
+from bastion.crypto.checkpoints import CheckpointSigner, CheckpointVerifier
 from bastion.services.audit import (
     AuditRecorder,
     NullOutbox,
@@ -25,6 +27,8 @@ from bastion.services.audit import (
     SealPolicy,
     build_event,
 )
+from bastion.services.audit.export import export
+from bastion.services.audit.verify import verify_export
 
 from .secrets_registry import REGISTRY
 
@@ -104,6 +108,28 @@ def make_rig(
         outbox=outbox or NullOutbox(),
     )
     return Rig(RecordingStorage(raw, recorder), recorder, clock, signer, raw)
+
+
+def write_export(rig: Rig, path: Path, fmt: str = "ndjson", **kw: object) -> Path:
+    """``rig``'s trail exported to ``path`` as ``bastion audit export`` writes it."""
+    out = io.StringIO()
+    export(
+        rig.storage,
+        out,
+        fmt=fmt,  # type: ignore[arg-type]
+        since=kw.get("since"),  # type: ignore[arg-type]
+        signer=rig.signer,
+        signature_valid=rig.signer.verifier().valid,
+        now=rig.clock.now(),
+    )
+    path.write_text(out.getvalue())
+    return path
+
+
+def offline(rig: Rig, *paths: Path) -> VerifyReport:
+    """Export files verified with ``rig``'s public key alone."""
+    public = CheckpointVerifier.from_pems([rig.signer.public_pem()])
+    return verify_export(list(paths), signature_valid=public.valid)
 
 
 @pytest.fixture(

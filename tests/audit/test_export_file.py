@@ -7,7 +7,6 @@ of a pruned trail."""
 from __future__ import annotations
 
 import gzip
-import io
 import json
 from collections.abc import Iterator
 from datetime import timedelta
@@ -15,14 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from bastion.core.audit_verify import VerifyReport
-from bastion.crypto.checkpoints import CheckpointVerifier
 from bastion.errors import RequestRejectedError
-from bastion.services.audit.export import export
 from bastion.services.audit.retention import prune
-from bastion.services.audit.verify import read_export_checkpoints, verify_export
+from bastion.services.audit.verify import read_export_checkpoints
 
-from .conftest import Rig, make_rig
+from .conftest import Rig, make_rig, offline, write_export
 
 
 @pytest.fixture
@@ -31,26 +27,6 @@ def trail() -> Iterator[Rig]:
     rig.fill(25)  # checkpoints at 1, 10, 20; an export seals 25
     yield rig
     rig.storage.close()
-
-
-def exported(rig: Rig, path: Path, fmt: str = "ndjson", **kw: object) -> Path:
-    out = io.StringIO()
-    export(
-        rig.storage,
-        out,
-        fmt=fmt,  # type: ignore[arg-type]
-        since=kw.get("since"),  # type: ignore[arg-type]
-        signer=rig.signer,
-        signature_valid=rig.signer.verifier().valid,
-        now=rig.clock.now(),
-    )
-    path.write_text(out.getvalue())
-    return path
-
-
-def offline(rig: Rig, *paths: Path) -> VerifyReport:
-    public = CheckpointVerifier.from_pems([rig.signer.public_pem()])
-    return verify_export(list(paths), signature_valid=public.valid)
 
 
 def refused(rig: Rig, path: Path) -> str:
@@ -84,7 +60,7 @@ def test_offline_verify_rejects_a_binary_file(trail: Rig, tmp_path: Path) -> Non
 
 @pytest.mark.parametrize("fmt", ["csv", "syslog", "cef"])
 def test_offline_verify_rejects_csv_syslog_and_cef(trail: Rig, tmp_path: Path, fmt: str) -> None:
-    path = exported(trail, tmp_path / f"a.{fmt}", fmt)
+    path = write_export(trail, tmp_path / f"a.{fmt}", fmt)
     assert f"a {fmt} audit export, which cannot be verified" in refused(trail, path)
 
 
@@ -93,7 +69,7 @@ def test_offline_verify_rejects_a_truncated_json_export(
     trail: Rig, tmp_path: Path, keep: int
 ) -> None:
     """Cut anywhere: in the header, in the lists, inside the seal, before its last bracket."""
-    whole = exported(trail, tmp_path / "a.json", "json").read_bytes()
+    whole = write_export(trail, tmp_path / "a.json", "json").read_bytes()
     assert whole.endswith(b"]}\n")
     cut = tmp_path / "t.json"
     cut.write_bytes(whole[:keep])
@@ -103,14 +79,14 @@ def test_offline_verify_rejects_a_truncated_json_export(
 def test_offline_verify_rejects_an_ndjson_export_whose_last_line_is_cut(
     trail: Rig, tmp_path: Path
 ) -> None:
-    path = exported(trail, tmp_path / "a.ndjson")
+    path = write_export(trail, tmp_path / "a.ndjson")
     path.write_bytes(path.read_bytes()[:-30])
     assert "ends early" in refused(trail, path)
 
 
 def test_offline_verify_rejects_a_damaged_gzip(trail: Rig, tmp_path: Path) -> None:
     packed = tmp_path / "a.ndjson.gz"
-    packed.write_bytes(gzip.compress(exported(trail, tmp_path / "a.ndjson").read_bytes())[:300])
+    packed.write_bytes(gzip.compress(write_export(trail, tmp_path / "a.ndjson").read_bytes())[:300])
     assert "gzip" in refused(trail, packed)
 
 
@@ -123,7 +99,7 @@ def test_offline_verify_names_a_missing_file(trail: Rig, tmp_path: Path) -> None
 def test_offline_verify_rejects_lines_that_are_not_export_records(
     trail: Rig, tmp_path: Path
 ) -> None:
-    path = exported(trail, tmp_path / "a.ndjson")
+    path = write_export(trail, tmp_path / "a.ndjson")
     lines = path.read_text().splitlines()
     for foreign, problem in [
         ("hello", "not a JSON record"),
@@ -138,7 +114,7 @@ def test_offline_verify_rejects_lines_that_are_not_export_records(
 def test_offline_verify_rejects_a_json_export_that_is_not_as_written(
     trail: Rig, tmp_path: Path
 ) -> None:
-    path = exported(trail, tmp_path / "a.json", "json")
+    path = write_export(trail, tmp_path / "a.json", "json")
     text = path.read_text()
     cases = {
         "after the end": text + '{"seq":26}\n',
@@ -168,7 +144,7 @@ def test_offline_verify_rejects_an_export_of_an_empty_trail(
     """bastion exports an empty trail without a seal: nothing in it is signed, so nothing
     shows it came from bastion or was complete, and it does not verify."""
     rig = make_rig("memory://")
-    path = exported(rig, tmp_path / f"empty.{fmt}", fmt)
+    path = write_export(rig, tmp_path / f"empty.{fmt}", fmt)
     assert problem in refused(rig, path)
 
 
@@ -176,7 +152,7 @@ def test_ndjson_export_cut_at_a_stored_checkpoint_is_found_by_its_header(
     trail: Rig, tmp_path: Path
 ) -> None:
     """Cut after event 20 (checkpointed) with the seal gone, but the header left alone."""
-    path = exported(trail, tmp_path / "a.ndjson")
+    path = write_export(trail, tmp_path / "a.ndjson")
     lines = path.read_text().splitlines()
     cut = next(i for i, line in enumerate(lines) if '"seq":21,"prevHash"' in line)
     path.write_text("\n".join(lines[:cut]) + "\n")
@@ -185,25 +161,25 @@ def test_ndjson_export_cut_at_a_stored_checkpoint_is_found_by_its_header(
 
 
 def test_json_export_on_one_line_still_verifies(trail: Rig, tmp_path: Path) -> None:
-    path = exported(trail, tmp_path / "a.json", "json")
+    path = write_export(trail, tmp_path / "a.json", "json")
     path.write_text(json.dumps(json.loads(path.read_text()), separators=(",", ":")))
     report = offline(trail, path)
     assert report.ok and report.events == 25
 
 
 def test_gzipped_json_export_still_verifies(trail: Rig, tmp_path: Path) -> None:
-    path = exported(trail, tmp_path / "a.json", "json")
+    path = write_export(trail, tmp_path / "a.json", "json")
     packed = tmp_path / "export.bin"  # found by its magic bytes, whatever its name
     packed.write_bytes(gzip.compress(path.read_bytes()))
     assert offline(trail, packed).ok
 
 
 def test_several_exports_in_order_still_verify(trail: Rig, tmp_path: Path) -> None:
-    older = exported(trail, tmp_path / "older.ndjson")
+    older = write_export(trail, tmp_path / "older.ndjson")
     trail.clock.advance(minutes=1)
     since = trail.clock.now()
     trail.fill(7)
-    newer = exported(trail, tmp_path / "newer.json", "json", since=since)
+    newer = write_export(trail, tmp_path / "newer.json", "json", since=since)
     report = offline(trail, older, newer)
     assert report.ok, report.reason
     assert (report.first_seq, report.last_seq) == (1, 32)
@@ -215,7 +191,7 @@ def test_export_of_a_pruned_trail_still_verifies(trail: Rig, tmp_path: Path) -> 
     now = trail.clock.now()
     assert prune(trail.storage, cutoff=now - timedelta(days=365), now=now, tenant="acme").removed
     for fmt in ("json", "ndjson"):
-        report = offline(trail, exported(trail, tmp_path / f"pruned.{fmt}", fmt))
+        report = offline(trail, write_export(trail, tmp_path / f"pruned.{fmt}", fmt))
         assert report.ok, report.reason
         assert report.first_seq == 21
 
@@ -223,7 +199,7 @@ def test_export_of_a_pruned_trail_still_verifies(trail: Rig, tmp_path: Path) -> 
 def test_checkpoints_files_must_hold_checkpoints(trail: Rig, tmp_path: Path) -> None:
     """``audit verify --checkpoints``: the file destination's NDJSON (no header) is read;
     a file that adds no checkpoint would add no check, so it is refused."""
-    path = exported(trail, tmp_path / "a.ndjson")
+    path = write_export(trail, tmp_path / "a.ndjson")
     log = tmp_path / "audit.log"
     log.write_text("\n".join(path.read_text().splitlines()[1:]) + "\n")
     assert [c.seq for c in read_export_checkpoints([log])] == [1, 10, 20, 25]
@@ -234,4 +210,4 @@ def test_checkpoints_files_must_hold_checkpoints(trail: Rig, tmp_path: Path) -> 
     with pytest.raises(RequestRejectedError, match="holds no checkpoints"):
         read_export_checkpoints([events_only])
     with pytest.raises(RequestRejectedError, match="a csv audit export"):
-        read_export_checkpoints([exported(trail, tmp_path / "a.csv", "csv")])
+        read_export_checkpoints([write_export(trail, tmp_path / "a.csv", "csv")])

@@ -5,19 +5,16 @@ forgery (with or without its checkpoints), another key."""
 from __future__ import annotations
 
 import gzip
-import io
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from bastion.core.audit_verify import VerifyReport
-from bastion.crypto.checkpoints import CheckpointSigner, CheckpointVerifier
-from bastion.services.audit.export import export
+from bastion.crypto.checkpoints import CheckpointSigner
 from bastion.services.audit.verify import verify_export
 
-from .conftest import Rig, make_rig
+from .conftest import Rig, make_rig, offline, write_export
 from .tamper import rehash_export_lines
 
 
@@ -27,26 +24,6 @@ def trail(sqlite_url: str) -> Iterator[Rig]:
     rig.fill(25)
     yield rig
     rig.storage.close()
-
-
-def write_export(rig: Rig, path: Path, fmt: str = "ndjson", **kw: object) -> Path:
-    out = io.StringIO()
-    export(
-        rig.storage,
-        out,
-        fmt=fmt,  # type: ignore[arg-type]
-        since=kw.get("since"),  # type: ignore[arg-type]
-        signer=rig.signer,
-        signature_valid=rig.signer.verifier().valid,
-        now=rig.clock.now(),
-    )
-    path.write_text(out.getvalue())
-    return path
-
-
-def offline(rig: Rig, *paths: Path) -> VerifyReport:
-    public = CheckpointVerifier.from_pems([rig.signer.public_pem()])
-    return verify_export(list(paths), signature_valid=public.valid)
 
 
 def edit_lines(path: Path, change: Callable[[list[str]], list[str]]) -> None:
