@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import threading
+import zlib
 from pathlib import Path
 
 # Files that legitimately hold a secret: the key material itself, and the configuration.
@@ -43,9 +44,17 @@ def _contents(path: Path) -> bytes:
     if path.suffix == ".gz":
         try:
             return gzip.decompress(data)
-        except OSError:
-            return data
+        except (OSError, EOFError):
+            # damaged or truncated on purpose: scan what it still yields, and the raw bytes
+            return _partial_gunzip(data) + data
     return data
+
+
+def _partial_gunzip(data: bytes) -> bytes:
+    try:
+        return zlib.decompressobj(wbits=31).decompress(data)
+    except zlib.error:
+        return b""
 
 
 REGISTRY = SecretRegistry()
