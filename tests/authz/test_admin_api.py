@@ -95,6 +95,17 @@ def test_binder_cannot_hand_out_more_than_it_holds(tmp_path: Path) -> None:
             json={"subject": {"type": "user", "name": "binder@example.com"}, "role": "admin"},
         )
         assert attempt.status_code == 403
+        with world.services.storage.transaction() as tx:
+            tenant = tx.tenants.get_by_name("default")
+            tx.principals.create(
+                Principal(
+                    "usr-other",
+                    tenant.id,
+                    PrincipalKind.USER,
+                    "other@example.com",
+                    world.services.clock.now(),
+                )
+            )
         modest = world.client.post(
             f"{API}/bindings",
             headers=world.headers("binder@example.com"),
@@ -212,3 +223,44 @@ def test_policy_reads_are_audited_as_policy_read(tmp_path: Path) -> None:
             actions = {e.action for e in tx.audit.query(AuditQuery(limit=1000))}
     assert "policy.read" in actions
     assert "policie.read" not in actions
+
+
+def test_binding_for_a_subject_that_does_not_exist_is_refused(tmp_path: Path) -> None:
+    with api_world(tmp_path) as world:
+        h = world.headers("default")
+        for kind in ("user", "group", "serviceAccount", "agent"):
+            ghost = world.client.post(
+                f"{API}/bindings",
+                headers=h,
+                json={"subject": {"type": kind, "name": "ghost@example.com"}, "role": "viewer"},
+            )
+            assert ghost.status_code == 400, (kind, ghost.text)
+            assert ghost.headers["content-type"] == "application/problem+json"
+            assert "'ghost@example.com' in tenant 'default'" in ghost.json()["detail"]
+        listed = world.client.get(f"{API}/bindings", headers=h).json()
+        assert "ghost@example.com" not in {b["subject"]["name"] for b in listed}
+
+
+def test_deleting_a_user_through_the_api_deletes_its_bindings(tmp_path: Path) -> None:
+    with api_world(tmp_path) as world:
+        h = world.headers("default")
+        made = world.client.post(f"{API}/users", headers=h, json={"name": "bob@example.com"})
+        assert made.status_code == 201, made.text
+        bound = world.client.post(
+            f"{API}/bindings",
+            headers=h,
+            json={"subject": {"type": "user", "name": "bob@example.com"}, "role": "admin"},
+        )
+        assert bound.status_code == 201
+        assert world.client.delete(f"{API}/users/bob@example.com", headers=h).is_success
+        listed = world.client.get(f"{API}/bindings", headers=h).json()
+        assert bound.json()["id"] not in {b["id"] for b in listed}
+        again = world.client.post(f"{API}/users", headers=h, json={"name": "bob@example.com"})
+        assert again.status_code == 201
+        check = world.client.post(
+            f"{API}/authz/check",
+            headers=h,
+            json={"principal": "bob@example.com", "action": "delete", "resource": "users"},
+        )
+        assert check.status_code == 200, check.text
+        assert check.json()["allowed"] is False

@@ -107,6 +107,7 @@ def test_role_commands_and_cycle_error(workdir: Path) -> None:
     cycle = bastion(["role", "update", "auditor", "--inherits", "lead"], cwd=workdir, check=False)
     assert cycle.returncode == 1
     assert cycle.stderr.strip() == "error: inheritance cycle lead -> auditor -> lead"
+    bastion(["group", "create", "Audit"], cwd=workdir)
     bound = bastion(["role", "bind", "lead", "--group", "Audit", "--expires", "1h"], cwd=workdir)
     assert "group audit → lead" in bound.stdout
     listed = bastion(["role", "list", "--json"], cwd=workdir)
@@ -147,3 +148,33 @@ def test_explain_names_the_platform_binding_that_crossed_tenants(tmp_path: Path)
     assert denied.returncode == 1
     assert "principal of tenant default has no platform binding for other" in denied.stdout
     assert "platform binding:" not in denied.stdout
+
+
+def test_deleted_user_bindings_do_not_pass_to_a_new_user_of_the_same_name_cli(
+    workdir: Path,
+) -> None:
+    bastion(["user", "create", "bob@example.com"], cwd=workdir)
+    bound = bastion(["role", "bind", "admin", "--user", "bob@example.com"], cwd=workdir)
+    binding_id = bound.stdout.split()[2].rstrip(":")
+    bastion(["user", "delete", "bob@example.com"], cwd=workdir)
+    assert binding_id not in bastion(["role", "bindings"], cwd=workdir).stdout
+    bastion(["user", "create", "bob@example.com"], cwd=workdir)
+    explained = bastion(
+        ["authz", "explain", "-p", "bob@example.com", "-a", "delete", "-r", "users"],
+        cwd=workdir,
+        check=False,
+    )
+    assert explained.returncode == 1
+    assert "DENY" in explained.stdout and binding_id not in explained.stdout
+
+
+def test_binding_a_role_to_a_user_that_does_not_exist_is_refused_cli(workdir: Path) -> None:
+    ghost = bastion(
+        ["role", "bind", "admin", "--user", "ghost@example.com"], cwd=workdir, check=False
+    )
+    assert ghost.returncode == 1
+    assert ghost.stderr.strip() == (
+        "error: no user 'ghost@example.com' in tenant 'default'"
+        " (create it before binding a role to it)"
+    )
+    assert "ghost@example.com" not in bastion(["role", "bindings"], cwd=workdir).stdout

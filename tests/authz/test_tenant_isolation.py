@@ -19,6 +19,7 @@ def seed_beta(world: ApiWorld) -> dict[str, str]:
     h = world.headers("beta")
     c = world.client
     c.post(f"{API}/roles", headers=h, json={"name": f"{SECRET}-role", "permissions": ["x:read"]})
+    c.post(f"{API}/users", headers=h, json={"name": f"{SECRET}@b.example"}).raise_for_status()
     binding = c.post(
         f"{API}/bindings",
         headers=h,

@@ -17,7 +17,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from bastion.core.model import PrincipalKind
+from bastion.core.model import AuditQuery, PrincipalKind, RoleBinding, SubjectType
 from bastion.errors import AuthenticationError
 from bastion.services.access import AccessService, RequestFacts, Verdict
 from bastion.services.authn import Authenticated, Authenticator
@@ -542,3 +542,21 @@ def test_own_tokens_are_identified_reading_only_external_ones_in_a_unit_that_wri
     caller = federated.identify(idp_token(idp_key, idp_claims(world)))
     assert caller.identity.principal.name == "pat@example.com"  # provisioned
     assert units == ["transaction"]
+
+
+def test_external_user_provisioned_under_a_leftover_binding_name_does_not_inherit_it(
+    world: World, external: Any, idp_key: rsa.RSAPrivateKey
+) -> None:
+    # What an older bastion left when it deleted pat@example.com without its bindings.
+    stale = RoleBinding(
+        "bnd_left", world.tenant.id, SubjectType.USER, "pat@example.com", "admin", world.clock.now()
+    )
+    with world.services.storage.transaction() as tx:
+        tx.bindings.create(stale)
+    verifier, _, _ = external
+    authenticated = verify_with(world, verifier, idp_token(idp_key, idp_claims(world)))
+    assert authenticated.principal.name == "pat@example.com"  # provisioned now
+    with world.services.storage.transaction() as tx:
+        assert tx.bindings.for_subject(world.tenant.id, SubjectType.USER, "pat@example.com") == []
+        created = tx.audit.query(AuditQuery(action="user.create", limit=1000))[-1]
+    assert created.details == {"provisioned": "jwt", "staleBindingsDeleted": ["bnd_left"]}

@@ -133,7 +133,7 @@ def add_principal_commands(app: typer.Typer, kind: PrincipalKind, noun: str) -> 
 
     @app.command("delete")
     def delete(ctx: typer.Context, name: str, tenant: TenantOption = None) -> None:
-        """Delete, with every credential and group membership."""
+        """Delete, with every credential, group membership and stored role binding."""
         remote = remote_of(ctx, tenant)
         if remote is not None:
             deleted_name = remote.delete(f"{path}/{segment(name)}")["name"]

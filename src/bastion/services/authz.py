@@ -114,7 +114,7 @@ class Authorizer:
         self._version = -1
         self._polled_at = float("-inf")
         self._tenants: dict[str, TenantModel] = {}
-        self._access: dict[tuple[str, str, str, tuple[str, ...]], PrincipalAccess] = {}
+        self._access: dict[tuple[str, str, str, str, tuple[str, ...]], PrincipalAccess] = {}
         self._scopes: dict[tuple[str, ...], ScopeIndex] = {}
 
     # -- caches ---------------------------------------------------------------------------
@@ -170,7 +170,9 @@ class Authorizer:
         model = self.tenant_model(tx, tenant)
         generation = self._generation
         groups = tuple(tx.groups.groups_of(tenant.id, principal.id))
-        key = (tenant.id, str(principal.kind), principal.name, groups)
+        # The id too: a principal created under a deleted one's name must never meet the
+        # deleted one's compiled access, even before this replica sees the new version.
+        key = (tenant.id, principal.id, str(principal.kind), principal.name, groups)
         access = self._access.get(key)
         if access is None or not access.fresh(now):
             offered = self._offered(tx, model, principal, groups)

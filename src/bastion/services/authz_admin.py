@@ -23,6 +23,7 @@ from bastion.services.audit import append_events, build_event
 from bastion.services.authz import Authorizer
 from bastion.services.authz_model import compile_catalog, role_definition
 from bastion.services.clock import Clock
+from bastion.services.subject_bindings import require_subject
 
 T = TypeVar("T")
 
@@ -216,6 +217,7 @@ class AuthzAdmin:
             catalog = compile_catalog(self._authorizer.settings, tx.roles.list(tenant.id))
             if role not in catalog:
                 raise RequestRejectedError(f"unknown role {role}")
+            require_subject(tx, tenant, SubjectType(subject_type), subject_name)
             binding = RoleBinding(
                 new_id("bnd"),
                 tenant.id,

@@ -4,7 +4,9 @@ transaction.
 
 Names are canonicalised once (NFKC + casefold, `bastion.core.names`), so look-alike spellings
 of a login meet the same account. Disabling or deleting anything that can hold a credential
-advances the revocation epoch, so cached credentials stop working on the next request.
+advances the revocation epoch, so cached credentials stop working on the next request. A
+principal's stored role bindings go with it, so a later principal of the same name starts
+with none (`bastion.services.subject_bindings`).
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from typing import Any
 
 from bastion.backends.protocols import UnitOfWork
 from bastion.core.ids import new_id
-from bastion.core.model import Principal, PrincipalKind, Tenant
+from bastion.core.model import Principal, PrincipalKind, SubjectType, Tenant
 from bastion.core.names import canonical_name
 from bastion.errors import NotFoundError
 from bastion.services.changes import record, toggle_action, valid_name
+from bastion.services.subject_bindings import delete_bindings_of
 from bastion.services.tenant_directory import TenantDirectory, TenantView
 
 # Re-exported: the rest of bastion records identity changes and names tenants through here.
@@ -57,7 +60,10 @@ class DirectoryService(TenantDirectory):
         details: dict[str, Any] | None = None,
         principal_id: str | None = None,
     ) -> Principal:
-        """Create a principal inside the caller's transaction, with its ``<kind>.create`` event."""
+        """Create a principal inside the caller's transaction, with its ``<kind>.create`` event.
+
+        Stored bindings left under its name by an older bastion (which kept them when a
+        principal was deleted) are deleted, not inherited; the event lists them."""
         now = self._clock.now()
         principal = Principal(
             id=principal_id or new_id(ID_PREFIX[kind]),
@@ -68,6 +74,9 @@ class DirectoryService(TenantDirectory):
             display_name=display_name.strip(),
         )
         tx.principals.create(principal)
+        stale = delete_bindings_of(tx, tenant.id, SubjectType(kind.value), principal.name)
+        if stale:
+            details = {**(details or {}), "staleBindingsDeleted": stale}
         resource = {"type": RESOURCE[kind], "id": principal.name}
         record(
             tx,
@@ -152,7 +161,8 @@ class DirectoryService(TenantDirectory):
     def delete(
         self, *, tenant_name: str, kind: PrincipalKind, name: str, actor: dict[str, Any]
     ) -> Principal:
-        """Delete a principal with every credential and group membership it has."""
+        """Delete a principal with every credential, group membership and stored role binding
+        it has (the bindings name it, and would pass to the next principal of its name)."""
         now = self._clock.now()
         with self._storage.transaction() as tx:
             tenant = tx.tenants.get_by_name(canonical_name(tenant_name))
@@ -161,6 +171,8 @@ class DirectoryService(TenantDirectory):
             tx.refresh_tokens.delete_owned(tenant.id, principal.id)
             tx.passwords.delete(tenant.id, principal.id)
             tx.groups.forget_principal(tenant.id, principal.id)
+            subject = SubjectType(kind.value)
+            bindings = delete_bindings_of(tx, tenant.id, subject, principal.name)
             tx.principals.delete(tenant.id, principal.id)
             epoch = self._revoker.bump(tx)
             resource = {"type": RESOURCE[kind], "id": principal.name}
@@ -171,7 +183,7 @@ class DirectoryService(TenantDirectory):
                 now=now,
                 actor=actor,
                 resource=resource,
-                details={"apiKeysDeleted": keys},
+                details={"apiKeysDeleted": keys, "bindingsDeleted": bindings},
             )
         self._revoker.announce(epoch)
         return principal

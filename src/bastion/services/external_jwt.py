@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from bastion.backends.protocols import UnitOfWork
 from bastion.core.ids import new_id
-from bastion.core.model import Principal, PrincipalKind, Tenant
+from bastion.core.model import Principal, PrincipalKind, SubjectType, Tenant
 from bastion.core.names import canonical_name
 from bastion.crypto.jwt import (
     InvalidJwtError,
@@ -39,6 +39,7 @@ from bastion.services.authn import Authenticated
 from bastion.services.clock import Clock
 from bastion.services.directory import record
 from bastion.services.revocation import RevocationState
+from bastion.services.subject_bindings import delete_bindings_of
 from bastion.services.verified_cache import Prechecked, Verified, VerifiedCache
 
 
@@ -224,6 +225,11 @@ class ExternalJwtVerifier:
     def _provision(self, tx: UnitOfWork, tenant: Tenant, name: str, now: datetime) -> Principal:
         principal = Principal(new_id("usr"), tenant.id, PrincipalKind.USER, name, now)
         tx.principals.create(principal)
+        # As for any new principal: bindings an older bastion left under the name are not its.
+        details: dict[str, Any] = {"provisioned": "jwt"}
+        stale = delete_bindings_of(tx, tenant.id, SubjectType.USER, name)
+        if stale:
+            details["staleBindingsDeleted"] = stale
         actor = {"type": "issuer", "id": self._settings.issuer, "via": "jwt"}
         record(
             tx,
@@ -232,7 +238,7 @@ class ExternalJwtVerifier:
             now=now,
             actor=actor,
             resource={"type": "user", "id": name},
-            details={"provisioned": "jwt"},
+            details=details,
         )
         return principal
 

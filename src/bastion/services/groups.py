@@ -3,6 +3,8 @@
 Role bindings can name a group (subject type ``group``); the authorizer reads memberships
 through ``tx.groups.groups_of``. Membership changes are audited with the change and advance
 the authorization version, so cached decisions that depended on the membership are dropped.
+A group's stored bindings go with it, so a later group of the same name starts with none
+(`bastion.services.subject_bindings`).
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ from typing import Any
 
 from bastion.backends.protocols import Storage, UnitOfWork
 from bastion.core.ids import new_id
-from bastion.core.model import Group, Principal, Tenant
+from bastion.core.model import Group, Principal, SubjectType, Tenant
 from bastion.core.names import canonical_name
 from bastion.services.clock import Clock
 from bastion.services.directory import record, valid_name
+from bastion.services.subject_bindings import delete_bindings_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +46,10 @@ class GroupService:
                 display_name=display_name.strip(),
             )
             tx.groups.create(group)
-            self._record(tx, "group.create", tenant, group, actor)
+            # Only a database written before bindings went with their group can hold these.
+            stale = delete_bindings_of(tx, tenant.id, SubjectType.GROUP, group.name)
+            details = {"staleBindingsDeleted": stale} if stale else None
+            self._record(tx, "group.create", tenant, group, actor, details)
         return group
 
     def list(self, *, tenant_name: str) -> list[GroupView]:
@@ -68,12 +74,15 @@ class GroupService:
         return changed
 
     def delete(self, *, tenant_name: str, name: str, actor: dict[str, Any]) -> Group:
+        """Delete a group with its memberships and the stored role bindings that name it."""
         with self._storage.transaction() as tx:
             tenant = _tenant(tx, tenant_name)
             group = tx.groups.get_by_name(tenant.id, canonical_name(name))
+            bindings = delete_bindings_of(tx, tenant.id, SubjectType.GROUP, group.name)
             tx.groups.delete(tenant.id, group.id)
             tx.authz_versions.bump()
-            self._record(tx, "group.delete", tenant, group, actor)
+            details = {"bindingsDeleted": bindings}
+            self._record(tx, "group.delete", tenant, group, actor, details)
         return group
 
     def add_member(
