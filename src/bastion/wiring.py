@@ -5,16 +5,19 @@ The CLI and `bastion.gateway.app.build_app` both start here; nothing else constr
 
 from __future__ import annotations
 
+import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
-from bastion.backends import open_storage
+from bastion.backends import MEMORY_URL, open_storage
 from bastion.backends.protocols import Storage
 from bastion.config import BastionConfig
 from bastion.core.model import PrincipalKind
 from bastion.core.netrules import Allowlist
 from bastion.core.routes import PathSet, RouteSpec, RouteTable
 from bastion.crypto.keys import KeyedHasher, WeakPepperError
-from bastion.errors import ConfigError, ConfigIssue
+from bastion.errors import ConfigError, ConfigIssue, PolicyError
 from bastion.services.access import AccessService, CertificateLogin
 from bastion.services.apikeys import ApiKeyService
 from bastion.services.authn import Authenticator
@@ -24,10 +27,11 @@ from bastion.services.authz_config import (
     ModelBus,
     authz_settings_from,
     build_authz,
+    policy_engine_from,
 )
 from bastion.services.clock import Clock, SystemClock
 from bastion.services.revocation import RevocationState, Revoker
-from bastion.wiring_audit import recording_storage
+from bastion.wiring_audit import checkpoint_signer_from, field_masker_from, recording_storage
 from bastion.wiring_identity import IdentityServices, broadcast_from, build_identity
 
 
@@ -120,6 +124,93 @@ def authz_bus_from(config: BastionConfig) -> ModelBus | None:
     from bastion.backends.redis.authz_bus import RedisModelBroadcast
 
     return RedisModelBroadcast(config.storage.redis_url, prefix=config.storage.redis_prefix)
+
+
+def check_startup(config: BastionConfig, *, config_dir: Path) -> None:
+    """Every refusal of `bastion serve` that needs neither the network nor the database and
+    changes nothing: the pepper, RBAC switched off, the audit signing key, the policy files
+    (read, parsed and validated against the schema) and the TLS settings and files.
+    ``config_dir`` is the directory of bastion.yaml. `bastion config validate` runs exactly
+    this, so it says ok only when serve would start as far as configuration goes.
+
+    Raises ConfigError with every issue found (one per key: a missing pepper is one issue).
+    """
+    from bastion.gateway.server import tls_options  # the server's own reading of security.mtls
+
+    checks: list[Callable[[], object]] = [
+        lambda: hasher_from(config),
+        lambda: authorizer_from(config),
+        lambda: checkpoint_signer_from(config),
+        lambda: field_masker_from(config),
+        lambda: first_policy_set(config),
+        lambda: tls_options(config, config_dir=config_dir),
+        lambda: check_tls_files(config),
+    ]
+    issues: list[ConfigIssue] = []
+    for check in checks:
+        try:
+            check()
+        except ConfigError as exc:
+            reported = {issue.path for issue in issues}
+            issues.extend(issue for issue in exc.issues if issue.path not in reported)
+    if issues:
+        raise ConfigError(issues)
+
+
+def first_policy_set(config: BastionConfig) -> None:
+    """Load ``security.policies`` once, as serve does; ConfigError naming the key if it fails."""
+    try:
+        # The engine writes to storage only when it reloads; this one is dropped at once.
+        policy_engine_from(config, storage=open_storage(MEMORY_URL), clock=SystemClock())
+    except PolicyError as exc:
+        schema = config.security.policies.schema_file
+        key = "schema" if schema is not None and str(exc).startswith(f"{schema}:") else "files"
+        raise ConfigError([ConfigIssue(f"security.policies.{key}", str(exc))]) from None
+
+
+class _EncryptedKeyError(Exception):
+    """The TLS key asks for a passphrase: only the server's start can check it."""
+
+
+def _ask_passphrase() -> bytes:
+    raise _EncryptedKeyError
+
+
+def check_tls_files(config: BastionConfig) -> None:
+    """``security.mtls`` files load as the server will load them (paths are absolute here)."""
+    mtls = config.security.mtls
+    if not mtls.enabled:
+        return
+    files = {"serverCert": mtls.server_cert, "serverKey": mtls.server_key}
+    if mtls.client_auth != "none":
+        files["clientCA"] = mtls.client_ca
+    problems = {key: _unreadable(path) for key, path in files.items() if path is not None}
+    issues = [ConfigIssue(f"security.mtls.{k}", p) for k, p in problems.items() if p is not None]
+    readable = {key for key, problem in problems.items() if problem is None}
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    if mtls.server_cert and mtls.server_key and {"serverCert", "serverKey"} <= readable:
+        try:
+            context.load_cert_chain(mtls.server_cert, mtls.server_key, password=_ask_passphrase)
+        except _EncryptedKeyError:
+            pass  # the server asks for the passphrase when it starts
+        except ssl.SSLError:
+            invalid = "must be a PEM certificate, and serverKey its PEM private key"
+            issues.append(ConfigIssue("security.mtls.serverCert", invalid))
+    if mtls.client_ca and "clientCA" in readable:
+        try:
+            context.load_verify_locations(cafile=mtls.client_ca)
+        except ssl.SSLError:
+            issues.append(ConfigIssue("security.mtls.clientCA", "must hold PEM CA certificates"))
+    if issues:
+        raise ConfigError(issues)
+
+
+def _unreadable(path: str) -> str | None:
+    try:
+        with open(path, "rb"):
+            return None
+    except OSError as exc:
+        return f"cannot read {path}: {exc.strerror or 'unreadable'}"
 
 
 def build_services(

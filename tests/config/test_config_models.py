@@ -129,6 +129,11 @@ def test_route_event_strips_only_one_trailing_s() -> None:
     )
 
 
+def test_route_event_of_an_ies_resource_is_the_y_noun_as_on_the_admin_api() -> None:
+    route = RouteConfig(method="GET", path="/policies", resource="policies", action="read")
+    assert route.effective_event == "policy.read"
+
+
 def test_route_table_loads_from_yaml_in_order() -> None:
     gateway = load(
         """

@@ -7,8 +7,9 @@ from datetime import timedelta
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from bastion.config import ByteSize, Duration, parse_byte_size, parse_duration
+from bastion.config import ByteSize, Duration, parse_byte_size, parse_config, parse_duration
 from bastion.config.units import format_duration
+from bastion.errors import ConfigError
 
 DAY = timedelta(days=1)
 
@@ -86,3 +87,34 @@ def test_units_validate_inside_models_and_must_be_positive() -> None:
     with pytest.raises(ValidationError) as caught:
         Limits.model_validate({"wait": "0s", "body": 0})
     assert [error["type"] for error in caught.value.errors()] == ["greater_than", "greater_than"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "99999999999999999999d",
+        "1000000000d",
+        "142857143w",
+        "1" + "0" * 5000 + "s",
+        "86400000000000",
+        10**20,
+        -(10**20),
+    ],
+)
+def test_duration_beyond_what_a_timedelta_holds_is_too_large(value: object) -> None:
+    with pytest.raises(ValueError, match=r"^is too large \(at most 999999999d\)$"):
+        parse_duration(value)
+
+
+@pytest.mark.parametrize("value", ["999999999d", "0000000000000000000001s", "10000000000s"])
+def test_long_numbers_within_range_are_durations(value: str) -> None:
+    assert parse_duration(value) <= timedelta(days=999_999_999)
+
+
+def test_too_large_duration_in_a_config_is_one_line() -> None:
+    for written in ("99999999999999999999d", "99999999999999999999"):
+        with pytest.raises(ConfigError) as caught:
+            parse_config(f"security: {{audit: {{retention: {written}}}}}", environ={})
+        assert [str(i) for i in caught.value.issues] == [
+            "security.audit.retention: is too large (at most 999999999d)"
+        ]

@@ -1,4 +1,8 @@
-"""``bastion config validate``: every problem with its key path, and what is not yet enforced."""
+"""``bastion config validate``: every problem with its key path, and what is not yet enforced.
+
+It runs the same start-up checks as ``bastion serve`` (`bastion.wiring.check_startup`), so
+``ok`` means serve would start as far as configuration goes.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import typer
 from bastion.cli.context import state
 from bastion.config import describe_not_yet_enforced, load_config
 from bastion.errors import ConfigError
+from bastion.wiring import check_startup
 
 app = typer.Typer(help="Check configuration.", no_args_is_help=True)
 
@@ -26,6 +31,7 @@ def validate(
         raise typer.Exit(1)
     try:
         config = load_config(path)
+        check_startup(config, config_dir=path.resolve().parent)
     except ConfigError as exc:
         for issue in exc.issues:
             typer.echo(str(issue))

@@ -12,7 +12,7 @@ from bastion.cli import quickstart as qs
 from bastion.cli.context import operator_actor, state
 from bastion.config import BastionConfig, describe_not_yet_enforced
 from bastion.services.bootstrap import initialise
-from bastion.wiring import Services
+from bastion.wiring import Services, build_services, check_startup
 from bastion.wiring_identity import seed_basic_auth_users
 
 
@@ -85,7 +85,10 @@ def serve(
 ) -> None:
     """Run the gateway (reverse proxy and forward-auth) on gateway.listen; migrates first."""
     cli = state(ctx)
-    services = cli.local_services()
+    config = cli.load()
+    # The checks `bastion config validate` runs, all reported at once, before any change.
+    check_startup(config, config_dir=cli.config_path.resolve().parent)
+    services = build_services(config)
     warn_not_enforced(services.config)
     limits = services.config.security.rate_limit
     if workers > 1 and limits.enabled and services.config.storage.redis_url is None:

@@ -20,9 +20,9 @@ from typing import Literal
 
 from pydantic import ValidationError
 
-from bastion.config.loader import _read_yaml as read_yaml
 from bastion.config.loader import format_key_path
 from bastion.config.models_base import ConfigModel, NonEmptyStr, UtcDatetime
+from bastion.config.yaml_reader import read_yaml
 from bastion.errors import ConfigError, ConfigIssue
 
 

@@ -1,26 +1,27 @@
 """Reading bastion.yaml: YAML, ``${VAR}`` expansion, ``env:``/``file:`` references, error messages.
 
-Order of work: parse the YAML (duplicate keys are an error), resolve references in every string
-value, validate with the pydantic models, then translate every problem into a ``ConfigIssue``
-located by its dotted key path as written in the file (``gateway.routes[2].method``). Messages
-never contain a value from the file, so a secret cannot leak through an error.
+Order of work: parse the YAML (`bastion.config.yaml_reader`: duplicate keys are an error),
+resolve references in every string value (marking what they yield as ``ReferencedText``, the
+only strings a boolean or number key accepts), validate with the pydantic models, then translate
+every problem into a ``ConfigIssue`` located by its dotted key path as written in the file
+(``gateway.routes[2].method``). Messages never contain a value from the file, so a secret
+cannot leak through an error.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
-import yaml
 from pydantic import ValidationError
-from pydantic_core import ErrorDetails
 
+from bastion.config.issues import validation_issues
 from bastion.config.models import BastionConfig
-from bastion.config.models_base import KeyPath, NestedValueError, format_key_path
+from bastion.config.models_base import KeyPath, ReferencedText, format_key_path
 from bastion.config.paths import anchor_paths
+from bastion.config.yaml_reader import MAX_DEPTH, read_yaml
 from bastion.errors import ConfigError, ConfigIssue, SecretReferenceError
 
 __all__ = ["format_key_path", "load_config", "parse_config"]
@@ -70,7 +71,7 @@ def parse_config(
     Raises SecretReferenceError when a reference does not resolve, else ConfigError, each
     carrying every issue found, in file order.
     """
-    data = _read_yaml(text, source)
+    data = read_yaml(text, source)
     if data is None:  # an empty file, or only comments
         data = {}
     if not isinstance(data, dict):
@@ -98,36 +99,6 @@ def parse_config(
     raise (SecretReferenceError if resolver.issues else ConfigError)(ordered)
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """``yaml.safe_load`` that refuses a key written twice in one mapping (which one wins?)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
-        seen: set[object] = set()
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            key = self.construct_object(key_node, deep=deep)
-            if isinstance(key, Hashable) and key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key}", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep)
-
-
-def _read_yaml(text: str, source: str) -> object:
-    try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        problem = exc.problem or exc.context or "not valid YAML"
-        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        raise ConfigError([ConfigIssue("", f"{where}: {problem}")]) from None
-    except yaml.YAMLError:
-        # Other YAML errors quote the offending text; say nothing about it.
-        raise ConfigError([ConfigIssue("", f"{source}: not valid YAML")]) from None
-
-
 class _ReferenceResolver:
     """Copies the raw YAML data with ``${VAR}``, ``env:`` and ``file:`` resolved; notes issues."""
 
@@ -141,6 +112,9 @@ class _ReferenceResolver:
         self._budget -= 1
         if self._budget < 0:
             raise ConfigError([ConfigIssue("", f"the file has more than {_MAX_VALUES} values")])
+        if len(path) > MAX_DEPTH:  # aliases can nest deeper than the text does
+            message = f"nested deeper than {MAX_DEPTH} levels"
+            raise ConfigError([ConfigIssue(format_key_path(path[:MAX_DEPTH]), message)])
         if isinstance(value, dict):
             return {key: self.resolve(item, (*path, str(key))) for key, item in value.items()}
         if isinstance(value, list):
@@ -159,9 +133,11 @@ class _ReferenceResolver:
             if expanded is None:
                 return value
             resolved = self._env(expanded, path) if scheme == "env" else self._file(expanded, path)
-            return value if resolved is None else resolved
+            return value if resolved is None else ReferencedText(resolved)
         expanded = self._expand(value, path)
-        return value if expanded is None else expanded
+        if expanded is None or expanded == value:
+            return value
+        return ReferencedText(expanded)
 
     def _expand(self, value: str, path: KeyPath) -> str | None:
         """``${VAR}`` and ``${VAR:-default}`` substituted; None (issues recorded) on failure."""
@@ -221,83 +197,6 @@ class _ReferenceResolver:
             self.issues.append((path, f"file {target} is not UTF-8 text"))
             return None
         return text.removesuffix("\n").removesuffix("\r") if text.endswith("\n") else text
-
-
-def validation_issues(exc: ValidationError) -> list[tuple[KeyPath, str]]:
-    """Every pydantic error as (key path, short message), in pydantic's order."""
-    issues: list[tuple[KeyPath, str]] = []
-    errors = exc.errors(include_url=False, include_input=False)
-    for error in errors:
-        loc = tuple(error["loc"])
-        # A list whose items failed also counts as "too short"; the item errors say it better.
-        if error["type"] == "too_short" and _has_errors_below(loc, errors):
-            continue
-        cause = error.get("ctx", {}).get("error")
-        if isinstance(cause, NestedValueError):
-            issues.extend(((*loc, *relative), message) for relative, message in cause.issues)
-        else:
-            issues.append((loc, error_message(error)))
-    return issues
-
-
-def _has_errors_below(loc: KeyPath, errors: list[ErrorDetails]) -> bool:
-    depth = len(loc)
-    return any(len(e["loc"]) > depth and tuple(e["loc"][:depth]) == loc for e in errors)
-
-
-_FIXED_MESSAGES: Mapping[str, str] = {
-    "extra_forbidden": "unknown key",
-    "missing": "required key is missing",
-    "int_parsing": "must be an integer",
-    "int_type": "must be an integer",
-    "int_from_float": "must be an integer",
-    "float_parsing": "must be a number",
-    "float_type": "must be a number",
-    "bool_parsing": "must be true or false",
-    "bool_type": "must be true or false",
-    "string_type": "must be a string",
-    "list_type": "must be a list",
-    "tuple_type": "must be a list",
-    "set_type": "must be a list",
-    "dict_type": "must be a mapping",
-    "model_type": "must be a mapping",
-    "model_attributes_type": "must be a mapping",
-    "datetime_type": "must be a date and time like 2025-01-31T00:00:00Z",
-    "datetime_parsing": "must be a date and time like 2025-01-31T00:00:00Z",
-    "datetime_from_date_parsing": "must be a date and time like 2025-01-31T00:00:00Z",
-}
-
-_BOUND_MESSAGES: Mapping[str, str] = {
-    "greater_than": "must be greater than {gt}",
-    "greater_than_equal": "must be at least {ge}",
-    "less_than": "must be less than {lt}",
-    "less_than_equal": "must be at most {le}",
-    "string_too_short": "must be at least {min_length} characters",
-    "string_too_long": "must be at most {max_length} characters",
-    "too_short": "must have at least {min_length} items",
-    "too_long": "must have at most {max_length} items",
-}
-
-_QUOTED = re.compile(r"'([^']*)'")
-
-
-def error_message(error: ErrorDetails) -> str:
-    """A short, value-free message for one pydantic error."""
-    kind = error["type"]
-    ctx: dict[str, Any] = dict(error.get("ctx") or {})
-    if kind in _FIXED_MESSAGES:
-        return _FIXED_MESSAGES[kind]
-    if kind in ("string_too_short", "too_short") and ctx.get("min_length") == 1:
-        return "must not be empty"
-    if kind in _BOUND_MESSAGES:
-        return _BOUND_MESSAGES[kind].format(**ctx)
-    if kind in ("literal_error", "enum"):
-        choices = _QUOTED.findall(str(ctx.get("expected", "")))
-        return "must be one of: " + ", ".join(choices) if choices else "is not an allowed value"
-    if kind in ("value_error", "assertion_error") and "error" in ctx:
-        return str(ctx["error"])
-    message = error["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
-    return message[:1].lower() + message[1:]
 
 
 def _in_file_order(issues: list[tuple[KeyPath, str]], data: object) -> list[tuple[KeyPath, str]]:

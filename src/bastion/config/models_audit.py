@@ -8,6 +8,7 @@ from typing import Annotated, Literal, get_args
 from pydantic import Field, field_validator, model_validator
 
 from bastion.config.models_base import (
+    Bool,
     ConfigModel,
     HttpUrl,
     NestedValueError,
@@ -55,7 +56,7 @@ class RotationConfig(ConfigModel):
 
     max_size: ByteSize | None = None
     max_age: Duration | None = None
-    compress: bool = False
+    compress: Bool = False
 
 
 class AuditFileConfig(ConfigModel):
@@ -82,7 +83,7 @@ class SplunkConfig(ConfigModel):
     port: Port = 8088
     token: Secret
     index: NonEmptyStr | None = None
-    tls: bool = True
+    tls: Bool = True
     ca_file: NonEmptyStr | None = None
 
 
@@ -130,8 +131,8 @@ class SpoolConfig(ConfigModel):
 class AuditConfig(ConfigModel):
     """The tamper-evident audit trail."""
 
-    enabled: bool = True
-    required: bool = True
+    enabled: Bool = True
+    required: Bool = True
     events: tuple[AuditEventKind, ...] = ALL_AUDIT_EVENTS
     level: AuditLevel = "standard"
     destination: AuditDestination | tuple[AuditDestination, ...] = "database"

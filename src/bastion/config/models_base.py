@@ -64,16 +64,49 @@ def _located(path: KeyPath, message: str) -> str:
     return f"{format_key_path(path)}: {message}" if path else message
 
 
-def _reject_bool(value: object) -> object:
-    # YAML reads `yes`/`true` as booleans and Python would quietly take them as 1.
-    if isinstance(value, bool):
-        raise PydanticCustomError("int_type", "Input should be a valid integer")
-    return value
+class ReferencedText(str):
+    """A string the loader took from ``${VAR}``, ``env:`` or ``file:``.
+
+    Environment variables and files only hold text, so these are the one kind of string a
+    boolean or number key accepts (``maxConcurrent: ${MAX}``); written in the file, ``"12"``
+    or ``"yes"`` is an error. Validated values are plain ``str`` again.
+    """
+
+    __slots__ = ()
 
 
-PositiveInt = Annotated[int, BeforeValidator(_reject_bool), Field(gt=0)]
-PositiveFloat = Annotated[float, BeforeValidator(_reject_bool), Field(gt=0)]
-Port = Annotated[int, BeforeValidator(_reject_bool), Field(ge=1, le=65535)]
+def _strict_bool(value: object) -> object:
+    # YAML gives real booleans; a string ("yes", "true") or a number is a mistake.
+    if isinstance(value, bool | ReferencedText):
+        return value
+    raise PydanticCustomError("bool_type", "Input should be a valid boolean")
+
+
+def _strict_int(value: object) -> object:
+    # Python would quietly take True as 1, 12.0 as 12 and "12" as 12.
+    if isinstance(value, int | ReferencedText) and not isinstance(value, bool):
+        return value
+    raise PydanticCustomError("int_type", "Input should be a valid integer")
+
+
+def _strict_float(value: object) -> object:
+    if isinstance(value, int | float | ReferencedText) and not isinstance(value, bool):
+        return value
+    raise PydanticCustomError("float_type", "Input should be a valid number")
+
+
+Bool = Annotated[bool, BeforeValidator(_strict_bool)]
+"""``true`` or ``false`` as YAML writes them (or from a reference)."""
+
+Int = Annotated[int, BeforeValidator(_strict_int)]
+"""A YAML integer (or one from a reference); never a boolean, a float or a written string."""
+
+Float = Annotated[float, BeforeValidator(_strict_float), Field(allow_inf_nan=False)]
+"""A finite YAML number (or one from a reference); never a boolean or a written string."""
+
+PositiveInt = Annotated[Int, Field(gt=0)]
+PositiveFloat = Annotated[Float, Field(gt=0)]
+Port = Annotated[Int, Field(ge=1, le=65535)]
 NonEmptyStr = Annotated[str, Field(min_length=1)]
 
 

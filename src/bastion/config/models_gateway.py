@@ -12,6 +12,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, field_validator, mo
 from pydantic_core import PydanticCustomError
 
 from bastion.config.models_base import (
+    Bool,
     Cidr,
     ConfigModel,
     HttpUrl,
@@ -20,7 +21,7 @@ from bastion.config.models_base import (
     is_name,
 )
 from bastion.config.units import Duration, NonNegativeDuration
-from bastion.core.routes import TemplateError, template_params, template_segments
+from bastion.core.routes import TemplateError, default_event, template_params, template_segments
 
 HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "*"]
 
@@ -150,8 +151,7 @@ class RouteConfig(ConfigModel):
         """``event`` if set, else the singular resource + action (``pattern.read``)."""
         if self.event:
             return self.event
-        singular = self.resource[:-1] if self.resource.endswith("s") else self.resource
-        return f"{singular}.{self.action}"
+        return default_event(self.resource, self.action)
 
 
 class TimeoutsConfig(ConfigModel):
@@ -183,7 +183,7 @@ def _check_token(value: str) -> str:
 class CorsConfig(ConfigModel):
     """Cross-origin requests from browsers: which origins may call, and with what."""
 
-    enabled: bool = False
+    enabled: Bool = False
     allow_origins: tuple[Annotated[str, AfterValidator(_check_origin)], ...] = ()
     allow_methods: tuple[Annotated[str, AfterValidator(_check_token)], ...] = (
         "GET",
@@ -199,7 +199,7 @@ class CorsConfig(ConfigModel):
         "x-api-key",
     )
     expose_headers: tuple[Annotated[str, AfterValidator(_check_token)], ...] = ()
-    allow_credentials: bool = False
+    allow_credentials: Bool = False
     max_age: NonNegativeDuration = timedelta(minutes=10)
 
     @model_validator(mode="after")
@@ -215,10 +215,10 @@ class CorsConfig(ConfigModel):
 class HstsConfig(ConfigModel):
     """Strict-Transport-Security, sent on responses served over TLS."""
 
-    enabled: bool = True
+    enabled: Bool = True
     max_age: Duration = timedelta(days=365)
-    include_sub_domains: bool = True
-    preload: bool = False
+    include_sub_domains: Bool = True
+    preload: Bool = False
 
 
 _FRAME_SOURCE = re.compile(r"'none'|'self'|https?://[A-Za-z0-9.*-]+(?::[0-9]{1,5})?")

@@ -8,8 +8,10 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from bastion.config.models_base import (
+    Bool,
     ConfigModel,
     HttpUrl,
+    Int,
     KeyPath,
     NestedValueError,
     NonEmptyStr,
@@ -28,21 +30,21 @@ MAX_JWT_LEEWAY = timedelta(seconds=60)
 class CertManagerIssuerConfig(ConfigModel):
     """The cert-manager issuer the Helm chart uses (or creates)."""
 
-    create: bool = False
+    create: Bool = False
     name: NonEmptyStr | None = None
 
 
 class CertManagerConfig(ConfigModel):
     """Certificates issued by cert-manager instead of files."""
 
-    enabled: bool = False
+    enabled: Bool = False
     issuer: CertManagerIssuerConfig = CertManagerIssuerConfig()
 
 
 class MtlsConfig(ConfigModel):
     """Mutual TLS: bastion's server certificate and the CA that signs client certificates."""
 
-    enabled: bool = False
+    enabled: Bool = False
     server_cert: NonEmptyStr | None = None
     server_key: NonEmptyStr | None = None
     client_ca: NonEmptyStr | None = Field(default=None, alias="clientCA")
@@ -70,7 +72,7 @@ class MtlsConfig(ConfigModel):
 class ApiKeysConfig(ConfigModel):
     """Bastion-issued API keys (``bk_live_…``)."""
 
-    enabled: bool = True
+    enabled: Bool = True
 
 
 class JwtClaimsConfig(ConfigModel):
@@ -84,7 +86,7 @@ class JwtClaimsConfig(ConfigModel):
 class JwtConfig(ConfigModel):
     """Bearer JWTs from an external issuer, verified against its JWKS."""
 
-    enabled: bool = False
+    enabled: Bool = False
     issuer: NonEmptyStr | None = None
     audience: NonEmptyStr | None = None
     jwks_uri: HttpUrl | None = None
@@ -93,7 +95,7 @@ class JwtConfig(ConfigModel):
     claims: JwtClaimsConfig = JwtClaimsConfig()
     jwks_cache_ttl: Duration = timedelta(hours=1)
     jwks_refetch_cooldown: Duration = timedelta(seconds=60)
-    auto_provision: bool = True
+    auto_provision: Bool = True
 
     @field_validator("leeway")
     @classmethod
@@ -117,20 +119,20 @@ class JwtConfig(ConfigModel):
 class PasswordPolicyConfig(ConfigModel):
     """Rules for passwords people set (spec/004 "Password Policy")."""
 
-    min_length: Annotated[int, Field(ge=8, le=1024)] = 12
-    require_uppercase: bool = True
-    require_lowercase: bool = True
-    require_digits: bool = True
-    require_symbols: bool = True
-    reject_common: bool = True
-    history: Annotated[int, Field(ge=0, le=24)] = 5
+    min_length: Annotated[Int, Field(ge=8, le=1024)] = 12
+    require_uppercase: Bool = True
+    require_lowercase: Bool = True
+    require_digits: Bool = True
+    require_symbols: Bool = True
+    reject_common: Bool = True
+    history: Annotated[Int, Field(ge=0, le=24)] = 5
     expiry: Duration | None = None
 
 
 class ThrottleConfig(ConfigModel):
     """Failed logins allowed per window before a temporary lock, and how locks escalate."""
 
-    max_failures: Annotated[int, Field(ge=1, le=100)]
+    max_failures: Annotated[Int, Field(ge=1, le=100)]
     window: Duration = timedelta(minutes=15)
     base_lockout: Duration = timedelta(minutes=1)
     max_lockout: Duration = timedelta(hours=1)
@@ -218,7 +220,7 @@ class GoogleConfig(ConfigModel):
 class SsoConfig(ConfigModel):
     """Single sign-on for people, through one provider."""
 
-    enabled: bool = False
+    enabled: Bool = False
     provider: SsoProvider | None = None
     oidc: OidcConfig | None = None
     okta: OktaConfig | None = None
@@ -240,7 +242,7 @@ class SsoConfig(ConfigModel):
 class AgentTokenConfig(ConfigModel):
     """Agent registration tokens (``bat_…``)."""
 
-    registration_required: bool = True
+    registration_required: Bool = True
     ttl: Duration = timedelta(hours=1)
 
 

@@ -9,6 +9,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from bastion.config.models_audit import AuditConfig, AuditLevel
 from bastion.config.models_base import (
+    Bool,
     Cidr,
     ConfigModel,
     HttpUrl,
@@ -31,7 +32,7 @@ from bastion.config.units import ByteSize, Duration
 class AtRestEncryptionConfig(ConfigModel):
     """Envelope encryption of stored secrets; ``keyId`` names the key-encryption key."""
 
-    enabled: bool = False
+    enabled: Bool = False
     provider: Literal["aws-kms", "local", "vault", "pkcs11"] = "local"
     key_id: NonEmptyStr | None = None
 
@@ -45,7 +46,7 @@ class AtRestEncryptionConfig(ConfigModel):
 class InTransitEncryptionConfig(ConfigModel):
     """TLS on every connection bastion makes or accepts."""
 
-    enabled: bool = False
+    enabled: Bool = False
 
 
 class EncryptionConfig(ConfigModel):
@@ -58,7 +59,7 @@ class EncryptionConfig(ConfigModel):
 class MaskingConfig(ConfigModel):
     """Extra fields masked in logs and audit events (credentials are always masked)."""
 
-    enabled: bool = True
+    enabled: Bool = True
     fields: tuple[NonEmptyStr, ...] = ()
     method: Literal["redact", "hash", "partial"] = "redact"
 
@@ -80,14 +81,14 @@ class DataProtectionConfig(ConfigModel):
 class SanitizeConfig(ConfigModel):
     """Request body sanitisation."""
 
-    html: bool = False
-    scripts: bool = False
+    html: Bool = False
+    scripts: Bool = False
 
 
 class InputValidationConfig(ConfigModel):
     """Limits on request bodies (paths are always checked for canonical form)."""
 
-    enabled: bool = True
+    enabled: Bool = True
     max_size: ByteSize = 10 * 1000 * 1000
     allowed_content_types: tuple[NonEmptyStr, ...] = ()
     max_json_depth: PositiveInt = 32
@@ -149,7 +150,7 @@ class SecretsConfig(ConfigModel):
 class IpAllowlistConfig(ConfigModel):
     """Only clients from these networks are served."""
 
-    enabled: bool = False
+    enabled: Bool = False
     ranges: tuple[Cidr, ...] = ()
 
     @model_validator(mode="after")
@@ -183,8 +184,8 @@ class PerPatternRateConfig(ConfigModel):
 class RateLimitConfig(ConfigModel):
     """Request rate limits; ``failClosed`` denies when the counter store is unreachable."""
 
-    enabled: bool = False
-    fail_closed: bool = True
+    enabled: Bool = False
+    fail_closed: Bool = True
     replicas: PositiveInt = 1
     global_: RequestRateConfig | None = Field(default=None, alias="global")
     per_client: RequestRateConfig | None = None
@@ -198,7 +199,7 @@ class SessionsConfig(ConfigModel):
     timeout: Duration = timedelta(minutes=30)
     max_concurrent: PositiveInt | None = None
     secret: StrongSecret | None = None
-    secure: bool = True
+    secure: Bool = True
     same_site: Literal["lax", "strict", "none"] = "lax"
 
     @model_validator(mode="after")
@@ -224,13 +225,13 @@ class DataRetentionConfig(ConfigModel):
 class ConsentConfig(ConfigModel):
     """Consent tracking."""
 
-    required: bool = False
+    required: Bool = False
 
 
 class GdprConfig(ConfigModel):
     """GDPR controls: residency, retention and consent."""
 
-    enabled: bool = False
+    enabled: Bool = False
     data_residency: DataResidencyConfig | None = None
     data_retention: DataRetentionConfig = DataRetentionConfig()
     consent: ConsentConfig = ConsentConfig()
@@ -239,9 +240,9 @@ class GdprConfig(ConfigModel):
 class PhiConfig(ConfigModel):
     """Protected health information safeguards."""
 
-    encryption_required: bool = True
-    access_logging: bool = True
-    minimum_necessary: bool = True
+    encryption_required: Bool = True
+    access_logging: Bool = True
+    minimum_necessary: Bool = True
 
 
 class HipaaAuditConfig(ConfigModel):
@@ -254,7 +255,7 @@ class HipaaAuditConfig(ConfigModel):
 class HipaaConfig(ConfigModel):
     """HIPAA controls."""
 
-    enabled: bool = False
+    enabled: Bool = False
     phi: PhiConfig = PhiConfig()
     audit: HipaaAuditConfig = HipaaAuditConfig()
 

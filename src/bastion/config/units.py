@@ -11,6 +11,7 @@ from pydantic_core import PydanticCustomError
 
 __all__ = [
     "DURATION_MESSAGE",
+    "DURATION_TOO_LARGE",
     "SIZE_MESSAGE",
     "ByteSize",
     "Duration",
@@ -22,12 +23,17 @@ __all__ = [
 
 DURATION_MESSAGE = "must be a duration like 30s, 15m, 1h, 7d"
 SIZE_MESSAGE = "must be a size like 512KB, 10MB, 1GiB"
+# The largest duration Python's timedelta holds, in whole days.
+_MAX_DAYS = 999_999_999
+DURATION_TOO_LARGE = f"is too large (at most {_MAX_DAYS}d)"
 
 # A year is 365 days: retention periods ("6y") are about records, not calendars.
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
-_DURATION_PART = re.compile(r"([0-9]{1,9})\s*([smhdwy])")
-_DURATION_WHOLE = re.compile(r"(?:[0-9]{1,9}\s*[smhdwy]\s*)+")
-_PLAIN_NUMBER = re.compile(r"[0-9]{1,15}")
+_DURATION_PART = re.compile(r"([0-9]+)\s*([smhdwy])")
+_DURATION_WHOLE = re.compile(r"(?:[0-9]+\s*[smhdwy]\s*)+")
+_PLAIN_NUMBER = re.compile(r"[0-9]+")
+# More digits than this is beyond _MAX_DAYS in any unit (and never reaches int()'s own limit).
+_MAX_DIGITS = 16
 
 _SIZE_UNITS = {
     "": 1,
@@ -51,24 +57,34 @@ _SIZE = re.compile(r"([0-9]{1,15})\s*([A-Za-z]{0,3})")
 def parse_duration(value: object) -> timedelta:
     """``"15s"``, ``"30m"``, ``"1h"``, ``"7d"``, ``"2w"``, ``"6y"``, ``"1h30m"`` or whole seconds.
 
-    Raises ValueError (with ``DURATION_MESSAGE``) for anything else; the sign is not checked.
+    Raises ValueError (with ``DURATION_MESSAGE``) for anything else, and (with
+    ``DURATION_TOO_LARGE``) beyond 999999999 days; the sign is not checked.
     """
     if isinstance(value, timedelta):
         return value
     if isinstance(value, int) and not isinstance(value, bool):
-        return timedelta(seconds=value)
+        return _seconds(value)
     if not isinstance(value, str):
         raise ValueError(DURATION_MESSAGE)
     text = value.strip()
     if _PLAIN_NUMBER.fullmatch(text):
-        return timedelta(seconds=int(text))
+        return _seconds(_number(text))
     if not _DURATION_WHOLE.fullmatch(text):
         raise ValueError(DURATION_MESSAGE)
-    seconds = sum(int(n) * _DURATION_UNITS[unit] for n, unit in _DURATION_PART.findall(text))
-    try:
-        return timedelta(seconds=seconds)
-    except OverflowError:
-        raise ValueError(DURATION_MESSAGE) from None
+    parts = _DURATION_PART.findall(text)
+    return _seconds(sum(_number(n) * _DURATION_UNITS[unit] for n, unit in parts))
+
+
+def _number(digits: str) -> int:
+    if len(digits.lstrip("0")) > _MAX_DIGITS:
+        raise ValueError(DURATION_TOO_LARGE)
+    return int(digits)
+
+
+def _seconds(seconds: int) -> timedelta:
+    if abs(seconds) > _MAX_DAYS * _DURATION_UNITS["d"]:
+        raise ValueError(DURATION_TOO_LARGE)
+    return timedelta(seconds=seconds)
 
 
 def format_duration(value: timedelta) -> str:
@@ -104,8 +120,8 @@ def _positive_error() -> PydanticCustomError:
 def _validate_duration(value: object) -> timedelta:
     try:
         parsed = parse_duration(value)
-    except ValueError:
-        raise PydanticCustomError("duration_parsing", DURATION_MESSAGE) from None
+    except ValueError as exc:
+        raise PydanticCustomError("duration_parsing", str(exc)) from None
     if parsed <= timedelta(0):
         raise _positive_error()
     return parsed
@@ -114,8 +130,8 @@ def _validate_duration(value: object) -> timedelta:
 def _validate_non_negative_duration(value: object) -> timedelta:
     try:
         parsed = parse_duration(value)
-    except ValueError:
-        raise PydanticCustomError("duration_parsing", DURATION_MESSAGE) from None
+    except ValueError as exc:
+        raise PydanticCustomError("duration_parsing", str(exc)) from None
     if parsed < timedelta(0):
         raise PydanticCustomError(
             "greater_than_equal", "Input should be greater than or equal to {ge}", {"ge": 0}

@@ -17,6 +17,13 @@ from bastion.core.netrules import Allowlist
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
+def default_event(resource: str, action: str) -> str:
+    """The audit action of a route or endpoint that names none: the singular resource, a dot
+    and the action (``patterns`` + ``read`` → ``pattern.read``, ``policies`` → ``policy.…``)."""
+    noun = resource[:-3] + "y" if resource.endswith("ies") else resource.removesuffix("s")
+    return f"{noun}.{action}"
+
+
 @dataclass(frozen=True, slots=True)
 class RouteSpec:
     method: str
