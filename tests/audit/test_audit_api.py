@@ -141,6 +141,7 @@ def test_reading_the_trail_is_itself_audited(client: TestClient, admin_key: str)
         {"since": "yesterday"},
         {"limit": "0"},
         {"until": "2026-01-01T00:00:00"},
+        {"outcome": "denyed"},
     ],
 )
 def test_bad_parameters_are_400(client: TestClient, admin_key: str, params: dict[str, str]) -> None:

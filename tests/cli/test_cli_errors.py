@@ -24,6 +24,7 @@ def workdir(tmp_path: Path) -> Path:
         (["auth", "create-key", "--name", "x", "--scopes", "admin", "--owner", "ghost"], "error: "),
         (["init"], "error: tenant 'default' is already initialised"),
         (["audit", "list", "--since", "1x"], "must be a duration"),
+        (["audit", "list", "--outcome", "denyed"], "must be one of success, failure, denied"),
         (["serve", "--port", "99999"], "--port': Input should be less than or equal to 65535"),
         (["serve", "--port", "0"], "--port': Input should be greater than or equal to 1"),
         (
@@ -69,7 +70,10 @@ def test_invalid_config_lists_every_issue_with_its_path(tmp_path: Path) -> None:
 
 def test_validate_lists_not_yet_enforced_keys(tmp_path: Path) -> None:
     config = tmp_path / "b.yaml"
-    config.write_text("security:\n  gdpr:\n    enabled: true\n    consent:\n      required: true\n")
+    config.write_text(
+        "security:\n  pepper: " + "p" * 40 + "\n"
+        "  gdpr:\n    enabled: true\n    consent:\n      required: true\n"
+    )
     result = bastion(["config", "validate", str(config)], cwd=tmp_path, check=False)
     assert result.returncode == 0
     assert result.stdout.strip() == "ok"

@@ -135,6 +135,7 @@ def test_admin_commands_run_remotely_as_the_logged_in_user(remote: Remote) -> No
     keys = [json.loads(line) for line in remote.ok("auth", "list-keys", "--json").splitlines()]
     mine = next(k for k in keys if k["name"] == "ci-key")
     assert mine["owner"] == OPERATOR and mine["active"] is True
+    assert mine["state"] == "active"
     rotated = remote.ok("auth", "rotate-key", mine["id"], "--grace", "1h")
     assert rotated.startswith("bk_live_") and rotated != secret
     assert "revoked" in remote.ok("auth", "revoke-key", mine["id"])
@@ -221,7 +222,7 @@ def test_role_rule_and_signing_key_errors_are_one_line(remote: Remote) -> None:
         ("role", "update", "admin", "--permission", "users:read"): "Not found",
         ("authz", "rule", "create", "vault", "--user", OPERATOR): "not a resource of the form",
         ("authz", "rule", "delete", "rul_missing"): "not visible remotely",
-        ("token", "rotate-signing-key", "--algorithm", "HS256"): "invalid or missing: algorithm",
+        ("token", "rotate-signing-key", "--algorithm", "HS256"): "algorithm: must be 'RS256'",
     }
     for args, expected in cases.items():
         result = remote.run(*args)

@@ -236,15 +236,24 @@ def test_unknown_wrong_and_locked_are_byte_identical(tmp_path: Path) -> None:
     world.user("nia@example.com")
     world.user("ola@example.com")
     with TestClient(build_app(world.services.config, services=world.services)) as client:
+        ids: list[str] = []
 
         def post(username: str, password: str) -> tuple[int, bytes, list[tuple[str, str]]]:
+            """The answer with its request id taken out: the one part meant to differ."""
             response = client.post(
                 "/_bastion/login", json={"username": username, "password": password}
             )
+            request_id = response.headers["x-bastion-request-id"]
+            assert response.json()["requestId"] == request_id
+            ids.append(request_id)
             headers = sorted(
-                (k, v) for k, v in response.headers.items() if k not in ("date", "content-length")
+                (k, v)
+                for k, v in response.headers.items()
+                if k not in ("date", "content-length", "x-bastion-request-id")
             )
-            return response.status_code, response.content, headers
+            content = response.content.replace(request_id.encode(), b"")
+            assert len(content) == len(response.content) - len(request_id)
+            return response.status_code, content, headers
 
         unknown = post("ghost@example.com", "whatever-1A!")
         wrong = post("nia@example.com", "whatever-1A!")
@@ -253,6 +262,7 @@ def test_unknown_wrong_and_locked_are_byte_identical(tmp_path: Path) -> None:
         locked = post("ola@example.com", PASSWORD)
     assert unknown == wrong == locked
     assert unknown[0] == 401
+    assert len(set(ids)) == len(ids)  # a fresh id each time, whatever the cause
 
 
 class CountingHasher(PasswordHasher):

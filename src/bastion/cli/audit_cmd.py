@@ -18,7 +18,7 @@ from bastion.cli.audit_io_cmd import parse_since
 from bastion.cli.context import state
 from bastion.cli.remote import RemoteClient, unsupported
 from bastion.core.audit import event_to_json, format_timestamp
-from bastion.core.model import AuditQuery
+from bastion.core.model import AUDIT_OUTCOMES, AuditQuery
 from bastion.services.audit import RecordingAuditStore
 from bastion.services.audit.retention import prune
 from bastion.wiring_audit import checkpoint_signer_from, spool_states
@@ -46,6 +46,9 @@ def list_events(
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines.")] = False,
 ) -> None:
     """List events, oldest first, filtered by every option given."""
+    if outcome is not None and outcome not in AUDIT_OUTCOMES:
+        choices = ", ".join(AUDIT_OUTCOMES)
+        raise typer.BadParameter(f"must be one of {choices}", param_hint="--outcome")
     remote = state(ctx).remote()
     if remote is not None:
         if after is not None:

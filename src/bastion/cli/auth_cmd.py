@@ -124,7 +124,10 @@ def list_keys(
         listings = [_doc(item) for item in services.api_keys.list(tenant_name=tenant_name)]
     if as_json:
         for document in listings:
-            typer.echo(json.dumps({**document, "active": _state(document, now) == "active"}))
+            key_state = _state(document, now)
+            typer.echo(
+                json.dumps({**document, "state": key_state, "active": key_state == "active"})
+            )
         return
     table = Table("ID", "Prefix", "Name", "Owner", "Scopes", "Created", "Last used", "State")
     for d in listings:

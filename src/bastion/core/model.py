@@ -90,6 +90,10 @@ class RoleBinding:
         return self.expires_at is None or now < self.expires_at
 
 
+AUDIT_OUTCOMES = ("success", "failure", "denied")
+"""Every value an audit event's ``outcome`` takes."""
+
+
 @dataclass(frozen=True, slots=True)
 class AuditEvent:
     """One audit record in the spec/000 JSON shape plus tenant and the hash chain fields.

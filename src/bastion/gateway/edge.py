@@ -19,7 +19,13 @@ from bastion.core.ids import new_id
 from bastion.core.netrules import Allowlist
 from bastion.core.paths import NonCanonicalPathError, canonical_path
 from bastion.crypto.identity import IdentitySigner
-from bastion.errors import AuthorizationError, BastionError, RequestRejectedError, StorageError
+from bastion.errors import (
+    AuthorizationError,
+    BastionError,
+    NotFoundError,
+    RequestRejectedError,
+    StorageError,
+)
 from bastion.gateway import problems
 from bastion.gateway.forward import Forwarder
 from bastion.gateway.forward_auth import original_request
@@ -172,7 +178,8 @@ class Edge:
         prefix = self._settings.prefix
         if path in self._auth_paths and self._auth_app is not None:
             # Login, OAuth tokens and the /.well-known documents (bastion.gateway.auth).
-            state = {**scope.get("state", {}), "bastion.client_ip": inbound.client_ip}
+            state = _own_state(scope, inbound)
+            state["bastion.client_ip"] = inbound.client_ip
             await self._auth_app(dict(scope, path=path, state=state), receive, send)
             return
         if path.startswith(prefix + "/api/") and self._admin_api is not None:
@@ -183,6 +190,7 @@ class Edge:
                 root_path=scope.get("root_path", "") + prefix + "/api",
                 path=path[strip:],
                 raw_path=raw_path[strip:],
+                state=_own_state(scope, inbound),
             )
             await self._admin_api(mounted, receive, send)
             return
@@ -294,8 +302,14 @@ class Edge:
             ]
             await self._outcomes.send_own(inbound, send, 200, headers, self.metrics.render())
         else:
-            body = {"status": 404, "title": "Not found"}
-            await self._json(inbound, send, 404, body, content_type=problems.PROBLEM_CONTENT_TYPE)
+            await self._not_found(inbound, send)
+
+    async def _not_found(self, inbound: Inbound, send: Send) -> None:
+        """A path under the prefix that bastion serves nothing at (not audited, as before)."""
+        error = NotFoundError("nothing is served at this path")
+        headers = problems.response_headers(404, request_id=inbound.request_id, error=error)
+        body = problems.problem_body(error, request_id=inbound.request_id, detail=str(error))
+        await self._outcomes.send_own(inbound, send, 404, headers, body)
 
     async def _json(
         self,
@@ -308,3 +322,8 @@ class Edge:
     ) -> None:
         headers = [(b"content-type", content_type), (b"cache-control", b"no-store")]
         await self._outcomes.send_own(inbound, send, status, headers, json.dumps(payload).encode())
+
+
+def _own_state(scope: Scope, inbound: Inbound) -> dict[str, Any]:
+    """The scope state for bastion's own apps: they answer with this request's id."""
+    return {**scope.get("state", {}), problems.REQUEST_ID_STATE: inbound.request_id}

@@ -114,7 +114,7 @@ class Outcomes:
         except AuditUnavailableError as exc:
             error, detail, status = exc, None, 503
         headers = [
-            *problems.response_headers(status),
+            *problems.response_headers(status, request_id=inbound.request_id),
             *self.headers.own(https=inbound.https),
             *self.cors.actual(inbound.origin),
         ]

@@ -1,12 +1,18 @@
 """The one table from bastion errors to HTTP statuses, and RFC 9457 problem+json bodies.
 
-Bodies say what kind of failure happened, never why in detail: the real reason (which key,
-which rule) goes to the audit log only (DESIGN.md 7.5).
+Bodies say what kind of failure happened; a deny never says why in detail: the real reason
+(which key, which rule) goes to the audit log only (DESIGN.md 7.5). Every body carries the
+request's id, and so does its ``X-Bastion-Request-Id`` header.
+
+Two failures belong to HTTP itself rather than to bastion's services, so they are defined here:
+a method the endpoint does not answer (`MethodNotAllowedError`, 405 with ``Allow``) and an
+unexpected exception (`InternalError`, 500, which never shows the exception).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 from bastion.errors import (
     AuditUnavailableError,
@@ -25,12 +31,30 @@ from bastion.errors import (
     UpstreamTimeoutError,
 )
 
+
+class MethodNotAllowedError(RequestRejectedError):
+    """The path exists but does not answer this method; ``allowed`` is what it answers."""
+
+    code = "method_not_allowed"
+
+    def __init__(self, method: str, allowed: Sequence[str]) -> None:
+        self.allowed = tuple(allowed)
+        super().__init__(f"{method} is not allowed here; use {' or '.join(self.allowed)}")
+
+
+class InternalError(BastionError):
+    """A failure bastion did not expect; the body never says more than that."""
+
+    code = "internal_error"
+
+
 # Most specific first: the first class the error is an instance of decides.
 _STATUS: tuple[tuple[type[BastionError], int, str], ...] = (
     (AuthenticationError, 401, "Authentication required"),
     (AuthorizationError, 403, "Forbidden"),
     (PayloadTooLargeError, 413, "Content too large"),
     (UnsupportedMediaTypeError, 415, "Unsupported media type"),
+    (MethodNotAllowedError, 405, "Method not allowed"),
     (RequestRejectedError, 400, "Bad request"),
     (RateLimitedError, 429, "Too many requests"),
     (RateLimitUnavailableError, 503, "Service unavailable"),
@@ -40,10 +64,14 @@ _STATUS: tuple[tuple[type[BastionError], int, str], ...] = (
     (StorageError, 503, "Service unavailable"),
     (UpstreamTimeoutError, 504, "Upstream timed out"),
     (UpstreamError, 502, "Upstream unavailable"),
+    (InternalError, 500, "Internal server error"),
     (BastionError, 503, "Service unavailable"),
 )
 
 PROBLEM_CONTENT_TYPE = b"application/problem+json"
+
+# Where the edge leaves a request's id in the ASGI scope's state for bastion's own apps.
+REQUEST_ID_STATE = "bastion.request_id"
 
 
 def status_for(error: BastionError) -> tuple[int, str]:
@@ -75,8 +103,15 @@ def problem_body(
     return json.dumps(body).encode()
 
 
-def response_headers(status: int) -> list[tuple[bytes, bytes]]:
+def response_headers(
+    status: int, *, request_id: str | None = None, error: BastionError | None = None
+) -> list[tuple[bytes, bytes]]:
+    """The headers of a problem answer: 401 names its scheme, 405 lists what is allowed."""
     headers = [(b"content-type", PROBLEM_CONTENT_TYPE), (b"cache-control", b"no-store")]
+    if request_id is not None:
+        headers.append((b"x-bastion-request-id", request_id.encode()))
     if status == 401:
         headers.append((b"www-authenticate", b'Bearer realm="bastion"'))
+    if isinstance(error, MethodNotAllowedError):
+        headers.append((b"allow", ", ".join(error.allowed).encode()))
     return headers

@@ -29,8 +29,8 @@ from bastion.core.model import Principal, PrincipalKind, Tenant
 from bastion.core.names import canonical_name
 from bastion.core.password_policy import is_expired, normalised
 from bastion.errors import AuthenticationError, NotFoundError, PasswordChangeRequiredError
+from bastion.services.audit import append_events, build_event
 from bastion.services.clock import Clock
-from bastion.services.directory import record
 from bastion.services.passwords import HashingPool, PasswordService
 
 
@@ -42,6 +42,7 @@ class LoginRequest:
     client_ip: str | None
     user_agent: str | None
     new_password: str | None = None
+    request_id: str | None = None  # the gateway's, so the answer and the audit event meet
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,8 +207,7 @@ class LoginService:
         if expired:
             details["reason"] = "password_expired"
         tenant = attempt.tenant.name if attempt.tenant else canonical_name(request.tenant)
-        record(
-            tx,
+        event = build_event(
             action="login.success" if reason is None and not expired else "login.failure",
             outcome="success" if reason is None and not expired else "failure",
             tenant=tenant,
@@ -215,7 +215,9 @@ class LoginService:
             actor=actor,
             resource={"type": "user", "id": canonical_name(request.username)},
             details=details,
+            request={"requestId": request.request_id} if request.request_id else None,
         )
+        append_events(tx, [event])
 
 
 def _lookup(

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import Response
+from fastapi import FastAPI
 
 from bastion import __version__
-from bastion.core.ids import new_id
-from bastion.errors import BastionError, RequestRejectedError
-from bastion.gateway import problems
+from bastion.errors import ConflictError, NotFoundError, RequestRejectedError
 from bastion.gateway.api import (
     agents,
     apikeys,
@@ -26,6 +22,7 @@ from bastion.gateway.api import (
     users,
     whoami,
 )
+from bastion.gateway.problem_handlers import install_problem_handlers
 from bastion.services.audit import AuditSink
 from bastion.wiring import Services
 
@@ -47,16 +44,9 @@ ROUTERS = (
     audit.router,
 )
 
-
-def _problem(error: BastionError, request: Request, detail: str | None = None) -> Response:
-    status, _ = problems.status_for(error)
-    request_id = getattr(request.state, "request_id", None) or new_id("req")
-    body = problems.problem_body(error, request_id=request_id, detail=detail)
-    return Response(
-        body,
-        status_code=status,
-        headers=dict((k.decode(), v.decode()) for k, v in problems.response_headers(status)),
-    )
+# The caller is authenticated and authorized before any of these can happen, and each says
+# only what the caller sent or may see in its own tenant.
+DETAILED = (RequestRejectedError, NotFoundError, ConflictError)
 
 
 def build_admin_api(services: Services, *, audit: AuditSink) -> FastAPI:
@@ -71,17 +61,11 @@ def build_admin_api(services: Services, *, audit: AuditSink) -> FastAPI:
     api.state.audit = audit
     for router in ROUTERS:
         api.include_router(router)
-
-    @api.exception_handler(BastionError)
-    async def bastion_error(request: Request, exc: BastionError) -> Response:
-        detail = str(exc) if isinstance(exc, RequestRejectedError) else None
-        return _problem(exc, request, detail)
-
-    @api.exception_handler(RequestValidationError)
-    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
-        fields = ", ".join(".".join(str(p) for p in e["loc"][1:]) or "body" for e in exc.errors())
-        return _problem(
-            RequestRejectedError("invalid request"), request, f"invalid or missing: {fields}"
-        )
-
+    prefix = services.config.gateway.prefix
+    install_problem_handlers(
+        api,
+        detailed=DETAILED,
+        not_found=f"no such endpoint; the paths are listed in {prefix}/api/openapi.json",
+        routes=[route for router in ROUTERS for route in router.routes],
+    )
     return api

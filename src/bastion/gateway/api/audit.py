@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from bastion.config.units import parse_duration
 from bastion.core.audit import event_to_json
-from bastion.core.model import AuditQuery
+from bastion.core.model import AUDIT_OUTCOMES, AuditQuery
 from bastion.core.names import canonical_name
 from bastion.errors import AuthorizationError, RequestRejectedError
 from bastion.gateway.api.deps import require, services_dep
@@ -63,6 +63,12 @@ def _moment(value: str | None, name: str, now: datetime) -> datetime | None:
     if moment.utcoffset() is None:
         raise RequestRejectedError(f"{name}: the time needs an offset (Z or +hh:mm)")
     return moment.astimezone(UTC)
+
+
+def _outcome(value: str | None) -> str | None:
+    if value is not None and value not in AUDIT_OUTCOMES:
+        raise RequestRejectedError(f"outcome: must be one of {', '.join(AUDIT_OUTCOMES)}")
+    return value
 
 
 def encode_cursor(seq: int) -> str:
@@ -113,7 +119,7 @@ def list_events(
         action=action,
         actor=actor,
         resource=resource,
-        outcome=outcome,
+        outcome=_outcome(outcome),
         tenant=_tenant(caller, services, tenant),
         after_seq=decode_cursor(cursor),
         limit=limit,

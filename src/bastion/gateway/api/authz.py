@@ -3,8 +3,10 @@ request or a batch; each answer carries its reasons and is audited as ``authz.ch
 
 from __future__ import annotations
 
+from typing import Annotated, Any
+
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Discriminator, Field, Tag
 from starlette.concurrency import run_in_threadpool
 
 from bastion.gateway.api.deps import actor_of, require, services_dep
@@ -32,6 +34,16 @@ class CheckIn(BaseModel):
 
 class BatchIn(BaseModel):
     requests: list[CheckIn] = Field(min_length=1, max_length=100)
+
+
+def _form(body: Any) -> str:
+    """A body with ``requests`` is a batch: it is checked as one, and errors say so."""
+    return "batch" if isinstance(body, dict) and "requests" in body else "single"
+
+
+CheckBody = Annotated[
+    Annotated[CheckIn, Tag("single")] | Annotated[BatchIn, Tag("batch")], Discriminator(_form)
+]
 
 
 class StageOut(BaseModel):
@@ -87,7 +99,7 @@ def _out(result: CheckResult) -> CheckOut:
 
 @router.post("/check", response_model=CheckOut | BatchOut)
 async def check(
-    body: CheckIn | BatchIn,
+    body: CheckBody,
     request: Request,
     caller: Caller = Depends(require("authz", "check")),
     services: Services = Depends(services_dep),

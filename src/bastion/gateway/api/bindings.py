@@ -13,6 +13,7 @@ from bastion.core.model import RoleBinding, SubjectType
 from bastion.core.rbac import Permission
 from bastion.errors import NotFoundError, RequestRejectedError
 from bastion.gateway.api.authz_guard import ensure_within
+from bastion.gateway.api.conflicts import unique
 from bastion.gateway.api.deps import actor_of, require, services_dep
 from bastion.services.access import Caller
 from bastion.wiring import Services
@@ -82,15 +83,17 @@ async def create_binding(
         raise RequestRejectedError(f"unknown role {body.role}")
     granted = [Permission.parse(p) for p in roles[body.role].effective]
     ensure_within(caller, granted, f"binding to role {body.role}")
-    binding = await run_in_threadpool(
-        services.authz.admin.bind,
-        tenant_name=tenant,
-        subject_type=SubjectType(body.subject.type),
-        subject_name=body.subject.name,
-        role=body.role,
-        expires_at=body.expires,
-        actor=actor_of(caller, request),
-    )
+    subject = f"{body.subject.type} {body.subject.name}"
+    with unique(f"{subject} is already bound to role {body.role}"):
+        binding = await run_in_threadpool(
+            services.authz.admin.bind,
+            tenant_name=tenant,
+            subject_type=SubjectType(body.subject.type),
+            subject_name=body.subject.name,
+            role=body.role,
+            expires_at=body.expires,
+            actor=actor_of(caller, request),
+        )
     return _out(binding)
 
 

@@ -9,9 +9,9 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from bastion.core.ids import new_id
-from bastion.core.routes import RouteMatch, RouteSpec
+from bastion.core.routes import RouteMatch, RouteSpec, default_event
 from bastion.errors import AuthenticationError, AuthorizationError, BastionError
+from bastion.gateway.problem_handlers import request_id_of
 from bastion.gateway.problems import status_for
 from bastion.services.access import Caller, RequestFacts, Verdict
 from bastion.services.audit import AuditSink
@@ -35,8 +35,7 @@ def _sink(request: Request) -> AuditSink:
 
 def _facts(request: Request, credential: str | None) -> RequestFacts:
     client = request.client.host if request.client else None
-    request_id = getattr(request.state, "request_id", None) or new_id("req")
-    request.state.request_id = request_id
+    request_id = request_id_of(request)
     return RequestFacts(
         request.method,
         request.url.path,
@@ -56,7 +55,7 @@ def _credential(bearer: HTTPAuthorizationCredentials | None, api_key: str | None
 
 def require(resource: str, action: str) -> Callable[..., Awaitable[Caller]]:
     """A dependency that admits only callers whose roles ∩ scopes grant ``resource:action``."""
-    event = f"{_singular(resource)}.{action}"
+    event = default_event(resource, action)
 
     async def dependency(
         request: Request,
@@ -91,13 +90,6 @@ def require(resource: str, action: str) -> Callable[..., Awaitable[Caller]]:
     return dependency
 
 
-def _singular(resource: str) -> str:
-    """The audit action's noun: ``users`` → ``user``, ``policies`` → ``policy``."""
-    if resource.endswith("ies"):
-        return resource[:-3] + "y"
-    return resource.removesuffix("s")
-
-
 def _event(request: Request, verdict: Verdict, status: int) -> Any:
     services = services_dep(request)
     return request_event(
@@ -123,5 +115,5 @@ def actor_of(caller: Caller, request: Request) -> dict[str, Any]:
         "ip": request.client.host if request.client else None,
         "userAgent": request.headers.get("user-agent"),
         "via": "api",
-        "requestId": getattr(request.state, "request_id", None),
+        "requestId": request_id_of(request),
     }

@@ -2,22 +2,27 @@
 
 Policies are deployment-wide (``security.policies``), so only principals of the operators'
 tenant (``security.defaultTenant``) may use these endpoints, with ``policies:*`` permissions.
+The schema and validation work before any policy file is configured (they are how the first
+policy gets written); a reload then is a 409 that says so.
 """
 
 from __future__ import annotations
 
 import json
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import cedarpy
 from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from bastion.errors import AuthorizationError, NotFoundError
+from bastion.errors import AuthorizationError, ConflictError, PolicyError
 from bastion.gateway.api.deps import require, services_dep
 from bastion.services.access import Caller
+from bastion.services.authz_config import generated_schema
 from bastion.services.policies import PolicyEngine
 from bastion.wiring import Services
 
@@ -55,8 +60,25 @@ def _operator(caller: Caller, services: Services) -> None:
 
 def _engine(services: Services) -> PolicyEngine:
     if services.authz.policies is None:
-        raise NotFoundError("no security.policies configured")
+        raise ConflictError(
+            "no policy files are configured (security.policies.files), so there is nothing"
+            " to reload"
+        )
     return services.authz.policies
+
+
+def _schema(services: Services) -> str:
+    """The schema policies are validated against: the engine's, else the one it would use
+    (``security.policies.schema``, or the schema bastion generates)."""
+    if services.authz.policies is not None:
+        return services.authz.policies.schema
+    configured = services.config.security.policies.schema_file
+    if configured is None:
+        return json.dumps(generated_schema(services.config))
+    try:
+        return Path(configured).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyError(f"{configured}: cannot read ({exc.strerror})") from None
 
 
 def _out(services: Services) -> PolicySetOut:
@@ -87,14 +109,26 @@ def get_policies(
     return _out(services)
 
 
-@router.get("/schema")
+_SCHEMA_FORMATS: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The Cedar schema: JSON, or Cedar schema syntax as text/plain when"
+        " security.policies.schema is written in it",
+        "content": {"application/json": {}, "text/plain": {}},
+    }
+}
+
+
+@router.get("/schema", response_class=JSONResponse, responses=_SCHEMA_FORMATS)
 def get_schema(
     caller: Caller = Depends(require("policies", "read")),
     services: Services = Depends(services_dep),
-) -> dict[str, Any]:
+) -> Response:
     _operator(caller, services)
-    schema: dict[str, Any] = json.loads(_engine(services).schema)
-    return schema
+    text = _schema(services)
+    try:
+        return JSONResponse(json.loads(text))
+    except ValueError:
+        return PlainTextResponse(text)
 
 
 @router.post("/validate", response_model=ValidateOut)
@@ -105,7 +139,7 @@ def validate(
 ) -> ValidateOut:
     _operator(caller, services)
     try:
-        result = cedarpy.validate_policies(body.text, _engine(services).schema)
+        result = cedarpy.validate_policies(body.text, _schema(services))
     except ValueError as exc:
         return ValidateOut(valid=False, errors=[str(exc)])
     return ValidateOut(valid=result.validation_passed, errors=[str(e) for e in result.errors])

@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from bastion.core.rbac import Permission
 from bastion.errors import NotFoundError, RequestRejectedError
 from bastion.gateway.api.authz_guard import ensure_within
+from bastion.gateway.api.conflicts import unique
 from bastion.gateway.api.deps import actor_of, require, services_dep
 from bastion.services.access import Caller
 from bastion.services.authz_admin import RoleView
@@ -67,26 +68,39 @@ def get_role(
     return _out(_view(services, caller.identity.tenant, name))
 
 
+def _parent(services: Services, tenant: str, index: int, parent: str) -> RoleView:
+    """A role to inherit; an unknown one is a fault of the request (400), not a 404."""
+    try:
+        return _view(services, tenant, parent)
+    except NotFoundError:
+        raise RequestRejectedError(f"inherits/{index}: unknown role {parent}") from None
+
+
 async def _save(
     services: Services, caller: Caller, request: Request, name: str, body: RoleIn, *, create: bool
 ) -> RoleOut:
     tenant = caller.identity.tenant
-    inherited = [_view(services, tenant, parent) for parent in body.inherits if parent != name]
+    inherited = [
+        _parent(services, tenant, index, parent)
+        for index, parent in enumerate(body.inherits)
+        if parent != name
+    ]
     try:
         own = [Permission.parse(p) for p in body.permissions]
         wanted = own + [Permission.parse(p) for v in inherited for p in v.effective]
     except ValueError as exc:
         raise RequestRejectedError(str(exc)) from None
     ensure_within(caller, wanted, f"role {name}")
-    await run_in_threadpool(
-        services.authz.admin.save_role,
-        tenant_name=tenant,
-        name=name,
-        permissions=body.permissions,
-        inherits=body.inherits,
-        actor=actor_of(caller, request),
-        create=create,
-    )
+    with unique(f"a role named {name.strip()} already exists"):
+        await run_in_threadpool(
+            services.authz.admin.save_role,
+            tenant_name=tenant,
+            name=name,
+            permissions=body.permissions,
+            inherits=body.inherits,
+            actor=actor_of(caller, request),
+            create=create,
+        )
     return _out(_view(services, tenant, name))
 
 

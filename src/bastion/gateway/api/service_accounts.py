@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from bastion.core.model import PrincipalKind
 from bastion.core.rbac import parse_scopes, scopes_within
 from bastion.errors import AuthorizationError, RequestRejectedError
+from bastion.gateway.api.conflicts import unique
 from bastion.gateway.api.deps import actor_of, require, services_dep
 from bastion.gateway.api.principals import principal_router
 from bastion.services.access import Caller
@@ -81,4 +82,5 @@ async def create_credential(
             secret=issued.secret,
         )
 
-    return await run_in_threadpool(work)
+    with unique(f"an API key named {body.name} already exists"):
+        return await run_in_threadpool(work)

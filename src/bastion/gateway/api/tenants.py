@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from bastion.core.names import canonical_name
 from bastion.errors import AuthorizationError, NotFoundError
+from bastion.gateway.api.conflicts import unique
 from bastion.gateway.api.deps import actor_of, require, services_dep
 from bastion.services.access import Caller
 from bastion.services.directory import TenantView
@@ -80,12 +81,13 @@ async def create_tenant(
     if not _platform(caller, services):
         raise AuthorizationError(("only the platform tenant's principals create tenants",))
     directory = services.identity.directory
-    tenant = await run_in_threadpool(
-        directory.create_tenant,
-        name=body.name,
-        display_name=body.displayName,
-        actor=actor_of(caller, request),
-    )
+    with unique(f"a tenant named {canonical_name(body.name)} already exists"):
+        tenant = await run_in_threadpool(
+            directory.create_tenant,
+            name=body.name,
+            display_name=body.displayName,
+            actor=actor_of(caller, request),
+        )
     return _out(directory.show_tenant(tenant.name))
 
 

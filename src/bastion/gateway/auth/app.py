@@ -1,7 +1,9 @@
 """`build_auth_app`: the authentication endpoints and the ``/.well-known`` documents.
 
 The edge sends ``<prefix>/oauth/…``, ``<prefix>/login``, ``<prefix>/logout`` and
-``/.well-known/…`` here, with the resolved client address in the scope's state.
+``/.well-known/…`` here, with the resolved client address and the request's id in the scope's
+state. A wrong method is a 405 problem with ``Allow``; the OAuth endpoints' own errors follow
+RFC 6749 section 5.2, every other failure is problem+json.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from starlette.routing import Route
 
 from bastion.gateway.auth.login import login_endpoint, logout_endpoint
 from bastion.gateway.auth.oauth import revoke_endpoint, token_endpoint
+from bastion.gateway.problem_handlers import install_problem_handlers
 from bastion.services.audit import AuditSink
 from bastion.services.exchange import GRANT_TYPE
 from bastion.wiring import Services
@@ -78,4 +81,5 @@ def build_auth_app(
     )
     app.state.services = services
     app.state.audit = audit
+    install_problem_handlers(app)
     return app

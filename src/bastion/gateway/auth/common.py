@@ -11,12 +11,15 @@ from urllib.parse import parse_qsl, unquote
 from starlette.requests import Request
 from starlette.responses import Response
 
-from bastion.core.ids import new_id
-from bastion.errors import RequestRejectedError
+from bastion.core.bodies import json_depth_exceeds
+from bastion.errors import InvalidBodyError, RequestRejectedError
+from bastion.gateway.invalid_input import not_json
+from bastion.gateway.problem_handlers import request_id_of
 from bastion.services.audit import AuditSink, build_event
 from bastion.wiring import Services
 
 MAX_FORM_BYTES = 64 * 1024
+MAX_JSON_DEPTH = 8  # a login or logout body is one flat object
 NO_STORE = {"cache-control": "no-store", "pragma": "no-cache"}
 
 
@@ -51,13 +54,24 @@ async def form(request: Request) -> dict[str, str]:
 
 
 async def json_body(request: Request) -> dict[str, Any]:
+    """A small JSON object, UTF-8, nested at most `MAX_JSON_DEPTH` deep."""
     body = await request.body()
     if len(body) > MAX_FORM_BYTES:
         raise RequestRejectedError("the body is too large")
+    if json_depth_exceeds(body, MAX_JSON_DEPTH):
+        raise InvalidBodyError(
+            "json_too_deep", f"the body nests deeper than {MAX_JSON_DEPTH} levels"
+        )
     try:
-        parsed = json.loads(body)
-    except ValueError:
-        raise RequestRejectedError("the body is not JSON") from None
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidBodyError("invalid_json", "the body is not UTF-8 text") from None
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise not_json(exc.msg, text, exc.pos) from None
+    except ValueError:  # a number too long to convert, for one
+        raise InvalidBodyError("invalid_json", "the body could not be read as JSON") from None
     if not isinstance(parsed, dict):
         raise RequestRejectedError("the body must be a JSON object")
     return parsed
@@ -97,19 +111,24 @@ def token_response(body: dict[str, Any]) -> Response:
 
 
 # One body for every failed login, whatever the reason: unknown user, wrong password, locked.
-LOGIN_FAILED = json.dumps(
-    {
-        "type": "https://bastion.dev/problems/invalid_credentials",
-        "title": "Authentication failed",
-        "status": 401,
-        "code": "invalid_credentials",
+# Only the request's own id differs from one failure to the next.
+LOGIN_FAILED = {
+    "type": "https://bastion.dev/problems/invalid_credentials",
+    "title": "Authentication failed",
+    "status": 401,
+    "code": "invalid_credentials",
+}
+
+
+def login_failed(request: Request) -> Response:
+    request_id = request_id_of(request)
+    body = json.dumps({**LOGIN_FAILED, "requestId": request_id}).encode()
+    headers = {
+        **NO_STORE,
+        "www-authenticate": 'Bearer realm="bastion"',
+        "x-bastion-request-id": request_id,
     }
-).encode()
-
-
-def login_failed() -> Response:
-    headers = {**NO_STORE, "www-authenticate": 'Bearer realm="bastion"'}
-    return Response(LOGIN_FAILED, 401, headers=headers, media_type="application/problem+json")
+    return Response(body, 401, headers=headers, media_type="application/problem+json")
 
 
 async def audit_failure(
@@ -134,6 +153,10 @@ async def audit_failure(
             "userAgent": request.headers.get("user-agent"),
         },
         details={"reason": reason},
-        request={"method": request.method, "path": request.url.path, "requestId": new_id("req")},
+        request={
+            "method": request.method,
+            "path": request.url.path,
+            "requestId": request_id_of(request),
+        },
     )
     await sink.record(event)

@@ -19,20 +19,15 @@ from bastion.errors import (
     PasswordChangeRequiredError,
     RequestRejectedError,
 )
-from bastion.gateway import problems
 from bastion.gateway.auth.common import client_ip, json_body, login_failed, token_response
+from bastion.gateway.problem_handlers import problem_response, request_id_of
 from bastion.services.login import LoginRequest
 from bastion.wiring import Services
 
 
-def _problem(error: BastionError, detail: str | None = None) -> Response:
-    status, _ = problems.status_for(error)
-    body = problems.problem_body(error, request_id="-", detail=detail)
-    headers = {"cache-control": "no-store"}
-    if isinstance(error, LoginBusyError):
-        headers["retry-after"] = "1"
-        status = 503
-    return Response(body, status, headers=headers, media_type="application/problem+json")
+def _problem(request: Request, error: BastionError, detail: str | None = None) -> Response:
+    headers = {"retry-after": "1"} if isinstance(error, LoginBusyError) else None
+    return problem_response(request, error, detail=detail, headers=headers)
 
 
 def _string(body: dict[str, object], name: str, *, required: bool = True) -> str | None:
@@ -57,9 +52,10 @@ async def login_endpoint(request: Request) -> Response:
             client_ip=client_ip(request),
             user_agent=request.headers.get("user-agent"),
             new_password=_string(body, "newPassword", required=False),
+            request_id=request_id_of(request),
         )
     except RequestRejectedError as exc:
-        return _problem(exc, str(exc))
+        return _problem(request, exc, str(exc))
 
     pool = identity.hashing
     try:
@@ -70,13 +66,14 @@ async def login_endpoint(request: Request) -> Response:
             )
         tokens = issued.response()
     except AuthenticationError:
-        return login_failed()
+        return login_failed(request)
     except PasswordChangeRequiredError as exc:
-        return _problem(exc, "the password has expired: send newPassword to set a new one")
+        detail = "the password has expired: send newPassword to set a new one"
+        return _problem(request, exc, detail)
     except RequestRejectedError as exc:
-        return _problem(exc, str(exc))
+        return _problem(request, exc, str(exc))
     except BastionError as exc:
-        return _problem(exc)
+        return _problem(request, exc)
     tokens["tenant"] = canonical_name(login.tenant)
     return token_response(tokens)
 
@@ -88,7 +85,7 @@ async def logout_endpoint(request: Request) -> Response:
         body = await json_body(request)
         token = _string(body, "refreshToken") or ""
     except RequestRejectedError as exc:
-        return _problem(exc, str(exc))
+        return _problem(request, exc, str(exc))
     from starlette.concurrency import run_in_threadpool
 
     with contextlib.suppress(BastionError):

@@ -1,0 +1,205 @@
+"""The admin API's error contract: every failure is problem+json with the request's id (body
+and ``X-Bastion-Request-Id``), a status from bastion's one table, and a detail a person can act
+on; never the framework's ``{"detail": …}``, an internal class name or a 500 for bad input."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from httpx2 import Response
+
+from tests.gateway.conftest import Gateway, GatewayFactory
+from tests.gateway.problem_checks import problem
+
+API = "/_bastion/api"
+
+
+def post_json(gw: Gateway, path: str, content: bytes) -> Response:
+    headers = {**gw.auth(), "Content-Type": "application/json"}
+    return gw.client.post(f"{API}{path}", content=content, headers=headers)
+
+
+@pytest.mark.parametrize("path", ["/v1/nosuch", "/v2/users", "/", "/v1/users/x/nosuch"])
+@pytest.mark.parametrize("authenticated", [True, False])
+def test_unknown_admin_route_is_problem_json(
+    gateway: GatewayFactory, path: str, authenticated: bool
+) -> None:
+    with gateway() as gw:
+        response = gw.client.get(API + path, headers=gw.auth() if authenticated else {})
+    body = problem(response, 404, "not_found")
+    assert "openapi.json" in body["detail"]
+
+
+def test_unknown_path_under_the_prefix_is_problem_json(gateway: GatewayFactory) -> None:
+    with gateway() as gw:
+        for path in ("/_bastion/nosuch", "/_bastion/api"):
+            problem(gw.client.get(path, headers=gw.auth()), 404, "not_found")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [("DELETE", "/v1/users", {"GET", "POST"}), ("PATCH", "/v1/whoami", {"GET"})],
+)
+def test_method_not_allowed_is_problem_json_with_allow(
+    gateway: GatewayFactory, method: str, path: str, allowed: set[str]
+) -> None:
+    with gateway() as gw:
+        response = gw.client.request(method, API + path, headers=gw.auth())
+    body = problem(response, 405, "method_not_allowed")
+    assert {m.strip() for m in response.headers["allow"].split(",")} >= allowed
+    assert method in body["detail"]
+
+
+def test_deeply_nested_json_is_400_with_a_precise_detail(gateway: GatewayFactory) -> None:
+    with gateway() as gw:
+        response = post_json(gw, "/v1/users", b"[" * 5000 + b"]" * 5000)
+    body = problem(response, 400, "invalid_body")
+    assert "nests too deeply" in body["detail"]
+
+
+@pytest.mark.parametrize(
+    ("content", "detail"),
+    [
+        (b'{"name": ', "the body is not valid JSON (line 1, column 10): expecting value"),
+        (b'{\n  "name": "x",\n}', "the body is not valid JSON (line 3, column 1)"),
+        (b"\xff\xfe{}", "the body is not valid JSON (line 1, column 1)"),
+    ],
+)
+def test_malformed_json_names_line_and_column(
+    gateway: GatewayFactory, content: bytes, detail: str
+) -> None:
+    with gateway() as gw:
+        body = problem(post_json(gw, "/v1/users", content), 400, "invalid_body")
+    assert body["detail"].startswith(detail)
+
+
+def test_field_errors_name_the_field_and_the_rule(gateway: GatewayFactory) -> None:
+    with gateway() as gw:
+        long_name = post_json(gw, "/v1/users", b'{"name": "' + b"a" * 300 + b'"}')
+        not_object = post_json(gw, "/v1/users", b"[1]")
+        no_body = gw.client.post(f"{API}/v1/users", headers=gw.auth())
+        bad_query = gw.client.get(f"{API}/v1/audit/events?limit=many", headers=gw.auth())
+    assert problem(long_name, 400)["detail"] == "name: must be at most 254 characters"
+    assert problem(not_object, 400)["detail"] == "the body must be a JSON object"
+    assert problem(no_body, 400)["detail"] == "the body is required"
+    assert problem(bad_query, 400)["detail"] == "query parameter limit: must be an integer"
+
+
+@pytest.mark.parametrize(
+    ("content_type", "content"),
+    [
+        ("text/plain", b'{"name": "x@example.com"}'),
+        ("application/x-www-form-urlencoded", b"name=x%40example.com"),
+    ],
+)
+def test_body_that_is_not_json_is_415(
+    gateway: GatewayFactory, content_type: str, content: bytes
+) -> None:
+    with gateway() as gw:
+        headers = {**gw.auth(), "Content-Type": content_type}
+        response = gw.client.post(f"{API}/v1/users", content=content, headers=headers)
+    body = problem(response, 415, "unsupported_media_type")
+    assert body["detail"] == f"the body must be application/json, not {content_type}"
+
+
+@pytest.mark.parametrize(
+    ("check", "detail"),
+    [
+        ({"requests": []}, "requests: must hold at least 1 item"),
+        ({"principal": "x", "action": "read"}, "resource: is required"),
+        (
+            {"requests": [{"principal": "", "action": "read", "resource": "patterns"}]},
+            "requests/0/principal: must not be empty",
+        ),
+    ],
+)
+def test_authz_check_errors_never_name_internal_models(
+    gateway: GatewayFactory, check: dict[str, Any], detail: str
+) -> None:
+    with gateway() as gw:
+        response = gw.client.post(f"{API}/v1/authz/check", json=check, headers=gw.auth())
+    body = problem(response, 400, "bad_request")
+    assert body["detail"] == detail
+    assert "CheckIn" not in response.text and "BatchIn" not in response.text
+
+
+def test_validation_detail_never_echoes_the_value_sent(gateway: GatewayFactory) -> None:
+    secret = "bk_live_" + "S" * 40
+    with gateway() as gw:
+        response = gw.client.post(
+            f"{API}/v1/apikeys",
+            json={"name": secret * 10, "scopes": ["admin"], "expires": secret},
+            headers=gw.auth(),
+        )
+    problem(response, 400, "bad_request")
+    assert secret not in response.text
+
+
+def test_role_inheriting_an_unknown_role_is_400_naming_it(gateway: GatewayFactory) -> None:
+    with gateway() as gw:
+        response = gw.client.post(
+            f"{API}/v1/roles", json={"name": "a", "inherits": ["b"]}, headers=gw.auth()
+        )
+    assert problem(response, 400, "bad_request")["detail"] == "inherits/0: unknown role b"
+
+
+@pytest.mark.parametrize(
+    ("path", "document", "detail"),
+    [
+        ("/v1/users", {"name": "Bob@Example.com"}, "a user named bob@example.com already exists"),
+        ("/v1/serviceaccounts", {"name": "ci"}, "a service account named ci already exists"),
+        ("/v1/groups", {"name": "ops"}, "a group named ops already exists"),
+        ("/v1/tenants", {"name": "acme"}, "a tenant named acme already exists"),
+        ("/v1/roles", {"name": "auditor"}, "a role named auditor already exists"),
+        ("/v1/apikeys", {"name": "ci", "scopes": ["admin"]}, "an API key named ci already exists"),
+    ],
+)
+def test_conflict_says_what_already_exists(
+    gateway: GatewayFactory, path: str, document: dict[str, Any], detail: str
+) -> None:
+    with gateway() as gw:
+        first = gw.client.post(API + path, json=document, headers=gw.auth())
+        assert first.status_code == 201, first.text
+        again = gw.client.post(API + path, json=document, headers=gw.auth())
+    assert problem(again, 409, "conflict")["detail"] == detail
+
+
+def test_admin_api_problem_request_id_is_the_audited_one(gateway: GatewayFactory) -> None:
+    with gateway() as gw:
+        response = gw.client.get(f"{API}/v1/apikeys")
+        body = problem(response, 401, "unauthenticated")
+        [event] = [e for e in gw.events() if e.request.get("requestId") == body["requestId"]]
+    assert event.outcome == "failure"
+    assert event.details["reason"] == "missing_credential"
+
+
+def test_policy_schema_and_validate_work_without_policy_files(gateway: GatewayFactory) -> None:
+    with gateway() as gw:
+        schema = gw.client.get(f"{API}/v1/policies/schema", headers=gw.auth())
+        valid = gw.client.post(
+            f"{API}/v1/policies/validate",
+            json={"text": 'permit(principal, action == Action::"read", resource);'},
+            headers=gw.auth(),
+        )
+        invalid = gw.client.post(
+            f"{API}/v1/policies/validate",
+            json={"text": "permit(principal, action, resource) when { principal.nope };"},
+            headers=gw.auth(),
+        )
+    assert schema.status_code == 200
+    assert "User" in schema.json()[""]["entityTypes"]
+    assert valid.status_code == 200 and valid.json() == {"valid": True, "errors": []}
+    assert invalid.status_code == 200 and invalid.json()["valid"] is False
+
+
+def test_policy_reload_without_policy_files_says_so(gateway: GatewayFactory) -> None:
+    with gateway() as gw:
+        response = gw.client.post(f"{API}/v1/policies/reload", headers=gw.auth())
+    assert "security.policies.files" in problem(response, 409, "conflict")["detail"]
+
+
+def test_proxied_deny_carries_the_request_id_header(gateway: GatewayFactory) -> None:
+    with gateway() as gw:
+        response = gw.client.get("/api/patterns")
+    problem(response, 401, "unauthenticated")
