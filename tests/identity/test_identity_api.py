@@ -182,6 +182,19 @@ def test_tenants_are_platform_only_to_create(api: tuple[World, TestClient, dict[
     assert client.delete(f"{API}/tenants/globex", headers=admin).status_code == 204
 
 
+def test_a_caller_cannot_disable_its_own_tenant_over_the_api(
+    api: tuple[World, TestClient, dict[str, str]],
+) -> None:
+    """Disabling the platform tenant from the API would lock every operator out at once."""
+    _world, client, admin = api
+    answer = client.patch(f"{API}/tenants/default", headers=admin, json={"disabled": True})
+    assert answer.status_code == 409
+    assert "cannot disable itself" in answer.json()["detail"]
+    assert client.get(f"{API}/tenants/default", headers=admin).json()["disabled"] is False
+    renamed = client.patch(f"{API}/tenants/default", headers=admin, json={"displayName": "Ops"})
+    assert renamed.status_code == 200
+
+
 def test_openapi_documents_the_identity_endpoints(
     api: tuple[World, TestClient, dict[str, str]],
 ) -> None:

@@ -75,6 +75,26 @@ def test_create_and_revoke_are_audited_in_a_verifying_chain(world: World) -> Non
     assert issued.secret not in repr(events)
 
 
+def test_revoking_a_revoked_key_changes_nothing_and_records_nothing(
+    world: World, clock: FrozenClock
+) -> None:
+    issued = world.api_keys.create(
+        tenant_name="default",
+        owner_name="admin@example.com",
+        name="twice",
+        scopes=["patterns:read"],
+        expires_at=None,
+        actor=ACTOR,
+    )
+    first = world.api_keys.revoke(tenant_name="default", reference="twice", actor=ACTOR)
+    clock.advance(hours=1)
+    again = world.api_keys.revoke(tenant_name="default", reference="twice", actor=ACTOR)
+    assert again.revoked_at == first.revoked_at
+    with world.storage.transaction() as tx:
+        events = tx.audit.query(AuditQuery(action="apikey.revoke", limit=100))
+    assert [e.resource["id"] for e in events].count(issued.key.id) == 1
+
+
 def test_bad_scopes_and_past_expiry_rejected(world: World, clock: FrozenClock) -> None:
     with pytest.raises(RequestRejectedError):
         world.api_keys.create(

@@ -153,8 +153,8 @@ def revoke_key(
     """Revoke a key; it stops working on the next request."""
     remote = remote_of(ctx, tenant)
     if remote is not None:
-        revoked = remote.delete(f"/apikeys/{segment(key)}")
-        typer.echo(f"revoked {revoked['id']} ({revoked['name']})")
+        answer = remote.delete(f"/apikeys/{segment(key)}")
+        typer.echo(f"revoked {answer['id']} ({answer['name']}) at {when(answer['revoked'])}")
         return
     services = state(ctx).services()
     revoked = services.api_keys.revoke(
@@ -162,7 +162,8 @@ def revoke_key(
         reference=key,
         actor=operator_actor(),
     )
-    typer.echo(f"revoked {revoked.id} ({revoked.name})")
+    # A key revoked before keeps its first revocation time, which this line shows.
+    typer.echo(f"revoked {revoked.id} ({revoked.name}) at {when(revoked.revoked_at)}")
 
 
 @app.command("rotate-key")

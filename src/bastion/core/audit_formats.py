@@ -172,7 +172,13 @@ def cef_line(event: AuditEvent, *, version: str) -> str:
         ("cn1Label", "seq"),
         ("cn1", event.seq),
     ]
-    extension = " ".join(f"{key}={_cef_value(value)}" for key, value in pairs if value)
+    values = dict(pairs)
+    # An empty value is left out, and with it its label (no cs5Label=requestId without a cs5).
+    extension = " ".join(
+        f"{key}={_cef_value(value)}"
+        for key, value in pairs
+        if value and values.get(key.removesuffix("Label"))
+    )
     header = "|".join(
         _cef_header(part)
         for part in ("Bastion", "bastion", version, event.action, event.action, str(severity))

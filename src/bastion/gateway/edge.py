@@ -48,6 +48,9 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+# Bastion's own endpoints under the prefix that only answer GET and HEAD.
+_READ_ONLY = frozenset({"/health", "/ready", "/metrics"})
+
 
 @dataclass(frozen=True, slots=True)
 class EdgeSettings:
@@ -286,6 +289,11 @@ class Edge:
             await self._websockets.handle(self._inbound(scope), receive, send)
 
     async def _internal(self, inbound: Inbound, subpath: str, send: Send) -> None:
+        if subpath in _READ_ONLY and inbound.method not in ("GET", "HEAD"):
+            await self._problem(
+                inbound, send, problems.MethodNotAllowedError(inbound.method, ("GET", "HEAD"))
+            )
+            return
         if subpath == "/health":
             await self._json(inbound, send, 200, {"status": "ok"})
         elif subpath == "/ready":
@@ -302,14 +310,14 @@ class Edge:
             ]
             await self._outcomes.send_own(inbound, send, 200, headers, self.metrics.render())
         else:
-            await self._not_found(inbound, send)
+            await self._problem(inbound, send, NotFoundError("nothing is served at this path"))
 
-    async def _not_found(self, inbound: Inbound, send: Send) -> None:
-        """A path under the prefix that bastion serves nothing at (not audited, as before)."""
-        error = NotFoundError("nothing is served at this path")
-        headers = problems.response_headers(404, request_id=inbound.request_id, error=error)
+    async def _problem(self, inbound: Inbound, send: Send, error: BastionError) -> None:
+        """A refusal of bastion's own endpoints (not audited: nothing was reached)."""
+        status = problems.status_for(error)[0]
+        headers = problems.response_headers(status, request_id=inbound.request_id, error=error)
         body = problems.problem_body(error, request_id=inbound.request_id, detail=str(error))
-        await self._outcomes.send_own(inbound, send, 404, headers, body)
+        await self._outcomes.send_own(inbound, send, status, headers, body)
 
     async def _json(
         self,

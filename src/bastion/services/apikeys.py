@@ -195,11 +195,16 @@ class ApiKeyService:
             ]
 
     def revoke(self, *, tenant_name: str, reference: str, actor: dict[str, Any]) -> ApiKey:
-        """Revoke the key named by id, display prefix or name, with its ``apikey.revoke`` event."""
+        """Revoke the key named by id, display prefix or name, with its ``apikey.revoke`` event.
+        A key revoked before is returned as it is (its ``revoked_at`` unchanged), with no event:
+        nothing changed."""
         now = self._clock.now()
         with self._storage.transaction() as tx:
             tenant = tx.tenants.get_by_name(tenant_name)
-            revoked = tx.api_keys.revoke(tenant.id, find_key(tx, tenant, reference).id, at=now)
+            found = find_key(tx, tenant, reference)
+            if found.revoked_at is not None:
+                return found
+            revoked = tx.api_keys.revoke(tenant.id, found.id, at=now)
             epoch = self._revoker.bump(tx)
             resource = {"type": "apikey", "id": revoked.id}
             details = {"name": revoked.name, "prefix": revoked.prefix}

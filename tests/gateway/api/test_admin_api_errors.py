@@ -51,6 +51,18 @@ def test_method_not_allowed_is_problem_json_with_allow(
     assert method in body["detail"]
 
 
+@pytest.mark.parametrize("path", ["/_bastion/health", "/_bastion/ready", "/_bastion/metrics"])
+def test_own_read_only_endpoints_answer_only_get_and_head(
+    gateway: GatewayFactory, path: str
+) -> None:
+    with gateway() as gw:
+        assert gw.client.get(path).status_code == 200
+        assert gw.client.head(path).status_code == 200
+        response = gw.client.post(path, content=b"{}")
+    problem(response, 405, "method_not_allowed")
+    assert response.headers["allow"] == "GET, HEAD"
+
+
 def test_deeply_nested_json_is_400_with_a_precise_detail(gateway: GatewayFactory) -> None:
     with gateway() as gw:
         response = post_json(gw, "/v1/users", b"[" * 5000 + b"]" * 5000)

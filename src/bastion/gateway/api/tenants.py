@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from bastion.core.names import canonical_name
-from bastion.errors import AuthorizationError, NotFoundError
+from bastion.errors import AuthorizationError, ConflictError, NotFoundError
 from bastion.gateway.api.conflicts import unique
 from bastion.gateway.api.deps import actor_of, require, services_dep
 from bastion.services.access import Caller
@@ -110,6 +110,10 @@ async def update_tenant(
     services: Services = Depends(services_dep),
 ) -> TenantOut:
     _visible(caller, services, name)
+    if body.disabled and canonical_name(name) == caller.identity.tenant:
+        # It would end the caller's own access, and with the platform tenant every operator's;
+        # `bastion tenant disable` on the server is the deliberate way.
+        raise ConflictError(f"tenant {name!r} is the caller's own; it cannot disable itself")
     view = await run_in_threadpool(
         services.identity.directory.update_tenant,
         name,
