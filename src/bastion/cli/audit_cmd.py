@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from bastion.cli import audit_io_cmd
-from bastion.cli.audit_io_cmd import parse_since
+from bastion.cli.audit_io_cmd import counted, parse_since
 from bastion.cli.context import state
 from bastion.cli.remote import RemoteClient, unsupported
 from bastion.core.audit import event_to_json, format_timestamp
@@ -171,7 +171,7 @@ def _status_text(report: dict[str, Any]) -> str:
     else:
         lines.append(
             f"checkpoint: seq {last['seq']} at {last['timestamp']} (key {last['keyId']});"
-            f" {report['unsealed']} newer events not yet sealed"
+            f" {counted(report['unsealed'], 'newer event')} not yet sealed"
         )
     if not report["destinations"]:
         lines.append("destinations: database only")

@@ -158,12 +158,17 @@ def _conclude(report: VerifyReport) -> None:
         typer.echo("ok: the trail is empty")
         return
     signed = (
-        f"signed through seq {report.signed_through} ({report.checkpoints} checkpoints)"
+        f"signed through seq {report.signed_through} ({counted(report.checkpoints, 'checkpoint')})"
         if report.signed_through is not None
         else "no checkpoint yet"
     )
     tail = f"; {report.unsigned_tail} newest not yet sealed" if report.unsigned_tail else ""
     typer.echo(
-        f"ok: {report.events} events (seq {report.first_seq}-{report.last_seq}) verify;"
-        f" {signed}{tail}"
+        f"ok: {counted(report.events, 'event')} (seq {report.first_seq}-{report.last_seq})"
+        f" verify; {signed}{tail}"
     )
+
+
+def counted(n: int, noun: str) -> str:
+    """``1 event``, ``2 events``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

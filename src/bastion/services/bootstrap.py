@@ -71,7 +71,7 @@ def initialise(
                     tenant=tenant.name,
                     now=now,
                     actor=actor,
-                    resource={"type": "tenant", "id": tenant.id},
+                    resource={"type": "tenant", "id": tenant.name},
                 ),
                 build_event(
                     action="user.create",
