@@ -69,18 +69,8 @@ def group_list(
         groups = state(ctx).services().identity.groups
         views = [_doc(v) for v in groups.list(tenant_name=_default(ctx, tenant))]
     if as_json:
-        for v in views:
-            members = [m["name"] for m in v["members"]]
-            typer.echo(
-                json.dumps(
-                    {
-                        "id": v["id"],
-                        "name": v["name"],
-                        "displayName": v["displayName"],
-                        "members": members,
-                    }
-                )
-            )
+        for v in views:  # each line as `group show` prints it and the admin API answers
+            typer.echo(json.dumps(v))
         return
     table = Table("ID", "Name", "Display name", "Members")
     for v in views:
