@@ -21,7 +21,10 @@ def workdir(tmp_path: Path) -> Path:
         (["auth", "revoke-key", "nope"], "error: no API key 'nope' in tenant 'default'"),
         (["auth", "create-key", "--name", "x", "--scopes", "nonsense"], "error: 'nonsense' is not"),
         (["auth", "create-key", "--name", "bootstrap-admin", "--scopes", "admin"], "error: "),
-        (["auth", "create-key", "--name", "x", "--scopes", "admin", "--owner", "ghost"], "error: "),
+        (
+            ["auth", "create-key", "--name", "x", "--scopes", "admin", "--owner", "ghost"],
+            "error: no principal 'ghost' in tenant 'default'",
+        ),
         (["init"], "error: tenant 'default' is already initialised"),
         (["audit", "list", "--since", "1x"], "must be a duration"),
         (["audit", "list", "--outcome", "denyed"], "must be one of success, failure, denied"),
@@ -40,6 +43,84 @@ def test_errors_are_one_line_without_traceback(
     assert result.returncode != 0
     assert message in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize(
+    ("setup", "args", "message"),
+    [
+        ([], ["tenant", "create", "acme"], "a tenant named acme already exists"),
+        ([], ["user", "create", "Bob@Example.com"], "a user named bob@example.com already exists"),
+        ([], ["service-account", "create", "ci"], "a service account named ci already exists"),
+        ([], ["group", "create", "ops"], "a group named ops already exists"),
+        (
+            [],
+            ["role", "create", "auditor", "--permission", "patterns:read"],
+            "a role named auditor already exists",
+        ),
+        (
+            [],
+            ["auth", "create-key", "--name", "k", "--scopes", "admin"],
+            "an API key named k already exists",
+        ),
+        (
+            [["service-account", "create", "ci"]],
+            ["auth", "create-key", "--name", "ci-secret", "--scopes", "admin", "--owner", "ci"],
+            "an API key named ci-secret already exists",
+        ),
+        (
+            [["user", "create", "bob@example.com"]],
+            ["role", "bind", "viewer", "--user", "bob@example.com"],
+            "user bob@example.com is already bound to role viewer",
+        ),
+    ],
+)
+def test_duplicate_create_says_what_already_exists(
+    workdir: Path, setup: list[list[str]], args: list[str], message: str
+) -> None:
+    for step in [*setup, args]:
+        bastion(step, cwd=workdir)
+    again = bastion(args, cwd=workdir, check=False)
+    assert again.returncode == 1
+    assert again.stderr.splitlines() == [f"error: {message}"]
+
+
+@pytest.fixture(scope="module")
+def initialised(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One initialised directory for commands that only look things up."""
+    directory = tmp_path_factory.mktemp("initialised")
+    bastion(["init"], cwd=directory)
+    return directory
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["user", "show", "ghost"], "no user 'ghost' in tenant 'default'"),
+        (["user", "delete", "Ghost"], "no user 'ghost' in tenant 'default'"),
+        (["service-account", "show", "ghost"], "no service account 'ghost' in tenant 'default'"),
+        (["agent", "disable", "ghost"], "no agent 'ghost' in tenant 'default'"),
+        (["group", "show", "nope"], "no group 'nope' in tenant 'default'"),
+        (["group", "add-member", "nope", "ghost"], "no group 'nope' in tenant 'default'"),
+        (["role", "delete", "ghost"], "no custom role 'ghost' in tenant 'default'"),
+        (
+            ["role", "update", "ghost", "--permission", "patterns:read"],
+            "no custom role 'ghost' in tenant 'default'",
+        ),
+        (["role", "unbind", "bnd_missing"], "no binding 'bnd_missing' in tenant 'default'"),
+        (["tenant", "show", "nowhere"], "no tenant 'nowhere'"),
+        (["user", "list", "--tenant", "nowhere"], "no tenant 'nowhere'"),
+        (
+            ["authz", "check", "-p", "ghost", "-a", "read", "-r", "patterns"],
+            "no principal 'ghost' in tenant 'default'",
+        ),
+    ],
+)
+def test_missing_name_is_named_with_its_tenant(
+    initialised: Path, args: list[str], message: str
+) -> None:
+    result = bastion(args, cwd=initialised, check=False)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [f"error: {message}"]
 
 
 def test_unreachable_database_is_one_line(tmp_path: Path) -> None:

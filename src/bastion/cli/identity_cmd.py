@@ -18,6 +18,7 @@ from bastion.cli.principal_cmds import (
 from bastion.cli.remote import segment
 from bastion.core.model import PrincipalKind
 from bastion.services.directory import get_principal, record
+from bastion.services.lookups import get_tenant
 
 user_app = typer.Typer(help="Users (people).", no_args_is_help=True)
 service_account_app = typer.Typer(help="Service accounts.", no_args_is_help=True)
@@ -68,7 +69,7 @@ def user_create(
     identity = services.identity
     now = services.clock.now()
     with services.storage.transaction() as tx:
-        found = tx.tenants.get_by_name(_default(ctx, tenant))
+        found = get_tenant(tx, _default(ctx, tenant))
         user = identity.directory.create_principal(
             tx,
             tenant=found,
@@ -103,7 +104,7 @@ def user_set_password(
     services = state(ctx).services()
     now = services.clock.now()
     with services.storage.transaction() as tx:
-        found = tx.tenants.get_by_name(_default(ctx, tenant))
+        found = get_tenant(tx, _default(ctx, tenant))
         user = get_principal(tx, found, PrincipalKind.USER, name)
         services.identity.passwords.set_password(tx, user, secret, now=now)
         record(

@@ -26,6 +26,7 @@ from bastion.errors import AuthenticationError, RequestRejectedError
 from bastion.services.apikeys import ApiKeyService, IssuedKey
 from bastion.services.clock import Clock
 from bastion.services.directory import DirectoryService, record
+from bastion.services.lookups import get_tenant
 
 REGISTRATION_PREFIX = "bat_"
 _TOKEN_LENGTH = len(REGISTRATION_PREFIX) + 40
@@ -98,7 +99,7 @@ class AgentService:
         now = self._clock.now()
         secret = new_secret_token(REGISTRATION_PREFIX)
         with self._storage.transaction() as tx:
-            tenant = tx.tenants.get_by_name(canonical_name(tenant_name))
+            tenant = get_tenant(tx, tenant_name)
             token = RegistrationToken(
                 id=new_id("reg"),
                 tenant_id=tenant.id,
@@ -129,7 +130,7 @@ class AgentService:
 
     def list_tokens(self, *, tenant_name: str) -> list[RegistrationToken]:
         with self._storage.transaction() as tx:
-            tenant = tx.tenants.get_by_name(canonical_name(tenant_name))
+            tenant = get_tenant(tx, tenant_name)
             return tx.registration_tokens.list(tenant.id)
 
     def revoke_token(
@@ -137,7 +138,7 @@ class AgentService:
     ) -> RegistrationToken:
         now = self._clock.now()
         with self._storage.transaction() as tx:
-            tenant = tx.tenants.get_by_name(canonical_name(tenant_name))
+            tenant = get_tenant(tx, tenant_name)
             token = tx.registration_tokens.revoke(tenant.id, token_id, at=now)
             resource = {"type": "registrationtoken", "id": token.id}
             record(

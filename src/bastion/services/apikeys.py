@@ -23,7 +23,6 @@ from bastion.core.apikeys import (
 )
 from bastion.core.ids import new_id
 from bastion.core.model import ApiKey, Principal, SubjectType, Tenant
-from bastion.core.names import canonical_name
 from bastion.core.rbac import parse_scopes, scopes_within
 from bastion.crypto.keys import CacheKeyer, KeyedHasher, new_api_key
 from bastion.errors import (
@@ -35,7 +34,9 @@ from bastion.errors import (
 )
 from bastion.services.audit import append_events, build_event
 from bastion.services.authn import Authenticated
+from bastion.services.changes import unique
 from bastion.services.clock import Clock
+from bastion.services.lookups import get_any_principal, get_tenant
 from bastion.services.revocation import NullBroadcast, RevocationState, Revoker
 from bastion.services.verified_cache import Verified, VerifiedCache
 
@@ -142,7 +143,8 @@ class ApiKeyService:
             created_at=now,
             expires_at=expires_at,
         )
-        tx.api_keys.create(key)
+        with unique(f"an API key named {key.name} already exists"):
+            tx.api_keys.create(key)
         event_details = {"name": key.name, "prefix": key.prefix, "scopes": list(parsed_scopes)}
         if expires_at is not None:
             event_details["expires"] = expires_at.isoformat()
@@ -170,11 +172,11 @@ class ApiKeyService:
         except ValueError as exc:
             raise RequestRejectedError(str(exc)) from None
         with self._storage.transaction() as tx:
-            tenant = tx.tenants.get_by_name(tenant_name)
+            tenant = get_tenant(tx, tenant_name)
             owner = (
                 first_admin(tx, tenant)
                 if owner_name is None
-                else tx.principals.get_by_name(tenant.id, canonical_name(owner_name))
+                else get_any_principal(tx, tenant, owner_name)
             )
             return self.issue(
                 tx,
@@ -188,7 +190,7 @@ class ApiKeyService:
 
     def list(self, *, tenant_name: str) -> list[KeyListing]:
         with self._storage.transaction() as tx:
-            tenant = tx.tenants.get_by_name(tenant_name)
+            tenant = get_tenant(tx, tenant_name)
             owners = {p.id: p.name for p in tx.principals.list(tenant.id)}
             return [
                 KeyListing(k, owners.get(k.principal_id, "?")) for k in tx.api_keys.list(tenant.id)
@@ -200,7 +202,7 @@ class ApiKeyService:
         nothing changed."""
         now = self._clock.now()
         with self._storage.transaction() as tx:
-            tenant = tx.tenants.get_by_name(tenant_name)
+            tenant = get_tenant(tx, tenant_name)
             found = find_key(tx, tenant, reference)
             if found.revoked_at is not None:
                 return found
@@ -227,7 +229,7 @@ class ApiKeyService:
             raise RequestRejectedError("the grace period must be between 0 and 30 days")
         now = self._clock.now()
         with self._storage.transaction() as tx:
-            tenant = tx.tenants.get_by_name(tenant_name)
+            tenant = get_tenant(tx, tenant_name)
             old = find_key(tx, tenant, reference)
             if owner_id is not None and old.principal_id != owner_id:
                 raise NotFoundError(f"no API key {reference!r} of yours")

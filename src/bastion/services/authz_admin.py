@@ -18,22 +18,16 @@ from bastion.core.model import CustomRole, ResourceRuleRecord, RoleBinding, Subj
 from bastion.core.names import canonical_name
 from bastion.core.rbac import BUILTIN_ROLES, Permission, RoleCatalog, compile_roles
 from bastion.core.resource_rules import parse_resource
-from bastion.errors import ConflictError, NotFoundError, RequestRejectedError
+from bastion.errors import ConflictError, RequestRejectedError
 from bastion.services.audit import append_events, build_event
 from bastion.services.authz import Authorizer
 from bastion.services.authz_model import compile_catalog, role_definition
+from bastion.services.changes import unique
 from bastion.services.clock import Clock
-from bastion.services.subject_bindings import require_subject
+from bastion.services.lookups import get_binding, get_custom_role, get_rule, get_tenant
+from bastion.services.subject_bindings import SUBJECT_NOUNS, require_subject
 
 T = TypeVar("T")
-
-
-def _tenant(tx: UnitOfWork, name: str) -> Tenant:
-    """The tenant called ``name``; a `NotFoundError` that names it otherwise."""
-    try:
-        return tx.tenants.get_by_name(canonical_name(name))
-    except NotFoundError:
-        raise NotFoundError(f"no tenant '{canonical_name(name)}'") from None
 
 
 class ModelBroadcast(Protocol):
@@ -73,7 +67,7 @@ class AuthzAdmin:
 
     def _change(self, tenant_name: str, work: Callable[[UnitOfWork, Tenant], T]) -> T:
         with self._storage.transaction() as tx:
-            tenant = _tenant(tx, tenant_name)
+            tenant = get_tenant(tx, tenant_name)
             result = work(tx, tenant)
         self._authorizer.invalidate()
         self._broadcast.publish()
@@ -97,7 +91,7 @@ class AuthzAdmin:
 
     def list_roles(self, tenant_name: str) -> list[RoleView]:
         with self._storage.transaction() as tx:
-            tenant = _tenant(tx, tenant_name)
+            tenant = get_tenant(tx, tenant_name)
             stored = tx.roles.list(tenant.id)
         catalog = compile_catalog(self._authorizer.settings, stored)
         configured = {r.name for r in self._authorizer.settings.roles}
@@ -155,10 +149,11 @@ class AuthzAdmin:
             role = CustomRole(new_id("rol"), tenant.id, name, perms, tuple(inherits), now, now)
             self._catalog_with(tx, tenant, role)
             if create:
-                tx.roles.create(role)
+                with unique(f"a role named {name} already exists"):
+                    tx.roles.create(role)
             else:
                 role = CustomRole(
-                    tx.roles.get(tenant.id, name).id,
+                    get_custom_role(tx, tenant, name).id,
                     tenant.id,
                     name,
                     perms,
@@ -183,7 +178,7 @@ class AuthzAdmin:
 
     def delete_role(self, *, tenant_name: str, name: str, actor: dict[str, Any]) -> None:
         def work(tx: UnitOfWork, tenant: Tenant) -> None:
-            tx.roles.get(tenant.id, name)
+            get_custom_role(tx, tenant, name)
             heirs = sorted(r.name for r in tx.roles.list(tenant.id) if name in r.inherits)
             if heirs:
                 raise ConflictError(f"role {name} is inherited by {', '.join(heirs)}")
@@ -196,7 +191,7 @@ class AuthzAdmin:
 
     def list_bindings(self, tenant_name: str) -> list[RoleBinding]:
         with self._storage.transaction() as tx:
-            tenant = _tenant(tx, tenant_name)
+            tenant = get_tenant(tx, tenant_name)
             return tx.bindings.list(tenant.id)
 
     def bind(
@@ -227,7 +222,9 @@ class AuthzAdmin:
                 now,
                 expires_at,
             )
-            tx.bindings.create(binding)
+            subject = f"{SUBJECT_NOUNS[binding.subject_type]} {binding.subject_name}"
+            with unique(f"{subject} is already bound to role {role}"):
+                tx.bindings.create(binding)
             self._audit(
                 tx,
                 tenant,
@@ -244,7 +241,7 @@ class AuthzAdmin:
 
     def unbind(self, *, tenant_name: str, binding_id: str, actor: dict[str, Any]) -> RoleBinding:
         def work(tx: UnitOfWork, tenant: Tenant) -> RoleBinding:
-            binding = tx.bindings.delete(tenant.id, binding_id)
+            binding = tx.bindings.delete(tenant.id, get_binding(tx, tenant, binding_id).id)
             self._audit(
                 tx,
                 tenant,
@@ -262,7 +259,7 @@ class AuthzAdmin:
 
     def list_rules(self, tenant_name: str) -> list[ResourceRuleRecord]:
         with self._storage.transaction() as tx:
-            tenant = _tenant(tx, tenant_name)
+            tenant = get_tenant(tx, tenant_name)
             return tx.resource_rules.list(tenant.id)
 
     def add_rule(
@@ -315,7 +312,7 @@ class AuthzAdmin:
 
     def delete_rule(self, *, tenant_name: str, rule_id: str, actor: dict[str, Any]) -> None:
         def work(tx: UnitOfWork, tenant: Tenant) -> None:
-            rule = tx.resource_rules.get(tenant.id, rule_id)
+            rule = get_rule(tx, tenant, rule_id)
             tx.resource_rules.delete(tenant.id, rule_id)
             resource = f"{rule.resource_type}/{rule.resource_id}"
             self._audit(

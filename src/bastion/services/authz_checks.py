@@ -12,11 +12,11 @@ from typing import Any
 from bastion.backends.protocols import Storage, UnitOfWork
 from bastion.core.decision import Decision
 from bastion.core.model import AuditEvent
-from bastion.core.names import canonical_name
 from bastion.errors import RequestRejectedError
 from bastion.services.audit import build_event
 from bastion.services.authz import Authorizer, AuthzContext, AuthzRequest, Subject
 from bastion.services.clock import Clock
+from bastion.services.lookups import get_any_principal, get_tenant
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,11 +92,9 @@ class AuthzChecks:
                 raise RequestRejectedError(f"{query.client_ip!r} is not an IP address") from None
         now = query.time or self._clock.now()
         resource, resource_id = split_resource(query.resource)
-        home = tx.tenants.get_by_name(canonical_name(query.tenant or self._default_tenant))
-        target = home
-        if query.target is not None:
-            target = tx.tenants.get_by_name(canonical_name(query.target))
-        principal = tx.principals.get_by_name(home.id, canonical_name(query.principal))
+        home = get_tenant(tx, query.tenant or self._default_tenant)
+        target = home if query.target is None else get_tenant(tx, query.target)
+        principal = get_any_principal(tx, home, query.principal)
         subject = self._authorizer.subject(tx, principal, tenant=home, now=now)
         target_model = self._authorizer.tenant_model(tx, target)
         permission = self.permission_for(resource, query.action)

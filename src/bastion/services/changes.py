@@ -1,16 +1,22 @@
-"""What every identity change shares: the canonical, checked form of a typed name, and the
-audit event the change appends in its own transaction."""
+"""What every identity change shares: the canonical, checked form of a typed name, the words
+for a name that is already taken, and the audit event the change appends in its own
+transaction."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from bastion.backends.protocols import UnitOfWork
 from bastion.core.names import canonical_name
-from bastion.errors import RequestRejectedError
+from bastion.errors import ConflictError, RequestRejectedError
 from bastion.services.audit import append_events, build_event
 
 MAX_NAME_LENGTH = 254
+
+# What every backend says when a unique constraint refuses a row (bastion.backends).
+_UNIQUE = "must be unique"
 
 
 def valid_name(raw: str, what: str) -> str:
@@ -21,6 +27,20 @@ def valid_name(raw: str, what: str) -> str:
     if any(not ch.isprintable() or ch in "/\\" for ch in name) or name != name.strip():
         raise RequestRejectedError(f"a {what} name must not contain control characters or slashes")
     return name
+
+
+@contextmanager
+def unique(message: str) -> Iterator[None]:
+    """Inside, a unique value that is taken is a `ConflictError` saying ``message`` ("a group
+    named ops already exists") rather than the backend's "create group: a value that must be
+    unique is already taken". Other conflicts keep their own words. Wrap only the one write
+    whose uniqueness ``message`` speaks of."""
+    try:
+        yield
+    except ConflictError as exc:
+        if _UNIQUE not in str(exc):
+            raise
+        raise ConflictError(message) from None
 
 
 def record(

@@ -18,9 +18,8 @@ from typing import Any
 from bastion.backends.protocols import UnitOfWork
 from bastion.core.ids import new_id
 from bastion.core.model import Principal, PrincipalKind, SubjectType, Tenant
-from bastion.core.names import canonical_name
-from bastion.errors import NotFoundError
-from bastion.services.changes import record, toggle_action, valid_name
+from bastion.services.changes import record, toggle_action, unique, valid_name
+from bastion.services.lookups import get_principal, get_tenant
 from bastion.services.subject_bindings import delete_bindings_of
 from bastion.services.tenant_directory import TenantDirectory, TenantView
 
@@ -37,6 +36,12 @@ ID_PREFIX = {
     PrincipalKind.USER: "usr",
     PrincipalKind.SERVICE_ACCOUNT: "sa",
     PrincipalKind.AGENT: "agt",
+}
+# The principal of each kind, as a message says "… named x already exists".
+A_PRINCIPAL = {
+    PrincipalKind.USER: "a user",
+    PrincipalKind.SERVICE_ACCOUNT: "a service account",
+    PrincipalKind.AGENT: "an agent",
 }
 RESOURCE = {
     PrincipalKind.USER: "user",
@@ -73,7 +78,8 @@ class DirectoryService(TenantDirectory):
             created_at=now,
             display_name=display_name.strip(),
         )
-        tx.principals.create(principal)
+        with unique(f"{A_PRINCIPAL[kind]} named {principal.name} already exists"):
+            tx.principals.create(principal)
         stale = delete_bindings_of(tx, tenant.id, SubjectType(kind.value), principal.name)
         if stale:
             details = {**(details or {}), "staleBindingsDeleted": stale}
@@ -99,14 +105,14 @@ class DirectoryService(TenantDirectory):
         actor: dict[str, Any],
     ) -> Principal:
         with self._storage.transaction() as tx:
-            tenant = tx.tenants.get_by_name(canonical_name(tenant_name))
+            tenant = get_tenant(tx, tenant_name)
             return self.create_principal(
                 tx, tenant=tenant, kind=kind, name=name, display_name=display_name, actor=actor
             )
 
     def list(self, *, tenant_name: str, kind: PrincipalKind) -> builtins.list[Principal]:
         with self._storage.transaction() as tx:
-            tenant = tx.tenants.get_by_name(canonical_name(tenant_name))
+            tenant = get_tenant(tx, tenant_name)
             return [p for p in tx.principals.list(tenant.id) if p.kind is kind]
 
     def show(
@@ -114,7 +120,7 @@ class DirectoryService(TenantDirectory):
     ) -> tuple[Principal, builtins.list[str]]:
         """The principal and the names of its groups."""
         with self._storage.transaction() as tx:
-            tenant = tx.tenants.get_by_name(canonical_name(tenant_name))
+            tenant = get_tenant(tx, tenant_name)
             principal = get_principal(tx, tenant, kind, name)
             return principal, tx.groups.groups_of(tenant.id, principal.id)
 
@@ -131,7 +137,7 @@ class DirectoryService(TenantDirectory):
         now = self._clock.now()
         epoch = None
         with self._storage.transaction() as tx:
-            tenant = tx.tenants.get_by_name(canonical_name(tenant_name))
+            tenant = get_tenant(tx, tenant_name)
             current = get_principal(tx, tenant, kind, name)
             changed = replace(
                 current,
@@ -165,7 +171,7 @@ class DirectoryService(TenantDirectory):
         it has (the bindings name it, and would pass to the next principal of its name)."""
         now = self._clock.now()
         with self._storage.transaction() as tx:
-            tenant = tx.tenants.get_by_name(canonical_name(tenant_name))
+            tenant = get_tenant(tx, tenant_name)
             principal = get_principal(tx, tenant, kind, name)
             keys = tx.api_keys.delete_owned(tenant.id, principal.id)
             tx.refresh_tokens.delete_owned(tenant.id, principal.id)
@@ -187,11 +193,3 @@ class DirectoryService(TenantDirectory):
             )
         self._revoker.announce(epoch)
         return principal
-
-
-def get_principal(tx: UnitOfWork, tenant: Tenant, kind: PrincipalKind, name: str) -> Principal:
-    """The principal of ``kind`` called ``name`` (any spelling) in the tenant."""
-    principal = tx.principals.get_by_name(tenant.id, canonical_name(name))
-    if principal.kind is not kind:
-        raise NotFoundError(f"no {RESOURCE[kind]} {principal.name!r} in tenant {tenant.name!r}")
-    return principal

@@ -15,9 +15,9 @@ from typing import Any
 from bastion.backends.protocols import Storage, UnitOfWork
 from bastion.core.ids import new_id
 from bastion.core.model import Group, Principal, SubjectType, Tenant
-from bastion.core.names import canonical_name
+from bastion.services.changes import record, unique, valid_name
 from bastion.services.clock import Clock
-from bastion.services.directory import record, valid_name
+from bastion.services.lookups import get_any_principal, get_group, get_tenant
 from bastion.services.subject_bindings import delete_bindings_of
 
 
@@ -37,7 +37,7 @@ class GroupService:
     ) -> Group:
         now = self._clock.now()
         with self._storage.transaction() as tx:
-            tenant = _tenant(tx, tenant_name)
+            tenant = get_tenant(tx, tenant_name)
             group = Group(
                 id=new_id("grp"),
                 tenant_id=tenant.id,
@@ -45,7 +45,8 @@ class GroupService:
                 created_at=now,
                 display_name=display_name.strip(),
             )
-            tx.groups.create(group)
+            with unique(f"a group named {group.name} already exists"):
+                tx.groups.create(group)
             # Only a database written before bindings went with their group can hold these.
             stale = delete_bindings_of(tx, tenant.id, SubjectType.GROUP, group.name)
             details = {"staleBindingsDeleted": stale} if stale else None
@@ -54,20 +55,20 @@ class GroupService:
 
     def list(self, *, tenant_name: str) -> list[GroupView]:
         with self._storage.transaction() as tx:
-            tenant = _tenant(tx, tenant_name)
+            tenant = get_tenant(tx, tenant_name)
             return [_view(tx, tenant, group) for group in tx.groups.list(tenant.id)]
 
     def show(self, *, tenant_name: str, name: str) -> GroupView:
         with self._storage.transaction() as tx:
-            tenant = _tenant(tx, tenant_name)
-            return _view(tx, tenant, tx.groups.get_by_name(tenant.id, canonical_name(name)))
+            tenant = get_tenant(tx, tenant_name)
+            return _view(tx, tenant, get_group(tx, tenant, name))
 
     def update(
         self, *, tenant_name: str, name: str, display_name: str, actor: dict[str, Any]
     ) -> Group:
         with self._storage.transaction() as tx:
-            tenant = _tenant(tx, tenant_name)
-            group = tx.groups.get_by_name(tenant.id, canonical_name(name))
+            tenant = get_tenant(tx, tenant_name)
+            group = get_group(tx, tenant, name)
             changed = replace(group, display_name=display_name.strip())
             tx.groups.update(changed)
             self._record(tx, "group.update", tenant, group, actor, {"displayName": display_name})
@@ -76,8 +77,8 @@ class GroupService:
     def delete(self, *, tenant_name: str, name: str, actor: dict[str, Any]) -> Group:
         """Delete a group with its memberships and the stored role bindings that name it."""
         with self._storage.transaction() as tx:
-            tenant = _tenant(tx, tenant_name)
-            group = tx.groups.get_by_name(tenant.id, canonical_name(name))
+            tenant = get_tenant(tx, tenant_name)
+            group = get_group(tx, tenant, name)
             bindings = delete_bindings_of(tx, tenant.id, SubjectType.GROUP, group.name)
             tx.groups.delete(tenant.id, group.id)
             tx.authz_versions.bump()
@@ -91,9 +92,9 @@ class GroupService:
         """Add a principal (by name, any kind) to a group; False if it already was a member."""
         now = self._clock.now()
         with self._storage.transaction() as tx:
-            tenant = _tenant(tx, tenant_name)
-            group = tx.groups.get_by_name(tenant.id, canonical_name(name))
-            principal = tx.principals.get_by_name(tenant.id, canonical_name(member))
+            tenant = get_tenant(tx, tenant_name)
+            group = get_group(tx, tenant, name)
+            principal = get_any_principal(tx, tenant, member)
             added = tx.groups.add_member(tenant.id, group.id, principal.id, at=now)
             if added:
                 tx.authz_versions.bump()
@@ -105,9 +106,9 @@ class GroupService:
         self, *, tenant_name: str, name: str, member: str, actor: dict[str, Any]
     ) -> bool:
         with self._storage.transaction() as tx:
-            tenant = _tenant(tx, tenant_name)
-            group = tx.groups.get_by_name(tenant.id, canonical_name(name))
-            principal = tx.principals.get_by_name(tenant.id, canonical_name(member))
+            tenant = get_tenant(tx, tenant_name)
+            group = get_group(tx, tenant, name)
+            principal = get_any_principal(tx, tenant, member)
             removed = tx.groups.remove_member(tenant.id, group.id, principal.id)
             if removed:
                 tx.authz_versions.bump()
@@ -135,10 +136,6 @@ class GroupService:
             resource=resource,
             details=details,
         )
-
-
-def _tenant(tx: UnitOfWork, name: str) -> Tenant:
-    return tx.tenants.get_by_name(canonical_name(name))
 
 
 def _view(tx: UnitOfWork, tenant: Tenant, group: Group) -> GroupView:

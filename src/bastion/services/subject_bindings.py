@@ -16,7 +16,8 @@ from bastion.core.model import PrincipalKind, SubjectType, Tenant
 from bastion.core.names import canonical_name
 from bastion.errors import NotFoundError, RequestRejectedError
 
-_LABEL = {
+# What each kind of subject is called in messages.
+SUBJECT_NOUNS = {
     SubjectType.USER: "user",
     SubjectType.SERVICE_ACCOUNT: "service account",
     SubjectType.AGENT: "agent",
@@ -37,7 +38,7 @@ def require_subject(tx: UnitOfWork, tenant: Tenant, subject_type: SubjectType, n
         principal = None
     if principal is None or principal.kind is not PrincipalKind(subject_type.value):
         raise RequestRejectedError(
-            f"no {_LABEL[subject_type]} {canonical!r} in tenant {tenant.name!r}"
+            f"no {SUBJECT_NOUNS[subject_type]} {canonical!r} in tenant {tenant.name!r}"
             " (create it before binding a role to it)"
         )
 

@@ -13,10 +13,10 @@ from bastion.backends.protocols import Storage, UnitOfWork
 from bastion.core.credentials import TenantState
 from bastion.core.ids import new_id
 from bastion.core.model import Tenant
-from bastion.core.names import canonical_name
 from bastion.errors import ConflictError
-from bastion.services.changes import record, toggle_action, valid_name
+from bastion.services.changes import record, toggle_action, unique, valid_name
 from bastion.services.clock import Clock
+from bastion.services.lookups import get_tenant
 from bastion.services.revocation import Revoker
 
 
@@ -39,7 +39,8 @@ class TenantDirectory:
         now = self._clock.now()
         tenant = Tenant(id=new_id("ten"), name=valid_name(name, "tenant"), created_at=now)
         with self._storage.transaction() as tx:
-            tx.tenants.create(tenant)
+            with unique(f"a tenant named {tenant.name} already exists"):
+                tx.tenants.create(tenant)
             if display_name:
                 tx.tenant_states.put(TenantState(tenant.id, display_name))
             _record(tx, "tenant.create", tenant, now, actor)
@@ -54,7 +55,7 @@ class TenantDirectory:
 
     def show_tenant(self, name: str) -> TenantView:
         with self._storage.transaction() as tx:
-            tenant = tx.tenants.get_by_name(canonical_name(name))
+            tenant = get_tenant(tx, name)
             return TenantView(
                 tenant, tx.tenant_states.get(tenant.id), len(tx.principals.list(tenant.id))
             )
@@ -70,7 +71,7 @@ class TenantDirectory:
         now = self._clock.now()
         epoch = None
         with self._storage.transaction() as tx:
-            tenant = tx.tenants.get_by_name(canonical_name(name))
+            tenant = get_tenant(tx, name)
             state = tx.tenant_states.get(tenant.id)
             changed = replace(
                 state,
@@ -92,7 +93,7 @@ class TenantDirectory:
         """Delete a tenant that has no principals, groups or bindings left."""
         now = self._clock.now()
         with self._storage.transaction() as tx:
-            tenant = tx.tenants.get_by_name(canonical_name(name))
+            tenant = get_tenant(tx, name)
             if tx.principals.list(tenant.id) or tx.groups.list(tenant.id):
                 raise ConflictError(f"tenant {tenant.name!r} still has principals or groups")
             for token in tx.registration_tokens.list(tenant.id):

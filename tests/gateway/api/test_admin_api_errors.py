@@ -177,6 +177,55 @@ def test_conflict_says_what_already_exists(
     assert problem(again, 409, "conflict")["detail"] == detail
 
 
+def test_conflicts_on_credentials_and_bindings_say_what_is_taken(gateway: GatewayFactory) -> None:
+    credential = {"name": "ci-secret", "scopes": ["admin"]}
+    binding = {"subject": {"type": "serviceAccount", "name": "ci"}, "role": "viewer"}
+    with gateway() as gw:
+
+        def post(path: str, document: dict[str, Any]) -> Response:
+            return gw.client.post(API + path, json=document, headers=gw.auth())
+
+        assert post("/v1/serviceaccounts", {"name": "ci"}).status_code == 201
+        assert post("/v1/serviceaccounts/ci/credentials", credential).status_code == 201
+        assert post("/v1/bindings", binding).status_code == 201
+        key_again = post("/v1/serviceaccounts/ci/credentials", credential)
+        bound_again = post("/v1/bindings", binding)
+    assert (
+        problem(key_again, 409, "conflict")["detail"] == "an API key named ci-secret already exists"
+    )
+    assert problem(bound_again, 409, "conflict")["detail"] == (
+        "service account ci is already bound to role viewer"
+    )
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "detail"),
+    [
+        ("GET", "/v1/users/Ghost", "no user 'ghost' in tenant 'default'"),
+        ("PATCH", "/v1/serviceaccounts/ghost", "no service account 'ghost' in tenant 'default'"),
+        ("DELETE", "/v1/agents/ghost", "no agent 'ghost' in tenant 'default'"),
+        ("GET", "/v1/groups/nope", "no group 'nope' in tenant 'default'"),
+        ("PUT", "/v1/groups/nope/members/ghost", "no group 'nope' in tenant 'default'"),
+        ("GET", "/v1/roles/ghost", "no role 'ghost' in tenant 'default'"),
+        ("PUT", "/v1/roles/ghost", "no role 'ghost' in tenant 'default'"),
+        ("PUT", "/v1/roles/admin", "no custom role 'admin' in tenant 'default'"),
+        ("DELETE", "/v1/roles/ghost", "no custom role 'ghost' in tenant 'default'"),
+        ("GET", "/v1/bindings/bnd_missing", "no binding 'bnd_missing' in tenant 'default'"),
+        ("DELETE", "/v1/bindings/bnd_missing", "no binding 'bnd_missing' in tenant 'default'"),
+        ("GET", "/v1/resource-rules/rul_missing", "no rule 'rul_missing' in tenant 'default'"),
+        ("DELETE", "/v1/resource-rules/rul_missing", "no rule 'rul_missing' in tenant 'default'"),
+        ("GET", "/v1/tenants/Nowhere", "no tenant 'nowhere'"),
+    ],
+)
+def test_not_found_names_what_is_missing_and_the_tenant(
+    gateway: GatewayFactory, method: str, path: str, detail: str
+) -> None:
+    body = {"PATCH": {"displayName": "x"}, "PUT": {"permissions": []}}.get(method)
+    with gateway() as gw:
+        response = gw.client.request(method, API + path, json=body, headers=gw.auth())
+    assert problem(response, 404, "not_found")["detail"] == detail
+
+
 def test_admin_api_problem_request_id_is_the_audited_one(gateway: GatewayFactory) -> None:
     with gateway() as gw:
         response = gw.client.get(f"{API}/v1/apikeys")

@@ -13,14 +13,12 @@ from bastion.config.units import parse_duration
 from bastion.core.credentials import RegistrationToken
 from bastion.core.model import PrincipalKind
 from bastion.errors import AuthenticationError, RequestRejectedError
-from bastion.gateway.api.conflicts import unique
 from bastion.gateway.api.deps import actor_of, require, services_dep
 from bastion.gateway.api.principals import (
     PrincipalCreate,
     PrincipalOut,
     principal_out,
     principal_router,
-    taken,
 )
 from bastion.services.access import Caller
 from bastion.wiring import Services
@@ -40,15 +38,14 @@ async def create_agent(
         raise RequestRejectedError(
             "agents register with a token (security.agentAuth.token.registrationRequired)"
         )
-    with unique(taken(PrincipalKind.AGENT, body.name)):
-        created = await run_in_threadpool(
-            services.identity.directory.create,
-            tenant_name=caller.identity.tenant,
-            kind=PrincipalKind.AGENT,
-            name=body.name,
-            display_name=body.displayName,
-            actor=actor_of(caller, request),
-        )
+    created = await run_in_threadpool(
+        services.identity.directory.create,
+        tenant_name=caller.identity.tenant,
+        kind=PrincipalKind.AGENT,
+        name=body.name,
+        display_name=body.displayName,
+        actor=actor_of(caller, request),
+    )
     return principal_out(created, [])
 
 

@@ -15,7 +15,6 @@ from starlette.concurrency import run_in_threadpool
 from bastion.config.units import parse_duration
 from bastion.core.model import ApiKey
 from bastion.errors import RequestRejectedError
-from bastion.gateway.api.conflicts import unique
 from bastion.gateway.api.deps import actor_of, require, services_dep
 from bastion.services.access import Caller
 from bastion.wiring import Services
@@ -74,17 +73,16 @@ async def create_key(
     caller: Caller = Depends(require("apikeys", "create")),
     services: Services = Depends(services_dep),
 ) -> ApiKeyCreated:
-    with unique(f"an API key named {body.name} already exists"):
-        issued = await run_in_threadpool(
-            services.api_keys.create,
-            tenant_name=caller.identity.tenant,
-            owner_name=caller.identity.principal.name,
-            name=body.name,
-            scopes=body.scopes,
-            within_scopes=caller.scopes,
-            expires_at=body.expires,
-            actor=actor_of(caller, request),
-        )
+    issued = await run_in_threadpool(
+        services.api_keys.create,
+        tenant_name=caller.identity.tenant,
+        owner_name=caller.identity.principal.name,
+        name=body.name,
+        scopes=body.scopes,
+        within_scopes=caller.scopes,
+        expires_at=body.expires,
+        actor=actor_of(caller, request),
+    )
     out = _out(issued.key, caller.identity.principal.name)
     return ApiKeyCreated(**out.model_dump(), secret=issued.secret)
 

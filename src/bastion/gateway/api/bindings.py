@@ -13,7 +13,6 @@ from bastion.core.model import RoleBinding, SubjectType
 from bastion.core.rbac import Permission
 from bastion.errors import NotFoundError, RequestRejectedError
 from bastion.gateway.api.authz_guard import ensure_within
-from bastion.gateway.api.conflicts import unique
 from bastion.gateway.api.deps import actor_of, require, services_dep
 from bastion.services.access import Caller
 from bastion.wiring import Services
@@ -64,10 +63,11 @@ def get_binding(
     caller: Caller = Depends(require("bindings", "read")),
     services: Services = Depends(services_dep),
 ) -> BindingOut:
-    for binding in services.authz.admin.list_bindings(caller.identity.tenant):
+    tenant = caller.identity.tenant
+    for binding in services.authz.admin.list_bindings(tenant):
         if binding.id == binding_id:
             return _out(binding)
-    raise NotFoundError("no such binding in this tenant")
+    raise NotFoundError(f"no binding {binding_id!r} in tenant {tenant!r}")
 
 
 @router.post("", response_model=BindingOut, status_code=201)
@@ -83,17 +83,15 @@ async def create_binding(
         raise RequestRejectedError(f"unknown role {body.role}")
     granted = [Permission.parse(p) for p in roles[body.role].effective]
     ensure_within(caller, granted, f"binding to role {body.role}")
-    subject = f"{body.subject.type} {body.subject.name}"
-    with unique(f"{subject} is already bound to role {body.role}"):
-        binding = await run_in_threadpool(
-            services.authz.admin.bind,
-            tenant_name=tenant,
-            subject_type=SubjectType(body.subject.type),
-            subject_name=body.subject.name,
-            role=body.role,
-            expires_at=body.expires,
-            actor=actor_of(caller, request),
-        )
+    binding = await run_in_threadpool(
+        services.authz.admin.bind,
+        tenant_name=tenant,
+        subject_type=SubjectType(body.subject.type),
+        subject_name=body.subject.name,
+        role=body.role,
+        expires_at=body.expires,
+        actor=actor_of(caller, request),
+    )
     return _out(binding)
 
 

@@ -9,8 +9,6 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from bastion.core.names import canonical_name
-from bastion.gateway.api.conflicts import unique
 from bastion.gateway.api.deps import actor_of, require, services_dep
 from bastion.services.access import Caller
 from bastion.services.groups import GroupView
@@ -67,14 +65,13 @@ async def create_group(
     caller: Caller = Depends(require("groups", "create")),
     services: Services = Depends(services_dep),
 ) -> GroupOut:
-    with unique(f"a group named {canonical_name(body.name)} already exists"):
-        group = await run_in_threadpool(
-            services.identity.groups.create,
-            tenant_name=caller.identity.tenant,
-            name=body.name,
-            display_name=body.displayName,
-            actor=actor_of(caller, request),
-        )
+    group = await run_in_threadpool(
+        services.identity.groups.create,
+        tenant_name=caller.identity.tenant,
+        name=body.name,
+        display_name=body.displayName,
+        actor=actor_of(caller, request),
+    )
     return _out(GroupView(group, ()))
 
 

@@ -13,8 +13,6 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from bastion.core.model import Principal, PrincipalKind
-from bastion.core.names import canonical_name
-from bastion.gateway.api.conflicts import unique
 from bastion.gateway.api.deps import actor_of, require, services_dep
 from bastion.services.access import Caller
 from bastion.wiring import Services
@@ -38,18 +36,6 @@ class PrincipalCreate(BaseModel):
 class PrincipalUpdate(BaseModel):
     displayName: str | None = Field(default=None, max_length=200)
     disabled: bool | None = None
-
-
-NOUNS = {
-    PrincipalKind.USER: "user",
-    PrincipalKind.SERVICE_ACCOUNT: "service account",
-    PrincipalKind.AGENT: "agent",
-}
-
-
-def taken(kind: PrincipalKind, name: str) -> str:
-    """The 409 detail for a principal whose name is taken in the tenant."""
-    return f"a {NOUNS[kind]} named {canonical_name(name)} already exists"
 
 
 def principal_out(principal: Principal, groups: list[str] | None = None) -> PrincipalOut:
@@ -92,15 +78,14 @@ def principal_router(
             caller: Caller = Depends(require(resource, "create")),
             services: Services = Depends(services_dep),
         ) -> PrincipalOut:
-            with unique(taken(kind, body.name)):
-                created = await run_in_threadpool(
-                    services.identity.directory.create,
-                    tenant_name=caller.identity.tenant,
-                    kind=kind,
-                    name=body.name,
-                    display_name=body.displayName,
-                    actor=actor_of(caller, request),
-                )
+            created = await run_in_threadpool(
+                services.identity.directory.create,
+                tenant_name=caller.identity.tenant,
+                kind=kind,
+                name=body.name,
+                display_name=body.displayName,
+                actor=actor_of(caller, request),
+            )
             return principal_out(created, [])
 
     else:

@@ -54,10 +54,11 @@ def get_rule(
     caller: Caller = Depends(require("rules", "read")),
     services: Services = Depends(services_dep),
 ) -> RuleOut:
-    for rule in services.authz.admin.list_rules(caller.identity.tenant):
+    tenant = caller.identity.tenant
+    for rule in services.authz.admin.list_rules(tenant):
         if rule.id == rule_id:
             return _out(rule)
-    raise NotFoundError("no such rule in this tenant")
+    raise NotFoundError(f"no rule {rule_id!r} in tenant {tenant!r}")
 
 
 @router.post("", response_model=RuleOut, status_code=201)

@@ -9,7 +9,6 @@ from starlette.concurrency import run_in_threadpool
 from bastion.core.rbac import Permission
 from bastion.errors import NotFoundError, RequestRejectedError
 from bastion.gateway.api.authz_guard import ensure_within
-from bastion.gateway.api.conflicts import unique
 from bastion.gateway.api.deps import actor_of, require, services_dep
 from bastion.services.access import Caller
 from bastion.services.authz_admin import RoleView
@@ -49,7 +48,7 @@ def _view(services: Services, tenant: str, name: str) -> RoleView:
     for view in services.authz.admin.list_roles(tenant):
         if view.name == name:
             return view
-    raise NotFoundError("no such role in this tenant")
+    raise NotFoundError(f"no role {name!r} in tenant {tenant!r}")
 
 
 @router.get("", response_model=list[RoleOut])
@@ -91,16 +90,15 @@ async def _save(
     except ValueError as exc:
         raise RequestRejectedError(str(exc)) from None
     ensure_within(caller, wanted, f"role {name}")
-    with unique(f"a role named {name.strip()} already exists"):
-        await run_in_threadpool(
-            services.authz.admin.save_role,
-            tenant_name=tenant,
-            name=name,
-            permissions=body.permissions,
-            inherits=body.inherits,
-            actor=actor_of(caller, request),
-            create=create,
-        )
+    await run_in_threadpool(
+        services.authz.admin.save_role,
+        tenant_name=tenant,
+        name=name,
+        permissions=body.permissions,
+        inherits=body.inherits,
+        actor=actor_of(caller, request),
+        create=create,
+    )
     return _out(_view(services, tenant, name))
 
 
@@ -122,8 +120,9 @@ async def update_role(
     caller: Caller = Depends(require("roles", "update")),
     services: Services = Depends(services_dep),
 ) -> RoleOut:
-    if _view(services, caller.identity.tenant, name).source != "custom":
-        raise NotFoundError("no such custom role in this tenant")
+    tenant = caller.identity.tenant
+    if _view(services, tenant, name).source != "custom":
+        raise NotFoundError(f"no custom role {name!r} in tenant {tenant!r}")
     return await _save(services, caller, request, name, body, create=False)
 
 

@@ -12,7 +12,6 @@ from starlette.concurrency import run_in_threadpool
 from bastion.core.model import PrincipalKind
 from bastion.core.rbac import parse_scopes, scopes_within
 from bastion.errors import AuthorizationError, RequestRejectedError
-from bastion.gateway.api.conflicts import unique
 from bastion.gateway.api.deps import actor_of, require, services_dep
 from bastion.gateway.api.principals import principal_router
 from bastion.services.access import Caller
@@ -82,5 +81,4 @@ async def create_credential(
             secret=issued.secret,
         )
 
-    with unique(f"an API key named {body.name} already exists"):
-        return await run_in_threadpool(work)
+    return await run_in_threadpool(work)

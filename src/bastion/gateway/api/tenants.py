@@ -12,7 +12,6 @@ from starlette.concurrency import run_in_threadpool
 
 from bastion.core.names import canonical_name
 from bastion.errors import AuthorizationError, ConflictError, NotFoundError
-from bastion.gateway.api.conflicts import unique
 from bastion.gateway.api.deps import actor_of, require, services_dep
 from bastion.services.access import Caller
 from bastion.services.directory import TenantView
@@ -57,7 +56,7 @@ def _platform(caller: Caller, services: Services) -> bool:
 
 def _visible(caller: Caller, services: Services, name: str) -> None:
     if canonical_name(name) != caller.identity.tenant and not _platform(caller, services):
-        raise NotFoundError(f"no tenant {name!r}")
+        raise NotFoundError(f"no tenant {canonical_name(name)!r}")
 
 
 @router.get("", response_model=list[TenantOut])
@@ -81,13 +80,12 @@ async def create_tenant(
     if not _platform(caller, services):
         raise AuthorizationError(("only the platform tenant's principals create tenants",))
     directory = services.identity.directory
-    with unique(f"a tenant named {canonical_name(body.name)} already exists"):
-        tenant = await run_in_threadpool(
-            directory.create_tenant,
-            name=body.name,
-            display_name=body.displayName,
-            actor=actor_of(caller, request),
-        )
+    tenant = await run_in_threadpool(
+        directory.create_tenant,
+        name=body.name,
+        display_name=body.displayName,
+        actor=actor_of(caller, request),
+    )
     return _out(directory.show_tenant(tenant.name))
 
 

@@ -9,9 +9,8 @@ from pydantic import BaseModel, Field, SecretStr
 from bastion.core.model import PrincipalKind
 from bastion.core.names import canonical_name
 from bastion.errors import RequestRejectedError
-from bastion.gateway.api.conflicts import unique
 from bastion.gateway.api.deps import actor_of, require, services_dep
-from bastion.gateway.api.principals import PrincipalOut, principal_out, principal_router, taken
+from bastion.gateway.api.principals import PrincipalOut, principal_out, principal_router
 from bastion.services.access import Caller
 from bastion.services.directory import get_principal, record
 from bastion.wiring import Services
@@ -61,8 +60,7 @@ async def create_user(
                 )
         return principal_out(user, [])
 
-    with unique(taken(PrincipalKind.USER, body.name)):
-        return await identity.hashing.run(work)
+    return await identity.hashing.run(work)
 
 
 router = principal_router(
