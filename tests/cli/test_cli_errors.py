@@ -123,6 +123,32 @@ def test_missing_name_is_named_with_its_tenant(
     assert result.stderr.splitlines() == [f"error: {message}"]
 
 
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["user", "create"], "error: missing argument 'name' (see 'bastion user create --help')"),
+        (["nosuch"], "error: no such command 'nosuch' (see 'bastion --help')"),
+        (["audit", "list", "--since"], "error: option '--since' requires an argument"),
+        (
+            ["user", "list", "--bogus"],
+            "error: no such option: --bogus (see 'bastion user list --help')",
+        ),
+    ],
+)
+def test_usage_errors_are_one_line(initialised: Path, args: list[str], line: str) -> None:
+    result = bastion(args, cwd=initialised, check=False)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [line]
+    assert result.stdout == ""
+
+
+def test_a_command_group_alone_prints_its_help(initialised: Path) -> None:
+    result = bastion(["user"], cwd=initialised, check=False)
+    assert result.returncode == 2
+    assert "Usage: bastion user" in result.stdout + result.stderr
+    assert "create" in result.stdout + result.stderr
+
+
 def test_unreachable_database_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "bastion.yaml").write_text(
         "storage:\n  url: postgresql+psycopg://nobody:hunter2-secret@127.0.0.1:1/none\n"

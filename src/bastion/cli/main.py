@@ -86,19 +86,31 @@ def root(
     ctx.obj = resolve_state(config, server=server, ca_file=ca_file)
 
 
+def usage_line(exc: typer.TyperException) -> str:
+    """A usage error in one line, as every other CLI error: "missing argument 'name' (see
+    'bastion user create --help')" instead of click's usage block and boxed message."""
+    format_message = getattr(exc, "format_message", None)
+    message = format_message() if callable(format_message) else str(exc)
+    message = " ".join(message.split()).rstrip(".")
+    message = message[:1].lower() + message[1:]
+    ctx = getattr(exc, "ctx", None)
+    if ctx is None:
+        return message
+    return f"{message} (see '{ctx.command_path} --help')"
+
+
 def main() -> None:
     """Run the CLI: one clear line on stderr and a non-zero exit for every error."""
     try:
-        result = app(standalone_mode=False)
+        result = app(standalone_mode=False, prog_name="bastion")
     except typer.Abort:
         print("aborted", file=sys.stderr)
         sys.exit(130)
-    except typer.TyperException as exc:  # usage errors: typer's own one-line rendering
-        show = getattr(exc, "show", None)
-        if callable(show):
-            show()
+    except typer.TyperException as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # a group named alone: its help answers
+            exc.show()  # type: ignore[attr-defined]
         else:
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"error: {usage_line(exc)}", file=sys.stderr)
         sys.exit(int(getattr(exc, "exit_code", 2)))
     except ConfigError as exc:
         for issue in exc.issues:
