@@ -58,6 +58,21 @@ def test_groups_of_lists_canonical_group_names_sorted(storage: Storage) -> None:
         assert tx.groups.members(acme.id, ops.id) == sorted([alice.id, bob.id])
         assert tx.groups.list(acme.id) == [dev, ops]
         assert tx.groups.get_by_name(acme.id, "dev") == dev
+        assert tx.groups.memberships(acme.id) == {alice.id: ["dev", "ops"], bob.id: ["ops"]}
+
+
+def test_memberships_stay_in_their_tenant(storage: Storage) -> None:
+    acme, globex, alice, _, gina = seed_people(storage)
+    with storage.transaction() as tx:
+        tx.groups.create(make_group(acme, "ops"))
+        tx.groups.create(make_group(globex, "ops"))
+        tx.groups.add_member(acme.id, "grp-acme-ops", alice.id, at=T0)
+        tx.groups.add_member(globex.id, "grp-globex-ops", gina.id, at=T0)
+    with storage.transaction() as tx:
+        assert tx.groups.memberships(acme.id) == {alice.id: ["ops"]}
+        assert tx.groups.memberships(globex.id) == {gina.id: ["ops"]}
+        tx.groups.forget_principal(acme.id, alice.id)
+        assert tx.groups.memberships(acme.id) == {}
 
 
 def test_group_name_unique_per_tenant_and_invisible_elsewhere(storage: Storage) -> None:

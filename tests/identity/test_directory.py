@@ -37,7 +37,7 @@ def test_principal_kinds_are_separate_namespaces_for_lookup(world: World) -> Non
     listed = world.identity.directory.list(
         tenant_name="default", kind=PrincipalKind.SERVICE_ACCOUNT
     )
-    assert [p.name for p in listed] == ["ci-bot"]
+    assert [(p.name, groups) for p, groups in listed] == [("ci-bot", [])]
 
 
 def test_every_change_is_audited_with_the_change(world: World) -> None:

@@ -51,6 +51,14 @@ def test_groups_and_members_over_the_api(api: tuple[World, TestClient, dict[str,
     member = client.put(f"{API}/groups/ops/members/admin@example.com", headers=admin)
     assert member.json()["members"] == [{"name": "admin@example.com", "kind": "user"}]
     assert client.get(f"{API}/users/admin@example.com", headers=admin).json()["groups"] == ["ops"]
+    listed = {u["name"]: u["groups"] for u in client.get(f"{API}/users", headers=admin).json()}
+    assert listed["admin@example.com"] == ["ops"]
+    assert client.post(f"{API}/groups", headers=admin, json={"name": "Auditors"}).status_code == 201
+    client.put(f"{API}/groups/auditors/members/admin@example.com", headers=admin)
+    renamed = client.patch(
+        f"{API}/users/admin@example.com", headers=admin, json={"displayName": "Admin"}
+    )
+    assert renamed.json()["groups"] == ["auditors", "ops"]
     assert (
         client.delete(f"{API}/groups/ops/members/admin@example.com", headers=admin).json()[
             "members"

@@ -207,6 +207,9 @@ class GroupStore(Protocol):
     def groups_of(self, tenant_id: str, principal_id: str) -> list[str]:
         """The canonical names of the groups a principal belongs to, sorted."""
 
+    def memberships(self, tenant_id: str) -> dict[str, list[str]]:
+        """Every member of a group in the tenant: principal id to its groups' names, sorted."""
+
     def forget_principal(self, tenant_id: str, principal_id: str) -> None:
         """Remove a principal from every group."""
 

@@ -34,22 +34,20 @@ def when(moment: object) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "-"  # type: ignore[attr-defined]
 
 
-def principal_doc(principal: Principal, groups: list[str] | None = None) -> dict[str, Any]:
+def principal_doc(principal: Principal, groups: list[str]) -> dict[str, Any]:
     """A principal in the admin API's shape, which the local commands print too."""
-    document: dict[str, Any] = {
+    return {
         "id": principal.id,
         "name": principal.name,
         "kind": principal.kind.value,
         "displayName": principal.display_name,
         "disabled": principal.disabled,
         "created": principal.created_at.isoformat(),
+        "groups": groups,
     }
-    if groups is not None:
-        document["groups"] = groups
-    return document
 
 
-def principal_json(principal: Principal, groups: list[str] | None = None) -> str:
+def principal_json(principal: Principal, groups: list[str]) -> str:
     return json.dumps(principal_doc(principal, groups))
 
 
@@ -87,15 +85,18 @@ def add_principal_commands(app: typer.Typer, kind: PrincipalKind, noun: str) -> 
             listed = services.identity.directory.list(
                 tenant_name=tenant or services.config.security.default_tenant, kind=kind
             )
-            found = [principal_doc(p) for p in listed]
+            found = [principal_doc(p, groups) for p, groups in listed]
         if as_json:
             for document in found:
                 typer.echo(remote_json(document))
             return
-        table = Table("ID", "Name", "Display name", "State", "Created")
+        table = Table("ID", "Name", "Display name", "State", "Groups", "Created")
         for p in found:
             state_text = "disabled" if p["disabled"] else "active"
-            table.add_row(p["id"], p["name"], p["displayName"], state_text, when(p["created"]))
+            groups = ", ".join(p.get("groups") or [])
+            table.add_row(
+                p["id"], p["name"], p["displayName"], state_text, groups, when(p["created"])
+            )
         Console(width=200).print(table)
 
     @app.command("show")
@@ -164,7 +165,7 @@ def _update(
         typer.echo(remote_json(remote.patch(f"/{API_PATHS[kind]}/{segment(name)}", body)))
         return
     services = state(ctx).services()
-    changed = services.identity.directory.update(
+    changed, groups = services.identity.directory.update(
         tenant_name=tenant or services.config.security.default_tenant,
         kind=kind,
         name=name,
@@ -172,4 +173,4 @@ def _update(
         disabled=disabled,
         actor=operator_actor(),
     )
-    typer.echo(principal_json(changed))
+    typer.echo(principal_json(changed, groups))

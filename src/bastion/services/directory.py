@@ -110,10 +110,18 @@ class DirectoryService(TenantDirectory):
                 tx, tenant=tenant, kind=kind, name=name, display_name=display_name, actor=actor
             )
 
-    def list(self, *, tenant_name: str, kind: PrincipalKind) -> builtins.list[Principal]:
+    def list(
+        self, *, tenant_name: str, kind: PrincipalKind
+    ) -> builtins.list[tuple[Principal, builtins.list[str]]]:
+        """The principals of one kind, each with the names of its groups."""
         with self._storage.transaction() as tx:
             tenant = get_tenant(tx, tenant_name)
-            return [p for p in tx.principals.list(tenant.id) if p.kind is kind]
+            memberships = tx.groups.memberships(tenant.id)
+            return [
+                (p, memberships.get(p.id, []))
+                for p in tx.principals.list(tenant.id)
+                if p.kind is kind
+            ]
 
     def show(
         self, *, tenant_name: str, kind: PrincipalKind, name: str
@@ -133,7 +141,8 @@ class DirectoryService(TenantDirectory):
         display_name: str | None = None,
         disabled: bool | None = None,
         actor: dict[str, Any],
-    ) -> Principal:
+    ) -> tuple[Principal, builtins.list[str]]:
+        """The changed principal and the names of its groups."""
         now = self._clock.now()
         epoch = None
         with self._storage.transaction() as tx:
@@ -160,9 +169,10 @@ class DirectoryService(TenantDirectory):
                 resource=resource,
                 details=details,
             )
+            groups = tx.groups.groups_of(tenant.id, changed.id)
         if epoch is not None:
             self._revoker.announce(epoch)
-        return changed
+        return changed, groups
 
     def delete(
         self, *, tenant_name: str, kind: PrincipalKind, name: str, actor: dict[str, Any]

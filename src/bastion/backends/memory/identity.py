@@ -149,6 +149,13 @@ class MemoryGroupStore:
             if p == principal_id and t == tenant_id
         )
 
+    def memberships(self, tenant_id: str) -> dict[str, builtins.list[str]]:
+        found: dict[str, builtins.list[str]] = {}
+        for (g, p), (t, _) in self._t.members.items():
+            if t == tenant_id:
+                found.setdefault(p, []).append(self._t.groups[g].name)
+        return {p: sorted(names) for p, names in found.items()}
+
     def forget_principal(self, tenant_id: str, principal_id: str) -> None:
         for key in [k for k, v in self._t.members.items() if k[1] == principal_id]:
             if self._t.members[key][0] == tenant_id:

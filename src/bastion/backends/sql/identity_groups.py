@@ -132,6 +132,25 @@ class SQLGroupStore:
         with translated("list the groups of a principal"):
             return [row.name for row in self._conn.execute(query)]
 
+    def memberships(self, tenant_id: str) -> dict[str, builtins.list[str]]:
+        query = (
+            select(group_members.c.principal_id, groups.c.name)
+            .join(
+                groups,
+                and_(
+                    groups.c.tenant_id == group_members.c.tenant_id,
+                    groups.c.id == group_members.c.group_id,
+                ),
+            )
+            .where(group_members.c.tenant_id == tenant_id)
+            .order_by(text_order(self._conn, groups.c.name))
+        )
+        found: dict[str, builtins.list[str]] = {}
+        with translated("list group memberships"):
+            for row in self._conn.execute(query):
+                found.setdefault(row.principal_id, []).append(row.name)
+        return found
+
     def forget_principal(self, tenant_id: str, principal_id: str) -> None:
         query = delete(group_members).where(
             group_members.c.tenant_id == tenant_id, group_members.c.principal_id == principal_id

@@ -25,7 +25,7 @@ class PrincipalOut(BaseModel):
     displayName: str
     disabled: bool
     created: datetime
-    groups: list[str] | None = None
+    groups: list[str]
 
 
 class PrincipalCreate(BaseModel):
@@ -38,7 +38,8 @@ class PrincipalUpdate(BaseModel):
     disabled: bool | None = None
 
 
-def principal_out(principal: Principal, groups: list[str] | None = None) -> PrincipalOut:
+def principal_out(principal: Principal, groups: list[str]) -> PrincipalOut:
+    """A principal with the names of its groups (none once it is deleted)."""
     return PrincipalOut(
         id=principal.id,
         name=principal.name,
@@ -67,7 +68,7 @@ def principal_router(
         services: Services = Depends(services_dep),
     ) -> list[PrincipalOut]:
         found = services.identity.directory.list(tenant_name=caller.identity.tenant, kind=kind)
-        return [principal_out(p) for p in found]
+        return [principal_out(p, groups) for p, groups in found]
 
     if create is None:
 
@@ -117,7 +118,7 @@ def principal_router(
         caller: Caller = Depends(require(resource, "update")),
         services: Services = Depends(services_dep),
     ) -> PrincipalOut:
-        changed = await run_in_threadpool(
+        changed, groups = await run_in_threadpool(
             services.identity.directory.update,
             tenant_name=caller.identity.tenant,
             kind=kind,
@@ -126,7 +127,7 @@ def principal_router(
             disabled=body.disabled,
             actor=actor_of(caller, request),
         )
-        return principal_out(changed)
+        return principal_out(changed, groups)
 
     @router.delete("/{name}", response_model=PrincipalOut, name=f"delete_{path}")
     async def delete_principal(
@@ -142,6 +143,6 @@ def principal_router(
             name=name,
             actor=actor_of(caller, request),
         )
-        return principal_out(deleted)
+        return principal_out(deleted, [])
 
     return router
