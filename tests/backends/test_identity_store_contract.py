@@ -433,6 +433,13 @@ def test_registration_token_claim_once_expiry_and_revoke(storage: Storage) -> No
         listed = tx.registration_tokens.list(acme.id)
     assert [t.id for t in listed] == ["reg-a", "reg-b", "reg-c"]
     assert listed[0].agent_id == "agt-1"
+    with storage.transaction() as tx:
+        assert tx.registration_tokens.get(acme.id, "reg-c") == listed[2]
+        assert tx.registration_tokens.get(acme.id, "reg-c").revoked_at is not None
+        with pytest.raises(NotFoundError):
+            tx.registration_tokens.get(globex.id, "reg-c")
+        with pytest.raises(NotFoundError):
+            tx.registration_tokens.get(acme.id, "reg-missing")
     assert listed[0].capabilities == ("classification", "analysis")
 
 

@@ -108,6 +108,10 @@ def initialised(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ),
         (["role", "unbind", "bnd_missing"], "no binding 'bnd_missing' in tenant 'default'"),
         (["tenant", "show", "nowhere"], "no tenant 'nowhere'"),
+        (
+            ["agent", "revoke-token", "rtk_nope"],
+            "no registration token 'rtk_nope' in tenant 'default'",
+        ),
         (["user", "list", "--tenant", "nowhere"], "no tenant 'nowhere'"),
         (
             ["authz", "check", "-p", "ghost", "-a", "read", "-r", "patterns"],

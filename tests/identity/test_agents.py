@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 
 from bastion.core.model import AuditQuery, PrincipalKind, SubjectType
-from bastion.errors import AuthenticationError, RequestRejectedError
+from bastion.errors import AuthenticationError, ConflictError, NotFoundError, RequestRejectedError
 from bastion.services.agents import capability_scopes
 from tests.identity.conftest import ACTOR, World, make_world
 
@@ -89,6 +89,34 @@ def test_expired_revoked_and_malformed_tokens_fail(world: World) -> None:
     with pytest.raises(AuthenticationError) as caught:
         register(world, "bat_short")
     assert caught.value.reason == "malformed_registration_token"
+
+
+def _revocations(world: World) -> int:
+    with world.services.storage.transaction() as tx:
+        return len(tx.audit.query(AuditQuery(action="agent.token.revoke", limit=100)))
+
+
+def test_revoking_a_token_once_is_audited_once_and_a_used_one_is_refused(world: World) -> None:
+    create(world)
+    used = create(world)
+    register(world, used, name="classifier-1")
+    unused, spent = world.identity.agents.list_tokens(tenant_name="default")
+    assert spent.used_at is not None
+    first = world.identity.agents.revoke_token(
+        tenant_name="default", token_id=unused.id, actor=ACTOR
+    )
+    world.clock.advance(minutes=1)
+    again = world.identity.agents.revoke_token(
+        tenant_name="default", token_id=unused.id, actor=ACTOR
+    )
+    assert again.revoked_at == first.revoked_at
+    assert _revocations(world) == 1
+    with pytest.raises(ConflictError, match="already used; disable or delete the agent"):
+        world.identity.agents.revoke_token(tenant_name="default", token_id=spent.id, actor=ACTOR)
+    with pytest.raises(NotFoundError) as missing:
+        world.identity.agents.revoke_token(tenant_name="default", token_id="rtk_nope", actor=ACTOR)
+    assert str(missing.value) == "no registration token 'rtk_nope' in tenant 'default'"
+    assert _revocations(world) == 1
 
 
 def test_unknown_role_is_refused(world: World) -> None:

@@ -288,6 +288,9 @@ class RegistrationTokenStore(Protocol):
         """Atomically mark an unused, unrevoked, unexpired token used by ``agent_id``; False if
         it was already used (by a concurrent caller too), revoked or expired at ``at``."""
 
+    def get(self, tenant_id: str, token_id: str) -> RegistrationToken:
+        """The tenant's token with this id; `NotFoundError` if absent from the tenant."""
+
     def list(self, tenant_id: str) -> list[RegistrationToken]:
         """Every token of the tenant, oldest first."""
 

@@ -22,11 +22,11 @@ from bastion.core.model import Principal, PrincipalKind, RoleBinding, SubjectTyp
 from bastion.core.names import canonical_name
 from bastion.core.rbac import parse_scopes
 from bastion.crypto.keys import KeyedHasher, new_secret_token
-from bastion.errors import AuthenticationError, RequestRejectedError
+from bastion.errors import AuthenticationError, ConflictError, RequestRejectedError
 from bastion.services.apikeys import ApiKeyService, IssuedKey
 from bastion.services.clock import Clock
 from bastion.services.directory import DirectoryService, record
-from bastion.services.lookups import get_tenant
+from bastion.services.lookups import get_registration_token, get_tenant
 
 REGISTRATION_PREFIX = "bat_"
 _TOKEN_LENGTH = len(REGISTRATION_PREFIX) + 40
@@ -136,9 +136,20 @@ class AgentService:
     def revoke_token(
         self, *, tenant_name: str, token_id: str, actor: dict[str, Any]
     ) -> RegistrationToken:
+        """Revoke an unused token, with its ``agent.token.revoke`` event. A token revoked before
+        is returned as it is, with no event; a used one is refused: its agent is what to disable.
+        """
         now = self._clock.now()
         with self._storage.transaction() as tx:
             tenant = get_tenant(tx, tenant_name)
+            found = get_registration_token(tx, tenant, token_id)
+            if found.revoked_at is not None:
+                return found
+            if found.used_at is not None:
+                raise ConflictError(
+                    f"registration token {token_id} was already used; disable or delete the "
+                    "agent it registered instead"
+                )
             token = tx.registration_tokens.revoke(tenant.id, token_id, at=now)
             resource = {"type": "registrationtoken", "id": token.id}
             record(

@@ -1,5 +1,5 @@
 """Finding what a person named: a tenant, a principal, a group, a custom role, a role binding
-or a resource rule, by the name or id they typed.
+a resource rule or an agent registration token, by the name or id they typed.
 
 A miss is a `NotFoundError` that names the thing and the tenant searched ("no group 'ops' in
 tenant 'default'"), not the storage layer's "get group by name: no such group in this tenant".
@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from bastion.backends.protocols import UnitOfWork
+from bastion.core.credentials import RegistrationToken
 from bastion.core.model import (
     CustomRole,
     Group,
@@ -85,6 +86,12 @@ def get_binding(tx: UnitOfWork, tenant: Tenant, binding_id: str) -> RoleBinding:
     """The tenant's stored role binding with this id."""
     with _missing(f"no binding {binding_id!r} in tenant {tenant.name!r}"):
         return tx.bindings.get(tenant.id, binding_id)
+
+
+def get_registration_token(tx: UnitOfWork, tenant: Tenant, token_id: str) -> RegistrationToken:
+    """The tenant's agent registration token with this id."""
+    with _missing(f"no registration token {token_id!r} in tenant {tenant.name!r}"):
+        return tx.registration_tokens.get(tenant.id, token_id)
 
 
 def get_rule(tx: UnitOfWork, tenant: Tenant, rule_id: str) -> ResourceRuleRecord:

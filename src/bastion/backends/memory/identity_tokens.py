@@ -118,6 +118,12 @@ class MemoryRegistrationTokenStore:
         self._t.registration_tokens[token_id] = replace(token, used_at=at, agent_id=agent_id)
         return True
 
+    def get(self, tenant_id: str, token_id: str) -> RegistrationToken:
+        token = self._t.registration_tokens.get(token_id)
+        if token is None or token.tenant_id != tenant_id:
+            raise NotFoundError("get registration token: no such token in this tenant")
+        return token
+
     def list(self, tenant_id: str) -> builtins.list[RegistrationToken]:
         found = [t for t in self._t.registration_tokens.values() if t.tenant_id == tenant_id]
         return sorted(found, key=lambda t: (t.created_at, t.id))

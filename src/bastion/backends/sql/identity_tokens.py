@@ -172,6 +172,15 @@ class SQLRegistrationTokenStore:
         with translated("claim registration token"):
             return self._conn.execute(query).rowcount == 1
 
+    def get(self, tenant_id: str, token_id: str) -> RegistrationToken:
+        c = registration_tokens.c
+        query = select(registration_tokens).where(c.tenant_id == tenant_id, c.id == token_id)
+        with translated("get registration token"):
+            row = self._conn.execute(query).one_or_none()
+        if row is None:
+            raise NotFoundError("get registration token: no such token in this tenant")
+        return _registration(row)
+
     def list(self, tenant_id: str) -> builtins.list[RegistrationToken]:
         c = registration_tokens.c
         query = (
