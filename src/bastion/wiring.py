@@ -5,7 +5,6 @@ The CLI and `bastion.gateway.app.build_app` both start here; nothing else constr
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ from bastion.services.clock import Clock, SystemClock
 from bastion.services.revocation import RevocationState, Revoker
 from bastion.wiring_audit import checkpoint_signer_from, field_masker_from, recording_storage
 from bastion.wiring_identity import IdentityServices, broadcast_from, build_identity
+from bastion.wiring_tls import check_tls_files, tls_options
 
 
 @dataclass(frozen=True)
@@ -135,8 +135,6 @@ def check_startup(config: BastionConfig, *, config_dir: Path) -> None:
 
     Raises ConfigError with every issue found (one per key: a missing pepper is one issue).
     """
-    from bastion.gateway.server import tls_options  # the server's own reading of security.mtls
-
     checks: list[Callable[[], object]] = [
         lambda: hasher_from(config),
         lambda: authorizer_from(config),
@@ -166,51 +164,6 @@ def first_policy_set(config: BastionConfig) -> None:
         schema = config.security.policies.schema_file
         key = "schema" if schema is not None and str(exc).startswith(f"{schema}:") else "files"
         raise ConfigError([ConfigIssue(f"security.policies.{key}", str(exc))]) from None
-
-
-class _EncryptedKeyError(Exception):
-    """The TLS key asks for a passphrase: only the server's start can check it."""
-
-
-def _ask_passphrase() -> bytes:
-    raise _EncryptedKeyError
-
-
-def check_tls_files(config: BastionConfig) -> None:
-    """``security.mtls`` files load as the server will load them (paths are absolute here)."""
-    mtls = config.security.mtls
-    if not mtls.enabled:
-        return
-    files = {"serverCert": mtls.server_cert, "serverKey": mtls.server_key}
-    if mtls.client_auth != "none":
-        files["clientCA"] = mtls.client_ca
-    problems = {key: _unreadable(path) for key, path in files.items() if path is not None}
-    issues = [ConfigIssue(f"security.mtls.{k}", p) for k, p in problems.items() if p is not None]
-    readable = {key for key, problem in problems.items() if problem is None}
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    if mtls.server_cert and mtls.server_key and {"serverCert", "serverKey"} <= readable:
-        try:
-            context.load_cert_chain(mtls.server_cert, mtls.server_key, password=_ask_passphrase)
-        except _EncryptedKeyError:
-            pass  # the server asks for the passphrase when it starts
-        except ssl.SSLError:
-            invalid = "must be a PEM certificate, and serverKey its PEM private key"
-            issues.append(ConfigIssue("security.mtls.serverCert", invalid))
-    if mtls.client_ca and "clientCA" in readable:
-        try:
-            context.load_verify_locations(cafile=mtls.client_ca)
-        except ssl.SSLError:
-            issues.append(ConfigIssue("security.mtls.clientCA", "must hold PEM CA certificates"))
-    if issues:
-        raise ConfigError(issues)
-
-
-def _unreadable(path: str) -> str | None:
-    try:
-        with open(path, "rb"):
-            return None
-    except OSError as exc:
-        return f"cannot read {path}: {exc.strerror or 'unreadable'}"
 
 
 def build_services(

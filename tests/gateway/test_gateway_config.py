@@ -10,8 +10,8 @@ import pytest
 
 from bastion.config import parse_config
 from bastion.errors import ConfigError
-from bastion.gateway.server import tls_options
 from bastion.gateway.settings import DEFAULT_PER_CLIENT, edge_settings_from, rate_policy_from
+from bastion.wiring_tls import tls_options
 
 
 def config(text: str):  # type: ignore[no-untyped-def]

@@ -21,16 +21,11 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 
 from bastion.config import BastionConfig
 from bastion.crypto.certificates import der_to_pem
-from bastion.errors import ConfigError, ConfigIssue
 from bastion.heap import freeze_startup_heap
+from bastion.wiring_tls import tls_options
 
 CONFIG_ENV = "BASTION_CONFIG"
 FACTORY = "bastion.gateway.app:create_app"
-_CERT_REQS = {
-    "require": ssl.CERT_REQUIRED,
-    "request": ssl.CERT_OPTIONAL,
-    "none": ssl.CERT_NONE,
-}
 
 
 def tls_extension(transport: asyncio.BaseTransport) -> dict[str, Any] | None:
@@ -81,28 +76,6 @@ class TlsWebSocketProtocol(WebSocketsSansIOProtocol):
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
         _add_extension(getattr(self, "scope", None), self._tls)
-
-
-def tls_options(config: BastionConfig, *, config_dir: Path) -> dict[str, Any]:
-    """uvicorn's ssl_* options from ``security.mtls``; relative paths are from bastion.yaml."""
-    mtls = config.security.mtls
-    if not mtls.enabled:
-        return {}
-    if mtls.server_cert is None or mtls.server_key is None:
-        raise ConfigError(
-            [ConfigIssue("security.mtls.serverCert", "required to serve TLS from bastion itself")]
-        )
-    options: dict[str, Any] = {
-        "ssl_certfile": str(config_dir / mtls.server_cert),
-        "ssl_keyfile": str(config_dir / mtls.server_key),
-        "ssl_cert_reqs": _CERT_REQS[mtls.client_auth],
-    }
-    if mtls.client_auth != "none":
-        if mtls.client_ca is None:
-            issue = ConfigIssue("security.mtls.clientCA", "required to verify client certificates")
-            raise ConfigError([issue])
-        options["ssl_ca_certs"] = str(config_dir / mtls.client_ca)
-    return options
 
 
 def run(

@@ -15,13 +15,11 @@ from bastion.backends.protocols import UnitOfWork
 from bastion.core.model import PrincipalKind, SubjectType, Tenant
 from bastion.core.names import canonical_name
 from bastion.errors import NotFoundError, RequestRejectedError
+from bastion.services.lookups import NOUNS
 
 # What each kind of subject is called in messages.
-SUBJECT_NOUNS = {
-    SubjectType.USER: "user",
-    SubjectType.SERVICE_ACCOUNT: "service account",
-    SubjectType.AGENT: "agent",
-    SubjectType.GROUP: "group",
+SUBJECT_NOUNS = {SubjectType(kind.value): noun for kind, noun in NOUNS.items()} | {
+    SubjectType.GROUP: "group"
 }
 
 
