@@ -9,7 +9,9 @@ minute per key, by `ApiKeyService.settle`, so requests are identified in read-on
 from __future__ import annotations
 
 import logging
+import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,11 +25,10 @@ from bastion.core.apikeys import (
 )
 from bastion.core.ids import new_id
 from bastion.core.model import ApiKey, Principal, SubjectType, Tenant
-from bastion.core.rbac import parse_scopes, scopes_within
+from bastion.core.rbac import parse_scopes
 from bastion.crypto.keys import CacheKeyer, KeyedHasher, new_api_key
 from bastion.errors import (
     AuthenticationError,
-    AuthorizationError,
     NotFoundError,
     RequestRejectedError,
     StorageError,
@@ -52,6 +53,7 @@ log = logging.getLogger(__name__)
 class IssuedKey:
     key: ApiKey
     secret: str  # shown once, never stored
+    owner: str  # the owning principal's name
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,14 +77,31 @@ def first_admin(tx: UnitOfWork, tenant: Tenant) -> Principal:
     raise NotFoundError(f"tenant {tenant.name!r} has no admin user; pass --owner")
 
 
+_KEY_ID = re.compile(r"key_[0-9a-f]{32}")
+
+
 def find_key(tx: UnitOfWork, tenant: Tenant, reference: str) -> ApiKey:
-    """The one key named by id, display prefix or name in the tenant."""
-    matches = [k for k in tx.api_keys.list(tenant.id) if reference in (k.id, k.prefix, k.name)]
-    if not matches:
-        raise NotFoundError(f"no API key {reference!r} in tenant {tenant.name!r}")
-    if len(matches) > 1:
-        raise RequestRejectedError(f"{reference!r} names several keys; use the key id")
-    return matches[0]
+    """The one key named by id, else display prefix, else name in the tenant. The id comes
+    first, so no key can be named so as to make another one impossible to name."""
+    keys = tx.api_keys.list(tenant.id)
+    for field in ("id", "prefix", "name"):
+        matches = [k for k in keys if getattr(k, field) == reference]
+        if len(matches) > 1:
+            raise RequestRejectedError(f"{reference!r} names several keys; use the key id")
+        if matches:
+            return matches[0]
+    raise NotFoundError(f"no API key {reference!r} in tenant {tenant.name!r}")
+
+
+def _check_key_name(name: str) -> str:
+    """The name stripped; refused if it is empty or reads as a key id or a key itself."""
+    name = name.strip()
+    if not name:
+        raise RequestRejectedError("a key needs a name")
+    if _KEY_ID.fullmatch(name) or name.startswith(API_KEY_PREFIX):
+        # Not echoed: it may be a real key pasted in the wrong place.
+        raise RequestRejectedError("a key name cannot look like a key id or an API key")
+    return name
 
 
 class ApiKeyService:
@@ -127,16 +146,17 @@ class ApiKeyService:
             parsed_scopes = parse_scopes(scopes)
         except ValueError as exc:
             raise RequestRejectedError(str(exc)) from None
+        if expires_at is not None and expires_at.tzinfo is None:
+            raise RequestRejectedError("the expiry needs a UTC offset, e.g. 2030-01-01T00:00:00Z")
         if expires_at is not None and expires_at <= now:
             raise RequestRejectedError("the expiry must be in the future")
-        if not name.strip():
-            raise RequestRejectedError("a key needs a name")
+        name = _check_key_name(name)
         secret = new_api_key()
         key = ApiKey(
             id=new_id("key"),
             tenant_id=tenant.id,
             principal_id=owner.id,
-            name=name.strip(),
+            name=name,
             prefix=display_prefix(secret),
             key_hash=self._hasher.digest(secret),
             scopes=parsed_scopes,
@@ -151,7 +171,7 @@ class ApiKeyService:
         event_details.update(details or {})
         resource = {"type": "apikey", "id": key.id, "owner": owner.name}
         _record(tx, action, tenant, now, actor, resource, event_details)
-        return IssuedKey(key, secret)
+        return IssuedKey(key, secret, owner.name)
 
     def create(
         self,
@@ -162,15 +182,8 @@ class ApiKeyService:
         scopes: list[str] | tuple[str, ...],
         expires_at: datetime | None,
         actor: dict[str, Any],
-        within_scopes: tuple[str, ...] | None = None,
     ) -> IssuedKey:
-        """Create a key; with ``within_scopes`` (the creator's own credential scopes) its scopes
-        must lie inside them, so a narrowed credential cannot mint a wider one."""
-        try:
-            if not scopes_within(parse_scopes(scopes), within_scopes):
-                raise AuthorizationError(("the new key's scopes exceed the caller's own scopes",))
-        except ValueError as exc:
-            raise RequestRejectedError(str(exc)) from None
+        """Create a key owned by ``owner_name`` (None: the tenant's first admin)."""
         with self._storage.transaction() as tx:
             tenant = get_tenant(tx, tenant_name)
             owner = (
@@ -222,9 +235,11 @@ class ApiKeyService:
         grace: timedelta,
         actor: dict[str, Any],
         owner_id: str | None = None,
+        check: Callable[[ApiKey], None] | None = None,
     ) -> IssuedKey:
         """A new key with the same owner, scopes, name and expiry; the old one keeps working
-        for ``grace`` (at most 30 days), then expires. ``owner_id`` restricts to one owner."""
+        for ``grace`` (at most 30 days), then expires. ``owner_id`` restricts to one owner;
+        ``check`` sees the key first and raises to refuse the rotation."""
         if grace < timedelta(0) or grace > MAX_GRACE:
             raise RequestRejectedError("the grace period must be between 0 and 30 days")
         now = self._clock.now()
@@ -235,6 +250,8 @@ class ApiKeyService:
                 raise NotFoundError(f"no API key {reference!r} of yours")
             if not old.is_active(now):
                 raise RequestRejectedError("only an active key can be rotated")
+            if check is not None:
+                check(old)
             retired = tx.api_keys.retire(
                 tenant.id, old.id, expires_at=now + grace, name=f"{old.name}~{old.id[-8:]}"
             )

@@ -13,6 +13,7 @@ from bastion.config.units import parse_duration
 from bastion.core.credentials import RegistrationToken
 from bastion.core.model import PrincipalKind
 from bastion.errors import AuthenticationError, RequestRejectedError
+from bastion.gateway.api.authz_guard import ensure_within, holdings
 from bastion.gateway.api.deps import actor_of, require, services_dep
 from bastion.gateway.api.principals import (
     PrincipalCreate,
@@ -101,6 +102,11 @@ async def create_token(
         ttl = parse_duration(body.ttl) if body.ttl is not None else None
     except ValueError as exc:
         raise RequestRejectedError(f"ttl: {exc}") from None
+    if body.roles:  # the agent will hold them: the caller must hold everything they grant
+        granted = await run_in_threadpool(
+            holdings(services).of_roles, tenant_name=caller.identity.tenant, roles=body.roles
+        )
+        ensure_within(caller, granted, f"a registration token for roles {', '.join(body.roles)}")
     token, secret = await run_in_threadpool(
         services.identity.agents.create_token,
         tenant_name=caller.identity.tenant,

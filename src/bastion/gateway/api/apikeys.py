@@ -1,7 +1,9 @@
 """``/v1/apikeys``: list, create (secret shown once) and revoke the caller's tenant's keys.
 
-A key created through the API belongs to the caller and its scopes must lie within the caller's
-own credential scopes, so no key can be used to mint a more powerful one.
+A key created through the API belongs to the caller, and its scopes must lie within what the
+caller holds (roles ∩ scopes, and its actor's when it acts for someone), so no credential can
+mint a more powerful one. Rotating any key but the one presented hands out a new secret with
+that key's scopes, so it needs the same: the caller must hold everything those scopes stand for.
 """
 
 from __future__ import annotations
@@ -9,12 +11,13 @@ from __future__ import annotations
 from datetime import datetime
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from bastion.config.units import parse_duration
 from bastion.core.model import ApiKey
 from bastion.errors import RequestRejectedError
+from bastion.gateway.api.authz_guard import ensure_scopes_within
 from bastion.gateway.api.deps import actor_of, require, services_dep
 from bastion.services.access import Caller
 from bastion.wiring import Services
@@ -37,7 +40,7 @@ class ApiKeyOut(BaseModel):
 class ApiKeyCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     scopes: list[str] = Field(min_length=1)
-    expires: datetime | None = None
+    expires: AwareDatetime | None = None
 
 
 class ApiKeyCreated(ApiKeyOut):
@@ -73,17 +76,17 @@ async def create_key(
     caller: Caller = Depends(require("apikeys", "create")),
     services: Services = Depends(services_dep),
 ) -> ApiKeyCreated:
+    ensure_scopes_within(caller, body.scopes, f"API key {body.name}")
     issued = await run_in_threadpool(
         services.api_keys.create,
         tenant_name=caller.identity.tenant,
         owner_name=caller.identity.principal.name,
         name=body.name,
         scopes=body.scopes,
-        within_scopes=caller.scopes,
         expires_at=body.expires,
         actor=actor_of(caller, request),
     )
-    out = _out(issued.key, caller.identity.principal.name)
+    out = _out(issued.key, issued.owner)
     return ApiKeyCreated(**out.model_dump(), secret=issued.secret)
 
 
@@ -126,12 +129,19 @@ async def rotate_key(
         grace = parse_duration((body or Rotation()).grace)
     except ValueError as exc:
         raise RequestRejectedError(f"grace: {exc}") from None
+
+    def check(key: ApiKey) -> None:
+        # The key presenting itself gains nothing new; any other key's secret is handed out.
+        if key.id != caller.identity.credential_id or caller.actor is not None:
+            ensure_scopes_within(caller, key.scopes, f"rotating API key {key.name}")
+
     issued = await run_in_threadpool(
         services.api_keys.rotate,
         tenant_name=caller.identity.tenant,
         reference=key_id,
         grace=grace,
         actor=actor_of(caller, request),
+        check=check,
     )
-    out = _out(issued.key, caller.identity.principal.name)
+    out = _out(issued.key, issued.owner)
     return ApiKeyCreated(**out.model_dump(), secret=issued.secret)

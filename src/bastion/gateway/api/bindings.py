@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from bastion.core.model import RoleBinding, SubjectType
@@ -28,7 +28,7 @@ class SubjectIn(BaseModel):
 class BindingIn(BaseModel):
     subject: SubjectIn
     role: str = Field(min_length=1, max_length=200)
-    expires: datetime | None = None
+    expires: AwareDatetime | None = None
 
 
 class BindingOut(BaseModel):

@@ -1,4 +1,7 @@
-"""``/v1/groups``: groups of the caller's tenant and their members."""
+"""``/v1/groups``: groups of the caller's tenant and their members.
+
+Joining a group bound to roles gives its roles, as a binding does, so adding a member needs
+the caller to hold everything the group brings (gateway/api/authz_guard.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from bastion.gateway.api.authz_guard import ensure_within, holdings
 from bastion.gateway.api.deps import actor_of, require, services_dep
 from bastion.services.access import Caller
 from bastion.services.groups import GroupView
@@ -144,6 +148,11 @@ async def _membership(
     services: Services, caller: Caller, request: Request, name: str, member: str, *, add: bool
 ) -> GroupOut:
     groups, actor = services.identity.groups, actor_of(caller, request)
+    if add:
+        brings = await run_in_threadpool(
+            holdings(services).of_group, tenant_name=caller.identity.tenant, name=name
+        )
+        ensure_within(caller, brings, f"membership of group {name}")
     change = groups.add_member if add else groups.remove_member
     return await _changed(
         services,

@@ -1,17 +1,17 @@
 """``/v1/serviceaccounts``: non-human principals; ``POST …/{name}/credentials`` issues an API
-key owned by the account (its OAuth client secret), within the caller's own scopes."""
+key owned by the account (its OAuth client secret), whose scopes must lie within what the caller
+holds (roles ∩ scopes): the account's own roles may be wider than the caller's."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import Depends, Request
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from bastion.core.model import PrincipalKind
-from bastion.core.rbac import parse_scopes, scopes_within
-from bastion.errors import AuthorizationError, RequestRejectedError
+from bastion.core.rbac import parse_scopes
+from bastion.errors import RequestRejectedError
+from bastion.gateway.api.authz_guard import ensure_scopes_within
 from bastion.gateway.api.deps import actor_of, require, services_dep
 from bastion.gateway.api.principals import principal_router
 from bastion.services.access import Caller
@@ -29,7 +29,7 @@ router = principal_router(
 class CredentialCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     scopes: list[str] = Field(min_length=1)
-    expires: datetime | None = None
+    expires: AwareDatetime | None = None
 
 
 class CredentialCreated(BaseModel):
@@ -57,8 +57,7 @@ async def create_credential(
         scopes = parse_scopes(body.scopes)
     except ValueError as exc:
         raise RequestRejectedError(str(exc)) from None
-    if not scopes_within(scopes, caller.scopes):
-        raise AuthorizationError(("the new key's scopes exceed the caller's own scopes",))
+    ensure_scopes_within(caller, scopes, f"a credential of service account {name}")
 
     def work() -> CredentialCreated:
         with services.storage.transaction() as tx:

@@ -1,5 +1,9 @@
 """``/v1/users``: people, with an optional password (policy-checked, Argon2id) or an imported
-bcrypt / Argon2id hash; ``PUT /v1/users/{name}/password`` sets a new one."""
+bcrypt / Argon2id hash; ``PUT /v1/users/{name}/password`` sets a new one.
+
+Whoever sets a password can log in as that user, so setting one (at creation too: bastion.yaml
+may bind roles to a name before its user exists) needs the caller to hold everything the user
+holds (gateway/api/authz_guard.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from pydantic import BaseModel, Field, SecretStr
 from bastion.core.model import PrincipalKind
 from bastion.core.names import canonical_name
 from bastion.errors import RequestRejectedError
+from bastion.gateway.api.authz_guard import ensure_within, holdings
 from bastion.gateway.api.deps import actor_of, require, services_dep
 from bastion.gateway.api.principals import PrincipalOut, principal_out, principal_router
 from bastion.services.access import Caller
@@ -37,7 +42,7 @@ async def create_user(
 ) -> PrincipalOut:
     if body.password is not None and body.passwordHash is not None:
         raise RequestRejectedError("give a password or a passwordHash, not both")
-    identity = services.identity
+    identity, guard = services.identity, holdings(services)
     actor = actor_of(caller, request)
 
     def work() -> PrincipalOut:
@@ -52,6 +57,9 @@ async def create_user(
                 display_name=body.displayName,
                 actor=actor,
             )
+            if body.password is not None or body.passwordHash is not None:
+                held = guard.of_principal_in(tx, tenant, user)
+                ensure_within(caller, held, f"the password of user {user.name}")
             if body.password is not None:
                 identity.passwords.set_password(tx, user, body.password.get_secret_value(), now=now)
             elif body.passwordHash is not None:
@@ -76,7 +84,7 @@ async def set_password(
     caller: Caller = Depends(require("users", "update")),
     services: Services = Depends(services_dep),
 ) -> None:
-    identity = services.identity
+    identity, guard = services.identity, holdings(services)
     actor = actor_of(caller, request)
 
     def work() -> None:
@@ -84,6 +92,8 @@ async def set_password(
         with services.storage.transaction() as tx:
             tenant = tx.tenants.get_by_name(caller.identity.tenant)
             user = get_principal(tx, tenant, PrincipalKind.USER, name)
+            held = guard.of_principal_in(tx, tenant, user)
+            ensure_within(caller, held, f"the password of user {user.name}")
             identity.passwords.set_password(tx, user, body.password.get_secret_value(), now=now)
             record(
                 tx,
