@@ -84,3 +84,17 @@ def test_public_paths() -> None:
     assert public.matches("/docs/a/b")
     assert not public.matches("/health/x")
     assert not public.matches("/docs")
+
+
+@pytest.mark.parametrize("path", ["/files/", "/any//thing"])
+def test_wildcard_segment_never_matches_an_empty_segment(path: str) -> None:
+    table = RouteTable([route("GET", "/files/*", resource="files"), route("GET", "/any/*/thing")])
+    assert table.match("GET", path) is None
+    assert table.match("GET", "/files/a") is not None
+
+
+def test_public_path_wildcard_does_not_make_the_empty_segment_public() -> None:
+    public = PathSet(["/x/*"])
+    assert public.matches("/x/a")
+    assert not public.matches("/x/")
+    assert not public.matches("/x")

@@ -1,5 +1,6 @@
 """A raw ASGI upstream for the gateway e2e tests: echoes what it received, can be slow, can hold
-a request until released, speaks WebSocket, and counts the requests that reached it.
+a request until released, speaks WebSocket (the text message ``headers`` is answered with the
+handshake's headers as JSON), and counts the requests that reached it.
 
 ``python -m tests.e2e.gw_upstream --port N`` (from the repository root). ``/_up/…`` paths are
 the tests' own controls and are called directly, never through bastion.
@@ -87,6 +88,10 @@ def create_app() -> Any:
             if message.get("text") == "bye":
                 await send({"type": "websocket.close", "code": 1000})
                 return
+            if message.get("text") == "headers":
+                pairs = [[k.decode("latin-1"), v.decode("latin-1")] for k, v in scope["headers"]]
+                await send({"type": "websocket.send", "text": json.dumps(pairs)})
+                continue
             if message.get("text") is not None:
                 await send({"type": "websocket.send", "text": "echo " + message["text"]})
             else:

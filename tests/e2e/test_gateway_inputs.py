@@ -182,6 +182,34 @@ def test_websocket_pass_through_with_identity(stack: GatewayStack) -> None:
     assert upgrades and upgrades[-1]["outcome"] == "success"
 
 
+def test_websocket_handshake_never_passes_reserved_headers(stack: GatewayStack) -> None:
+    spoofed = [
+        "X-HTTP-Method-Override",
+        "X-Rewrite-URL",
+        "X-Original-URL",
+        "True-Client-IP",
+        "X-SSL-Client-S-DN",
+        "X-Authenticated-User",
+        "X_Forwarded_User",
+        "Cf-Access-Authenticated-User-Email",
+        "X-Bastion-Principal",
+    ]
+
+    async def handshake_headers() -> list[list[str]]:
+        url = f"ws://127.0.0.1:{stack.port}/ws"
+        headers = [("Authorization", f"Bearer {stack.limited_key}")]
+        headers += [(name, "mallory") for name in spoofed]
+        async with websockets.connect(url, additional_headers=headers) as ws:
+            await ws.recv()  # the greeting
+            await ws.send("headers")
+            return list(json.loads(await ws.recv()))
+
+    received = asyncio.run(handshake_headers())
+    assert not any("mallory" in value for _, value in received)
+    assert [v for k, v in received if k == "x-bastion-principal"] == ["admin@example.com"]
+    assert [v for k, v in received if k == "x-forwarded-host"] == [f"127.0.0.1:{stack.port}"]
+
+
 @pytest.mark.parametrize(("key", "status"), [(None, 401), ("wrong", 401)])
 def test_websocket_handshake_denied(stack: GatewayStack, key: str | None, status: int) -> None:
     async def attempt() -> int:

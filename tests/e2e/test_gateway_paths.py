@@ -1,4 +1,5 @@
-"""The path battery and header spoofing through the reverse proxy, against an echoing upstream.
+"""The path battery, header spoofing and the Host through the reverse proxy, against an echoing
+upstream.
 
 Requests are sent as raw bytes so that no client library normalises the path first.
 """
@@ -11,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.gwstack import GatewayStack, body_json, gateway_stack, raw_get
+from tests.e2e.gwstack import GatewayStack, body_json, gateway_stack, raw_get, raw_request
 
 pytestmark = pytest.mark.e2e
 
@@ -116,7 +117,45 @@ SPOOFED = [
     b"X-Auth-Request-Email",
     b"X-User",
     b"X-WebAuth-User",
+    # method and path overrides
+    b"X-HTTP-Method-Override",
+    b"x_http_method_override",
+    b"X-HTTP-Method",
+    b"X-Method-Override",
+    b"X-Rewrite-URL",
+    b"X-Original-URL",
+    # client address
+    b"True-Client-IP",
+    b"CF-Connecting-IP",
+    b"Fastly-Client-IP",
+    b"X-Cluster-Client-IP",
+    b"Client-IP",
+    b"Forwarded",
+    # client certificate
+    b"X-Client-Cert",
+    b"X-SSL-Client-Cert",
+    b"X-SSL-Client-S-DN",
+    b"X_SSL_Client_S_DN",
+    b"SSL-Client-Verify",
+    # identity set by other gateways and identity-aware proxies
+    b"X-Auth-User",
+    b"X-Authenticated-User",
+    b"X-Authenticated-Userid",
+    b"X-Consumer-ID",
+    b"X-Userinfo",
+    b"X-Proxy-User",
+    b"X-MS-CLIENT-PRINCIPAL",
+    b"X-MS-CLIENT-PRINCIPAL-NAME",
+    b"x-ms-client-principal-id",
+    b"X-Goog-Authenticated-User-Email",
+    b"X-Amzn-Oidc-Identity",
+    b"X-Amzn-Oidc-Data",
+    b"Cf-Access-Authenticated-User-Email",
+    b"Cf-Access-Jwt-Assertion",
 ]
+# The ones that make the upstream act on another method or path than bastion authorised.
+OVERRIDES = [b"X-HTTP-Method-Override", b"X-HTTP-Method", b"X-Method-Override"]
+REWRITES = [b"X-Rewrite-URL", b"X-Original-URL"]
 
 
 @pytest.mark.parametrize("name", SPOOFED, ids=lambda n: n.decode())
@@ -130,14 +169,46 @@ def test_spoofed_identity_header_never_reaches_upstream(stack: GatewayStack, nam
     assert principals == ["admin@example.com"]
 
 
-def test_identity_header_with_trailing_space_never_reaches_upstream(stack: GatewayStack) -> None:
-    headers = [*auth(stack.limited_key), (b"X-Bastion-Principal ", b"mallory")]
+@pytest.mark.parametrize(
+    "name", [b"X-Bastion-Principal ", b"X-HTTP-Method-Override ", b"True-Client-IP "]
+)
+def test_reserved_header_with_trailing_space_never_reaches_upstream(
+    stack: GatewayStack, name: bytes
+) -> None:
+    headers = [*auth(stack.limited_key), (name, b"mallory")]
     status, response = raw_get(stack.port, b"/api/patterns", headers)
     if status == 200:
         echoed = body_json(response)
         assert not any("mallory" in value for _, value in echoed["headers"])
     else:
         assert status == 400  # the HTTP parser refuses the malformed header name
+
+
+def test_method_override_headers_never_reach_upstream(stack: GatewayStack) -> None:
+    before = stack.upstream_count()
+    status, _ = raw_request(
+        stack.port,
+        b"DELETE /api/patterns/1 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        + b"Authorization: Bearer "
+        + stack.limited_key.encode()
+        + b"\r\n\r\n",
+    )
+    assert status == 403  # the key may read, not delete
+    assert stack.upstream_count() == before
+    headers = [*auth(stack.limited_key), *((name, b"DELETE") for name in OVERRIDES)]
+    status, response = raw_get(stack.port, b"/api/patterns/1", headers)
+    assert status == 200
+    echoed = body_json(response)
+    assert echoed["method"] == "GET"
+    assert not any("DELETE" in value for _, value in echoed["headers"])
+
+
+def test_path_rewrite_headers_never_reach_upstream(stack: GatewayStack) -> None:
+    status, response = raw_get(stack.port, b"/public", [(n, b"/admin/users") for n in REWRITES])
+    assert status == 200
+    echoed = body_json(response)
+    assert echoed["path"] == "/public"
+    assert not any("/admin" in value for _, value in echoed["headers"])
 
 
 def test_public_path_strips_spoofed_identity(stack: GatewayStack) -> None:
@@ -184,3 +255,49 @@ def test_upstream_sees_forwarded_headers_set_by_bastion(stack: GatewayStack) -> 
     assert headers["x-forwarded-proto"] == "http"
     assert headers["x-forwarded-host"] == f"127.0.0.1:{stack.port}"
     assert response.json()["query"] == "x=1"
+
+
+def get_with_host(port: int, host_lines: list[bytes], version: bytes = b"HTTP/1.1") -> bytes:
+    lines = [b"GET /public/x " + version, *host_lines, b"Connection: close"]
+    return b"\r\n".join(lines) + b"\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    "host_lines",
+    [
+        [b"Host: evil.example/../reset?x=1#"],
+        [b"Host: a.example,evil.example"],
+        [b"Host: evil.example:80:80"],
+        [b"Host:"],
+        [b"Host: good.example", b"Host: evil.example"],
+        [],
+    ],
+    ids=["path-in-host", "list", "two-ports", "empty", "two-hosts", "http-1.1-without-host"],
+)
+def test_invalid_or_several_hosts_are_400_and_never_reach_upstream(
+    stack: GatewayStack, host_lines: list[bytes]
+) -> None:
+    before = stack.upstream_count()
+    status, response = raw_request(stack.port, get_with_host(stack.port, host_lines))
+    assert status == 400, response[:300]
+    body = body_json(response)
+    assert body["code"] == "bad_request"
+    [event] = stack.audit_for(body["requestId"])
+    assert event["action"] == "request.reject"
+    assert stack.upstream_count() == before
+
+
+def test_upstream_sees_the_host_as_x_forwarded_host(stack: GatewayStack) -> None:
+    request = get_with_host(stack.port, [b"Host: app.example:8443"])
+    status, response = raw_request(stack.port, request)
+    assert status == 200
+    forwarded = [v for k, v in body_json(response)["headers"] if k == "x-forwarded-host"]
+    assert forwarded == ["app.example:8443"]
+
+
+def test_http_1_0_without_host_gets_no_x_forwarded_host(stack: GatewayStack) -> None:
+    status, response = raw_request(stack.port, get_with_host(stack.port, [], b"HTTP/1.0"))
+    assert status == 200
+    names = [k for k, _ in body_json(response)["headers"]]
+    assert "x-forwarded-host" not in names
+    assert "host" in names  # the upstream connection's own, not the client's

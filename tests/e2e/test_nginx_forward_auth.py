@@ -17,7 +17,7 @@ import pytest
 
 from tests.e2e import procs
 from tests.e2e.gwstack import DEPLOY, GatewayStack, body_json, gateway_stack, raw_get
-from tests.e2e.test_gateway_paths import PATH_BATTERY, SPOOFED
+from tests.e2e.test_gateway_paths import OVERRIDES, PATH_BATTERY, REWRITES, SPOOFED
 
 pytestmark = pytest.mark.e2e
 
@@ -183,6 +183,27 @@ def test_spoofed_identity_header_through_nginx_never_reaches_upstream(
     assert [v for k, v in echoed["headers"] if k == "x-bastion-principal"] == ["admin@example.com"]
 
 
+def test_method_override_headers_through_nginx_never_reach_upstream(
+    stack: GatewayStack, nginx: Nginx
+) -> None:
+    headers = [*auth(stack.limited_key), *((name, b"DELETE") for name in OVERRIDES)]
+    status, response = raw_get(nginx.port, b"/api/patterns/1", headers)
+    assert status == 200
+    echoed = body_json(response)
+    assert echoed["method"] == "GET"
+    assert not any("DELETE" in value for _, value in echoed["headers"])
+
+
+def test_path_rewrite_headers_through_nginx_never_reach_upstream(
+    stack: GatewayStack, nginx: Nginx
+) -> None:
+    status, response = raw_get(nginx.port, b"/public", [(n, b"/admin/users") for n in REWRITES])
+    assert status == 200
+    echoed = body_json(response)
+    assert echoed["path"] == "/public"
+    assert not any("/admin" in value for _, value in echoed["headers"])
+
+
 def test_client_cannot_inject_original_uri_through_nginx(stack: GatewayStack, nginx: Nginx) -> None:
     response = httpx.get(
         nginx.base + "/admin/users",
@@ -259,6 +280,21 @@ def test_unclear_original_request_is_403_never_other_status(
 ) -> None:
     response = verify(stack, {"Authorization": f"Bearer {stack.limited_key}", **headers})
     assert response.status_code == 403
+
+
+@pytest.mark.parametrize(
+    "suffix", [b"/public/%2e%2e/admin", b"/admin;x", b"//admin"], ids=lambda s: s.decode()
+)
+def test_envoy_style_non_canonical_path_is_403_with_deny_header(
+    stack: GatewayStack, suffix: bytes
+) -> None:
+    status, response = raw_get(stack.port, b"/_bastion/verify" + suffix, auth(stack.limited_key))
+    assert status == 403  # not 400: a proxy would turn that into a 500
+    head = response.partition(b"\r\n\r\n")[0].lower()
+    assert b"\r\nx-bastion-deny: bad_request" in head
+    [event] = stack.audit_for(body_json(response)["requestId"])
+    assert event["action"] == "request.reject"
+    assert event["details"]["mode"] == "forward-auth"
 
 
 def test_each_verify_is_audited_once(stack: GatewayStack) -> None:

@@ -1,13 +1,16 @@
-"""Header hygiene: identity spellings stripped, hop-by-hop dropped, XFF only from trusted peers."""
+"""Header hygiene: reserved spellings (identity, client address, method and path overrides)
+stripped, hop-by-hop dropped, one valid Host, XFF only from trusted peers."""
 
 from __future__ import annotations
 
 import pytest
 
+from bastion.errors import RequestRejectedError
 from bastion.gateway.headers import (
     client_address,
-    is_identity_header,
+    is_reserved_header,
     parse_networks,
+    request_host,
     strip_for_upstream,
 )
 
@@ -29,10 +32,77 @@ TRUSTED = parse_networks(["10.0.0.0/8", "::1/128"])
         b"x-original-uri",
         b"x-real-ip",
         b"forwarded",
+        b"X-Authenticated-User",
+        b"x_authenticated_userid",
+        b"X-Auth-User",
+        b"X-Consumer-ID",
+        b"X-Userinfo",
+        b"X-Proxy-User",
+        b"X-MS-CLIENT-PRINCIPAL",
+        b"X-MS-CLIENT-PRINCIPAL-NAME",
+        b"x_ms_client_principal_id ",
+        b"X-Goog-Authenticated-User-Email",
+        b"X-Goog-IAP-JWT-Assertion",
+        b"X-Amzn-Oidc-Identity",
+        b"X-Amzn-Oidc-Data",
+        b"Cf-Access-Authenticated-User-Email",
+        b"Cf-Access-Jwt-Assertion",
     ],
 )
 def test_identity_header_spellings_detected(name: bytes) -> None:
-    assert is_identity_header(name)
+    assert is_reserved_header(name)
+
+
+CLIENT_ADDRESS_AND_CERTIFICATE = [
+    b"True-Client-IP",
+    b"CF-Connecting-IP",
+    b"Fastly-Client-IP",
+    b"X-Cluster-Client-IP",
+    b"Client-IP",
+    b"client_ip",
+    b"X-Client-Cert",
+    b"X-SSL-Client-Cert",
+    b"X-SSL-Client-S-DN",
+    b"x_ssl_client_s_dn",
+    b"SSL-Client-Verify",
+    b"SSL_CLIENT_VERIFY ",
+]
+
+
+@pytest.mark.parametrize("name", CLIENT_ADDRESS_AND_CERTIFICATE)
+def test_client_address_and_certificate_headers_detected(name: bytes) -> None:
+    assert is_reserved_header(name)
+
+
+OVERRIDES = [
+    b"X-HTTP-Method-Override",
+    b"x-http-method-override",
+    b"X_HTTP_Method_Override",
+    b"X-HTTP-Method-Override ",
+    b"X-HTTP-Method",
+    b"X-Method-Override",
+    b"x_method_override",
+    b"X-Rewrite-URL",
+    b"X_REWRITE_URL",
+    b"X-Original-URL",
+]
+
+
+@pytest.mark.parametrize("name", OVERRIDES)
+def test_method_and_path_override_headers_detected(name: bytes) -> None:
+    assert is_reserved_header(name)
+
+
+def test_method_override_headers_never_reach_upstream() -> None:
+    headers = [(name, b"DELETE") for name in OVERRIDES] + [(b"accept", b"*/*")]
+    assert strip_for_upstream(headers) == [(b"accept", b"*/*")]
+
+
+@pytest.mark.parametrize(
+    "name", [b"accept", b"content-type", b"x-request-id", b"x-client-name", b"user-agent"]
+)
+def test_ordinary_headers_are_not_reserved(name: bytes) -> None:
+    assert not is_reserved_header(name)
 
 
 def test_strip_for_upstream_drops_identity_hop_by_hop_and_connection_listed() -> None:
@@ -70,3 +140,62 @@ def test_underscore_xff_spelling_is_not_trusted() -> None:
 
 def test_no_trusted_proxies_by_default() -> None:
     assert client_address("10.0.0.1", [(b"x-forwarded-for", b"6.6.6.6")], ()) == "10.0.0.1"
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        b"example.com",
+        b"example.com:8443",
+        b"EXAMPLE.com.",
+        b"127.0.0.1:80",
+        b"[::1]",
+        b"[2001:db8::1]:443",
+        b"bastion",
+        b"my_host-1.internal",
+    ],
+)
+def test_valid_host_is_accepted(host: bytes) -> None:
+    assert request_host([(b"host", host)], http_version="1.1") == host
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        b"evil.example/../reset?x=1#",
+        b"evil.example#",
+        b"a.example,evil.example",
+        b"a.example;evil",
+        b"user@evil.example",
+        b"ex%61mple.com",
+        b"",
+        b" example.com",
+        b"example.com:",
+        b"example.com:http",
+        b"example.com:65536",
+        b"example.com:\xb2",
+        b"example.com:80:80",
+        b"[::1",
+        b"[::1]x",
+        b"[fe80::1%25eth0]",
+        b"[v1.future]",
+        b"[127.0.0.1]",
+        b"::1",
+        b"exa mple.com",
+    ],
+)
+def test_invalid_host_is_rejected(host: bytes) -> None:
+    with pytest.raises(RequestRejectedError, match="not a valid host"):
+        request_host([(b"host", host)], http_version="1.1")
+
+
+def test_several_host_headers_are_rejected() -> None:
+    headers = [(b"host", b"good.example"), (b"host", b"evil.example")]
+    with pytest.raises(RequestRejectedError, match="more than one Host"):
+        request_host(headers, http_version="1.1")
+
+
+def test_missing_host_is_rejected_for_http_1_1_and_allowed_for_http_1_0() -> None:
+    with pytest.raises(RequestRejectedError, match="no Host"):
+        request_host([], http_version="1.1")
+    assert request_host([], http_version="1.0") is None

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import string
 
+import httpx
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.gateway.conftest import GatewayFactory
+from bastion.core.model import AuditEvent
+from tests.gateway.conftest import Gateway, GatewayFactory
 
 TRUSTED = {"gateway": {"trustedProxies": ["127.0.0.1/32"]}}
 VERIFY = "/_bastion/verify"
@@ -16,6 +19,11 @@ VERIFY = "/_bastion/verify"
 
 def original(uri: str, method: str = "GET") -> dict[str, str]:
     return {"X-Original-URI": uri, "X-Original-Method": method}
+
+
+def events_for(gw: Gateway, response: httpx.Response) -> list[AuditEvent]:
+    request_id = response.headers["x-bastion-request-id"]
+    return [e for e in gw.events() if e.request.get("requestId") == request_id]
 
 
 def test_allow_carries_identity_headers(gateway: GatewayFactory) -> None:
@@ -38,6 +46,53 @@ def test_deny_statuses(gateway: GatewayFactory) -> None:
         public = gw.client.get(VERIFY, headers=original("/public/x"))
         assert public.status_code == 200
         assert "x-bastion-principal" not in public.headers
+
+
+# Sent as full URLs: httpx would read "//admin" alone as a host.
+BASE = "http://testserver"
+NON_CANONICAL = ["/public/%2e%2e/admin", "/admin;x", "//admin", "/public/..%2fadmin", "/a%5cb"]
+
+
+@pytest.mark.parametrize("path", NON_CANONICAL)
+def test_envoy_form_non_canonical_path_is_a_forward_auth_deny_not_400(
+    gateway: GatewayFactory, path: str
+) -> None:
+    with gateway(TRUSTED) as gw:
+        envoy = gw.client.get(BASE + VERIFY + path, headers=gw.auth())
+        nginx = gw.client.get(VERIFY, headers={**gw.auth(), **original(path)})
+        for response in (envoy, nginx):
+            assert response.status_code == 403
+            assert response.headers["x-bastion-deny"] == "bad_request"
+            [event] = events_for(gw, response)
+            assert event.action == "request.reject"
+            assert event.details == {"mode": "forward-auth", "reason": "bad_request", "status": 403}
+
+
+@pytest.mark.parametrize("path", NON_CANONICAL)
+def test_non_canonical_path_outside_verify_stays_400(gateway: GatewayFactory, path: str) -> None:
+    with gateway(TRUSTED) as gw:
+        response = gw.client.get(BASE + path, headers=gw.auth())
+        assert response.status_code == 400
+        assert "x-bastion-deny" not in response.headers
+        [event] = events_for(gw, response)
+        assert event.details == {"reason": "bad_request", "status": 400}
+
+
+def test_verify_prefix_is_matched_literally(gateway: GatewayFactory) -> None:
+    with gateway(TRUSTED) as gw:
+        encoded = gw.client.get("/_bastion/%76erify/api/patterns", headers=gw.auth())
+        assert encoded.status_code == 404  # never a forward-auth allow
+        glued = gw.client.get(VERIFY + "x/api/patterns", headers=gw.auth())
+        assert glued.status_code == 404
+
+
+@pytest.mark.parametrize("host", ["evil.example/../reset?x=1#", "", "a.example,b.example"])
+def test_invalid_host_at_verify_is_a_forward_auth_deny(gateway: GatewayFactory, host: str) -> None:
+    with gateway(TRUSTED) as gw:
+        headers = {**gw.auth(), **original("/api/patterns"), "Host": host}
+        response = gw.client.get(VERIFY, headers=headers)
+        assert response.status_code == 403
+        assert response.headers["x-bastion-deny"] == "bad_request"
 
 
 def test_untrusted_peer_is_denied_whatever_it_says(gateway: GatewayFactory) -> None:

@@ -1,9 +1,10 @@
 """The route table: method + path template → (resource type, resource id, action).
 
-Templates are split into segments: a literal, ``{name}`` (one segment, captured), ``*`` (one
-segment) or a final ``**`` (one or more further segments). Matching is on the canonical path
-only and is exact and case-sensitive. The first route that matches wins; no match is a deny.
-A route may carry its own IP allowlist, checked with the decision (`AccessService.check`).
+Templates are split into segments: a literal, ``{name}`` (one non-empty segment, captured),
+``*`` (one non-empty segment) or a final ``**`` (one or more further segments, the first
+non-empty). Matching is on the canonical path only and is exact and case-sensitive. The first
+route that matches wins; no match is a deny. A route may carry its own IP allowlist, checked
+with the decision (`AccessService.check`).
 """
 
 from __future__ import annotations
@@ -81,12 +82,13 @@ def match_segments(pattern: Sequence[str], segments: Sequence[str]) -> dict[str,
         if index >= len(segments):
             return None
         value = segments[index]
-        if part == "*":
-            continue
-        if part.startswith("{"):
+        if part == "*" or part.startswith("{"):
+            # A wildcard stands for a segment, never for nothing: `/files/*` must not make
+            # `/files/` (the listing) match, nor a public path `/x/*` make `/x/` public.
             if not value:
                 return None
-            params[part[1:-1]] = value
+            if part != "*":
+                params[part[1:-1]] = value
         elif part != value:
             return None
     return params if len(segments) == len(pattern) else None

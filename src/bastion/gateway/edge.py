@@ -1,8 +1,9 @@
 """The gateway as one pure ASGI application (no BaseHTTPMiddleware: bodies stream).
 
-Dispatch: canonical path (400 on any ambiguity) → bastion's own endpoints under the prefix
-(health, ready, metrics, verify, the admin API) and the JWKS → CORS preflight → the decision
-pipeline (`pipeline.Gate`) → forward to the upstream (`forward.Forwarder`) or relay a WebSocket
+Dispatch: forward-auth (``<prefix>/verify``, which answers every refusal as a deny) → Host and
+canonical path (400 on any ambiguity) → bastion's own endpoints under the prefix (health, ready,
+metrics, the admin API) and the JWKS → CORS preflight → the decision pipeline (`pipeline.Gate`)
+→ forward to the upstream (`forward.Forwarder`) or relay a WebSocket
 (`websocket.WebSocketRelay`). Every request that is decided produces exactly one audit event;
 every failure on the way is a deny with a problem+json body.
 """
@@ -28,8 +29,15 @@ from bastion.errors import (
 )
 from bastion.gateway import problems
 from bastion.gateway.forward import Forwarder
-from bastion.gateway.forward_auth import original_request
-from bastion.gateway.headers import Headers, Network, client_address, identity_headers, is_trusted
+from bastion.gateway.forward_auth import OriginalRequest, original_request
+from bastion.gateway.headers import (
+    Headers,
+    Network,
+    client_address,
+    identity_headers,
+    is_trusted,
+    request_host,
+)
 from bastion.gateway.limits import RateLimiter, rate_headers
 from bastion.gateway.metrics import GatewayMetrics
 from bastion.gateway.outcomes import Inbound, Outcomes
@@ -84,6 +92,7 @@ class Edge:
         metrics: GatewayMetrics | None = None,
     ) -> None:
         self._settings = settings
+        self._verify_path = (settings.prefix + "/verify").encode()
         self._audit = audit
         self._proxy = proxy
         self._signer = signer
@@ -170,9 +179,14 @@ class Edge:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         inbound = self._inbound(scope)
         raw_path = inbound.raw_path
+        suffix = self._verify_suffix(raw_path)
+        if suffix is not None:
+            await self._verify(inbound, suffix or None, send)
+            return
         try:
+            request_host(inbound.headers, http_version=scope.get("http_version", "1.1"))
             path = canonical_path(raw_path)
-        except NonCanonicalPathError as exc:
+        except (NonCanonicalPathError, RequestRejectedError) as exc:
             error = RequestRejectedError(str(exc))
             await self._outcomes.deny(
                 inbound, self._outcomes.reject(inbound, error), send, detail=str(exc)
@@ -197,11 +211,6 @@ class Edge:
             )
             await self._admin_api(mounted, receive, send)
             return
-        verify = prefix + "/verify"
-        if path == verify or path.startswith(verify + "/"):
-            suffix = raw_path[len(verify) :].decode("latin-1") or None
-            await self._verify(inbound, suffix, send)
-            return
         if path.startswith(prefix + "/"):
             await self._internal(inbound, path[len(prefix) :], send)
             return
@@ -220,17 +229,26 @@ class Edge:
             return
         await self._forwarder.forward(inbound, admission, receive, send)
 
+    def _verify_suffix(self, raw_path: bytes) -> str | None:
+        """The raw path after ``<prefix>/verify`` ("" for the check path itself), or None when
+        the request is not a forward-auth check.
+
+        Told apart on the raw path, before any canonical-path check: the suffix is the original
+        path of an Envoy-style check, and its ambiguities are a forward-auth deny (403), since a
+        400 would be a 500 at nginx. The prefix itself is matched literally, never decoded.
+        """
+        verify = self._verify_path
+        if raw_path == verify:
+            return ""
+        if raw_path.startswith(verify + b"/"):
+            return raw_path[len(verify) :].decode("latin-1")
+        return None
+
     async def _verify(self, inbound: Inbound, suffix: str | None, send: Send) -> None:
         """Forward-auth: decide the original request and answer 200 / 401 / 403 / 429."""
         mode = "forward-auth"
         try:
-            original = original_request(
-                method=inbound.method,
-                suffix=suffix,
-                query=inbound.query,
-                headers=inbound.headers,
-                trusted=is_trusted(inbound.peer, self._settings.trusted_proxies),
-            )
+            original = self._original(inbound, suffix)
         except BastionError as exc:
             admission = self._outcomes.reject(inbound, exc)
             await self._outcomes.deny(inbound, admission, send, mode=mode, extra={"mode": mode})
@@ -244,6 +262,17 @@ class Edge:
             await self._outcomes.deny(inbound, admission, send, mode=mode, extra={"mode": mode})
             return
         await self._allow_verify(inbound, admission, send)
+
+    def _original(self, inbound: Inbound, suffix: str | None) -> OriginalRequest:
+        """The request a forward-auth check asks about; `BastionError` (a deny) when unclear."""
+        request_host(inbound.headers, http_version=inbound.scope.get("http_version", "1.1"))
+        return original_request(
+            method=inbound.method,
+            suffix=suffix,
+            query=inbound.query,
+            headers=inbound.headers,
+            trusted=is_trusted(inbound.peer, self._settings.trusted_proxies),
+        )
 
     async def _allow_verify(self, inbound: Inbound, admission: Admission, send: Send) -> None:
         mode = "forward-auth"

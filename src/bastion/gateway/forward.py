@@ -127,13 +127,16 @@ class Forwarder:
         if is_trusted(inbound.peer, self._trusted):
             prior = [v.decode("latin-1") for n, v in inbound.headers if n == b"x-forwarded-for"]
             forwarded_for = ", ".join([*prior, forwarded_for]) if prior else forwarded_for
-        host = next((v for n, v in inbound.headers if n == b"host"), b"")
         out: Headers = [
             (b"x-forwarded-for", forwarded_for.encode("latin-1")),
             (b"x-forwarded-proto", b"https" if inbound.https else b"http"),
-            (b"x-forwarded-host", host),
-            (b"x-bastion-request-id", inbound.request_id.encode()),
         ]
+        # The edge let through one valid Host, or none (HTTP/1.0): then there is nothing to say,
+        # and an empty X-Forwarded-Host would only invite the upstream to build "http:///" links.
+        host = next((v for n, v in inbound.headers if n.lower() == b"host"), None)
+        if host is not None:
+            out.append((b"x-forwarded-host", host))
+        out.append((b"x-bastion-request-id", inbound.request_id.encode()))
         if verdict.identity is not None:
             out += identity_headers(verdict.identity, self._signer, self._clock)
         return out

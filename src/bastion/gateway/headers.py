@@ -1,41 +1,83 @@
-"""Header hygiene at the edge: identity headers clients must never set, hop-by-hop headers
-(RFC 9110 section 7.6.1), and the client address as seen through trusted proxies only.
+"""Header hygiene at the edge: reserved headers clients must never set (identity, client address,
+method and path overrides), hop-by-hop headers (RFC 9110 section 7.6.1), the Host (one, and a
+valid host[:port]), and the client address as seen through trusted proxies only.
 """
 
 from __future__ import annotations
 
 import functools
 import ipaddress
+import string
 from collections.abc import Iterable, Sequence
 from urllib.parse import quote
 
 from bastion.crypto.identity import IdentitySigner
+from bastion.errors import RequestRejectedError
 from bastion.services.access import Identity
 from bastion.services.clock import Clock
 
 Headers = list[tuple[bytes, bytes]]
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-# Names compared after folding: lower case, "_" → "-", surrounding white space removed, so that
-# `X_Bastion_Principal`, `x-bastion-principal ` and the like all count.
-_IDENTITY_PREFIXES = ("x-bastion-", "x-auth-request-", "x-forwarded-", "x-original-", "x-remote-")
-_IDENTITY_NAMES = frozenset(
+# Headers only bastion (or a trusted proxy in front of it) may set: who is calling, from which
+# address, with which certificate, and which method and path the upstream should act on. A
+# client's copy would let it claim an identity, dodge an IP rule, or have the upstream run a
+# method or path other than the one bastion authorised (`X-HTTP-Method-Override: DELETE` on an
+# allowed GET). Names are compared after folding: lower case, "_" → "-", surrounding white space
+# removed, so that `X_Bastion_Principal`, `x-bastion-principal ` and the like all count.
+_RESERVED_PREFIXES = (
+    "x-bastion-",
+    "x-auth-request-",  # oauth2-proxy
+    "x-forwarded-",
+    "x-original-",  # X-Original-URI, X-Original-URL, X-Original-Method
+    "x-remote-",
+    "x-authenticated-",  # Kong, Squid: -User, -Userid, -Groups, -Scope
+    "x-consumer-",  # Kong: -ID, -Username, -Custom-ID, -Groups
+    "x-credential-",  # Kong: -Identifier, -Username
+    "x-ms-client-principal",  # Azure App Service: itself, -Name, -ID, -IDP
+    "x-goog-authenticated-",  # Google IAP: -User-Email, -User-ID
+    "x-amzn-oidc-",  # AWS ALB: -Data, -Identity, -Accesstoken
+    "cf-access-",  # Cloudflare Access: -Authenticated-User-Email, -Jwt-Assertion
+    "x-client-cert",  # and X-Client-Cert-* (certificate forwarded by a TLS terminator)
+    "x-ssl-client-",  # -Cert, -S-DN, -I-DN, -Verify
+    "ssl-client-",  # -Cert, -S-DN, -Verify
+)
+_RESERVED_NAMES = frozenset(
     {
+        # identity
         "remote-user",
         "remote-email",
         "remote-groups",
         "remote-name",
         "x-user",
         "x-email",
+        "x-auth-user",
+        "x-proxy-user",
+        "x-userinfo",
+        "x-webauth-user",
+        "x-jwt-assertion",
+        "x-goog-iap-jwt-assertion",
+        "x-arr-clientcert",
+        # client address
+        "forwarded",
         "x-real-ip",
         "x-client-ip",
-        "forwarded",
-        "x-webauth-user",
-        "x-credential-username",
-        "x-consumer-username",
-        "x-jwt-assertion",
+        "client-ip",
+        "true-client-ip",
+        "cf-connecting-ip",
+        "cf-connecting-ipv6",
+        "fastly-client-ip",
+        "x-cluster-client-ip",
+        # method and path overrides
+        "x-http-method-override",
+        "x-http-method",
+        "x-method-override",
+        "x-rewrite-url",
     }
 )
+# RFC 3986 "unreserved": a reg-name without percent-escapes (two spellings of one name) and
+# without sub-delims (`,` would make X-Forwarded-Host a list, `;` a Forwarded parameter).
+_HOST_NAME_CHARS = frozenset(string.ascii_letters + string.digits + "-._~")
 HOP_BY_HOP = frozenset(
     {
         b"connection",
@@ -55,9 +97,14 @@ def fold_name(name: bytes) -> str:
     return name.decode("latin-1").strip().lower().replace("_", "-")
 
 
-def is_identity_header(name: bytes) -> bool:
+@functools.lru_cache(maxsize=1024)
+def is_reserved_header(name: bytes) -> bool:
+    """Whether a client-sent header claims what only bastion may say (see `_RESERVED_NAMES`).
+
+    Header names repeat from request to request, so answers are cached.
+    """
     folded = fold_name(name)
-    return folded in _IDENTITY_NAMES or folded.startswith(_IDENTITY_PREFIXES)
+    return folded in _RESERVED_NAMES or folded.startswith(_RESERVED_PREFIXES)
 
 
 def connection_listed(headers: Iterable[tuple[bytes, bytes]]) -> frozenset[bytes]:
@@ -70,13 +117,13 @@ def connection_listed(headers: Iterable[tuple[bytes, bytes]]) -> frozenset[bytes
 
 
 def strip_for_upstream(headers: Iterable[tuple[bytes, bytes]]) -> Headers:
-    """Client headers minus identity spellings, hop-by-hop headers and Host."""
+    """Client headers minus reserved spellings, hop-by-hop headers and Host."""
     headers = list(headers)
     dropped = HOP_BY_HOP | connection_listed(headers) | {b"host"}
     return [
         (name, value)
         for name, value in headers
-        if name.lower() not in dropped and not is_identity_header(name)
+        if name.lower() not in dropped and not is_reserved_header(name)
     ]
 
 
@@ -84,6 +131,57 @@ def strip_hop_by_hop(headers: Iterable[tuple[bytes, bytes]]) -> Headers:
     headers = list(headers)
     dropped = HOP_BY_HOP | connection_listed(headers)
     return [(n, v) for n, v in headers if n.lower() not in dropped]
+
+
+def request_host(headers: Iterable[tuple[bytes, bytes]], *, http_version: str) -> bytes | None:
+    """The request's Host (None for an HTTP/1.0 request without one); `RequestRejectedError`
+    (400) when it is missing, repeated or not a host[:port].
+
+    RFC 9112 section 3.2: "A server MUST respond with a 400 (Bad Request) status code to any
+    HTTP/1.1 request message that lacks a Host header field and to any request message that
+    contains more than one Host header field line or a Host header field with an invalid field
+    value." The upstream builds links from X-Forwarded-Host, so an odd one is refused, not passed.
+    """
+    hosts = [value for name, value in headers if name.lower() == b"host"]
+    if len(hosts) > 1:
+        raise RequestRejectedError("request has more than one Host header")
+    if not hosts:
+        if http_version == "1.0":
+            return None
+        raise RequestRejectedError("request has no Host header")
+    if not is_valid_host(hosts[0]):
+        raise RequestRejectedError("Host header is not a valid host[:port]")
+    return hosts[0]
+
+
+@functools.lru_cache(maxsize=1024)
+def is_valid_host(value: bytes) -> bool:
+    """``host[:port]`` per RFC 3986 section 3.2.2, strictly: a non-empty reg-name of unreserved
+    characters (RFC 9110 section 4.2.1: an http URI's host is never empty), a dotted IPv4
+    address (a reg-name too), or a bracketed IPv6 address without zone; a port of 1 to 5 digits
+    up to 65535. Hosts repeat from request to request, so answers are cached."""
+    text = value.decode("latin-1")
+    if text.startswith("["):
+        address, bracket, rest = text[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            return False
+        return _is_ipv6(address) and (not rest or _is_port(rest[1:]))
+    name, colon, port = text.partition(":")
+    return bool(name) and _HOST_NAME_CHARS.issuperset(name) and (not colon or _is_port(port))
+
+
+def _is_ipv6(text: str) -> bool:
+    if "%" in text:  # a zone id (RFC 6874) names an interface of the client, not a host
+        return False
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_port(text: str) -> bool:
+    return 0 < len(text) <= 5 and text.isascii() and text.isdigit() and int(text) <= 65535
 
 
 def parse_networks(cidrs: Sequence[str]) -> tuple[Network, ...]:

@@ -1,9 +1,10 @@
 """WebSocket pass-through: the handshake is decided like any GET, then frames flow both ways.
 
-The upgrade request goes through the same pipeline (path, allowlist, limits, credential, route,
-authorization). A deny is answered as a plain HTTP response to the handshake (ASGI
+The upgrade request goes through the same pipeline (Host and path, allowlist, limits, credential,
+route, authorization). A deny is answered as a plain HTTP response to the handshake (ASGI
 ``websocket.http.response``), audited once. An allowed handshake is audited with status 101
-before the client's connection is accepted; the upstream sees the identity headers.
+before the client's connection is accepted; the upstream sees the identity headers, and none of
+the client's reserved headers (`headers.strip_for_upstream`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from bastion.errors import (
     UpstreamError,
 )
 from bastion.gateway.forward import Forwarder
-from bastion.gateway.headers import Headers, strip_for_upstream
+from bastion.gateway.headers import Headers, request_host, strip_for_upstream
 from bastion.gateway.outcomes import Inbound, Outcomes
 from bastion.gateway.pipeline import Admission, Gate
 from bastion.gateway.proxy import UpstreamProxy, UpstreamSocket
@@ -68,10 +69,11 @@ class WebSocketRelay:
         """Decide the handshake (after ``websocket.connect``), then relay or refuse it."""
         refuse = handshake_send(inbound.scope, send)
         try:
+            request_host(inbound.headers, http_version=inbound.scope.get("http_version", "1.1"))
             path = canonical_path(inbound.raw_path)
-        except NonCanonicalPathError as exc:
+        except (NonCanonicalPathError, RequestRejectedError) as exc:
             rejected = self._outcomes.reject(inbound, RequestRejectedError(str(exc)))
-            await self._outcomes.deny(inbound, rejected, refuse)
+            await self._outcomes.deny(inbound, rejected, refuse, detail=str(exc))
             return
         if path.startswith(self._prefix + "/"):
             error = NotFoundError("bastion's own endpoints do not speak WebSocket")
