@@ -3,6 +3,7 @@ pagination, ``audit:read`` required, scoped to the caller's tenant, and itself a
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,10 +11,13 @@ import pytest
 from starlette.testclient import TestClient
 
 from bastion.config import parse_config
+from bastion.core.audit import MAX_SEQ
+from bastion.gateway.api.audit import decode_cursor, encode_cursor
 from bastion.gateway.app import build_app
 from bastion.services.audit import append_events, build_event
 from bastion.services.bootstrap import initialise
 from bastion.wiring import Services, build_services
+from tests.gateway.problem_checks import problem
 
 from .secrets_registry import REGISTRY
 
@@ -148,3 +152,65 @@ def test_bad_parameters_are_400(client: TestClient, admin_key: str, params: dict
     answer = client.get(API, params=params, headers=bearer(admin_key))
     assert answer.status_code == 400
     assert answer.headers["content-type"].startswith("application/problem+json")
+
+
+@pytest.mark.parametrize(
+    ("params", "detail"),
+    [
+        ({"since": "999999999d"}, "since: is out of range (the years 1 to 9999, in UTC)"),
+        ({"since": "0001-01-01T00:00:00+01:00"}, "since: is out of range"),
+        ({"until": "9999-12-31T23:59:59-01:00"}, "until: is out of range"),
+        ({"since": "99999999999d"}, "since: is too large (at most 999999999d)"),
+        ({"until": "2026-01-01"}, "until: must be a time with an offset (Z or +hh:mm)"),
+        ({"since": "P1D"}, "since: must be a duration like 1h or 7d, or an RFC 3339 time"),
+    ],
+)
+def test_moments_a_datetime_cannot_hold_are_400_naming_the_parameter(
+    client: TestClient, admin_key: str, params: dict[str, str], detail: str
+) -> None:
+    body = problem(client.get(API, params=params, headers=bearer(admin_key)), 400, "bad_request")
+    assert body["detail"].startswith(detail)
+
+
+def test_the_first_and_last_moments_a_datetime_holds_are_answered(
+    client: TestClient, admin_key: str
+) -> None:
+    params = {"since": "0001-01-01T00:00:00Z", "until": "9999-12-31T23:59:59Z", "limit": "1000"}
+    every = client.get(API, params=params, headers=bearer(admin_key))
+    assert every.status_code == 200, every.text
+    assert len(every.json()["events"]) >= 12
+
+
+def cursor_of(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "YWZ0ZXI6OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk",  # after:99999999999999999999999999999
+        cursor_of(f"after:{MAX_SEQ + 1}"),
+        cursor_of("after:" + "9" * 5000),
+        cursor_of("after:\uff11"),  # a full-width 1
+        cursor_of("after:01"),
+        cursor_of("after:-1"),
+        cursor_of("after:+1"),
+        cursor_of("after: 1"),
+        cursor_of("after:1") + "==",
+        cursor_of("before:1"),
+    ],
+)
+def test_a_cursor_the_api_never_returned_is_400_not_a_storage_overflow(
+    client: TestClient, admin_key: str, cursor: str
+) -> None:
+    answer = client.get(API, params={"cursor": cursor}, headers=bearer(admin_key))
+    assert problem(answer, 400, "bad_request")["detail"] == "cursor: not a cursor this API returned"
+
+
+def test_a_cursor_at_the_largest_seq_reads_an_empty_page(
+    client: TestClient, admin_key: str
+) -> None:
+    answer = client.get(API, params={"cursor": encode_cursor(MAX_SEQ)}, headers=bearer(admin_key))
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"events": [], "nextCursor": None}
+    assert decode_cursor(encode_cursor(MAX_SEQ)) == MAX_SEQ

@@ -3,9 +3,9 @@ kept checkpoint, the chain goes on from the stored head, and the removal is itse
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
-from bastion.services.audit.retention import RetentionJob, prune
+from bastion.services.audit.retention import PruneResult, RetentionJob, cutoff_before, prune
 from bastion.services.audit.verify import verify_storage
 
 from .conftest import Rig, make_rig
@@ -60,3 +60,14 @@ def test_retention_job_runs_once_on_demand(sqlite_url: str) -> None:
     job = RetentionJob(rig.storage, retention=timedelta(days=30), clock=rig.clock, tenant="acme")
     assert job.run_once().removed == 10
     assert report(rig).ok
+
+
+def test_a_retention_longer_than_the_calendar_keeps_everything(sqlite_url: str) -> None:
+    rig = make_rig(sqlite_url, every=5)
+    rig.fill(11)
+    rig.clock.advance(days=40)
+    longest = timedelta(days=999_999_999)  # the most a duration may say; now - it overflows
+    job = RetentionJob(rig.storage, retention=longest, clock=rig.clock, tenant="acme")
+    assert job.run_once() == PruneResult(0, None)
+    assert cutoff_before(rig.clock.now(), longest) == datetime.min.replace(tzinfo=UTC)
+    assert report(rig).first_seq == 1

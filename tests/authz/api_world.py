@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +29,10 @@ class ApiWorld:
 
 
 @contextmanager
-def api_world(tmp_path: Path, extra: str = "") -> Iterator[ApiWorld]:
+def api_world(
+    tmp_path: Path, extra: str = "", *, tenants: Sequence[str] = ("default", "beta")
+) -> Iterator[ApiWorld]:
+    """The API with ``tenants`` initialised (each with admin@example.com), keyed as written."""
     config = parse_config(
         f"storage:\n  url: sqlite:///{tmp_path}/b.db\nsecurity:\n  pepper: {'p' * 40}\n{extra}",
         source="test",
@@ -39,7 +42,7 @@ def api_world(tmp_path: Path, extra: str = "") -> Iterator[ApiWorld]:
     services = build_services(config)
     services.storage.migrate()
     keys = {}
-    for tenant in ("default", "beta"):
+    for tenant in tenants:
         done = initialise(
             storage=services.storage,
             api_keys=services.api_keys,

@@ -117,6 +117,39 @@ def test_role_commands_and_cycle_error(workdir: Path) -> None:
     assert binding_id not in bastion(["role", "bindings"], cwd=workdir).stdout
 
 
+@pytest.mark.parametrize(
+    ("scopes", "message"),
+    [
+        ("bad scope", "'bad scope' is not a permission of the form resource:action"),
+        ("patterns:read,a:b:c", "'a:b:c' is not a permission of the form resource:action"),
+        (" , ", "at least one scope is required (use 'admin' for full access)"),
+    ],
+)
+def test_check_and_explain_read_scopes_as_a_credentials_in_one_line(
+    workdir: Path, scopes: str, message: str
+) -> None:
+    ask = ["-p", "admin@example.com", "-a", "read", "-r", "patterns", "--scopes", scopes]
+    for command in ("check", "explain"):
+        result = bastion(["authz", command, *ask], cwd=workdir, check=False)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.strip() == (
+            f"error: invalid value for --scopes: {message} (see 'bastion authz {command} --help')"
+        )
+
+
+def test_role_create_holds_names_to_the_rules_and_says_the_name_saved(workdir: Path) -> None:
+    created = bastion(["role", "create", " spaced ", "--permission", "patterns:read"], cwd=workdir)
+    assert created.stdout.strip() == "created role spaced"
+    for bad in ("a/b", "x\ty"):
+        refused = bastion(["role", "create", bad], cwd=workdir, check=False)
+        assert refused.returncode == 1
+        assert refused.stderr.strip() == (
+            "error: a role name must not contain control characters or slashes"
+        )
+    alike = bastion(["role", "create", "Viewer"], cwd=workdir, check=False)
+    assert alike.stderr.strip() == "error: a role named viewer already exists"
+
+
 PLATFORM_BINDING = """
   rbac:
     platformBindings:

@@ -6,6 +6,7 @@ Export and verification live in `bastion.cli.audit_io_cmd`; both register here.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Annotated, Any
 
 import typer
@@ -17,10 +18,11 @@ from bastion.cli import audit_io_cmd
 from bastion.cli.audit_io_cmd import counted, parse_since
 from bastion.cli.context import state
 from bastion.cli.remote import RemoteClient, unsupported
-from bastion.core.audit import event_to_json, format_timestamp
+from bastion.config.units import parse_moment
+from bastion.core.audit import MAX_SEQ, event_to_json, format_timestamp
 from bastion.core.model import AUDIT_OUTCOMES, AuditQuery
 from bastion.services.audit import RecordingAuditStore
-from bastion.services.audit.retention import prune
+from bastion.services.audit.retention import cutoff_before, prune
 from bastion.wiring_audit import checkpoint_signer_from, spool_states
 
 app = typer.Typer(help="The audit trail.", no_args_is_help=True)
@@ -31,7 +33,9 @@ audit_io_cmd.register(app)
 @app.command("list")
 def list_events(
     ctx: typer.Context,
-    since: Annotated[str | None, typer.Option("--since", help="e.g. 1h, 7d.")] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="e.g. 1h, 7d, or an RFC 3339 time.")
+    ] = None,
     action: Annotated[str | None, typer.Option("--action", help="e.g. pattern.execute")] = None,
     actor: Annotated[str | None, typer.Option("--actor", help="Actor id.")] = None,
     resource: Annotated[str | None, typer.Option("--resource", help="type/id")] = None,
@@ -40,7 +44,7 @@ def list_events(
     ] = None,
     tenant: Annotated[str | None, typer.Option("--tenant")] = None,
     after: Annotated[
-        int | None, typer.Option("--after", help="Only events after this seq.")
+        int | None, typer.Option("--after", min=0, max=MAX_SEQ, help="Only events after this seq.")
     ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=100_000)] = 100,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines.")] = False,
@@ -56,10 +60,9 @@ def list_events(
         filters = {"since": since, "action": action, "actor": actor, "resource": resource}
         found = _remote_events(remote, limit, outcome=outcome, tenant=tenant, **filters)
     else:
-        window = parse_since(since)
         services = state(ctx).services()
         query = AuditQuery(
-            since=services.clock.now() - window if window is not None else None,
+            since=_moment(since, "--since", services.clock.now()),
             action=action,
             actor=actor,
             resource=resource,
@@ -89,6 +92,14 @@ def list_events(
             _cell(event["request"].get("path", "")),
         )
     Console(width=200).print(table)
+
+
+def _moment(value: str | None, option: str, now: datetime) -> datetime | None:
+    """What the admin API reads for ``since`` (`parse_moment`), so local and remote agree."""
+    try:
+        return parse_moment(value, now=now) if value is not None else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint=option) from None
 
 
 def _remote_events(remote: RemoteClient, limit: int, **filters: str | None) -> list[Any]:
@@ -221,7 +232,9 @@ def prune_events(
 ) -> None:
     """Remove events older than the retention period, keeping the rest verifiable."""
     services = state(ctx).services()
-    window = parse_since(older_than, "--older-than") or services.config.security.audit.retention
+    window = parse_since(older_than, "--older-than")
+    if window is None:
+        window = services.config.security.audit.retention
     if window is None:
         raise typer.BadParameter(
             "no retention period: set security.audit.retention or pass it",
@@ -230,7 +243,7 @@ def prune_events(
     now = services.clock.now()
     result = prune(
         services.storage,
-        cutoff=now - window,
+        cutoff=cutoff_before(now, window),
         now=now,
         tenant=services.config.security.default_tenant,
     )

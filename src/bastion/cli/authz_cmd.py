@@ -15,6 +15,7 @@ from bastion.cli import authz_remote
 from bastion.cli.context import state
 from bastion.config.authz_cases import AuthzCase, load_cases
 from bastion.core.decision import Decision
+from bastion.core.rbac import parse_scopes
 from bastion.services.authz_checks import CheckQuery, CheckResult
 from bastion.services.authz_model import PlatformBinding
 
@@ -54,11 +55,21 @@ def _query(
         resource=resource,
         tenant=tenant,
         target=target,
-        scopes=tuple(s.strip() for s in scopes.split(",") if s.strip()) if scopes else None,
+        scopes=_scopes(scopes),
         client_ip=ip,
         mfa=mfa,
         auth_method="cli",
     )
+
+
+def _scopes(scopes: str | None) -> tuple[str, ...] | None:
+    """``--scopes`` read as a credential's scopes are (the admin API reads them alike)."""
+    if not scopes:
+        return None
+    try:
+        return parse_scopes(scopes.split(","))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--scopes") from None
 
 
 def _as_json(result: CheckResult) -> str:
@@ -96,6 +107,7 @@ def check(
 ) -> None:
     """Print allow or deny (exit status 0 or 1) for one request."""
     asked = (principal, action, resource, tenant, target, scopes, ip, mfa)
+    _scopes(scopes)  # a bad --scopes is refused alike locally and remotely
     if (remote := state(ctx).remote()) is not None:
         return authz_remote.check(remote, *asked, as_json=as_json)
     services = state(ctx).services()
@@ -169,6 +181,7 @@ def explain(
 ) -> None:
     """Print the decision and its reasons as a tree (exit status 0 allow, 1 deny)."""
     asked = (principal, action, resource, tenant, target, scopes, ip, mfa)
+    _scopes(scopes)  # a bad --scopes is refused alike locally and remotely
     if (remote := state(ctx).remote()) is not None:
         return authz_remote.explain(remote, *asked)
     services = state(ctx).services()

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from bastion.config.models_base import (
     Bool,
@@ -18,6 +19,7 @@ from bastion.config.models_base import (
     Secret,
 )
 from bastion.config.units import Duration, NonNegativeDuration
+from bastion.core.password_hashes import hash_problem
 
 JwtAlgorithm = Literal[
     "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"
@@ -163,6 +165,15 @@ class BasicAuthUserConfig(ConfigModel):
     username: NonEmptyStr
     password_hash: Secret
     tenant: NonEmptyStr | None = None
+
+    @field_validator("password_hash")
+    @classmethod
+    def _verifiable(cls, value: SecretStr) -> SecretStr:
+        """A hash no login could ever verify is refused with its key path (never quoted)."""
+        problem = hash_problem(value.get_secret_value())
+        if problem is not None:
+            raise PydanticCustomError("password_hash", problem)
+        return value
 
 
 class BasicAuthConfig(ConfigModel):

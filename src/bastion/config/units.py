@@ -1,9 +1,10 @@
-"""Durations ("30m", "7d", "6y") and byte sizes ("10MB", "512KiB") as written in bastion.yaml."""
+"""Durations ("30m", "7d", "6y") and byte sizes ("10MB", "512KiB") as written in bastion.yaml,
+and moments as filters take them ("1h" back from now, or an RFC 3339 time)."""
 
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from pydantic import PlainSerializer, PlainValidator
@@ -12,13 +13,18 @@ from pydantic_core import PydanticCustomError
 __all__ = [
     "DURATION_MESSAGE",
     "DURATION_TOO_LARGE",
+    "MOMENT_MESSAGE",
+    "MOMENT_NEEDS_OFFSET",
+    "MOMENT_OUT_OF_RANGE",
     "SIZE_MESSAGE",
     "ByteSize",
     "Duration",
     "NonNegativeDuration",
     "format_duration",
+    "moment_before",
     "parse_byte_size",
     "parse_duration",
+    "parse_moment",
 ]
 
 DURATION_MESSAGE = "must be a duration like 30s, 15m, 1h, 7d"
@@ -26,6 +32,10 @@ SIZE_MESSAGE = "must be a size like 512KB, 10MB, 1GiB"
 # The largest duration Python's timedelta holds, in whole days.
 _MAX_DAYS = 999_999_999
 DURATION_TOO_LARGE = f"is too large (at most {_MAX_DAYS}d)"
+MOMENT_MESSAGE = "must be a duration like 1h or 7d, or an RFC 3339 time like 2026-01-01T00:00:00Z"
+MOMENT_NEEDS_OFFSET = "must be a time with an offset (Z or +hh:mm)"
+# A datetime holds the years 1 to 9999; a moment outside them (in UTC) cannot be compared.
+MOMENT_OUT_OF_RANGE = "is out of range (the years 1 to 9999, in UTC)"
 
 # A year is 365 days: retention periods ("6y") are about records, not calendars.
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
@@ -96,6 +106,37 @@ def format_duration(value: timedelta) -> str:
         if seconds % _DURATION_UNITS[unit] == 0:
             return f"{seconds // _DURATION_UNITS[unit]}{unit}"
     return f"{seconds}s"
+
+
+def moment_before(now: datetime, span: timedelta) -> datetime:
+    """``now - span``; ValueError (``MOMENT_OUT_OF_RANGE``) past what a datetime holds."""
+    try:
+        return now - span
+    except OverflowError:
+        raise ValueError(MOMENT_OUT_OF_RANGE) from None
+
+
+def parse_moment(value: str, *, now: datetime) -> datetime:
+    """A duration back from ``now`` (``"1h"``, ``"7d"``: what `parse_duration` reads) or an
+    RFC 3339 time with an offset (``"2026-01-01T00:00:00Z"``), as an aware time in UTC.
+
+    Raises ValueError saying which: ``MOMENT_MESSAGE`` for neither, ``DURATION_TOO_LARGE``,
+    ``MOMENT_NEEDS_OFFSET`` for a local time, ``MOMENT_OUT_OF_RANGE`` beyond the years 1 to
+    9999 in UTC (``999999999d`` back, ``0001-01-01T00:00:00+01:00``).
+    """
+    text = value.strip()
+    if _PLAIN_NUMBER.fullmatch(text) or _DURATION_WHOLE.fullmatch(text):
+        return moment_before(now, parse_duration(text))
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(MOMENT_MESSAGE) from None
+    if moment.utcoffset() is None:
+        raise ValueError(MOMENT_NEEDS_OFFSET)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(MOMENT_OUT_OF_RANGE) from None
 
 
 def parse_byte_size(value: object) -> int:

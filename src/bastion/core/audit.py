@@ -25,6 +25,8 @@ from bastion.core.model import AuditEvent
 
 GENESIS_HASH = ""
 PARTS = ("actor", "resource", "details", "request")
+# Sequence numbers are signed 64-bit integers in every backend (SQL BIGINT).
+MAX_SEQ = 2**63 - 1
 
 
 def format_timestamp(moment: datetime) -> str:

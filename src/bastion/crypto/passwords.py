@@ -106,8 +106,3 @@ class PasswordHasher:
             return self._argon2.check_needs_rehash(stored)
         except InvalidHashError:
             return True
-
-
-def is_supported_hash(stored: str) -> bool:
-    """Whether ``stored`` looks like a hash bastion can verify (for imports)."""
-    return stored.startswith(("$argon2id$", *_BCRYPT_PREFIXES))

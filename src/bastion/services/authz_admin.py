@@ -22,7 +22,7 @@ from bastion.errors import ConflictError, RequestRejectedError
 from bastion.services.audit import append_events, build_event
 from bastion.services.authz import Authorizer
 from bastion.services.authz_model import compile_catalog, role_definition
-from bastion.services.changes import unique
+from bastion.services.changes import MAX_NAME_LENGTH, unique, valid_name
 from bastion.services.clock import Clock
 from bastion.services.lookups import get_binding, get_custom_role, get_rule, get_tenant
 from bastion.services.subject_bindings import SUBJECT_NOUNS, require_subject
@@ -40,6 +40,26 @@ class NoBroadcast:
 
     def publish(self) -> None:
         return None
+
+
+def role_name(raw: str) -> str:
+    """A new custom role's name: trimmed, and held to the rules of every other name (1 to 254
+    characters, no control characters or slashes; `valid_name` checks its canonical form, this
+    the name as it will be stored). Unlike other names it keeps its case: roles are matched
+    exactly where bastion.yaml, bindings, resource rules and Cedar policies name them."""
+    name = raw.strip()
+    valid_name(name, "role")
+    if len(name) > MAX_NAME_LENGTH:
+        raise RequestRejectedError(f"a role name must be 1 to {MAX_NAME_LENGTH} characters")
+    if any(not ch.isprintable() or ch in "/\\" for ch in name):
+        raise RequestRejectedError("a role name must not contain control characters or slashes")
+    return name
+
+
+def _look_alike(name: str, names: Sequence[str]) -> str | None:
+    """Another role's name that is ``name`` but for case or Unicode width (``Admin``)."""
+    canonical = canonical_name(name)
+    return next((n for n in names if n != name and canonical_name(n) == canonical), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,13 +133,20 @@ class AuthzAdmin:
             )
         return views
 
-    def _catalog_with(self, tx: UnitOfWork, tenant: Tenant, role: CustomRole) -> RoleCatalog:
-        """The tenant's catalog with ``role`` in it: refuses clashes, unknown roles, cycles."""
+    def _catalog_with(
+        self, tx: UnitOfWork, tenant: Tenant, role: CustomRole, *, new: bool
+    ) -> RoleCatalog:
+        """The tenant's catalog with ``role`` in it: refuses clashes, unknown roles, cycles,
+        and a ``new`` role named like another but for case or width (as for every name)."""
         settings = self._authorizer.settings
-        if role.name in BUILTIN_ROLES or role.name in {r.name for r in settings.roles}:
+        fixed = [*BUILTIN_ROLES, *(r.name for r in settings.roles)]
+        if role.name in fixed:
             raise ConflictError(f"role {role.name} is defined by bastion or its configuration")
+        stored = [r for r in tx.roles.list(tenant.id) if r.name != role.name]
+        if new and (taken := _look_alike(role.name, [*fixed, *(r.name for r in stored)])):
+            raise ConflictError(f"a role named {taken} already exists")
         try:
-            others = [role_definition(r) for r in tx.roles.list(tenant.id) if r.name != role.name]
+            others = [role_definition(r) for r in stored]
             return compile_roles([*settings.roles, *others, role_definition(role)])
         except ValueError as exc:
             raise RequestRejectedError(str(exc)) from None
@@ -135,10 +162,9 @@ class AuthzAdmin:
         create: bool,
     ) -> CustomRole:
         """Create (or replace, ``create`` False) a custom role; a cycle or an unknown role
-        is a `RequestRejectedError` that names it."""
-        name = name.strip()
-        if not name:
-            raise RequestRejectedError("a role needs a name")
+        is a `RequestRejectedError` that names it, as is a new name `role_name` refuses.
+        Answers the role as saved (its name trimmed)."""
+        name = role_name(name) if create else name.strip()
         try:
             perms = tuple(str(Permission.parse(p)) for p in permissions)
         except ValueError as exc:
@@ -147,7 +173,7 @@ class AuthzAdmin:
         def work(tx: UnitOfWork, tenant: Tenant) -> CustomRole:
             now = self._clock.now()
             role = CustomRole(new_id("rol"), tenant.id, name, perms, tuple(inherits), now, now)
-            self._catalog_with(tx, tenant, role)
+            self._catalog_with(tx, tenant, role, new=create)
             if create:
                 with unique(f"a role named {name} already exists"):
                     tx.roles.create(role)

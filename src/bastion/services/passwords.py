@@ -1,5 +1,6 @@
-"""Passwords: the policy from configuration, setting and importing hashes, and the bounded
-pool every hash runs in, so that a login storm cannot take the event loop or every core.
+"""Passwords: the policy from configuration, setting and importing hashes (an imported one
+checked by its structure first, `core.password_hashes.hash_problem`), and the bounded pool
+every hash runs in, so that a login storm cannot take the event loop or every core.
 
 The common-password list is zxcvbn's (30,000 entries from leaked-password corpora).
 """
@@ -20,8 +21,9 @@ from typing import TypeVar
 from bastion.backends.protocols import UnitOfWork
 from bastion.core.credentials import PasswordCredential
 from bastion.core.model import Principal
+from bastion.core.password_hashes import hash_problem
 from bastion.core.password_policy import PasswordPolicy, normalised, policy_violations
-from bastion.crypto.passwords import PasswordHasher, is_supported_hash
+from bastion.crypto.passwords import PasswordHasher
 from bastion.errors import LoginBusyError, RequestRejectedError
 
 T = TypeVar("T")
@@ -138,9 +140,11 @@ class PasswordService:
     def import_hash(
         self, tx: UnitOfWork, principal: Principal, hashed: str, *, now: datetime
     ) -> None:
-        """Store an existing bcrypt or Argon2id hash (rehashed to Argon2id at the next login)."""
-        if not is_supported_hash(hashed):
-            raise RequestRejectedError("the hash must be bcrypt ($2b$…) or Argon2id ($argon2id$…)")
+        """Store an existing bcrypt or Argon2id hash (rehashed to Argon2id at the next login);
+        one `hash_problem` refuses is a `RequestRejectedError` naming ``passwordHash``."""
+        problem = hash_problem(hashed)
+        if problem is not None:
+            raise RequestRejectedError(f"passwordHash: {problem}")
         self.store_hash(tx, principal, hashed, now=now)
 
     def rehash(self, credential: PasswordCredential, password: str) -> PasswordCredential | None:

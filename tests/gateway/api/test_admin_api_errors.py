@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import bcrypt
 import pytest
 from httpx2 import Response
 
@@ -264,3 +265,148 @@ def test_proxied_deny_carries_the_request_id_header(gateway: GatewayFactory) -> 
     with gateway() as gw:
         response = gw.client.get("/api/patterns")
     problem(response, 401, "unauthenticated")
+
+
+CHECK = {"principal": "admin@example.com", "action": "read", "resource": "patterns"}
+
+
+@pytest.mark.parametrize(
+    ("check", "detail"),
+    [
+        (
+            {**CHECK, "scopes": ["bad scope"]},
+            "scopes/0: must be a scope like patterns:read, patterns:* or admin",
+        ),
+        (
+            {"requests": [CHECK, {**CHECK, "scopes": ["patterns:read", "a:b:c"]}]},
+            "requests/1/scopes/1: must be a scope like patterns:read, patterns:* or admin",
+        ),
+        (
+            {**CHECK, "scopes": []},
+            "scopes: at least one scope is required (use 'admin' for full access)",
+        ),
+        (
+            {**CHECK, "scopes": [" "]},
+            "scopes: at least one scope is required (use 'admin' for full access)",
+        ),
+    ],
+)
+def test_authz_check_reads_scopes_as_a_credentials_and_names_a_bad_one(
+    gateway: GatewayFactory, check: dict[str, Any], detail: str
+) -> None:
+    with gateway() as gw:
+        response = gw.client.post(f"{API}/v1/authz/check", json=check, headers=gw.auth())
+    assert problem(response, 400, "bad_request")["detail"] == detail
+    assert "bad scope" not in response.text and "a:b:c" not in response.text
+
+
+def test_authz_check_narrows_by_scopes_as_written_by_a_credential(gateway: GatewayFactory) -> None:
+    with gateway() as gw:
+        narrowed = {**CHECK, "action": "delete", "scopes": [" patterns:read ", "patterns:read"]}
+        response = gw.client.post(f"{API}/v1/authz/check", json=narrowed, headers=gw.auth())
+    assert response.status_code == 200, response.text
+    assert response.json()["effect"] == "deny"
+    assert "credential scopes do not include patterns:delete" in response.json()["reasons"]
+
+
+@pytest.mark.parametrize(
+    ("name", "detail"),
+    [
+        ("a/b", "a role name must not contain control characters or slashes"),
+        ("a\\b", "a role name must not contain control characters or slashes"),
+        ("x\x00y", "a role name must not contain control characters or slashes"),
+        ("tab\there", "a role name must not contain control characters or slashes"),
+        ("zero\u200bwidth", "a role name must not contain control characters or slashes"),
+        ("a\uff0fb", "a role name must not contain control characters or slashes"),  # full-width /
+        ("   ", "a role name must be 1 to 254 characters"),
+    ],
+)
+def test_role_names_are_held_to_the_rules_of_every_other_name(
+    gateway: GatewayFactory, name: str, detail: str
+) -> None:
+    with gateway() as gw:
+        response = gw.client.post(
+            f"{API}/v1/roles",
+            json={"name": name, "permissions": ["patterns:read"]},
+            headers=gw.auth(),
+        )
+        roles = gw.client.get(f"{API}/v1/roles", headers=gw.auth()).json()
+        created = [e for e in gw.events() if e.action == "role.create"]
+    assert problem(response, 400, "bad_request")["detail"] == detail
+    assert {r["source"] for r in roles} == {"builtin"} and created == []
+
+
+def test_a_role_name_is_trimmed_and_the_answer_is_the_role_saved(gateway: GatewayFactory) -> None:
+    with gateway() as gw:
+        created = gw.client.post(
+            f"{API}/v1/roles",
+            json={"name": " spaced ", "permissions": ["patterns:read"]},
+            headers=gw.auth(),
+        )
+        read = gw.client.get(f"{API}/v1/roles/spaced", headers=gw.auth())
+        updated = gw.client.put(
+            f"{API}/v1/roles/spaced", json={"permissions": ["patterns:create"]}, headers=gw.auth()
+        )
+        [event] = [e for e in gw.events() if e.action == "role.create"]
+    assert created.status_code == 201, created.text
+    assert created.json()["name"] == "spaced" == read.json()["name"]
+    assert event.resource == {"type": "role", "id": "spaced"}
+    assert updated.status_code == 200 and updated.json()["permissions"] == ["patterns:create"]
+
+
+def test_role_names_keep_their_case_but_no_look_alike_of_another_is_made(
+    gateway: GatewayFactory,
+) -> None:
+    def create(gw: Gateway, name: str) -> Response:
+        body = {"name": name, "permissions": ["patterns:read"]}
+        return gw.client.post(f"{API}/v1/roles", json=body, headers=gw.auth())
+
+    with gateway() as gw:
+        kept = create(gw, "Auditor")
+        builtin = create(gw, "Admin")
+        wide = create(gw, "\uff21\uff35\uff24\uff29\uff34\uff2f\uff32")  # full-width AUDITOR
+        lower = create(gw, "auditor")
+    assert kept.status_code == 201 and kept.json()["name"] == "Auditor"
+    assert problem(builtin, 409, "conflict")["detail"] == "a role named admin already exists"
+    assert problem(wide, 409, "conflict")["detail"] == "a role named Auditor already exists"
+    assert problem(lower, 409, "conflict")["detail"] == "a role named Auditor already exists"
+
+
+@pytest.mark.parametrize(
+    ("hashed", "detail"),
+    [
+        ("$2b$04$abc", "passwordHash: a bcrypt hash must be $2a$, $2b$ or $2y$"),
+        ("$argon2id$v=19$m=1,t=1,p=1$xx$yy", "passwordHash: an Argon2id hash must be"),
+        ("garbage", "passwordHash: must be a bcrypt ($2b$…) or Argon2id ($argon2id$…) hash"),
+    ],
+)
+def test_an_imported_password_hash_that_could_never_verify_is_400_and_no_user(
+    gateway: GatewayFactory, hashed: str, detail: str
+) -> None:
+    with gateway() as gw:
+        response = gw.client.post(
+            f"{API}/v1/users",
+            json={"name": "legacy@example.com", "passwordHash": hashed},
+            headers=gw.auth(),
+        )
+        missing = gw.client.get(f"{API}/v1/users/legacy@example.com", headers=gw.auth())
+        created = [e for e in gw.events() if e.resource.get("id") == "legacy@example.com"]
+    assert problem(response, 400, "bad_request")["detail"].startswith(detail)
+    assert hashed not in response.text
+    assert missing.status_code == 404 and created == []
+
+
+def test_an_imported_bcrypt_hash_logs_in(gateway: GatewayFactory) -> None:
+    password = "spec 001 legacy password"
+    hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(4)).decode()
+    with gateway() as gw:
+        response = gw.client.post(
+            f"{API}/v1/users",
+            json={"name": "legacy@example.com", "passwordHash": hashed},
+            headers=gw.auth(),
+        )
+        login = gw.client.post(
+            "/_bastion/login", json={"username": "legacy@example.com", "password": password}
+        )
+    assert response.status_code == 201, response.text
+    assert login.status_code == 200, login.text

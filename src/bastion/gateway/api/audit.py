@@ -9,23 +9,26 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import UTC, datetime
+import re
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
-from bastion.config.units import parse_duration
-from bastion.core.audit import event_to_json
+from bastion.config.units import parse_moment
+from bastion.core.audit import MAX_SEQ, event_to_json
 from bastion.core.model import AUDIT_OUTCOMES, AuditQuery
 from bastion.core.names import canonical_name
 from bastion.errors import AuthorizationError, RequestRejectedError
 from bastion.gateway.api.deps import require, services_dep
+from bastion.gateway.api.tenants import in_platform_tenant
 from bastion.services.access import Caller
 from bastion.wiring import Services
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 MAX_PAGE = 1000
+_CURSOR_SEQ = re.compile(r"after:(0|[1-9][0-9]{0,18})")
 
 
 class AuditEventOut(BaseModel):
@@ -53,16 +56,9 @@ def _moment(value: str | None, name: str, now: datetime) -> datetime | None:
     if value is None:
         return None
     try:
-        return now - parse_duration(value)
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise RequestRejectedError(f"{name}: a duration like 1h or an RFC 3339 time") from None
-    if moment.utcoffset() is None:
-        raise RequestRejectedError(f"{name}: the time needs an offset (Z or +hh:mm)")
-    return moment.astimezone(UTC)
+        return parse_moment(value, now=now)
+    except ValueError as exc:
+        raise RequestRejectedError(f"{name}: {exc}") from None
 
 
 def _outcome(value: str | None) -> str | None:
@@ -76,21 +72,24 @@ def encode_cursor(seq: int) -> str:
 
 
 def decode_cursor(cursor: str | None) -> int | None:
+    """The seq ``cursor`` stands for. Only what `encode_cursor` writes is read: ASCII digits
+    without leading zeros, at most `MAX_SEQ`, so nothing else reaches the storage query."""
     if cursor is None:
         return None
     try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        kind, _, seq = text.partition(":")
-        if kind == "after" and seq.isdigit():
-            return int(seq)
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        pass
+        text = ""
+    match = _CURSOR_SEQ.fullmatch(text)
+    seq = int(match[1]) if match is not None else -1
+    if 0 <= seq <= MAX_SEQ and encode_cursor(seq) == cursor:
+        return seq
     raise RequestRejectedError("cursor: not a cursor this API returned")
 
 
 def _tenant(caller: Caller, services: Services, asked: str | None) -> str | None:
     own = caller.identity.tenant
-    platform = own == canonical_name(services.config.security.default_tenant)
+    platform = in_platform_tenant(caller, services)
     if asked is None:
         return None if platform else own
     if canonical_name(asked) != own and not platform:

@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, Discriminator, Field, Tag
+from pydantic import AfterValidator, BaseModel, Discriminator, Field, Tag, field_validator
 from starlette.concurrency import run_in_threadpool
 
+from bastion.core.rbac import parse_scopes, scope_permissions
 from bastion.gateway.api.deps import actor_of, require, services_dep
 from bastion.services.access import Caller
 from bastion.services.audit import AuditSink
@@ -24,12 +25,32 @@ class ContextIn(BaseModel):
     authMethod: str = "api"
 
 
+def _scope(scope: str) -> str:
+    """One scope, read as a credential's is (blank ones are dropped with the list); the error
+    says where it is (``scopes/1``) and what a scope looks like, not what was sent."""
+    if scope.strip():
+        try:
+            scope_permissions(scope.strip())
+        except ValueError:
+            raise ValueError("must be a scope like patterns:read, patterns:* or admin") from None
+    return scope
+
+
 class CheckIn(BaseModel):
     principal: str = Field(min_length=1, max_length=320)
     action: str = Field(min_length=1, max_length=200)
     resource: str = Field(min_length=1, max_length=500, description="type or type/id")
-    scopes: list[str] | None = None
+    scopes: list[Annotated[str, AfterValidator(_scope)]] | None = Field(
+        default=None, description="A credential's scopes to narrow by (omit for none)"
+    )
     context: ContextIn = Field(default_factory=ContextIn)
+
+    @field_validator("scopes")
+    @classmethod
+    def _scopes(cls, scopes: list[str] | None) -> list[str] | None:
+        """The scopes as a credential holds them (`parse_scopes`: trimmed, de-duplicated); an
+        empty list would be a credential bastion never issues, so it is a 400 too."""
+        return None if scopes is None else list(parse_scopes(scopes))
 
 
 class BatchIn(BaseModel):

@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from bastion.errors import AuthorizationError, ConflictError, PolicyError
 from bastion.gateway.api.deps import require, services_dep
+from bastion.gateway.api.tenants import in_platform_tenant
 from bastion.services.access import Caller
 from bastion.services.authz_config import generated_schema
 from bastion.services.policies import PolicyEngine
@@ -54,7 +55,7 @@ class ValidateOut(BaseModel):
 
 
 def _operator(caller: Caller, services: Services) -> None:
-    if caller.identity.tenant != services.config.security.default_tenant:
+    if not in_platform_tenant(caller, services):
         raise AuthorizationError(("policies belong to the operators' tenant",))
 
 

@@ -11,7 +11,7 @@ from bastion.errors import NotFoundError, RequestRejectedError
 from bastion.gateway.api.authz_guard import ensure_within
 from bastion.gateway.api.deps import actor_of, require, services_dep
 from bastion.services.access import Caller
-from bastion.services.authz_admin import RoleView
+from bastion.services.authz_admin import RoleView, role_name
 from bastion.wiring import Services
 
 router = APIRouter(prefix="/v1/roles", tags=["authorization"])
@@ -79,6 +79,8 @@ async def _save(
     services: Services, caller: Caller, request: Request, name: str, body: RoleIn, *, create: bool
 ) -> RoleOut:
     tenant = caller.identity.tenant
+    if create:
+        name = role_name(name)  # " ops " is saved as ops: everything below speaks of that
     inherited = [
         _parent(services, tenant, index, parent)
         for index, parent in enumerate(body.inherits)
@@ -90,7 +92,7 @@ async def _save(
     except ValueError as exc:
         raise RequestRejectedError(str(exc)) from None
     ensure_within(caller, wanted, f"role {name}")
-    await run_in_threadpool(
+    saved = await run_in_threadpool(
         services.authz.admin.save_role,
         tenant_name=tenant,
         name=name,
@@ -99,7 +101,7 @@ async def _save(
         actor=actor_of(caller, request),
         create=create,
     )
-    return _out(_view(services, tenant, name))
+    return _out(_view(services, tenant, saved.name))
 
 
 @router.post("", response_model=RoleOut, status_code=201)

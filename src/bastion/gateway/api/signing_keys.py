@@ -11,9 +11,9 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from bastion.core.credentials import SigningKey
-from bastion.core.names import canonical_name
 from bastion.errors import AuthorizationError
 from bastion.gateway.api.deps import actor_of, require, services_dep
+from bastion.gateway.api.tenants import in_platform_tenant
 from bastion.services.access import Caller
 from bastion.wiring import Services
 
@@ -59,8 +59,7 @@ async def rotate(
     caller: Caller = Depends(require("signingkeys", "update")),
     services: Services = Depends(services_dep),
 ) -> SigningKeyOut:
-    platform = canonical_name(services.config.security.default_tenant)
-    if caller.identity.tenant != platform:
+    if not in_platform_tenant(caller, services):
         raise AuthorizationError(("only the platform tenant's principals rotate signing keys",))
     key = await run_in_threadpool(
         services.identity.signing_keys.rotate,

@@ -50,12 +50,15 @@ def _out(view: TenantView) -> TenantOut:
     )
 
 
-def _platform(caller: Caller, services: Services) -> bool:
+def in_platform_tenant(caller: Caller, services: Services) -> bool:
+    """Whether the caller belongs to the platform tenant. ``security.defaultTenant`` is
+    compared in canonical form, as the tenant was named when it was created (``Ops`` is
+    ``ops``); every router that keeps something to the platform tenant asks this."""
     return caller.identity.tenant == canonical_name(services.config.security.default_tenant)
 
 
 def _visible(caller: Caller, services: Services, name: str) -> None:
-    if canonical_name(name) != caller.identity.tenant and not _platform(caller, services):
+    if canonical_name(name) != caller.identity.tenant and not in_platform_tenant(caller, services):
         raise NotFoundError(f"no tenant {canonical_name(name)!r}")
 
 
@@ -65,7 +68,7 @@ def list_tenants(
     services: Services = Depends(services_dep),
 ) -> list[TenantOut]:
     views = services.identity.directory.list_tenants()
-    if not _platform(caller, services):
+    if not in_platform_tenant(caller, services):
         views = [v for v in views if v.tenant.name == caller.identity.tenant]
     return [_out(v) for v in views]
 
@@ -77,7 +80,7 @@ async def create_tenant(
     caller: Caller = Depends(require("tenants", "create")),
     services: Services = Depends(services_dep),
 ) -> TenantOut:
-    if not _platform(caller, services):
+    if not in_platform_tenant(caller, services):
         raise AuthorizationError(("only the platform tenant's principals create tenants",))
     directory = services.identity.directory
     tenant = await run_in_threadpool(
@@ -129,7 +132,7 @@ async def delete_tenant(
     caller: Caller = Depends(require("tenants", "delete")),
     services: Services = Depends(services_dep),
 ) -> None:
-    if not _platform(caller, services):
+    if not in_platform_tenant(caller, services):
         raise AuthorizationError(("only the platform tenant's principals delete tenants",))
     await run_in_threadpool(
         services.identity.directory.delete_tenant, name, actor=actor_of(caller, request)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from bastion.backends.protocols import Storage
 from bastion.services.audit.events import append_events, build_event
@@ -22,6 +22,15 @@ from bastion.services.clock import Clock
 log = logging.getLogger("bastion.audit")
 
 SYSTEM_ACTOR = {"type": "system", "id": "bastion", "via": "retention"}
+
+
+def cutoff_before(now: datetime, retention: timedelta) -> datetime:
+    """``now - retention``: events older than that may go. A retention reaching back before
+    the year 1 (``999999999d``) keeps everything, so its cut-off is the earliest moment."""
+    try:
+        return now - retention
+    except OverflowError:
+        return datetime.min.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +96,8 @@ class RetentionJob:
 
     def run_once(self) -> PruneResult:
         now = self._clock.now()
-        return prune(self._storage, cutoff=now - self._retention, now=now, tenant=self._tenant)
+        cutoff = cutoff_before(now, self._retention)
+        return prune(self._storage, cutoff=cutoff, now=now, tenant=self._tenant)
 
     def start(self) -> None:
         self._stop.clear()
