@@ -49,6 +49,15 @@ def test_list_refuses_what_no_datetime_or_seq_holds_in_one_line(
     assert "Traceback" not in result.stderr and "unexpected" not in result.stderr
 
 
+def test_export_since_beyond_the_calendar_is_one_line(workdir: Path) -> None:
+    result = bastion(["audit", "export", "--since", "999999999d"], cwd=workdir, check=False)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "error: invalid value for --since: is out of range (the years 1 to 9999, in UTC) "
+        "(see 'bastion audit export --help')"
+    ]
+
+
 def test_list_reads_an_rfc_3339_since_as_the_admin_api_does(workdir: Path) -> None:
     every = bastion(["audit", "list", "--json", "--since", "0001-01-01T00:00:00Z"], cwd=workdir)
     recent = bastion(["audit", "list", "--json", "--since", "1h"], cwd=workdir)

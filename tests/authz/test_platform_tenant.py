@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from httpx2 import Response
 
-from tests.authz.api_world import API, api_world
+from bastion.core.model import PrincipalKind
+from tests.authz.api_world import ACTOR, API, api_world
 
 OPS = "  defaultTenant: Ops\n"
 
@@ -47,3 +48,27 @@ def test_the_platform_tenant_sees_every_tenant_and_every_tenants_events(tmp_path
         ).json()["events"]
     assert {t["name"] for t in tenants} == {"ops", "beta"}
     assert {e["tenant"] for e in events} >= {"ops", "beta"}
+
+
+def test_a_configured_binding_without_a_tenant_applies_in_a_capitalised_default_tenant(
+    tmp_path: Path,
+) -> None:
+    binding = (
+        "  rbac:\n    bindings:\n"
+        "      - subject: {type: user, name: reader@example.com}\n        role: viewer\n"
+    )
+    with api_world(tmp_path, OPS + binding, tenants=("Ops", "beta")) as world:
+        assert world.services.config.security.default_tenant == "ops"
+        world.services.identity.directory.create(
+            tenant_name="ops", kind=PrincipalKind.USER, name="reader@example.com", actor=ACTOR
+        )
+        key = world.services.api_keys.create(
+            tenant_name="ops",
+            owner_name="reader@example.com",
+            name="reader",
+            scopes=["admin"],
+            expires_at=None,
+            actor=ACTOR,
+        ).secret
+        listed = world.client.get(f"{API}/users", headers={"Authorization": f"Bearer {key}"})
+    assert listed.status_code == 200, listed.text

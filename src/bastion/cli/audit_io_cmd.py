@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from bastion.cli.context import state
-from bastion.config.units import parse_duration
+from bastion.config.units import moment_before, parse_duration
 from bastion.core.audit_verify import VerifyReport
 from bastion.errors import AuditIntegrityError
 from bastion.services.audit.export import FORMATS, ExportFormat, export, plan_export
@@ -76,7 +76,10 @@ def export_events(
     cli = state(ctx)
     services = cli.services()
     now = services.clock.now()
-    start = now - window if window is not None else None
+    try:
+        start = moment_before(now, window) if window is not None else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--since") from None
     signer = checkpoint_signer_from(services.config)
     plan = plan_export(services.storage, since=start)
     with progress_bar("exporting", plan.count if plan else 0) as advance, _output(output) as out:

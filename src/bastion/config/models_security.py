@@ -27,6 +27,7 @@ from bastion.config.models_identity import (
 )
 from bastion.config.models_rbac import PoliciesConfig, RbacConfig
 from bastion.config.units import ByteSize, Duration
+from bastion.core.names import canonical_name
 
 
 class AtRestEncryptionConfig(ConfigModel):
@@ -281,6 +282,13 @@ class SecurityConfig(ConfigModel):
     sessions: SessionsConfig = SessionsConfig()
     gdpr: GdprConfig = GdprConfig()
     hipaa: HipaaConfig = HipaaConfig()
+
+    @field_validator("default_tenant")
+    @classmethod
+    def _canonical_tenant(cls, value: str) -> str:
+        """Tenants are named in canonical form (NFKC + case-fold), so ``Ops`` is ``ops``: the
+        one form every comparison with a caller's tenant, a binding's or an event's expects."""
+        return canonical_name(value)
 
     @model_validator(mode="after")
     def _agent_mtls_available(self) -> SecurityConfig:

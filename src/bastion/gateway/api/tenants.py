@@ -51,10 +51,10 @@ def _out(view: TenantView) -> TenantOut:
 
 
 def in_platform_tenant(caller: Caller, services: Services) -> bool:
-    """Whether the caller belongs to the platform tenant. ``security.defaultTenant`` is
-    compared in canonical form, as the tenant was named when it was created (``Ops`` is
-    ``ops``); every router that keeps something to the platform tenant asks this."""
-    return caller.identity.tenant == canonical_name(services.config.security.default_tenant)
+    """Whether the caller belongs to the platform tenant (``security.defaultTenant``, which
+    the configuration holds in canonical form); every router that keeps something to the
+    platform tenant asks this."""
+    return caller.identity.tenant == services.config.security.default_tenant
 
 
 def _visible(caller: Caller, services: Services, name: str) -> None:
