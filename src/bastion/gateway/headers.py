@@ -228,23 +228,40 @@ def client_address(
 
 
 def identity_headers(identity: Identity, signer: IdentitySigner, clock: Clock) -> Headers:
-    """The headers that tell the upstream who is calling, with the signed assertion."""
+    """The headers that tell the upstream who is calling, with the signed assertion.
+
+    A delegated request (an RFC 8693 token: an agent acting for a user) also names the actor
+    and its roles, as X-Bastion-Actor / X-Bastion-Actor-Roles and as the assertion's ``act``
+    claim: bastion allowed the request because both hold its permission, and an upstream that
+    decides for itself must intersect the two as well, never act on the user's roles alone.
+    """
     principal = identity.principal
     roles = ",".join(identity.roles)
-    claims = {
+    claims: dict[str, object] = {
         "sub": principal.name,
         "tenant": identity.tenant,
         "roles": roles,
         "kind": principal.kind.value,
         "credential": identity.credential_id,
     }
-    assertion = signer.assertion(claims, now=clock.now(), key=tuple(claims.values()))
-    return [
+    key: tuple[object, ...] = tuple(claims.values())
+    headers = [
         (b"x-bastion-principal", header_safe(principal.name)),
         (b"x-bastion-tenant", header_safe(identity.tenant)),
         (b"x-bastion-roles", header_safe(roles)),
-        (b"x-bastion-identity", assertion.encode()),
     ]
+    acting = identity.acting
+    if acting is not None:
+        acting_roles = ",".join(identity.acting_roles)
+        claims["act"] = {"sub": acting.name, "kind": acting.kind.value, "roles": acting_roles}
+        key = (*key, acting.name, acting.kind.value, acting_roles)
+        headers += [
+            (b"x-bastion-actor", header_safe(acting.name)),
+            (b"x-bastion-actor-roles", header_safe(acting_roles)),
+        ]
+    assertion = signer.assertion(claims, now=clock.now(), key=key)
+    headers.append((b"x-bastion-identity", assertion.encode()))
+    return headers
 
 
 @functools.lru_cache(maxsize=4096)

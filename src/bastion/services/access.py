@@ -241,6 +241,7 @@ class AccessService:
             roles=tuple(dict.fromkeys(g.role for g in grants)),
             credential_id=authenticated.credential_id,
             acting=delegate.principal if delegate is not None else None,
+            acting_roles=actor.identity.roles if actor is not None else (),
         )
         reusable_until = None
         if authenticated.reusable:

@@ -51,8 +51,10 @@ class Identity:
     tenant: str
     roles: tuple[str, ...]
     credential_id: str
-    # RFC 8693 delegation: the agent or service account acting on the principal's behalf.
+    # RFC 8693 delegation: the agent or service account acting on the principal's behalf, and
+    # the roles that reach it (the request may use only what both hold).
     acting: Principal | None = None
+    acting_roles: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
