@@ -9,10 +9,11 @@ from datetime import timedelta
 
 import pytest
 
+from bastion.backends.memory import MemoryStorage
 from bastion.core.model import AuditQuery, PrincipalKind, SubjectType
 from bastion.errors import AuthenticationError, ConflictError, NotFoundError, RequestRejectedError
 from bastion.services.agents import capability_scopes
-from tests.identity.conftest import ACTOR, World, make_world
+from tests.identity.conftest import ACTOR, FrozenClock, World, make_world
 
 CLIENT = {"ip": "10.1.1.1", "userAgent": "agent/1.0", "via": "test"}
 
@@ -31,7 +32,12 @@ def create(world: World, **kw: object) -> str:
 
 def register(world: World, secret: str, name: str | None = None) -> object:
     return world.identity.agents.register(
-        secret, name=name, display_name="", client=CLIENT, audit_tenant="default"
+        secret,
+        name=name,
+        display_name="",
+        client=CLIENT,
+        audit_tenant="default",
+        authz=world.services.authz.authorizer.settings,
     )
 
 
@@ -159,3 +165,75 @@ def test_registration_token_used_twice_concurrently_registers_one_agent(shared_u
     for replica in (world, *replicas):
         replica.services.identity.close()
         replica.services.storage.close()
+
+
+RESERVING = """  rbac:
+    bindings:
+      - {subject: {type: agent, name: deployer}, role: admin}
+      - {subject: {type: agent, name: elsewhere}, role: admin, tenant: acme}
+      - {subject: {type: user, name: builder}, role: admin}
+    platformBindings:
+      - {subject: {type: agent, name: crawler}, role: viewer, targetTenants: ["*"]}
+"""
+
+
+@pytest.fixture
+def reserving(clock: FrozenClock) -> Iterator[World]:
+    built = make_world("sqlite:///unused.db", clock=clock, storage=MemoryStorage(), extra=RESERVING)
+    yield built
+    built.services.identity.close()
+
+
+def _failures(world: World) -> list[dict[str, object]]:
+    with world.services.storage.transaction() as tx:
+        found = tx.audit.query(AuditQuery(action="agent.register", outcome="failure", limit=5))
+    return [dict(e.details) for e in found]
+
+
+def test_registration_cannot_claim_a_name_a_configured_binding_grants(reserving: World) -> None:
+    secret = create(reserving, roles=["viewer"])
+    with pytest.raises(ConflictError) as caught:
+        register(reserving, secret, name="  Deployer ")
+    assert str(caught.value) == (
+        "the name deployer is reserved by a binding in bastion.yaml; choose another"
+    )
+    assert _failures(reserving) == [
+        {
+            "reason": "name_reserved_by_configured_binding",
+            "name": "deployer",
+            "reservedBy": "security.rbac.bindings[0]",
+        }
+    ]
+    with reserving.services.storage.transaction() as tx:
+        names = [p.name for p in tx.principals.list(reserving.tenant.id)]
+    assert "deployer" not in names
+    # The token is not used up: its holder registers under another name, with its own roles.
+    [token] = reserving.identity.agents.list_tokens(tenant_name="default")
+    assert token.used_at is None
+    done = register(reserving, secret, name="deployer-2")
+    assert done.roles == ("viewer",)  # type: ignore[attr-defined]
+
+
+def test_registration_cannot_claim_a_name_a_platform_binding_takes_to_other_tenants(
+    reserving: World,
+) -> None:
+    secret = create(reserving)
+    with pytest.raises(ConflictError):
+        register(reserving, secret, name="crawler")
+    assert _failures(reserving)[0]["reservedBy"] == "security.rbac.platformBindings[0]"
+
+
+def test_only_agent_bindings_of_the_tokens_tenant_reserve_a_name(reserving: World) -> None:
+    # "elsewhere" is bound in another tenant, "builder" as a user: neither reaches this agent.
+    for name in ("elsewhere", "builder"):
+        done = register(reserving, create(reserving), name=name)
+        assert done.agent.name == name  # type: ignore[attr-defined]
+    assert _failures(reserving) == []
+
+
+def test_a_refused_token_learns_nothing_about_reserved_names(reserving: World) -> None:
+    expired = create(reserving, ttl=timedelta(minutes=5))
+    reserving.clock.advance(minutes=6)
+    with pytest.raises(AuthenticationError) as caught:
+        register(reserving, expired, name="deployer")
+    assert caught.value.reason == "expired_registration_token"

@@ -266,3 +266,8 @@ def test_user_create_with_a_malformed_hash_is_one_line_and_no_user(tmp_path: Pat
     assert len(refused.stderr.strip().splitlines()) == 1
     shown = bastion(["user", "show", "legacy@example.com"], cwd=tmp_path, check=False)
     assert shown.stderr.strip() == "error: no user 'legacy@example.com' in tenant 'default'"
+
+
+def test_a_password_with_a_lone_surrogate_is_refused_by_the_policy() -> None:
+    problems = policy_violations("Correct-Horse-9-\ud800-Battery", PasswordPolicy(), common=set())
+    assert problems == ["must be text: it holds a lone UTF-16 surrogate"]

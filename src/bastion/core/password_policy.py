@@ -53,6 +53,9 @@ def policy_violations(
     """
     password = normalised(password)
     problems: list[str] = []
+    if any("\ud800" <= ch <= "\udfff" for ch in password):
+        # A lone surrogate is no text: login reads it as U+FFFD, so it could never be typed.
+        problems.append("must be text: it holds a lone UTF-16 surrogate")
     if len(password) < policy.min_length:
         problems.append(f"must be at least {policy.min_length} characters")
     if len(password) > MAX_LENGTH:

@@ -6,6 +6,10 @@ carries its own algorithms; a token whose header names another is refused before
 work, whatever it says (``none``, ``HS256`` with the public key as secret, …). ``jku``, ``x5u``,
 ``jwk`` and ``x5c`` header parameters are never read. Time checks take ``now`` and a leeway of
 at most 60 seconds. Every failure is the one `InvalidJwtError`, its ``reason`` for the audit log.
+
+A segment is scanned for nesting before it is parsed (`MAX_JSON_DEPTH`): a bearer of a few
+kilobytes of brackets would otherwise exhaust the parser's recursion, on paths that run before
+any signature is checked.
 """
 
 from __future__ import annotations
@@ -26,8 +30,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from bastion.core.bodies import json_depth_exceeds
+
 SIGNING_ALGORITHMS = ("RS256", "ES256", "EdDSA")
 MAX_LEEWAY_SECONDS = 60
+# A header is flat and claims nest an object or two (``act``, ``cnf``); far more is hostile.
+MAX_JSON_DEPTH = 16
 _KTY_ALGORITHMS = {
     "RSA": ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512"),
     "EC": ("ES256", "ES384", "ES512"),
@@ -54,30 +62,33 @@ def _b64url_decode(segment: str) -> bytes:
         raise InvalidJwtError("malformed_token") from None
 
 
+def _json_object(data: bytes) -> dict[str, Any]:
+    """A decoded segment as a JSON object; `InvalidJwtError` for anything else, including a
+    nesting deeper than `MAX_JSON_DEPTH` (refused by a linear scan, before the parser)."""
+    brackets = data.count(b"[") + data.count(b"{")  # counted in C: most tokens skip the scan
+    if brackets > MAX_JSON_DEPTH and json_depth_exceeds(data, MAX_JSON_DEPTH):
+        raise InvalidJwtError("malformed_token")
+    try:
+        parsed = json.loads(data)
+    except (ValueError, RecursionError):  # RecursionError: should the scan ever miss one
+        raise InvalidJwtError("malformed_token") from None
+    if not isinstance(parsed, dict):
+        raise InvalidJwtError("malformed_token")
+    return parsed
+
+
 def split_compact(token: str) -> tuple[dict[str, Any], str]:
     """The decoded header and the payload segment of a three-part compact JWS."""
     parts = token.split(".")
     if len(parts) != 3 or not all(parts[:2]):
         raise InvalidJwtError("malformed_token")
-    try:
-        header = json.loads(_b64url_decode(parts[0]))
-    except ValueError:
-        raise InvalidJwtError("malformed_token") from None
-    if not isinstance(header, dict):
-        raise InvalidJwtError("malformed_token")
-    return header, parts[1]
+    return _json_object(_b64url_decode(parts[0])), parts[1]
 
 
 def unverified_claims(token: str) -> dict[str, Any]:
     """The payload, NOT verified: only to route a token to the verifier that will verify it."""
     _, payload = split_compact(token)
-    try:
-        claims = json.loads(_b64url_decode(payload))
-    except ValueError:
-        raise InvalidJwtError("malformed_token") from None
-    if not isinstance(claims, dict):
-        raise InvalidJwtError("malformed_token")
-    return claims
+    return _json_object(_b64url_decode(payload))
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,12 +127,7 @@ def verify_signature(token: str, key: PinnedKey) -> tuple[dict[str, Any], bytes]
     if len(parts) != 3 or not all(_SEGMENT.fullmatch(part) for part in parts):
         raise InvalidJwtError("malformed_token")
     head, body, signature = parts
-    try:
-        header = json.loads(_b64url_decode(head))
-    except ValueError:
-        raise InvalidJwtError("malformed_token") from None
-    if not isinstance(header, dict):
-        raise InvalidJwtError("malformed_token")
+    header = _json_object(_b64url_decode(head))
     algorithm = header.get("alg")
     if not isinstance(algorithm, str) or algorithm not in key.algorithms:
         raise InvalidJwtError("algorithm_not_allowed")
@@ -218,12 +224,7 @@ def verify_jwt(
 ) -> dict[str, Any]:
     """The verified claims of ``token``: pinned algorithm, signature, then claim checks."""
     _, payload = verify_signature(token, key)
-    try:
-        claims = json.loads(payload)
-    except ValueError:
-        raise InvalidJwtError("malformed_token") from None
-    if not isinstance(claims, dict):
-        raise InvalidJwtError("malformed_token")
+    claims = _json_object(payload)
     check_claims(claims, issuer=issuer, audience=audience, now=now, leeway_seconds=leeway_seconds)
     return claims
 

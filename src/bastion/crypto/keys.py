@@ -1,7 +1,9 @@
 """Keyed hashes of credentials and the generation of new credentials.
 
 Tokens and API keys are stored only as HMAC-SHA256 under a server pepper (DESIGN.md 7.4): a
-stolen database alone does not let anyone test guesses offline.
+stolen database alone does not let anyone test guesses offline. A secret is hashed as UTF-8 with
+``surrogatepass``: a lone surrogate (valid in JSON, absent from UTF-8) is then just a secret
+that matches nothing, never an error; every other string encodes exactly as plain UTF-8.
 """
 
 from __future__ import annotations
@@ -12,6 +14,11 @@ from bastion.core.apikeys import BASE62, RANDOM_LENGTH, format_api_key
 from bastion.crypto import _hazmat
 
 MIN_PEPPER_LENGTH = 32
+
+
+def secret_bytes(secret: str) -> bytes:
+    """``secret`` as UTF-8, lone surrogates included (one-to-one, so no two secrets meet)."""
+    return secret.encode("utf-8", "surrogatepass")
 
 
 class WeakPepperError(ValueError):
@@ -29,7 +36,7 @@ class KeyedHasher:
         self._pepper = pepper
 
     def digest(self, secret: str) -> bytes:
-        return _hazmat.hmac_sha256(self._pepper, secret.encode())
+        return _hazmat.hmac_sha256(self._pepper, secret_bytes(secret))
 
     def matches(self, secret: str, expected: bytes) -> bool:
         return _hazmat.constant_time_equal(self.digest(secret), expected)
@@ -64,7 +71,7 @@ class CacheKeyer:
 
     def key(self, secret: str) -> bytes:
         mac = self._keyed.copy()
-        mac.update(secret.encode())
+        mac.update(secret_bytes(secret))
         return mac.digest()
 
     def __repr__(self) -> str:

@@ -5,6 +5,11 @@ Argon2id m=19 MiB, t=2, p=1 (OWASP Password Storage Cheat Sheet). A bcrypt hash 
 with Argon2id at the next successful login. `verify_dummy` spends the same time as a real
 check, for an unknown or disabled account, and `pause_as_verify` waits that long without the
 work, for an attempt a lock refused before any password was looked at (DESIGN.md 7.5).
+
+A password reaches the hashes as UTF-8 with ``surrogatepass`` (`secret_bytes`): a lone
+surrogate, which JSON can carry but UTF-8 cannot, is then an ordinary wrong password that
+costs the same work, never an exception after the attempt was counted. Any other string
+encodes exactly as before, so no stored hash changes.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from argon2 import Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from bastion.crypto import _hazmat
+from bastion.crypto.keys import secret_bytes
 
 MEMORY_KIB = 19 * 1024
 TIME_COST = 2
@@ -58,12 +64,12 @@ class PasswordHasher:
         return self._typical
 
     def hash(self, password: str) -> str:
-        return self._argon2.hash(password)
+        return self._argon2.hash(secret_bytes(password))
 
     def verify(self, stored: str, password: str) -> bool:
         """True when ``password`` matches ``stored`` (Argon2id or bcrypt); never raises."""
+        encoded = secret_bytes(password)
         if stored.startswith(_BCRYPT_PREFIXES):
-            encoded = password.encode()
             if len(encoded) > BCRYPT_MAX_BYTES:
                 self.verify_dummy(password)
                 return False
@@ -73,9 +79,9 @@ class PasswordHasher:
                 return False
         started = time.perf_counter()
         try:
-            return self._argon2.verify(stored, password)
-        except (VerifyMismatchError, VerificationError, InvalidHashError):
-            return False
+            return self._argon2.verify(stored, encoded)
+        except (VerifyMismatchError, VerificationError, InvalidHashError, UnicodeError):
+            return False  # UnicodeError: a stored hash that is not ASCII (never a valid one)
         finally:
             self._observe(time.perf_counter() - started)
 
@@ -84,7 +90,7 @@ class PasswordHasher:
         a real one would be checked, so the work itself must look alike)."""
         started = time.perf_counter()
         with contextlib.suppress(VerifyMismatchError, VerificationError, InvalidHashError):
-            self._argon2.verify(self._dummy, password)
+            self._argon2.verify(self._dummy, secret_bytes(password))
         self._observe(time.perf_counter() - started)
 
     def pause_as_verify(self, sleep: Callable[[float], None] = time.sleep) -> None:

@@ -24,6 +24,7 @@ from bastion.core.rbac import parse_scopes
 from bastion.crypto.keys import KeyedHasher, new_secret_token
 from bastion.errors import AuthenticationError, ConflictError, RequestRejectedError
 from bastion.services.apikeys import ApiKeyService, IssuedKey
+from bastion.services.authz_model import AuthzSettings, bindings_naming
 from bastion.services.clock import Clock
 from bastion.services.directory import DirectoryService, record
 from bastion.services.lookups import get_registration_token, get_tenant
@@ -31,6 +32,7 @@ from bastion.services.lookups import get_registration_token, get_tenant
 REGISTRATION_PREFIX = "bat_"
 _TOKEN_LENGTH = len(REGISTRATION_PREFIX) + 40
 MAX_TTL = timedelta(days=30)
+_RESERVED = "name_reserved_by_configured_binding"
 
 
 def capability_scopes(capabilities: list[str] | tuple[str, ...]) -> tuple[str, ...]:
@@ -170,14 +172,21 @@ class AgentService:
         display_name: str,
         client: dict[str, Any],
         audit_tenant: str,
+        authz: AuthzSettings,
     ) -> Registered:
-        """Exchange a registration token for a new agent. Each token works exactly once."""
+        """Exchange a registration token for a new agent. Each token works exactly once.
+
+        The holder is entitled to the token's roles only, so it may not take a name that a
+        binding in bastion.yaml (``authz``) names for an agent: that binding would reach it
+        too. Such a name is a `ConflictError`, audited, and leaves the token unused."""
         if not is_well_formed_registration_token(presented):
             raise AuthenticationError("malformed_registration_token")
         now = self._clock.now()
         agent_id = new_id("agt")
+        agent_name = canonical_name(name) if name else f"agent-{agent_id[-12:]}"
         actor = {"type": "agent", "id": None, **client}
         reason: str | None = None
+        refused: dict[str, Any] = {}
         registered: Registered | None = None
         with self._storage.transaction() as tx:
             token = tx.registration_tokens.find_by_hash(self._hasher.digest(presented))
@@ -193,6 +202,11 @@ class AgentService:
                     reason = "registration_token_already_used"
                 elif now >= token.expires_at:
                     reason = "expired_registration_token"
+                elif reserved := bindings_naming(
+                    authz, tenant=tenant.name, subject_type=SubjectType.AGENT, name=agent_name
+                ):
+                    reason = _RESERVED
+                    refused = {"name": agent_name, "reservedBy": reserved[0].via}
                 elif not tx.registration_tokens.claim(token.id, agent_id=agent_id, at=now):
                     reason = "registration_token_already_used"
             if reason is not None or token is None:
@@ -205,14 +219,14 @@ class AgentService:
                     now=now,
                     actor=actor,
                     resource=resource,
-                    details={"reason": reason},
+                    details={"reason": reason, **refused},
                 )
             else:
                 agent = self._directory.create_principal(
                     tx,
                     tenant=tenant,
                     kind=PrincipalKind.AGENT,
-                    name=canonical_name(name) if name else f"agent-{agent_id[-12:]}",
+                    name=agent_name,
                     display_name=display_name,
                     actor=actor,
                     details={"registrationToken": token.id},
@@ -249,6 +263,11 @@ class AgentService:
                     details=details,
                 )
                 registered = Registered(agent, tenant, key, token.roles)
+        if reason == _RESERVED:
+            # A 409 like a taken name; which binding reserves it is for the audit log only.
+            raise ConflictError(
+                f"the name {agent_name} is reserved by a binding in bastion.yaml; choose another"
+            )
         if reason is not None or registered is None:
             raise AuthenticationError(reason or "unknown_registration_token")
         return registered

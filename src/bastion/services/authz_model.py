@@ -75,6 +75,27 @@ class AuthzSettings:
     default_tenant: str = "default"
 
 
+def bindings_naming(
+    settings: AuthzSettings, *, tenant: str, subject_type: SubjectType, name: str
+) -> tuple[BindingGrant, ...]:
+    """The bindings bastion.yaml gives to whoever holds ``name`` (canonical) in ``tenant``: its
+    ``security.rbac.bindings`` there, and the ``platformBindings`` whose home it is (those act
+    in other tenants). Expired ones too: they still name the subject."""
+    found = [
+        BindingGrant(b.role, f"security.rbac.bindings[{index}]", b.expires_at)
+        for index, b in enumerate(settings.bindings)
+        if (b.tenant or settings.default_tenant) == tenant
+        and b.subject_type is subject_type
+        and b.subject_name == name
+    ]
+    found.extend(
+        BindingGrant(b.role, b.via, b.expires_at)
+        for b in settings.platform_bindings
+        if b.home == tenant and b.subject_type is subject_type and b.subject_name == name
+    )
+    return tuple(found)
+
+
 def role_definition(role: CustomRole) -> RoleDefinition:
     permissions = tuple(Permission.parse(text) for text in role.permissions)
     return RoleDefinition(role.name, permissions, tuple(role.inherits))

@@ -1,7 +1,7 @@
 """What a principal, a group or a set of roles holds, as permissions: what the admin API's
 escalation guard (gateway/api/authz_guard.py) compares with what the caller holds, so that
 nobody hands out more than they hold, whether by a binding, a group membership, a credential
-or another principal's password.
+or another principal's password, or the choice of a name that bastion.yaml binds roles to.
 """
 
 from __future__ import annotations
@@ -11,9 +11,11 @@ from datetime import datetime
 
 from bastion.backends.protocols import Storage, UnitOfWork
 from bastion.core.model import Principal, PrincipalKind, SubjectType, Tenant
+from bastion.core.names import canonical_name
 from bastion.core.rbac import Permission, RoleCatalog
 from bastion.errors import RequestRejectedError
 from bastion.services.authz import Authorizer
+from bastion.services.authz_model import bindings_naming
 from bastion.services.clock import Clock
 from bastion.services.lookups import get_group, get_principal, get_tenant
 
@@ -52,6 +54,25 @@ class Holdings:
             roles = {b.role for b in stored if _current(b.expires_at, now)}
             roles |= {g.role for g in configured if g.active(now)}
             return _permissions(model.catalog, roles)
+
+    def of_configured_name(
+        self, *, tenant_name: str, kind: PrincipalKind, name: str
+    ) -> tuple[Permission, ...]:
+        """Every permission bastion.yaml's bindings give now to whoever holds ``name`` as a
+        ``kind`` in the tenant, whether or not it exists yet: they grant by name, so choosing
+        the name hands them out. Platform bindings homed in the tenant count with their roles
+        as this tenant defines them (the caller is compared at home; they act elsewhere)."""
+        now = self._clock.now()
+        with self._storage.transaction() as tx:
+            tenant = get_tenant(tx, tenant_name)
+            catalog = self._authorizer.tenant_model(tx, tenant).catalog
+        grants = bindings_naming(
+            self._authorizer.settings,
+            tenant=tenant.name,
+            subject_type=SubjectType(kind.value),
+            name=canonical_name(name),
+        )
+        return _permissions(catalog, {g.role for g in grants if g.active(now)})
 
     def of_roles(self, *, tenant_name: str, roles: Iterable[str]) -> tuple[Permission, ...]:
         """Every permission the named roles give (inherited ones included)."""

@@ -19,14 +19,14 @@ Every failure raises the same `AuthenticationError` for the client.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bastion.backends.protocols import Storage, UnitOfWork
 from bastion.core.credentials import PasswordCredential
 from bastion.core.lockout import ThrottlePolicy, count_attempt, refund_attempt
 from bastion.core.model import Principal, PrincipalKind, Tenant
-from bastion.core.names import canonical_name
+from bastion.core.names import canonical_name, well_formed
 from bastion.core.password_policy import is_expired, normalised
 from bastion.errors import AuthenticationError, NotFoundError, PasswordChangeRequiredError
 from bastion.services.audit import append_events, build_event
@@ -97,6 +97,7 @@ class LoginService:
 
     def login(self, request: LoginRequest) -> LoggedIn:
         """Check a password. Blocking and CPU-heavy: `login_in` is the event loop's form."""
+        request = _storable(request)
         attempt = self._count(request)
         reason, upgraded = self._check(request, attempt)
         return self._finish(request, attempt, reason, upgraded)
@@ -104,6 +105,7 @@ class LoginService:
     async def login_in(self, request: LoginRequest, pool: HashingPool) -> LoggedIn:
         """`login` inside one admission of ``pool``: the two short transactions at normal
         priority, the hash (which holds no lock) at the pool's lower one."""
+        request = _storable(request)
         attempt = await pool.step(lambda: self._count(request))
         reason, upgraded = await pool.hash(lambda: self._check(request, attempt))
         return await pool.step(lambda: self._finish(request, attempt, reason, upgraded))
@@ -118,9 +120,12 @@ class LoginService:
         ok = False
         if attempt.refusal is None and attempt.credential is not None:
             stored = attempt.credential.hash
-            ok = hasher.verify(stored, normalised(password)) or (
-                stored.startswith("$2") and hasher.verify(stored, password)
-            )
+            canonical = normalised(password)
+            ok = hasher.verify(stored, canonical)
+            if not ok and stored.startswith("$2") and canonical != password:
+                # An imported bcrypt hash may have been made from the password as typed, not
+                # NFKC'd; a second (costly) check only when the two forms differ.
+                ok = hasher.verify(stored, password)
         elif attempt.refusal in _LOCKS:
             hasher.pause_as_verify()
         else:
@@ -218,6 +223,18 @@ class LoginService:
             request={"requestId": request.request_id} if request.request_id else None,
         )
         append_events(tx, [event])
+
+
+# A lone surrogate in a name would fail in the database driver after the attempt was counted.
+# The gateway already replaces them (JSON can carry them); this keeps every other caller just
+# as safe. The password needs nothing: the hasher takes any string.
+def _storable(request: LoginRequest) -> LoginRequest:
+    """``request`` with lone surrogates in its tenant and user names replaced by U+FFFD: an
+    unknown name like any other, counted, checked against the dummy hash and audited."""
+    tenant, username = well_formed(request.tenant), well_formed(request.username)
+    if tenant == request.tenant and username == request.username:
+        return request
+    return replace(request, tenant=tenant, username=username)
 
 
 def _lookup(

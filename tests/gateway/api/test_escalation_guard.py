@@ -1,6 +1,7 @@
 """Nobody hands out more than they hold through the admin API: not by rotating someone else's
 key, minting an agent registration token or a service-account credential, joining a group,
-setting another user's password, or acting on someone's behalf with a delegated token."""
+setting another user's password, taking a name that bastion.yaml binds roles to, or acting on
+someone's behalf with a delegated token."""
 
 from __future__ import annotations
 
@@ -259,3 +260,65 @@ def test_an_expiry_without_a_utc_offset_is_a_400_not_a_500(world: ApiWorld) -> N
         "expires": naive,
     }
     assert call(world, "POST", "/bindings", "default", json=binding).status_code == 400
+
+
+NAMED = """  agentAuth:
+    token:
+      registrationRequired: false
+  rbac:
+    bindings:
+      - {subject: {type: serviceAccount, name: deployer}, role: admin}
+    platformBindings:
+      - {subject: {type: agent, name: crawler}, role: admin, targetTenants: [beta]}
+"""
+
+
+def test_creating_a_service_account_under_a_configured_admin_binding_is_refused(
+    tmp_path: Path,
+) -> None:
+    with api_world(tmp_path, NAMED) as world:
+        limited(world, "ops@example.com", ["serviceaccounts:*", "apikeys:*"], ["admin"])
+        taken = call(
+            world, "POST", "/serviceaccounts", "ops@example.com", json={"name": "Deployer"}
+        )
+        assert taken.status_code == 403
+        assert call(world, "GET", "/serviceaccounts/deployer", "default").status_code == 404
+        plain = call(world, "POST", "/serviceaccounts", "ops@example.com", json={"name": "ci"})
+        assert plain.status_code == 201, plain.text
+        # Someone who holds what the binding grants may create it.
+        held = call(world, "POST", "/serviceaccounts", "default", json={"name": "deployer"})
+        assert held.status_code == 201, held.text
+
+
+def test_creating_an_agent_a_platform_binding_takes_to_another_tenant_is_refused(
+    tmp_path: Path,
+) -> None:
+    with api_world(tmp_path, NAMED) as world:
+        limited(world, "ops@example.com", ["agents:*"], ["admin"])
+        taken = call(world, "POST", "/agents", "ops@example.com", json={"name": "crawler"})
+        assert taken.status_code == 403
+        assert call(world, "GET", "/agents/crawler", "default").status_code == 404
+        plain = call(world, "POST", "/agents", "ops@example.com", json={"name": "walker"})
+        assert plain.status_code == 201, plain.text
+        held = call(world, "POST", "/agents", "default", json={"name": "crawler"})
+        assert held.status_code == 201, held.text
+
+
+def test_registration_cannot_claim_a_configured_name_over_the_api(tmp_path: Path) -> None:
+    extra = (
+        "  rbac:\n    bindings:\n      - {subject: {type: agent, name: deployer}, role: admin}\n"
+    )
+    with api_world(tmp_path, extra) as world:
+        body = {"capabilities": ["classification"], "roles": ["viewer"]}
+        secret = call(world, "POST", "/agents/tokens", "default", json=body).json()["token"]
+        bearer = {"Authorization": f"Bearer {secret}"}
+        taken = world.client.post(
+            f"{API}/agents/register", headers=bearer, json={"name": "deployer"}
+        )
+        assert taken.status_code == 409
+        assert taken.json()["detail"] == (
+            "the name deployer is reserved by a binding in bastion.yaml; choose another"
+        )
+        again = world.client.post(f"{API}/agents/register", headers=bearer, json={"name": "d2"})
+        assert again.status_code == 201, again.text
+        assert again.json()["roles"] == ["viewer"]

@@ -18,6 +18,7 @@ from bastion.gateway.api.deps import actor_of, require, services_dep
 from bastion.gateway.api.principals import (
     PrincipalCreate,
     PrincipalOut,
+    ensure_may_take_name,
     principal_out,
     principal_router,
 )
@@ -39,6 +40,7 @@ async def create_agent(
         raise RequestRejectedError(
             "agents register with a token (security.agentAuth.token.registrationRequired)"
         )
+    await ensure_may_take_name(caller, services, kind=PrincipalKind.AGENT, name=body.name)
     created = await run_in_threadpool(
         services.identity.directory.create,
         tenant_name=caller.identity.tenant,
@@ -182,6 +184,7 @@ async def register(
         display_name=body.displayName,
         client=client,
         audit_tenant=services.config.security.default_tenant,
+        authz=services.authz.authorizer.settings,
     )
     return Registered(
         id=done.agent.id,

@@ -1,5 +1,8 @@
 """The shape shared by ``/v1/users``, ``/v1/serviceaccounts`` and ``/v1/agents``: list, create,
 show, update (display name, disabled) and delete principals of one kind in the caller's tenant.
+
+Bindings in bastion.yaml grant by name, to whoever holds it, so creating a principal under a name
+they bind needs the caller to hold what they grant (`ensure_may_take_name`).
 """
 
 from __future__ import annotations
@@ -13,8 +16,11 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from bastion.core.model import Principal, PrincipalKind
+from bastion.core.names import canonical_name
+from bastion.gateway.api.authz_guard import ensure_within, holdings
 from bastion.gateway.api.deps import actor_of, require, services_dep
 from bastion.services.access import Caller
+from bastion.services.lookups import NOUNS
 from bastion.wiring import Services
 
 
@@ -51,6 +57,21 @@ def principal_out(principal: Principal, groups: list[str]) -> PrincipalOut:
     )
 
 
+async def ensure_may_take_name(
+    caller: Caller, services: Services, *, kind: PrincipalKind, name: str
+) -> None:
+    """`AuthorizationError` unless the caller holds everything that bastion.yaml's bindings
+    (``security.rbac.bindings``, ``platformBindings``) give a ``kind`` named ``name``."""
+    granted = await run_in_threadpool(
+        holdings(services).of_configured_name,
+        tenant_name=caller.identity.tenant,
+        kind=kind,
+        name=name,
+    )
+    what = f"{NOUNS[kind]} {canonical_name(name)} (named by a binding in bastion.yaml)"
+    ensure_within(caller, granted, what)
+
+
 def principal_router(
     *,
     kind: PrincipalKind,
@@ -79,6 +100,7 @@ def principal_router(
             caller: Caller = Depends(require(resource, "create")),
             services: Services = Depends(services_dep),
         ) -> PrincipalOut:
+            await ensure_may_take_name(caller, services, kind=kind, name=body.name)
             created = await run_in_threadpool(
                 services.identity.directory.create,
                 tenant_name=caller.identity.tenant,

@@ -1,6 +1,10 @@
 """``/v1/serviceaccounts``: non-human principals; ``POST …/{name}/credentials`` issues an API
 key owned by the account (its OAuth client secret), whose scopes must lie within what the caller
-holds (roles ∩ scopes): the account's own roles may be wider than the caller's."""
+holds (roles ∩ scopes): the account's own roles may be wider than the caller's.
+
+Creating an account under a name bastion.yaml binds is guarded too (principals.py,
+`ensure_may_take_name`): scopes bound a credential in this tenant, but not what a platform
+binding to the name does in other tenants, nor the roles that resource rules and Cedar see."""
 
 from __future__ import annotations
 

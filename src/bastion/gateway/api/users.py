@@ -15,7 +15,12 @@ from bastion.core.names import canonical_name
 from bastion.errors import RequestRejectedError
 from bastion.gateway.api.authz_guard import ensure_within, holdings
 from bastion.gateway.api.deps import actor_of, require, services_dep
-from bastion.gateway.api.principals import PrincipalOut, principal_out, principal_router
+from bastion.gateway.api.principals import (
+    PrincipalOut,
+    ensure_may_take_name,
+    principal_out,
+    principal_router,
+)
 from bastion.services.access import Caller
 from bastion.services.directory import get_principal, record
 from bastion.wiring import Services
@@ -42,6 +47,8 @@ async def create_user(
 ) -> PrincipalOut:
     if body.password is not None and body.passwordHash is not None:
         raise RequestRejectedError("give a password or a passwordHash, not both")
+    if body.password is not None or body.passwordHash is not None:  # platform bindings too
+        await ensure_may_take_name(caller, services, kind=PrincipalKind.USER, name=body.name)
     identity, guard = services.identity, holdings(services)
     actor = actor_of(caller, request)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 from typing import Any
 from urllib.parse import parse_qsl, unquote
@@ -12,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from bastion.core.bodies import json_depth_exceeds
+from bastion.core.names import well_formed
 from bastion.errors import InvalidBodyError, RequestRejectedError
 from bastion.gateway.invalid_input import not_json
 from bastion.gateway.problem_handlers import request_id_of
@@ -54,7 +54,8 @@ async def form(request: Request) -> dict[str, str]:
 
 
 async def json_body(request: Request) -> dict[str, Any]:
-    """A small JSON object, UTF-8, nested at most `MAX_JSON_DEPTH` deep."""
+    """A small JSON object, UTF-8, nested at most `MAX_JSON_DEPTH` deep, its strings
+    well-formed Unicode (`_well_formed`)."""
     body = await request.body()
     if len(body) > MAX_FORM_BYTES:
         raise RequestRejectedError("the body is too large")
@@ -74,7 +75,22 @@ async def json_body(request: Request) -> dict[str, Any]:
         raise InvalidBodyError("invalid_json", "the body could not be read as JSON") from None
     if not isinstance(parsed, dict):
         raise RequestRejectedError("the body must be a JSON object")
-    return parsed
+    cleaned: dict[str, Any] = _well_formed(parsed)
+    return cleaned
+
+
+def _well_formed(value: Any) -> Any:
+    """``value`` with every lone surrogate in its strings (keys too) replaced by U+FFFD, so a
+    client's strings are well-formed Unicode: such a password is then an ordinary wrong one
+    (counted, hashed alike, audited), such a token one that matches nothing. The depth is
+    bounded by `MAX_JSON_DEPTH`."""
+    if isinstance(value, str):
+        return well_formed(value)
+    if isinstance(value, dict):
+        return {_well_formed(k): _well_formed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_well_formed(item) for item in value]
+    return value
 
 
 def basic_credentials(request: Request) -> tuple[str, str] | None:
@@ -87,7 +103,7 @@ def basic_credentials(request: Request) -> tuple[str, str] | None:
         return None
     try:
         decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # binascii.Error, UnicodeDecodeError, and a non-ASCII str (Latin-1 header)
         return ("", "")
     client, sep, secret = decoded.partition(":")
     if not sep:
