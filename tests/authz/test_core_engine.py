@@ -77,8 +77,22 @@ def test_scope_index_write_and_admin() -> None:
 
 def test_rule_with_empty_lists_admits_nobody() -> None:
     rule = ResourceRule("patterns", "x", frozenset(), frozenset(), None, "r")
-    check = check_rules([rule], principal="a", roles=frozenset({"admin"}), action="read")
+    check = check_rules(
+        [rule], principal="a", roles=frozenset({"admin"}), action="read", is_user=True
+    )
     assert check is not None and check.passed is False
+
+
+def test_allowed_users_admit_a_user_never_an_agent_or_account_of_the_same_name() -> None:
+    rule = ResourceRule("patterns", "x", frozenset({"alice@example.com"}), frozenset(), None, "r")
+    user = check_rules(
+        [rule], principal="alice@example.com", roles=frozenset(), action="read", is_user=True
+    )
+    agent = check_rules(
+        [rule], principal="alice@example.com", roles=frozenset(), action="read", is_user=False
+    )
+    assert user is not None and user.passed
+    assert agent is not None and not agent.passed
 
 
 def test_rule_index_ignores_collection_requests() -> None:

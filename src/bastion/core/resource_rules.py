@@ -1,9 +1,10 @@
 """Resource rules (spec/000 "Pattern-Level Permissions"): per-instance allow lists.
 
 A rule names one resource instance (``patterns/sensitive-analysis``) and, optionally, the
-actions it restricts. When a rule applies it must also pass: the principal's name is in
-``allowedUsers`` or one of the roles it holds (inherited ones included) is in
-``allowedRoles``. A rule with both lists empty admits nobody.
+actions it restricts. When a rule applies it must also pass: the principal is a user whose
+name is in ``allowedUsers`` (a service account or agent of the same name is not that user), or
+one of the roles it holds (inherited ones included) is in ``allowedRoles``. A rule with both
+lists empty admits nobody.
 """
 
 from __future__ import annotations
@@ -66,15 +67,21 @@ class RuleIndex:
 
 
 def check_rules(
-    rules: Sequence[ResourceRule], *, principal: str, roles: frozenset[str], action: str
+    rules: Sequence[ResourceRule],
+    *,
+    principal: str,
+    roles: frozenset[str],
+    action: str,
+    is_user: bool,
 ) -> Check | None:
-    """The ``rules`` stage, or None when no rule applies to this action."""
+    """The ``rules`` stage, or None when no rule applies to this action. ``is_user`` False
+    (a service account or agent) never matches ``allowedUsers``."""
     applying = [rule for rule in rules if rule.applies_to(action)]
     if not applying:
         return None
     reasons: list[str] = []
     for rule in applying:
-        if principal in rule.allowed_users:
+        if is_user and principal in rule.allowed_users:
             reasons.append(f"{rule.via} on {rule.resource} allows user {principal}")
             continue
         matched = sorted(roles & rule.allowed_roles)

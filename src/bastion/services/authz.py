@@ -19,7 +19,7 @@ from bastion.backends.protocols import UnitOfWork
 from bastion.core.decision import Check, Decision, Effect
 from bastion.core.engine import check_rbac, check_scopes, check_tenant, combine
 from bastion.core.grants import BindingGrant, PrincipalAccess, ScopeIndex, compile_access
-from bastion.core.model import Principal, SubjectType, Tenant
+from bastion.core.model import Principal, PrincipalKind, SubjectType, Tenant
 from bastion.core.rbac import BUILTIN_ROLES, Grant, RoleCatalog, compile_roles, decide
 from bastion.core.resource_rules import check_rules
 from bastion.core.routes import RouteMatch
@@ -251,6 +251,7 @@ class Authorizer:
                 principal=subject.principal.name,
                 roles=access.roles,
                 action=request.action,
+                is_user=subject.principal.kind is PrincipalKind.USER,
             )
         cedar = None
         if self.policies is not None and tenant_check.passed:
