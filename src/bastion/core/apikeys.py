@@ -10,6 +10,8 @@ from __future__ import annotations
 import zlib
 
 API_KEY_PREFIX = "bk_live_"
+# A stored key's id (not the key): "key_" and 32 hex digits (`bastion.core.ids.new_id("key")`).
+API_KEY_ID_PREFIX = "key_"
 RANDOM_LENGTH = 32
 CHECKSUM_LENGTH = 6
 DISPLAY_PREFIX_LENGTH = len(API_KEY_PREFIX) + 6

@@ -57,9 +57,13 @@ class TokenExchange:
         now = self._clock.now()
         with self._storage.transaction() as tx:
             subject, claims = self._verifier.verify_claims(tx, subject_token)
+            # Revoking either token revokes the delegated one, which never outlives them.
+            sources, expiries = [str(claims["jti"])], [float(claims["exp"])]
             actor = client
             if actor_token is not None:
-                actor = self._verifier.verify(tx, actor_token)
+                actor, actor_claims = self._verifier.verify_claims(tx, actor_token)
+                sources.append(str(actor_claims["jti"]))
+                expiries.append(float(actor_claims["exp"]))
             if actor is None:
                 raise RequestRejectedError("an actor_token or client authentication is required")
             _check_pair(subject, actor)
@@ -67,7 +71,7 @@ class TokenExchange:
             if scope is not None:
                 narrow(scope, actor.scopes)
             tenant = tx.tenants.get(subject.principal.tenant_id)
-            remaining = datetime.fromtimestamp(float(claims["exp"]), tz=UTC) - now
+            remaining = datetime.fromtimestamp(min(expiries), tz=UTC) - now
             lifetime = max(min(self._tokens.settings.access_ttl, remaining), timedelta(seconds=1))
             acting = replace(actor, actor=None)
             delegated = Authenticated(
@@ -80,6 +84,7 @@ class TokenExchange:
                 now=now,
                 lifetime=lifetime,
                 family=family if isinstance(family, str) else None,
+                sources=tuple(sources),
             )
             details: dict[str, Any] = {
                 "grant": "token_exchange",

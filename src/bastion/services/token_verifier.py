@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from bastion.backends.protocols import UnitOfWork
+from bastion.core.apikeys import API_KEY_ID_PREFIX
 from bastion.core.rbac import parse_scopes
 from bastion.crypto.jwt import (
     InvalidJwtError,
@@ -139,7 +140,7 @@ class IssuedTokenVerifier:
                 claims = self._verified(presented, key, now=now)
         except InvalidJwtError as exc:
             raise AuthenticationError(exc.reason) from None
-        authenticated = self._authenticated(tx, claims)
+        authenticated = self._authenticated(tx, claims, now=now)
         self._cache.put(
             presented, Verified((authenticated, claims), epoch, authenticated.expires_at)
         )
@@ -155,12 +156,19 @@ class IssuedTokenVerifier:
             leeway_seconds=OWN_LEEWAY_SECONDS,
         )
 
-    def _authenticated(self, tx: UnitOfWork, claims: dict[str, Any]) -> Authenticated:
+    def _authenticated(
+        self, tx: UnitOfWork, claims: dict[str, Any], *, now: datetime
+    ) -> Authenticated:
         jti, family = claims.get("jti"), claims.get("fam")
         if not isinstance(jti, str) or tx.revocations.is_token_revoked(jti):
             raise AuthenticationError("revoked_token")
         if isinstance(family, str) and tx.revocations.is_token_revoked(FAMILY_JTI + family):
             raise AuthenticationError("revoked_token")
+        sources = claims.get("src", [])
+        if not isinstance(sources, list) or any(
+            not isinstance(s, str) or tx.revocations.is_token_revoked(s) for s in sources
+        ):
+            raise AuthenticationError("revoked_token")  # the token it was exchanged from
         tenant_name = claims.get("tid")
         try:
             tenant = tx.tenants.get_by_name(str(tenant_name))
@@ -168,12 +176,14 @@ class IssuedTokenVerifier:
             raise AuthenticationError("unknown_principal") from None
         if tx.tenant_states.get(tenant.id).disabled:
             raise AuthenticationError("disabled_tenant")
+        _key_alive(tx, tenant.id, claims.get("cid"), now)
         principal = _enabled(tx, tenant.id, claims.get("sub"))
         actor = None
         act = claims.get("act")
         if act is not None:
             if not isinstance(act, dict):
                 raise AuthenticationError("malformed_act")
+            _key_alive(tx, tenant.id, act.get("cid"), now)
             actor = Authenticated(
                 _enabled(tx, tenant.id, act.get("sub")), "act", "delegation", scopes_of(act)
             )
@@ -186,6 +196,19 @@ class IssuedTokenVerifier:
             expires_at=datetime.fromtimestamp(float(claims["exp"]), tz=UTC),
             reusable=True,
         )
+
+
+def _key_alive(tx: UnitOfWork, tenant_id: str, credential_id: object, now: datetime) -> None:
+    """A token minted with an API key (client credentials, or an actor's key in an exchange)
+    dies with the key: revoked, expired or deleted, it is `revoked_key` on the next request."""
+    if not isinstance(credential_id, str) or not credential_id.startswith(API_KEY_ID_PREFIX):
+        return
+    try:
+        key = tx.api_keys.get(tenant_id, credential_id)
+    except NotFoundError:
+        raise AuthenticationError("revoked_key") from None
+    if not key.is_active(now):
+        raise AuthenticationError("revoked_key")
 
 
 def _enabled(tx: UnitOfWork, tenant_id: str, principal_id: object) -> Any:

@@ -116,8 +116,10 @@ class TokenService:
         now: datetime,
         lifetime: timedelta | None = None,
         family: str | None = None,
+        sources: tuple[str, ...] = (),
     ) -> tuple[str, int]:
-        """A signed access token for ``authenticated`` (and its ``act``), with its lifetime."""
+        """A signed access token for ``authenticated`` (and its ``act``), with its lifetime.
+        ``sources`` are the ids of the tokens it was exchanged from: revoking one revokes it."""
         seconds = int((lifetime or self.settings.access_ttl).total_seconds())
         issued = int(now.timestamp())
         principal = authenticated.principal
@@ -137,10 +139,13 @@ class TokenService:
             claims["scope"] = " ".join(authenticated.scopes)
         if family is not None:
             claims["fam"] = family
+        if sources:
+            claims["src"] = list(sources)
         actor = authenticated.actor
         if actor is not None:
             act: dict[str, Any] = {"sub": actor.principal.id, "name": actor.principal.name}
             act["kind"] = actor.principal.kind.value
+            act["cid"] = actor.credential_id
             if actor.scopes is not None:
                 act["scope"] = " ".join(actor.scopes)
             claims["act"] = act
