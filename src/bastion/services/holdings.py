@@ -7,7 +7,6 @@ or another principal's password, or the choice of a name that bastion.yaml binds
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
 
 from bastion.backends.protocols import Storage, UnitOfWork
 from bastion.core.model import Principal, PrincipalKind, SubjectType, Tenant
@@ -51,7 +50,7 @@ class Holdings:
             model = self._authorizer.tenant_model(tx, tenant)
             stored = tx.bindings.for_subject(tenant.id, SubjectType.GROUP, group.name)
             configured = model.configured(SubjectType.GROUP, group.name)
-            roles = {b.role for b in stored if _current(b.expires_at, now)}
+            roles = {b.role for b in stored if b.is_active(now)}
             roles |= {g.role for g in configured if g.active(now)}
             return _permissions(model.catalog, roles)
 
@@ -84,10 +83,6 @@ class Holdings:
         if unknown:
             raise RequestRejectedError(f"unknown role {unknown[0]}")
         return _permissions(catalog, wanted)
-
-
-def _current(expires_at: datetime | None, now: datetime) -> bool:
-    return expires_at is None or now < expires_at
 
 
 def _permissions(catalog: RoleCatalog, roles: Iterable[str]) -> tuple[Permission, ...]:

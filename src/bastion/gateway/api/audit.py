@@ -21,8 +21,7 @@ from bastion.core.audit import MAX_SEQ, event_to_json
 from bastion.core.model import AUDIT_OUTCOMES, AuditQuery
 from bastion.core.names import canonical_name
 from bastion.errors import AuthorizationError, RequestRejectedError
-from bastion.gateway.api.deps import require, services_dep
-from bastion.gateway.api.tenants import in_platform_tenant
+from bastion.gateway.api.deps import in_platform_tenant, require, services_dep
 from bastion.services.access import Caller
 from bastion.wiring import Services
 

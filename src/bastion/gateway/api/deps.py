@@ -105,6 +105,13 @@ async def _audit_deny(request: Request, verdict: Verdict) -> None:
     await _sink(request).record(_event(request, verdict, status_for(verdict.error)[0]))
 
 
+def in_platform_tenant(caller: Caller, services: Services) -> bool:
+    """Whether the caller belongs to the platform tenant (``security.defaultTenant``, which
+    the configuration holds in canonical form); every router that keeps something to the
+    platform tenant asks this."""
+    return caller.identity.tenant == services.config.security.default_tenant
+
+
 def actor_of(caller: Caller, request: Request) -> dict[str, Any]:
     """The audit actor for a change made through the API."""
     principal = caller.identity.principal

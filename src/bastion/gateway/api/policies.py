@@ -20,8 +20,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from bastion.errors import AuthorizationError, ConflictError, PolicyError
-from bastion.gateway.api.deps import require, services_dep
-from bastion.gateway.api.tenants import in_platform_tenant
+from bastion.gateway.api.deps import in_platform_tenant, require, services_dep
 from bastion.services.access import Caller
 from bastion.services.authz_config import generated_schema
 from bastion.services.policies import PolicyEngine

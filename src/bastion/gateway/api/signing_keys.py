@@ -12,8 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from bastion.core.credentials import SigningKey
 from bastion.errors import AuthorizationError
-from bastion.gateway.api.deps import actor_of, require, services_dep
-from bastion.gateway.api.tenants import in_platform_tenant
+from bastion.gateway.api.deps import actor_of, in_platform_tenant, require, services_dep
 from bastion.services.access import Caller
 from bastion.wiring import Services
 

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from bastion.core.names import canonical_name
 from bastion.errors import AuthorizationError, ConflictError, NotFoundError
-from bastion.gateway.api.deps import actor_of, require, services_dep
+from bastion.gateway.api.deps import actor_of, in_platform_tenant, require, services_dep
 from bastion.services.access import Caller
 from bastion.services.directory import TenantView
 from bastion.wiring import Services
@@ -48,13 +48,6 @@ def _out(view: TenantView) -> TenantOut:
         created=view.tenant.created_at,
         principals=view.principals,
     )
-
-
-def in_platform_tenant(caller: Caller, services: Services) -> bool:
-    """Whether the caller belongs to the platform tenant (``security.defaultTenant``, which
-    the configuration holds in canonical form); every router that keeps something to the
-    platform tenant asks this."""
-    return caller.identity.tenant == services.config.security.default_tenant
 
 
 def _visible(caller: Caller, services: Services, name: str) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from bastion.backends.protocols import Storage
+from bastion.config.units import moment_before
 from bastion.services.audit.events import append_events, build_event
 from bastion.services.clock import Clock
 
@@ -28,8 +29,8 @@ def cutoff_before(now: datetime, retention: timedelta) -> datetime:
     """``now - retention``: events older than that may go. A retention reaching back before
     the year 1 (``999999999d``) keeps everything, so its cut-off is the earliest moment."""
     try:
-        return now - retention
-    except OverflowError:
+        return moment_before(now, retention)
+    except ValueError:
         return datetime.min.replace(tzinfo=UTC)
 
 
