@@ -237,3 +237,23 @@ def test_websocket_to_route_not_allowed_is_403(stack: GatewayStack) -> None:
             return exc.response.status_code
 
     assert asyncio.run(attempt()) == 403
+
+
+def test_websocket_message_over_max_size_closes_1009_and_is_not_forwarded(
+    stack: GatewayStack,
+) -> None:
+    async def talk() -> tuple[str, int | None]:
+        url = f"ws://127.0.0.1:{stack.port}/ws"
+        headers = {"Authorization": f"Bearer {stack.limited_key}"}
+        async with websockets.connect(url, additional_headers=headers) as ws:
+            await ws.recv()  # the greeting
+            await ws.send("x" * 900)  # within maxSize (1KB): relayed
+            echoed = str(await ws.recv())
+            await ws.send("y" * 2000)
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await ws.recv()
+            return echoed, closed.value.rcvd.code if closed.value.rcvd else None
+
+    echoed, code = asyncio.run(talk())
+    assert echoed == "echo " + "x" * 900
+    assert code == 1009

@@ -127,6 +127,7 @@ class Edge:
             forwarder=self._forwarder,
             gate=self._gate,
             prefix=settings.prefix,
+            max_message=settings.body.max_size if settings.body.enabled else None,
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -78,6 +78,13 @@ class TlsWebSocketProtocol(WebSocketsSansIOProtocol):
         _add_extension(getattr(self, "scope", None), self._tls)
 
 
+def ws_limit(config: BastionConfig) -> dict[str, int]:
+    """uvicorn refuses (1009) a client WebSocket message over ``inputValidation.maxSize``
+    before buffering it whole; without input validation, uvicorn's own default holds."""
+    rules = config.security.input_validation
+    return {"ws_max_size": rules.max_size} if rules.enabled else {}
+
+
 def run(
     config: BastionConfig,
     *,
@@ -100,6 +107,7 @@ def run(
         "lifespan": "on",
         "http": TlsHttpProtocol,
         "ws": TlsWebSocketProtocol,
+        **ws_limit(config),
         **tls_options(config, config_dir=config_path.resolve().parent),
     }
     if workers > 1:

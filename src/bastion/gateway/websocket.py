@@ -4,7 +4,9 @@ The upgrade request goes through the same pipeline (Host and path, allowlist, li
 route, authorization). A deny is answered as a plain HTTP response to the handshake (ASGI
 ``websocket.http.response``), audited once. An allowed handshake is audited with status 101
 before the client's connection is accepted; the upstream sees the identity headers, and none of
-the client's reserved headers (`headers.strip_for_upstream`).
+the client's reserved headers (`headers.strip_for_upstream`). A client message longer than
+``inputValidation.maxSize`` closes both sides with 1009 (message too big) and is not forwarded;
+``bastion serve`` also gives uvicorn that limit, so such a frame is never buffered whole.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from bastion.gateway.responses import Send
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 _HANDSHAKE = (b"sec-websocket-", b"authorization", b"x-api-key")
+MESSAGE_TOO_BIG = 1009
 
 
 def handshake_send(scope: MutableMapping[str, Any], send: Send) -> Send:
@@ -58,8 +61,10 @@ class WebSocketRelay:
         forwarder: Forwarder,
         gate: Gate,
         prefix: str,
+        max_message: int | None,
     ) -> None:
         self._proxy = proxy
+        self._max_message = max_message
         self._outcomes = outcomes
         self._forwarder = forwarder
         self._gate = gate
@@ -112,7 +117,7 @@ class WebSocketRelay:
                 await send({"type": "websocket.accept", "subprotocol": upstream.protocol})
                 accepted = True
                 self._outcomes.metrics.observe("websocket", 101)
-                await _pump(receive, send, upstream)
+                await pump(receive, send, upstream, self._max_message)
         except BastionError as exc:
             if accepted:
                 with contextlib.suppress(Exception):
@@ -129,8 +134,14 @@ class WebSocketRelay:
         return kept + self._forwarder.forwarded_headers(inbound, admission.verdict)
 
 
-async def _pump(receive: Receive, send: Send, upstream: UpstreamSocket) -> None:
+async def pump(
+    receive: Receive, send: Send, upstream: UpstreamSocket, max_message: int | None
+) -> None:
+    """Relay messages both ways until either side closes; the client is sent one close."""
+    client_closed = False
+
     async def client_to_upstream() -> None:
+        nonlocal client_closed
         while True:
             message = await receive()
             if message["type"] == "websocket.disconnect":
@@ -138,12 +149,20 @@ async def _pump(receive: Receive, send: Send, upstream: UpstreamSocket) -> None:
                 return
             if message["type"] == "websocket.receive":
                 text = message.get("text")
-                await upstream.send(text if text is not None else message.get("bytes") or b"")
+                data = text if text is not None else message.get("bytes") or b""
+                if max_message is not None and _size(data) > max_message:
+                    client_closed = True
+                    await send({"type": "websocket.close", "code": MESSAGE_TOO_BIG})
+                    await upstream.close(MESSAGE_TOO_BIG)
+                    return
+                await upstream.send(data)
 
     async def upstream_to_client() -> None:
         while True:
             data = await upstream.receive()
             if data is None:
+                if client_closed:
+                    return
                 code = upstream.close_code or 1000
                 await send({"type": "websocket.close", "code": code if code < 4999 else 1000})
                 return
@@ -168,3 +187,7 @@ async def _pump(receive: Receive, send: Send, upstream: UpstreamSocket) -> None:
         for task in tasks:
             with contextlib.suppress(BaseException):
                 await task
+
+
+def _size(data: str | bytes) -> int:
+    return len(data.encode("utf-8", "surrogatepass")) if isinstance(data, str) else len(data)
