@@ -126,6 +126,13 @@ class RequestRejectedError(BastionError):
     code = "bad_request"
 
 
+class UnsupportedTransferCodingError(RequestRejectedError):
+    """The request body has a transfer coding other than ``chunked`` (RFC 9112 section 6.1:
+    501). Passing it on dechunked would hand the upstream coded bytes it cannot tell apart."""
+
+    code = "unsupported_transfer_coding"
+
+
 class AuditUnavailableError(BastionError):
     """An audit record could not be made durable, so the request may not proceed."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 from collections.abc import Iterator
 
@@ -11,7 +12,7 @@ import pytest
 import websockets
 from websockets.exceptions import InvalidStatus
 
-from tests.e2e.gwstack import GatewayStack, gateway_stack, raw_request
+from tests.e2e.gwstack import GatewayStack, body_json, gateway_stack, raw_request
 
 pytestmark = pytest.mark.e2e
 
@@ -67,6 +68,36 @@ def test_oversized_chunked_body_refused_while_streaming(stack: GatewayStack) -> 
     status, _ = raw_request(stack.port, request)
     assert status == 413
     assert stack.upstream_count() == before
+
+
+def chunked_post(stack: GatewayStack, transfer_encoding: bytes, body: bytes) -> tuple[int, bytes]:
+    request = (
+        b"POST /api/patterns HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        b"Authorization: Bearer " + stack.limited_key.encode() + b"\r\n"
+        b"Content-Type: text/plain\r\nTransfer-Encoding: " + transfer_encoding + b"\r\n\r\n"
+        b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    )
+    return raw_request(stack.port, request)
+
+
+@pytest.mark.parametrize("coding", [b"gzip, chunked", b"identity, chunked", b"deflate,chunked"])
+def test_transfer_coding_other_than_chunked_is_501_not_forwarded_unlabelled(
+    stack: GatewayStack, coding: bytes
+) -> None:
+    before = stack.upstream_count()
+    status, response = chunked_post(stack, coding, gzip.compress(b"hello"))
+    assert status == 501
+    problem = body_json(response)
+    assert problem["code"] == "unsupported_transfer_coding"
+    assert stack.upstream_count() == before
+    [event] = stack.audit_for(problem["requestId"])
+    assert event["details"] == {"reason": "unsupported_transfer_coding", "status": 501}
+
+
+def test_chunked_body_in_any_case_streams_to_upstream(stack: GatewayStack) -> None:
+    status, response = chunked_post(stack, b"Chunked", b"plain")
+    assert status == 200
+    assert body_json(response)["body"] == "plain"
 
 
 def test_body_within_limit_streams_to_upstream(stack: GatewayStack) -> None:

@@ -33,6 +33,7 @@ from bastion.gateway.forward_auth import OriginalRequest, original_request
 from bastion.gateway.headers import (
     Headers,
     Network,
+    check_transfer_coding,
     client_address,
     identity_headers,
     is_trusted,
@@ -186,9 +187,10 @@ class Edge:
             return
         try:
             request_host(inbound.headers, http_version=scope.get("http_version", "1.1"))
+            check_transfer_coding(inbound.headers)
             path = canonical_path(raw_path)
         except (NonCanonicalPathError, RequestRejectedError) as exc:
-            error = RequestRejectedError(str(exc))
+            error = exc if isinstance(exc, RequestRejectedError) else RequestRejectedError(str(exc))
             await self._outcomes.deny(
                 inbound, self._outcomes.reject(inbound, error), send, detail=str(exc)
             )

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from urllib.parse import quote
 
 from bastion.crypto.identity import IdentitySigner
-from bastion.errors import RequestRejectedError
+from bastion.errors import RequestRejectedError, UnsupportedTransferCodingError
 from bastion.services.access import Identity
 from bastion.services.clock import Clock
 
@@ -152,6 +152,18 @@ def request_host(headers: Iterable[tuple[bytes, bytes]], *, http_version: str) -
     if not is_valid_host(hosts[0]):
         raise RequestRejectedError("Host header is not a valid host[:port]")
     return hosts[0]
+
+
+def check_transfer_coding(headers: Iterable[tuple[bytes, bytes]]) -> None:
+    """`UnsupportedTransferCodingError` (501) unless the body's only transfer coding is
+    ``chunked``. The server has already undone the chunking; a coding such as ``gzip`` before it
+    would reach the upstream as bytes labelled nothing (RFC 9112 section 6.1)."""
+    for name, value in headers:
+        if name.lower() == b"transfer-encoding" and value.strip().lower() != b"chunked":
+            raise UnsupportedTransferCodingError(
+                "only the chunked transfer coding is supported, not "
+                + repr(value.decode("latin-1"))
+            )
 
 
 @functools.lru_cache(maxsize=1024)

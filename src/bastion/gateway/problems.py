@@ -27,6 +27,7 @@ from bastion.errors import (
     RequestRejectedError,
     StorageError,
     UnsupportedMediaTypeError,
+    UnsupportedTransferCodingError,
     UpstreamError,
     UpstreamTimeoutError,
 )
@@ -55,6 +56,7 @@ _STATUS: tuple[tuple[type[BastionError], int, str], ...] = (
     (PayloadTooLargeError, 413, "Content too large"),
     (UnsupportedMediaTypeError, 415, "Unsupported media type"),
     (MethodNotAllowedError, 405, "Method not allowed"),
+    (UnsupportedTransferCodingError, 501, "Not implemented"),
     (RequestRejectedError, 400, "Bad request"),
     (RateLimitedError, 429, "Too many requests"),
     (RateLimitUnavailableError, 503, "Service unavailable"),
