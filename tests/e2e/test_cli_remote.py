@@ -5,12 +5,15 @@ token, and a replayed refresh token ends the login with a clear line."""
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import json
 import os
 import ssl
 import stat
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -383,3 +386,99 @@ def test_a_bastion_yaml_in_the_working_directory_wins_over_the_stored_login(
     assert created.returncode == 0, created.stderr
     assert "only-here" not in remote.on_server("tenant", "list")
     assert "only-here" in here("tenant", "list").stdout
+
+
+class _Front(http.server.BaseHTTPRequestHandler):
+    """A proxy in front of bastion that passes POSTs on and redirects every GET elsewhere."""
+
+    upstream = ""
+    elsewhere = ""
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+        answer = httpx.post(self.upstream + self.path, content=body, headers=headers, timeout=30)
+        self.send_response(answer.status_code)
+        self.send_header("Content-Type", answer.headers.get("content-type", "application/json"))
+        self.send_header("Content-Length", str(len(answer.content)))
+        self.end_headers()
+        self.wfile.write(answer.content)
+
+    def do_GET(self) -> None:
+        self.send_response(302)
+        self.send_header("Location", self.elsewhere + "/collect")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class _Collector(http.server.BaseHTTPRequestHandler):
+    """Another host: records every request that reaches it."""
+
+    seen: list[tuple[str, str | None]] = []
+
+    def _record(self) -> None:
+        self.seen.append((self.command, self.headers.get("Authorization")))
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"[]")
+
+    do_GET = do_POST = _record
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def _serving(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_redirect_never_carries_the_token_or_password_to_another_host(remote: Remote) -> None:
+    _Collector.seen = []
+    with _serving(_Collector) as elsewhere, _serving(_Front) as front:
+        _Front.upstream, _Front.elsewhere = remote.base, elsewhere
+        login = ("login", "--server", front, "--user", OPERATOR, "--password-stdin")
+        remote.ok(*login, stdin=PASSWORD + "\n")  # the POSTs pass through to bastion
+        listed = remote.run("user", "list")  # the GET is redirected to the other host
+        whoami = remote.run("whoami")
+    for result in (listed, whoami):
+        assert result.returncode == 1
+        [line] = result.stderr.splitlines()
+        assert f"answered 302 redirecting to {elsewhere}/collect" in line
+        assert "follows no redirect" in line
+    assert _Collector.seen == []
+
+
+def test_login_refuses_other_schemes_and_warns_before_sending_a_password_in_clear(
+    remote: Remote,
+) -> None:
+    for server in ("ftp://127.0.0.1:1", "file:///etc/passwd", "https://user@example.com"):
+        result = remote.run("login", "--server", server, "--user", OPERATOR, "--password-stdin")
+        assert result.returncode == 1
+        [line] = result.stderr.splitlines()
+        assert line.startswith("error: --server ")
+    with_ca = remote.run(
+        "login", "--server", remote.base, "--user", OPERATOR, "--ca-file", "ca.pem",
+        "--password-stdin",
+    )  # fmt: skip
+    assert with_ca.stderr.strip() == "error: --ca-file applies to an https:// server only"
+    loopback = remote.run("login", "--server", remote.base, "--user", OPERATOR, "--password-stdin",
+                          stdin=PASSWORD + "\n")  # fmt: skip
+    assert loopback.returncode == 0 and "warning" not in loopback.stderr
+    unreachable = f"http://192.0.2.1:{procs.free_port()}"  # TEST-NET-1: nothing answers
+    remote_host = remote.run(
+        "login", "--server", unreachable, "--user", OPERATOR, "--password-stdin",
+        stdin="x\n",
+    )  # fmt: skip
+    assert remote_host.stderr.startswith(f"warning: {unreachable} is plain http")

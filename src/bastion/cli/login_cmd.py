@@ -43,6 +43,15 @@ def login(
     ] = False,
 ) -> None:
     """Log in with a password; keep the refresh token in the config directory (0600)."""
+    endpoint = Endpoint(
+        server.rstrip("/"), prefix, str(ca_file.resolve()) if ca_file is not None else None
+    )
+    if endpoint.in_clear:
+        typer.echo(
+            f"warning: {endpoint.server} is plain http: the password and tokens cross the"
+            " network unencrypted; use https",
+            err=True,
+        )
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:
@@ -50,9 +59,6 @@ def login(
     payload: dict[str, str] = {"username": user, "password": password}
     if tenant:
         payload["tenant"] = tenant
-    endpoint = Endpoint(
-        server.rstrip("/"), prefix, str(ca_file.resolve()) if ca_file is not None else None
-    )
     answer = send(endpoint, "POST", "/login", json_body=payload)
     body = answer.body if isinstance(answer.body, dict) else {}
     if answer.status == 401:  # the same answer for every reason, by design

@@ -8,13 +8,14 @@ become one line: a problem+json answer its title and detail, a network failure w
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import ssl
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from typing import Any, NoReturn
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 import typer
 
@@ -34,6 +35,26 @@ class Endpoint:
     server: str
     prefix: str = "/_bastion"
     ca_file: str | None = None
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.server)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise BastionError(f"--server must be an http:// or https:// URL, not {self.server}")
+        if parts.username is not None or parts.query or parts.fragment:
+            raise BastionError("--server takes no user, query or fragment: only scheme://host")
+        if self.ca_file is not None and parts.scheme != "https":
+            raise BastionError("--ca-file applies to an https:// server only")
+
+    @property
+    def in_clear(self) -> bool:
+        """Plain http to another machine: passwords and tokens cross the network readable."""
+        parts = urlsplit(self.server)
+        if parts.scheme == "https" or parts.hostname == "localhost":
+            return False
+        try:
+            return not ipaddress.ip_address(parts.hostname or "").is_loopback
+        except ValueError:
+            return True
 
     def url(self, path: str) -> str:
         return self.server + self.prefix + path
@@ -67,12 +88,18 @@ def send(
         headers["Authorization"] = f"Bearer {token}"
     url = endpoint.url(path)
     request = urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310
+    handlers: list[urllib.request.BaseHandler] = [_RefuseRedirects()]
+    context = _tls(endpoint)
+    if context is not None:
+        handlers.append(urllib.request.HTTPSHandler(context=context))
     try:
-        with urllib.request.urlopen(  # noqa: S310
-            request, timeout=TIMEOUT_SECONDS, context=_tls(endpoint)
+        with urllib.request.build_opener(*handlers).open(
+            request, timeout=TIMEOUT_SECONDS
         ) as response:
             raw, status = response.read(), response.status
     except urllib.error.HTTPError as exc:
+        if 300 <= exc.code < 400:
+            raise BastionError(_redirected(endpoint, exc)) from None
         raw, status = exc.read(), exc.code
     except urllib.error.URLError as exc:
         raise BastionError(f"cannot reach {endpoint.server}: {_why(exc.reason)}") from None
@@ -82,6 +109,23 @@ def send(
         return Answer(status, json.loads(raw) if raw else None)
     except ValueError:
         return Answer(status, None)
+
+
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is never followed: urllib would resend the bearer token to wherever it
+    points, another host or plain http included. The 3xx surfaces as an `HTTPError`."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def _redirected(endpoint: Endpoint, exc: urllib.error.HTTPError) -> str:
+    location = exc.headers.get("Location", "nowhere")
+    return (
+        f"{endpoint.server} answered {exc.code} redirecting to {location}; the CLI follows no"
+        " redirect, so passwords and tokens go only to the server given: give the final address"
+        " as --server"
+    )
 
 
 def _tls(endpoint: Endpoint) -> ssl.SSLContext | None:
@@ -188,7 +232,9 @@ def refresh_access_token(endpoint: Endpoint) -> str:
                 "the stored login is no longer valid (expired, logged out or revoked after a"
                 f" refresh token was reused); {RELOGIN}"
             )
-        if answer.status != 200 or not isinstance(body.get("refresh_token"), str):
+        if answer.status != 200 or not all(
+            isinstance(body.get(field), str) for field in ("access_token", "refresh_token")
+        ):
             raise BastionError(f"refreshing the login failed: {problem_line(answer)}")
         save_credentials({**saved, "refreshToken": body["refresh_token"]})
     return str(body["access_token"])
