@@ -29,6 +29,8 @@ PATH_BATTERY = [
     b"//admin",
     b"/public//admin",
     b"/admin;x=1",
+    b"/admin%3bx=1",
+    b"/admin%3B/x",
     b"/public;/../admin",
     b"/admin/..;/x",
     b"/Admin",
@@ -65,6 +67,18 @@ def test_limited_key_reaches_allowed_route_and_public_path(stack: GatewayStack) 
     assert status == 200
     status, _ = raw_get(stack.port, b"/public/readme")
     assert status == 200
+
+
+def test_encoded_semicolon_in_an_allowed_route_is_400_never_a_parameter_upstream(
+    stack: GatewayStack,
+) -> None:
+    """The upstream client would send ``%3B`` as ``;``: a Java upstream then serves ``secret``
+    for a request bastion decided as the resource ``secret;x`` (a forbid on it would not match)."""
+    before = stack.upstream_count()
+    status, response = raw_get(stack.port, b"/api/patterns/secret%3Bx", auth(stack.limited_key))
+    assert status == 400
+    assert "encoded /, \\, ., % or ;" in body_json(response)["detail"]
+    assert stack.upstream_count() == before
 
 
 @pytest.mark.parametrize("target", PATH_BATTERY, ids=lambda t: t.decode("latin-1"))

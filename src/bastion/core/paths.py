@@ -3,7 +3,10 @@
 A path is accepted only if it has exactly one reading. Anything a proxy, a framework and an
 upstream might read differently is refused outright: dot segments, empty segments (``//``),
 ``;`` parameters, backslashes, control characters and white space, percent-encoded ``/``, ``\\``,
-``.`` and ``%``, and malformed percent-escapes. The accepted path is decoded exactly once.
+``.``, ``%`` and ``;``, and malformed percent-escapes. The accepted path is decoded exactly once.
+An encoded ``;`` is refused like a raw one: the upstream client (yarl) sends ``%3B`` as ``;``,
+which Java servers read as a parameter separator (``/patterns/secret%3Bx`` would reach them as
+``/patterns/secret``, while bastion decided on the resource ``secret;x``).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import re
 # (checked separately as part of a percent-escape).
 _ALLOWED_RAW = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,=:@/%]*")
 _ESCAPE = re.compile(r"%(?P<hex>[0-9A-Fa-f]{2})")
-_FORBIDDEN_ENCODED = {0x2F, 0x5C, 0x2E, 0x25}  # / \ . %
+_FORBIDDEN_ENCODED = {0x2F, 0x5C, 0x2E, 0x25, 0x3B}  # / \ . % ;
 
 
 class NonCanonicalPathError(ValueError):
@@ -50,7 +53,7 @@ def _decoded(raw: str) -> str:
         raise NonCanonicalPathError("path contains a malformed percent-escape")
     for match in _ESCAPE.finditer(raw):
         if int(match["hex"], 16) in _FORBIDDEN_ENCODED:
-            raise NonCanonicalPathError("path contains an encoded /, \\, . or %")
+            raise NonCanonicalPathError("path contains an encoded /, \\, ., % or ;")
     decoded_bytes = _ESCAPE.sub(lambda m: chr(int(m["hex"], 16)), raw).encode("latin-1")
     try:
         decoded = decoded_bytes.decode("utf-8")
