@@ -94,6 +94,22 @@ def test_transfer_coding_other_than_chunked_is_501_not_forwarded_unlabelled(
     assert event["details"] == {"reason": "unsupported_transfer_coding", "status": 501}
 
 
+def test_second_content_type_is_400_not_a_type_the_upstream_reads_unchecked(
+    stack: GatewayStack,
+) -> None:
+    before = stack.upstream_count()
+    request = (
+        b"POST /api/patterns HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        b"Authorization: Bearer " + stack.limited_key.encode() + b"\r\n"
+        b"Content-Type: text/plain\r\nContent-Type: text/html\r\nContent-Length: 5\r\n\r\n"
+        b"<b/>!"
+    )
+    status, response = raw_request(stack.port, request)
+    assert status == 400
+    assert body_json(response)["detail"] == "request has more than one Content-Type header"
+    assert stack.upstream_count() == before
+
+
 def test_chunked_body_in_any_case_streams_to_upstream(stack: GatewayStack) -> None:
     status, response = chunked_post(stack, b"Chunked", b"plain")
     assert status == 200

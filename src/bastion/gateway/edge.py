@@ -33,7 +33,7 @@ from bastion.gateway.forward_auth import OriginalRequest, original_request
 from bastion.gateway.headers import (
     Headers,
     Network,
-    check_transfer_coding,
+    check_body_headers,
     client_address,
     identity_headers,
     is_trusted,
@@ -187,7 +187,7 @@ class Edge:
             return
         try:
             request_host(inbound.headers, http_version=scope.get("http_version", "1.1"))
-            check_transfer_coding(inbound.headers)
+            check_body_headers(inbound.headers)
             path = canonical_path(raw_path)
         except (NonCanonicalPathError, RequestRejectedError) as exc:
             error = exc if isinstance(exc, RequestRejectedError) else RequestRejectedError(str(exc))

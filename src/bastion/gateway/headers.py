@@ -154,12 +154,23 @@ def request_host(headers: Iterable[tuple[bytes, bytes]], *, http_version: str) -
     return hosts[0]
 
 
-def check_transfer_coding(headers: Iterable[tuple[bytes, bytes]]) -> None:
-    """`UnsupportedTransferCodingError` (501) unless the body's only transfer coding is
-    ``chunked``. The server has already undone the chunking; a coding such as ``gzip`` before it
-    would reach the upstream as bytes labelled nothing (RFC 9112 section 6.1)."""
+def check_body_headers(headers: Iterable[tuple[bytes, bytes]]) -> None:
+    """The headers that say what the body is must have one reading.
+
+    `UnsupportedTransferCodingError` (501) unless the only transfer coding is ``chunked``: the
+    server has already undone the chunking, and a coding such as ``gzip`` before it would reach
+    the upstream as bytes labelled nothing (RFC 9112 section 6.1). `RequestRejectedError` (400)
+    for more than one ``Content-Type``: bastion checks one against ``allowedContentTypes`` and
+    the upstream may read another.
+    """
+    content_types = 0
     for name, value in headers:
-        if name.lower() == b"transfer-encoding" and value.strip().lower() != b"chunked":
+        lowered = name.lower()
+        if lowered == b"content-type":
+            content_types += 1
+            if content_types > 1:
+                raise RequestRejectedError("request has more than one Content-Type header")
+        elif lowered == b"transfer-encoding" and value.strip().lower() != b"chunked":
             raise UnsupportedTransferCodingError(
                 "only the chunked transfer coding is supported, not "
                 + repr(value.decode("latin-1"))
