@@ -2,7 +2,8 @@
 
 Two nets are always on: any field whose name says it holds a credential is redacted whatever
 its value, and any string anywhere that looks like a credential (bastion's API keys, agent
-and refresh tokens, JWTs, PEM private keys) is redacted whatever its field. `FieldMasker`
+and refresh tokens, JWTs, PEM and PGP private keys, the ``user:password@`` of a URL) is
+redacted whatever its field, a mapping's keys included. `FieldMasker`
 (`bastion.core.masking_rules`) adds the operator's ``security.dataProtection.masking`` rules
 on top.
 
@@ -45,12 +46,26 @@ _SENSITIVE_NAME_PARTS = (
     "privatekey",
     "pepper",
     "signingkey",
+    "accesskey",
+    "sessionid",
+    "sessionkey",
+    "backupcode",
+    "recoverycode",
+    "totp",
+    "mfacode",
 )
+# Names too short to search for inside others ("otp" is in "footprint"): sensitive when whole.
+_SENSITIVE_NAMES = frozenset({"otp", "pin", "auth", "session", "sid"})
+# A JWT's header is JSON: "{" and then '"', " " or a line break encode as eyJ, eyA, ew...
+_JWT_HEADS = ("eyJ", "eyA", "ewo", "ew0", "ewk")
 _CREDENTIAL_LIKE = re.compile(
     r"(?:bk_live_|bat_|brt_)[A-Za-z0-9_]{8,}"
-    r"|eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"
-    r"|-----BEGIN [A-Z ]*PRIVATE KEY-----(?:.|\n)*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)"
+    r"|(?:" + "|".join(_JWT_HEADS) + r")[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"
+    r"|-----BEGIN [A-Z ]*PRIVATE KEY(?: BLOCK)?-----(?:.|\n)*?"
+    r"(?:-----END [A-Z ]*PRIVATE KEY(?: BLOCK)?-----|\Z)"
+    r"|(?<=://)[^/?#@\s:]*:[^/?#@\s]+(?=@)"
 )
+_MARKERS = ("bk_live_", "bat_", "brt_", "-----BEGIN", "://", *_JWT_HEADS)
 _NAME_CACHE_LIMIT = 4096
 _MAX_SAFE = 2**53 - 1
 
@@ -60,7 +75,9 @@ class _NameCache(dict[str, bool]):
 
     def __missing__(self, name: str) -> bool:
         folded = name.lower().replace("-", "").replace("_", "")
-        verdict = any(part in folded for part in _SENSITIVE_NAME_PARTS)
+        verdict = folded in _SENSITIVE_NAMES or any(
+            part in folded for part in _SENSITIVE_NAME_PARTS
+        )
         if len(self) >= _NAME_CACHE_LIMIT:
             self.clear()
         self[name] = verdict
@@ -83,25 +100,22 @@ def has_credential_like(text: str) -> bool:
     """True if ``text`` (for example an event's JSON) contains a credential-like string.
 
     JSON escaping never touches the characters the patterns are made of, so a credential in
-    any string of a value shows in the value's JSON text too. Every pattern starts with one
-    of the literal markers below, which rule most text out faster than the expression.
+    any string of a value shows in the value's JSON text too. Every pattern holds one of the
+    literal markers, which rule most text out faster than the expression.
     """
-    if (
-        "bk_live_" in text
-        or "bat_" in text
-        or "brt_" in text
-        or "eyJ" in text
-        or "-----BEGIN" in text
-    ):
-        return _CREDENTIAL_LIKE.search(text) is not None
+    for marker in _MARKERS:
+        if marker in text:
+            return _CREDENTIAL_LIKE.search(text) is not None
     return False
 
 
 class _Plan(NamedTuple):
-    """What a dict's key set needs: which keys to redact, whether the keys are canonical."""
+    """What a dict's key set needs: which keys to redact, whether the keys are canonical, and
+    which keys are themselves credential-like (renamed when strings are masked)."""
 
     sensitive: tuple[Any, ...]
     simple: bool
+    credential_keys: tuple[str, ...]
 
 
 class _Plans(dict[tuple[Any, ...], _Plan]):
@@ -111,6 +125,7 @@ class _Plans(dict[tuple[Any, ...], _Plan]):
         plan = _Plan(
             tuple(k for k in keys if _SENSITIVE[str(k)]),
             all(type(k) is str and (k.isascii() or max(k) < "\ud800") for k in keys),
+            tuple(k for k in keys if type(k) is str and _CREDENTIAL_LIKE.search(k)),
         )
         if len(self) >= _NAME_CACHE_LIMIT:
             self.clear()
@@ -156,9 +171,11 @@ class _Walk:
         return self.value(str(value))
 
     def mapping(self, value: dict[Any, Any]) -> dict[Any, Any]:
-        sensitive, simple = _PLANS[tuple(value)]
+        sensitive, simple, credential_keys = _PLANS[tuple(value)]
         if not simple:
             self.simple = False
+        if credential_keys and self.strings:
+            return self.mapping(_renamed(value, credential_keys))
         if not self.strings and _all_strings(value.values()):
             # The common flat part: its strings are checked on the encoded text instead.
             return _redacted(value, sensitive) if sensitive else value
@@ -202,6 +219,20 @@ def _all_strings(values: Iterable[Any]) -> bool:
         if type(item) is not str:
             return False
     return True
+
+
+def _renamed(value: dict[Any, Any], keys: tuple[str, ...]) -> dict[Any, Any]:
+    """``value`` with its credential-like keys masked (numbered when two would collide)."""
+    renamed: dict[Any, Any] = {}
+    for key, item in value.items():
+        if key in keys:
+            base = _CREDENTIAL_LIKE.sub(REDACTED, key)
+            key, n = base, 1
+            while key in value or key in renamed:
+                n += 1
+                key = f"{base}#{n}"
+        renamed[key] = item
+    return renamed
 
 
 def _redacted(value: dict[Any, Any], keys: tuple[Any, ...]) -> dict[Any, Any]:
