@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
 import subprocess
 import sys
 import threading
@@ -21,6 +23,7 @@ from sqlalchemy import text
 from bastion.backends import open_storage
 from bastion.backends.memory import MemoryStorage
 from bastion.backends.sql import SQLStorage
+from bastion.backends.sql.engine import build_engine
 from bastion.backends.sql.identity_tables import login_throttles, revoked_tokens
 from bastion.backends.sql.migrate import upgrade
 from bastion.backends.sql.tables import metadata
@@ -369,3 +372,20 @@ def test_importing_backends_does_not_load_sqlalchemy() -> None:
         "assert not [m for m in sys.modules if m.split('.')[0] in ('sqlalchemy', 'alembic')]"
     )
     subprocess.run([sys.executable, "-c", probe], check=True)
+
+
+def test_new_sqlite_database_and_its_wal_are_private_to_the_owner(tmp_path: Path) -> None:
+    """The file holds password hashes and the audit trail: 0600 whatever the umask."""
+    path = tmp_path / "bastion.db"
+    previous = os.umask(0o022)
+    try:
+        engine = build_engine(f"sqlite:///{path}")
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+            conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}
+        engine.dispose()
+    finally:
+        os.umask(previous)
+    assert modes["bastion.db"] == 0o600
+    assert all(mode == 0o600 for mode in modes.values()), modes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -67,7 +68,7 @@ def _sqlite_begin(conn: Connection) -> None:
         raise DBAPIError.instance(statement, None, exc, sqlite3.Error) from None
 
 
-def _check_sqlite_path(database: str | None) -> None:
+def _prepare_sqlite_file(database: str | None) -> None:
     if not database or database == ":memory:" or database.startswith("file:"):
         raise StorageError(
             "a SQLite database must be a file (sqlite:///./bastion.db or sqlite:////abs/path.db);"
@@ -76,6 +77,19 @@ def _check_sqlite_path(database: str | None) -> None:
     parent = Path(database).parent
     if not parent.is_dir():
         raise StorageError(f"the directory for the SQLite database does not exist: {parent}")
+    _create_private(Path(database))
+
+
+def _create_private(path: Path) -> None:
+    """Create a new database file 0600 before SQLite does (it would follow the umask, often
+    0644): it holds password hashes and the audit trail. SQLite gives its -wal and -shm files
+    the database file's mode. An existing file keeps the mode its operator chose."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise StorageError(f"cannot create the SQLite database {path}: {exc.strerror}") from None
 
 
 def build_engine(url: str) -> Engine:
@@ -93,7 +107,7 @@ def build_engine(url: str) -> Engine:
             " use sqlite:/// or postgresql+psycopg://"
         )
     if parsed.drivername == "sqlite":
-        _check_sqlite_path(parsed.database)
+        _prepare_sqlite_file(parsed.database)
     try:
         # A pooled SQLite connection is an open file: nothing can drop it, so a ping at every
         # checkout (every unit of work, every audit batch) would only cost time.
