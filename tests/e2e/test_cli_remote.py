@@ -251,6 +251,28 @@ def test_stored_login_is_private_and_holds_only_the_refresh_token(remote: Remote
             assert "eyJ" not in data, f"an access token was written to {path}"
 
 
+def test_stored_login_others_could_read_or_swap_is_refused(remote: Remote) -> None:
+    def refused(result: subprocess.CompletedProcess[str], path: Path, fix: str) -> bool:
+        return result.returncode == 1 and result.stderr.strip() == (
+            f"error: {path} must belong to you and be private ({fix} {path});"
+            " bastion keeps no login in it as it is"
+        )
+
+    remote.login()
+    remote.stored.chmod(0o644)
+    assert refused(remote.run("user", "list"), remote.stored, "chmod 600")
+    remote.login()  # a new login writes a new, private file
+    assert stat.S_IMODE(remote.stored.stat().st_mode) == 0o600
+    directory = remote.stored.parent
+    directory.chmod(0o755)
+    try:
+        assert refused(remote.run("user", "list"), directory, "chmod 700")
+        login = ("login", "--server", remote.base, "--user", OPERATOR, "--password-stdin")
+        assert refused(remote.run(*login, stdin=PASSWORD + "\n"), directory, "chmod 700")
+    finally:
+        directory.chmod(0o700)
+
+
 def test_replayed_refresh_token_ends_the_login_with_a_clear_line(remote: Remote) -> None:
     remote.login()
     used = remote.stored.read_text()
@@ -294,6 +316,7 @@ def test_logout_revokes_the_refresh_token_on_the_server(remote: Remote) -> None:
     assert not remote.stored.exists()
     stored = {"server": remote.base, "prefix": "/_bastion", "refreshToken": token}
     remote.stored.write_text(json.dumps({**stored, "tenant": "default", "username": OPERATOR}))
+    remote.stored.chmod(0o600)
     after = remote.run("user", "list")
     assert after.returncode == 1 and "run `bastion login` again" in after.stderr
 

@@ -29,26 +29,52 @@ def credentials_path() -> Path:
     return config_dir() / CREDENTIALS_FILE
 
 
-def save_credentials(document: dict[str, Any]) -> Path:
-    """Replace the credentials file atomically, owner-only (0600, in a 0700 directory)."""
+def private_dir() -> Path:
+    """The config directory, created 0700; refused (like ssh refuses a key others can read)
+    when another user owns it or others may use it: they could read the refresh token, or swap
+    the stored server for their own and collect the next access token."""
     directory = config_dir()
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _ensure_private(directory, "chmod 700")
+    return directory
+
+
+def _ensure_private(path: Path, fix: str) -> None:
+    try:
+        status = path.stat()
+    except OSError as exc:
+        raise BastionError(f"cannot read {path}: {exc.strerror}") from None
+    if status.st_uid != os.geteuid() or status.st_mode & 0o077:
+        raise BastionError(
+            f"{path} must belong to you and be private ({fix} {path});"
+            " bastion keeps no login in it as it is"
+        )
+
+
+def save_credentials(document: dict[str, Any]) -> Path:
+    """Replace the credentials file atomically, owner-only (0600, in a 0700 directory)."""
+    directory = private_dir()
     path = directory / CREDENTIALS_FILE
     temporary = directory / f".{CREDENTIALS_FILE}.{os.getpid()}"
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
+    temporary.unlink(missing_ok=True)  # left by a crashed run of this process id
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+    with os.fdopen(os.open(temporary, flags, 0o600), "w") as handle:
         json.dump(document, handle)
         handle.flush()
         os.fsync(handle.fileno())
-    os.chmod(temporary, 0o600)
     os.replace(temporary, path)
     return path
 
 
 def load_credentials() -> dict[str, Any]:
-    """The stored login; a `BastionError` saying how to log in when there is none."""
+    """The stored login; a `BastionError` saying how to log in when there is none, or that
+    the file is not private."""
+    path = credentials_path()
+    if path.is_file():
+        _ensure_private(path.parent, "chmod 700")
+        _ensure_private(path, "chmod 600")
     try:
-        document = json.loads(credentials_path().read_text())
+        document = json.loads(path.read_text())
     except (OSError, ValueError):
         raise BastionError(NOT_LOGGED_IN) from None
     if not isinstance(document, dict) or not isinstance(document.get("refreshToken"), str):
@@ -69,9 +95,7 @@ def credentials_locked() -> Iterator[None]:
     """Hold the credentials lock: refresh tokens are single use, so two commands run at once
     must rotate one after the other (the second would otherwise replay a used token, which
     the server treats as theft and answers by revoking the whole login)."""
-    directory = config_dir()
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(private_dir() / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
