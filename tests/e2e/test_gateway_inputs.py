@@ -12,7 +12,13 @@ import pytest
 import websockets
 from websockets.exceptions import InvalidStatus
 
-from tests.e2e.gwstack import GatewayStack, body_json, gateway_stack, raw_request
+from tests.e2e.gwstack import (
+    LIMITED_SCOPES,
+    GatewayStack,
+    body_json,
+    gateway_stack,
+    raw_request,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -29,6 +35,7 @@ CONFIG = {
     "gateway": {
         "cors": {"enabled": True, "allowOrigins": [ORIGIN], "allowCredentials": True},
         "timeouts": {"read": "2s"},
+        "websocket": {"recheck": "1s"},
     },
 }
 
@@ -304,3 +311,30 @@ def test_websocket_message_over_max_size_closes_1009_and_is_not_forwarded(
     echoed, code = asyncio.run(talk())
     assert echoed == "echo " + "x" * 900
     assert code == 1009
+
+
+def test_open_websocket_ends_1008_once_its_key_is_revoked(stack: GatewayStack) -> None:
+    key = stack.cli("auth", "create-key", "--name", "ws-revoked", "--scopes", LIMITED_SCOPES)
+    key = key.strip()
+
+    async def talk() -> tuple[str, int | None]:
+        url = f"ws://127.0.0.1:{stack.port}/ws"
+        async with websockets.connect(url, additional_headers={"X-API-Key": key}) as ws:
+            await ws.recv()  # the greeting
+            await asyncio.sleep(2.5)  # rechecked at least twice, still allowed
+            await ws.send("before")
+            before = str(await ws.recv())
+            await asyncio.to_thread(stack.cli, "auth", "revoke-key", "ws-revoked")
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                for _ in range(50):  # bounded: ends within seconds of the revocation
+                    await ws.send("after")  # relayed until the next recheck
+                    await asyncio.wait_for(ws.recv(), timeout=0.5)
+                    await asyncio.sleep(0.2)
+            return before, closed.value.rcvd.code if closed.value.rcvd else None
+
+    before, code = asyncio.run(talk())
+    assert (before, code) == ("echo before", 1008)
+    [ended] = [e for e in stack.audit() if e["details"].get("closed") == 1008]
+    assert ended["outcome"] != "success"
+    assert ended["details"]["mode"] == "websocket"
+    assert ended["details"]["status"] == 401

@@ -162,6 +162,12 @@ class TimeoutsConfig(ConfigModel):
     total: Duration = timedelta(seconds=60)
 
 
+class WebSocketConfig(ConfigModel):
+    """Open WebSockets: how often their credential and authorization are decided again."""
+
+    recheck: Duration = timedelta(seconds=30)
+
+
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?|\*")
 _TOKEN = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
 
@@ -263,6 +269,7 @@ class GatewayConfig(ConfigModel):
     public_paths: tuple[PathTemplate, ...] = ()
     trusted_proxies: tuple[Cidr, ...] = ()
     timeouts: TimeoutsConfig = TimeoutsConfig()
+    websocket: WebSocketConfig = WebSocketConfig()
     cors: CorsConfig = CorsConfig()
     security_headers: SecurityHeadersConfig = SecurityHeadersConfig()
 

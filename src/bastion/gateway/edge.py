@@ -70,6 +70,7 @@ class EdgeSettings:
     body: BodyPolicy = field(default_factory=BodyPolicy)
     headers: HeaderPolicy = field(default_factory=HeaderPolicy)
     cors: CorsPolicy = field(default_factory=CorsPolicy)
+    websocket_recheck: float = 30.0
 
 
 class Edge:
@@ -129,6 +130,7 @@ class Edge:
             gate=self._gate,
             prefix=settings.prefix,
             max_message=settings.body.max_size if settings.body.enabled else None,
+            recheck=settings.websocket_recheck,
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

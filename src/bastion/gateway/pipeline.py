@@ -105,6 +105,12 @@ class Gate:
             return _limited(verdict, decision)
         return Admission(verdict, decision)
 
+    async def recheck(self, verdict: Verdict) -> Verdict:
+        """Decide an allowed request again, uncached, with the credential it was allowed with:
+        for a connection that outlives its handshake (a revoked key, an expired token, a
+        removed binding must end it). No rate limit: the client sent nothing new."""
+        return await asyncio.to_thread(self._access.check, verdict.facts)
+
 
 def _deny(facts: RequestFacts, error: BastionError, *, reasons: tuple[str, ...] = ()) -> Admission:
     return Admission(Verdict(facts, None, None, error, reasons))

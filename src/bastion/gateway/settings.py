@@ -92,4 +92,5 @@ def edge_settings_from(config: BastionConfig) -> EdgeSettings:
         body=body_policy_from(config),
         headers=header_policy_from(config),
         cors=cors_policy_from(config),
+        websocket_recheck=config.gateway.websocket.recheck.total_seconds(),
     )

@@ -7,6 +7,10 @@ before the client's connection is accepted; the upstream sees the identity heade
 the client's reserved headers (`headers.strip_for_upstream`). A client message longer than
 ``inputValidation.maxSize`` closes both sides with 1009 (message too big) and is not forwarded;
 ``bastion serve`` also gives uvicorn that limit, so such a frame is never buffered whole.
+
+An open connection is decided again every ``gateway.websocket.recheck`` (uncached, with the
+handshake's credential): once its key is revoked, its token expired or its binding removed, it
+is audited as a deny and closed with 1008 (policy violation) on both sides.
 """
 
 from __future__ import annotations
@@ -28,12 +32,15 @@ from bastion.gateway.forward import Forwarder
 from bastion.gateway.headers import Headers, request_host, strip_for_upstream
 from bastion.gateway.outcomes import Inbound, Outcomes
 from bastion.gateway.pipeline import Admission, Gate
+from bastion.gateway.problems import status_for
 from bastion.gateway.proxy import UpstreamProxy, UpstreamSocket
 from bastion.gateway.responses import Send
+from bastion.services.access import Verdict
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 _HANDSHAKE = (b"sec-websocket-", b"authorization", b"x-api-key")
 MESSAGE_TOO_BIG = 1009
+POLICY_VIOLATION = 1008
 
 
 def handshake_send(scope: MutableMapping[str, Any], send: Send) -> Send:
@@ -62,9 +69,11 @@ class WebSocketRelay:
         gate: Gate,
         prefix: str,
         max_message: int | None,
+        recheck: float,
     ) -> None:
         self._proxy = proxy
         self._max_message = max_message
+        self._recheck = recheck
         self._outcomes = outcomes
         self._forwarder = forwarder
         self._gate = gate
@@ -117,13 +126,48 @@ class WebSocketRelay:
                 await send({"type": "websocket.accept", "subprotocol": upstream.protocol})
                 accepted = True
                 self._outcomes.metrics.observe("websocket", 101)
-                await pump(receive, send, upstream, self._max_message)
+                await self._session(admission.verdict, receive, send, upstream)
         except BastionError as exc:
             if accepted:
                 with contextlib.suppress(Exception):
                     await send({"type": "websocket.close", "code": 1011})
                 return
             await self._outcomes.deny(inbound, admission.failed(exc), refuse)
+
+    async def _session(
+        self, verdict: Verdict, receive: Receive, send: Send, upstream: UpstreamSocket
+    ) -> None:
+        """Relay until either side closes, or until the connection is no longer allowed."""
+        relay = asyncio.ensure_future(pump(receive, send, upstream, self._max_message))
+        watch = asyncio.ensure_future(self._denied_later(verdict))
+        try:
+            await asyncio.wait([relay, watch], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (relay, watch):
+                task.cancel()
+            for task in (watch, relay):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task  # the relay's UpstreamError goes on to relay()
+        if watch.done() and not watch.cancelled():
+            await self._end(watch.result(), send, upstream)
+
+    async def _denied_later(self, verdict: Verdict) -> Verdict:
+        """The first later decision that no longer allows the connection."""
+        while True:
+            await asyncio.sleep(self._recheck)
+            again = await self._gate.recheck(verdict)
+            if again.error is not None:
+                return again
+
+    async def _end(self, denied: Verdict, send: Send, upstream: UpstreamSocket) -> None:
+        assert denied.error is not None
+        status, _ = status_for(denied.error)
+        with contextlib.suppress(AuditUnavailableError):  # closing is the safe side anyway
+            await self._outcomes.record(denied, status, {"mode": "websocket", "closed": 1008})
+        self._outcomes.metrics.observe("websocket", status)
+        with contextlib.suppress(Exception):
+            await send({"type": "websocket.close", "code": POLICY_VIOLATION})
+        await upstream.close(POLICY_VIOLATION)
 
     def _headers(self, inbound: Inbound, admission: Admission) -> Headers:
         kept = [
