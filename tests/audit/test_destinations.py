@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import os
 import stat
 from datetime import UTC, datetime, timedelta
@@ -15,13 +16,18 @@ from typing import Any
 import pytest
 
 from bastion.backends.audit_sinks import DeliveryWorker, Destination, Spool, SpoolOutbox
+from bastion.backends.audit_sinks import syslog as syslog_module
 from bastion.backends.audit_sinks.file import FileDestination
 from bastion.backends.audit_sinks.http import ElasticsearchBulkDestination, SplunkHecDestination
-from bastion.backends.audit_sinks.syslog import SyslogDestination
+from bastion.backends.audit_sinks.syslog import (
+    MAX_MESSAGE_BYTES,
+    TRUNCATED_MARK,
+    SyslogDestination,
+)
 from bastion.crypto.keys import new_secret_token
 
 from .conftest import T0, FrozenClock, Rig, make_rig
-from .receivers import http_receiver, moto_server, rsyslog, wait_for
+from .receivers import Rsyslog, free_port, http_receiver, moto_server, rsyslog, wait_for
 from .secrets_registry import REGISTRY
 
 
@@ -47,6 +53,34 @@ def stored(rig: Rig) -> list[dict[str, Any]]:
 
     with rig.storage.transaction() as tx:
         return [json.loads(json.dumps(event_to_json(e))) for e in tx.audit.iterate()]
+
+
+HUGE_ACTOR = {"type": "anonymous", "id": None, "ip": "10.0.0.9", "userAgent": "u" * 1_100_000}
+
+
+def drain_with_huge_event(
+    tmp_path: Path, destination: Destination, *, clock: FrozenClock | None = None
+) -> Spool:
+    """Spool an event carrying a 1.1 MB client header between ordinary ones, and deliver."""
+    spool = Spool(tmp_path / "spool" / destination.name, max_bytes=10**8)
+    rig = make_rig("memory://", every=1000, outbox=SpoolOutbox([spool]), clock=clock)
+    rig.fill(1)
+    rig.append(rig.event(2, actor=HUGE_ACTOR))
+    rig.fill(2)
+    worker = DeliveryWorker(spool, destination)
+    for _ in range(10):  # bounded: a record retried for ever would spin here
+        worker.step(now=rig.clock.now())
+        if spool.read_state().pending == 0:
+            break
+    return spool
+
+
+def syslog_targets(server: Rsyslog) -> dict[str, dict[str, Any]]:
+    return {
+        "udp": {"host": "127.0.0.1", "port": server.udp_port},
+        "tcp": {"host": "127.0.0.1", "port": server.tcp_port},
+        "unix": {"socket_path": str(server.socket_path)},
+    }
 
 
 # --- file ---------------------------------------------------------------------------------
@@ -94,12 +128,7 @@ def test_file_rotates_by_age(tmp_path: Path) -> None:
 @pytest.mark.parametrize("protocol", ["udp", "tcp", "unix"])
 def test_syslog_reaches_rsyslog_as_rfc5424(tmp_path: Path, protocol: str) -> None:
     with rsyslog(tmp_path / "rsyslog") as server:
-        targets: dict[str, dict[str, Any]] = {
-            "udp": {"host": "127.0.0.1", "port": server.udp_port},
-            "tcp": {"host": "127.0.0.1", "port": server.tcp_port},
-            "unix": {"socket_path": str(server.socket_path)},
-        }
-        target = targets[protocol]
+        target = syslog_targets(server)[protocol]
         destination = SyslogDestination(protocol=protocol, facility="local3", **target)  # type: ignore[arg-type]
         rig = deliver(tmp_path, destination)
         expected = stored(rig)
@@ -119,6 +148,79 @@ def test_syslog_reaches_rsyslog_as_rfc5424(tmp_path: Path, protocol: str) -> Non
         )
         assert procid == str(os.getpid()) and data == "-"
         assert json.loads(message) == event
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("protocol", ["udp", "tcp", "unix"])
+def test_syslog_oversized_event_is_truncated_not_retried_forever(
+    tmp_path: Path, protocol: str
+) -> None:
+    """Without its details the event was still 1.1 MB: a datagram over 65,507 bytes
+    (EMSGSIZE) retried for ever, blocking every later event. Now it is cut to fit."""
+    with rsyslog(tmp_path / "rsyslog") as server:
+        target = syslog_targets(server)[protocol]
+        destination = SyslogDestination(protocol=protocol, **target)  # type: ignore[arg-type]
+        spool = drain_with_huge_event(tmp_path, destination)
+        assert wait_for(lambda: sum(x[5] == "pattern.execute" for x in server.lines()) >= 4)
+        lines = server.lines()
+    state = spool.read_state()
+    assert (state.pending, state.failures, state.dropped) == (0, 0, 0)
+    events = [x for x in lines if x[5] == "pattern.execute"]
+    assert [x[0] for x in events] == ["1"] * 4  # the RFC 5424 header is whole
+    cut = events[1][7]
+    assert cut.startswith('{"timestamp":') and cut.endswith(TRUNCATED_MARK)
+    assert len(cut) < MAX_MESSAGE_BYTES
+    assert [json.loads(x[7])["seq"] for x in events if x is not events[1]] == [1, 3, 4]
+
+
+@pytest.mark.e2e
+def test_syslog_datagram_too_long_is_dropped_and_counted_not_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A message no datagram can carry is a permanent error: that event is dropped, counted
+    and logged with its seq, and the events after it are delivered."""
+    monkeypatch.setattr(syslog_module, "MAX_MESSAGE_BYTES", 200_000)  # over UDP's 65,507
+    with rsyslog(tmp_path / "rsyslog") as server:
+        destination = SyslogDestination(protocol="udp", host="127.0.0.1", port=server.udp_port)
+        with caplog.at_level(logging.WARNING, logger="bastion.audit.delivery"):
+            spool = drain_with_huge_event(tmp_path, destination)
+        assert wait_for(lambda: sum(x[5] == "pattern.execute" for x in server.lines()) >= 3)
+        events = [x for x in server.lines() if x[5] == "pattern.execute"]
+    assert [json.loads(x[7])["seq"] for x in events] == [1, 3, 4]
+    state = spool.read_state()
+    assert (state.pending, state.failures, state.dropped) == (0, 0, 1)
+    assert any("event seq 2 dropped for syslog" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.e2e
+def test_syslog_record_that_is_not_an_event_is_dropped_not_retried(tmp_path: Path) -> None:
+    with rsyslog(tmp_path / "rsyslog") as server:
+        destination = SyslogDestination(protocol="udp", host="127.0.0.1", port=server.udp_port)
+        spool = Spool(tmp_path / "spool", max_bytes=10**6)
+        rig = make_rig("memory://", every=1000, outbox=SpoolOutbox([spool]))
+        rig.fill(1)
+        spool.append([json.dumps({"seq": 99, "action": "not.an.event"})])
+        rig.fill(1)
+        worker = DeliveryWorker(spool, destination)
+        for _ in range(5):
+            worker.step(now=T0)
+        assert wait_for(lambda: sum(x[5] == "pattern.execute" for x in server.lines()) >= 2)
+    state = spool.read_state()
+    assert (state.pending, state.failures, state.dropped) == (0, 0, 1)
+
+
+def test_syslog_receiver_down_is_retried_not_dropped(tmp_path: Path) -> None:
+    """Refused connections are transient: the batch stays, retried with backoff."""
+    destination = SyslogDestination(protocol="tcp", host="127.0.0.1", port=free_port())
+    spool = Spool(tmp_path / "spool", max_bytes=10**6)
+    rig = make_rig("memory://", every=1000, outbox=SpoolOutbox([spool]))
+    rig.fill(2)
+    worker = DeliveryWorker(spool, destination)
+    worker.step(now=T0)
+    worker.step(now=T0 + timedelta(hours=1))
+    state = spool.read_state()
+    assert (state.consecutive_failures, state.dropped, state.delivered) == (2, 0, 0)
+    assert "Connection refused" in state.last_error and state.pending == 3
 
 
 # --- Splunk HEC and Elasticsearch bulk (a local HTTP receiver) -------------------------------
@@ -159,6 +261,30 @@ def test_splunk_error_is_retried_not_lost(tmp_path: Path) -> None:
         assert spool.read_state().last_error == "splunk HEC answered HTTP 503"
         worker.step(now=T0 + timedelta(minutes=10))
     assert spool.read_state().pending == 0 and len(receiver.requests) == 2
+
+
+def test_http_413_for_a_record_alone_drops_it_and_delivers_the_rest(tmp_path: Path) -> None:
+    """A receiver's body limit that one record alone passes can never be met: that record
+    is dropped and counted; 413 to a batch of several is retried like any failure."""
+    with http_receiver() as receiver:
+        receiver.responder = lambda path, headers, body: (
+            (413, b'{"text":"Content too large","code":27}')
+            if len(body) > 1_000_000
+            else (200, b'{"text":"Success","code":0}')
+        )
+        destination = SplunkHecDestination(
+            host="127.0.0.1", port=receiver.port, token="t" * 12, index=None, tls=False
+        )
+        spool = drain_with_huge_event(tmp_path, destination)
+        items = [
+            json.loads(line)
+            for r in receiver.requests
+            if len(r["body"]) <= 1_000_000
+            for line in r["body"].decode().splitlines()
+        ]
+    assert [i["event"]["seq"] for i in items if "seq" in i["event"]] == [1, 3, 4]
+    state = spool.read_state()
+    assert (state.pending, state.failures, state.dropped) == (0, 0, 1)
 
 
 def test_elasticsearch_bulk_wire_format(tmp_path: Path) -> None:
@@ -206,16 +332,21 @@ def test_elasticsearch_duplicate_on_retry_counts_as_delivered(tmp_path: Path) ->
 # --- CloudWatch Logs (moto's server) ---------------------------------------------------------
 
 
-@pytest.mark.e2e
-def test_cloudwatch_put_log_events(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import boto3  # type: ignore[import-untyped]
-
+def aws_testing_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """boto3's credential chain, pointed at moto's fake account."""
     for name, value in (
         ("AWS_ACCESS_KEY_ID", "testing"),
         ("AWS_SECRET_ACCESS_KEY", "testing"),
         ("AWS_DEFAULT_REGION", "eu-west-1"),
     ):
         monkeypatch.setenv(name, value)
+
+
+@pytest.mark.e2e
+def test_cloudwatch_put_log_events(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import boto3  # type: ignore[import-untyped]
+
+    aws_testing_env(monkeypatch)
     from bastion.backends.audit_sinks.cloudwatch import CloudWatchDestination
 
     with moto_server(tmp_path) as endpoint:
@@ -236,3 +367,28 @@ def test_cloudwatch_put_log_events(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert events == stored(rig)
     assert [e["timestamp"] for e in got] == sorted(e["timestamp"] for e in got)
     assert sum("auditCheckpoint" in m for m in messages) == 3
+
+
+@pytest.mark.e2e
+def test_cloudwatch_event_over_1mib_is_dropped_and_the_rest_delivered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CloudWatch takes no event over 1 MiB: retrying one would block the stream for good."""
+    import boto3
+
+    aws_testing_env(monkeypatch)
+    from bastion.backends.audit_sinks.cloudwatch import CloudWatchDestination
+
+    with moto_server(tmp_path) as endpoint:
+        destination = CloudWatchDestination(
+            log_group="/bastion/audit", region="eu-west-1", log_stream="n", endpoint_url=endpoint
+        )
+        spool = drain_with_huge_event(tmp_path, destination, clock=FrozenClock(datetime.now(UTC)))
+        client = boto3.client("logs", region_name="eu-west-1", endpoint_url=endpoint)
+        got = client.get_log_events(
+            logGroupName="/bastion/audit", logStreamName="n", startFromHead=True
+        )["events"]
+    messages = [json.loads(e["message"]) for e in got]
+    assert [m["seq"] for m in messages if "seq" in m] == [1, 3, 4]
+    state = spool.read_state()
+    assert (state.pending, state.failures, state.dropped) == (0, 0, 1)

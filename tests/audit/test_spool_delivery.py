@@ -4,10 +4,12 @@ visible in ``bastion audit status`` and the metrics, never in the way of the dat
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from bastion.backends.audit_sinks import (
@@ -17,7 +19,9 @@ from bastion.backends.audit_sinks import (
     Spool,
     SpoolOutbox,
 )
-from bastion.backends.audit_sinks.base import Record
+from bastion.backends.audit_sinks import spool as spool_module
+from bastion.backends.audit_sinks.base import Record, RecordRefusedError
+from bastion.backends.audit_sinks.file import FileDestination
 from bastion.gateway.audit_metrics import AuditDeliveryCollector
 
 from .conftest import T0, make_rig
@@ -118,3 +122,139 @@ def test_segments_are_removed_once_delivered(tmp_path: Path, monkeypatch: object
             break
     assert [r["seq"] for r in destination.received] == list(range(10))
     assert len(list((tmp_path / "s").glob("seg-*"))) == 1
+
+
+# --- records no destination batch can hold, or no destination can take ----------------------
+
+
+def drain(worker: DeliveryWorker, spool: Spool, *, steps: int = 50) -> None:
+    for _ in range(steps):  # bounded
+        worker.step(now=T0)
+        if spool.read_state().pending == 0:
+            return
+
+
+def line(n: int, pad: int = 10) -> str:
+    return json.dumps({"seq": n, "pad": "a" * pad})
+
+
+def test_oversized_user_agent_cannot_stall_delivery(tmp_path: Path) -> None:
+    """A 1.1 MB line (an event carrying a huge client header) is longer than a batch: it is
+    delivered alone, and the events after it still flow (it used to stall delivery for good,
+    status still saying ok)."""
+    spool = Spool(tmp_path / "s", max_bytes=10**8)
+    rig = make_rig("memory://", every=1000, outbox=SpoolOutbox([spool]))
+    rig.append(rig.event(1))
+    rig.append(rig.event(2, actor={"type": "anonymous", "id": None, "userAgent": "u" * 1_100_000}))
+    rig.fill(3)
+    path = tmp_path / "audit.log"
+    worker = DeliveryWorker(spool, FileDestination(path))
+    drain(worker, spool)
+    events = [json.loads(x) for x in path.read_text().splitlines() if '"auditCheckpoint"' not in x]
+    assert [e["seq"] for e in events] == [1, 2, 3, 4, 5]
+    assert len(events[1]["actor"]["userAgent"]) == 1_100_000
+    state = spool.read_state()
+    assert (state.pending, state.dropped, state.failures) == (0, 0, 0)
+
+
+def test_oversized_line_in_an_older_segment_loses_nothing_after_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The oversized line and the rest of its segment used to be skipped without a word."""
+    monkeypatch.setattr(spool_module, "SEGMENT_BYTES", 2_000_000)
+    spool = Spool(tmp_path / "s", max_bytes=10**8)
+    spool.append([line(n, 1000) for n in range(1, 501)])
+    spool.append([line(501, 1_100_000)])
+    spool.append([line(n) for n in range(502, 505)])
+    spool.append([line(505, 500_000)])  # still segment 1, which now passes 2 MB
+    spool.append([line(506)])  # so this starts segment 2
+    assert len(list((tmp_path / "s").glob("seg-*"))) == 2
+    destination = FlakyDestination()
+    destination.down = False
+    drain(DeliveryWorker(spool, destination), spool)
+    assert [r["seq"] for r in destination.received] == list(range(1, 507))
+    state = spool.read_state()
+    assert (state.pending, state.delivered, state.dropped) == (0, 506, 0)
+
+
+class RefusingDestination(FlakyDestination):
+    """Takes every record but those whose ``seq`` it can never take."""
+
+    def __init__(self, refused: set[int]) -> None:
+        super().__init__()
+        self.refused = refused
+
+    def send(self, records: Sequence[Record], *, now: datetime) -> None:
+        for index, record in enumerate(records):
+            if record.get("seq") in self.refused:
+                raise RecordRefusedError("too large for this receiver", index=index)
+            self.received.append(record)
+
+
+def test_refused_record_is_dropped_counted_and_logged_and_the_rest_delivered(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    spool = Spool(tmp_path / "s", max_bytes=10**6)
+    spool.append([line(n) for n in range(1, 7)])
+    destination = RefusingDestination({3, 4})
+    with caplog.at_level(logging.WARNING, logger="bastion.audit.delivery"):
+        drain(DeliveryWorker(spool, destination), spool)
+    assert [r["seq"] for r in destination.received] == [1, 2, 5, 6]
+    state = spool.read_state()
+    assert (state.pending, state.delivered, state.dropped, state.failures) == (0, 4, 2, 0)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("event seq 3 dropped" in w and "too large" in w for w in warnings)
+    assert any("event seq 4 dropped" in w for w in warnings)
+
+
+def test_spooled_line_that_is_not_json_is_dropped_not_retried_forever(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "s", max_bytes=10**6)
+    spool.append([line(1), '{"seq": 2, "cut sho', "[1, 2]", line(4)])
+    destination = FlakyDestination()
+    destination.down = False
+    drain(DeliveryWorker(spool, destination), spool)
+    assert [r["seq"] for r in destination.received] == [1, 4]
+    state = spool.read_state()
+    assert (state.pending, state.delivered, state.dropped, state.failures) == (0, 2, 2, 0)
+
+
+def test_torn_tail_of_an_older_segment_is_counted_not_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer that died mid-line leaves a tail without a newline: in the newest segment it
+    may yet be finished, so delivery waits; once a later segment exists it never will be."""
+    monkeypatch.setattr(spool_module, "SEGMENT_BYTES", 20)
+    spool = Spool(tmp_path / "s", max_bytes=10**6)
+    spool.append([line(1)])
+    segment = next((tmp_path / "s").glob("seg-*"))
+    with segment.open("ab") as handle:
+        handle.write(b'{"seq": 2, "pa')  # a writer killed mid-write
+    destination = FlakyDestination()
+    destination.down = False
+    worker = DeliveryWorker(spool, destination)
+    for _ in range(3):  # not drain(): the torn line was never counted, so pending says 0
+        worker.step(now=T0)
+    assert [r["seq"] for r in destination.received] == [1]
+    assert spool.read_state().dropped == 0
+    spool.append([line(3)])  # segment 1 is full: segment 2
+    assert len(list((tmp_path / "s").glob("seg-*"))) == 2
+    for _ in range(3):
+        worker.step(now=T0)
+    assert [r["seq"] for r in destination.received] == [1, 3]
+    assert spool.read_state().dropped == 1
+
+
+def test_a_line_still_being_written_waits_for_its_newline(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "s", max_bytes=10**6)
+    spool.append([line(1)])
+    segment = next((tmp_path / "s").glob("seg-*"))
+    with segment.open("ab") as handle:
+        handle.write(line(2)[:5].encode())
+        handle.flush()
+        batch = spool.peek(max_records=10)
+        assert batch is not None and batch.records == [line(1)]
+        spool.commit(batch, at="t")
+        assert spool.peek(max_records=10) is None
+        handle.write(line(2)[5:].encode() + b"\n")
+    batch = spool.peek(max_records=10)
+    assert batch is not None and batch.records == [line(2)]

@@ -21,11 +21,25 @@ class DeliveryError(Exception):
         super().__init__(reason)
 
 
+class RecordRefusedError(DeliveryError):
+    """The destination can never take ``records[index]`` (too large, not an audit event).
+
+    The records before it were delivered. Retrying cannot help, so delivery drops that one
+    record, counts and logs it, and goes on with the next: one bad record must not block
+    every later event.
+    """
+
+    def __init__(self, reason: str, *, index: int) -> None:
+        self.index = index
+        super().__init__(reason)
+
+
 class Destination(Protocol):
     name: str
 
     def send(self, records: Sequence[Record], *, now: datetime) -> None:
-        """Deliver every record or raise `DeliveryError` (the batch is then retried whole)."""
+        """Deliver every record, or raise `DeliveryError` (the batch is then retried whole)
+        or `RecordRefusedError` (the records before the refused one count as delivered)."""
 
     def close(self) -> None: ...
 

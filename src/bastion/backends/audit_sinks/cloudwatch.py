@@ -1,8 +1,10 @@
 """The ``cloudwatch`` destination: CloudWatch Logs ``PutLogEvents`` through boto3.
 
 The log group and stream are created on first use if missing. A batch is sorted by time (the
-service requires it) and split at 10,000 events or 1 MiB; credentials come from boto3's usual
-chain (environment, profile, instance role). boto3 and botocore stay inside this module.
+service requires it) and split at 10,000 events or 1 MiB; an event that alone is over 1 MiB
+can never be put, so it is refused (dropped and counted by delivery). Credentials come from
+boto3's usual chain (environment, profile, instance role). boto3 and botocore stay inside
+this module.
 """
 
 from __future__ import annotations
@@ -17,7 +19,12 @@ import boto3  # type: ignore[import-untyped]
 from botocore.config import Config  # type: ignore[import-untyped]
 from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
 
-from bastion.backends.audit_sinks.base import DeliveryError, Record, record_time
+from bastion.backends.audit_sinks.base import (
+    DeliveryError,
+    Record,
+    RecordRefusedError,
+    record_time,
+)
 from bastion.core.audit_formats import ascii_json
 
 log = logging.getLogger("bastion.audit.delivery")
@@ -68,6 +75,16 @@ class CloudWatchDestination:
             {"timestamp": int(record_time(r).timestamp() * 1000), "message": ascii_json(dict(r))}
             for r in records
         ]
+        too_large = next((i for i, e in enumerate(entries) if _cost(e) > MAX_BYTES), None)
+        self._put(entries[:too_large])
+        if too_large is not None:
+            size = _cost(entries[too_large])
+            reason = f"cloudwatch: a {size}-byte event is over the 1 MiB limit"
+            raise RecordRefusedError(reason, index=too_large)
+
+    def _put(self, entries: list[dict[str, Any]]) -> None:
+        if not entries:
+            return
         entries.sort(key=lambda entry: int(entry["timestamp"]))
         try:
             self._ensure_stream()
@@ -93,12 +110,17 @@ def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", "error"))
 
 
+def _cost(entry: dict[str, Any]) -> int:
+    """What an event counts for against the batch limit, which also bounds one event."""
+    return len(entry["message"].encode()) + _EVENT_OVERHEAD
+
+
 def _batches(entries: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     batches: list[list[dict[str, Any]]] = []
     current: list[dict[str, Any]] = []
     size = 0
     for entry in entries:
-        cost = len(entry["message"].encode()) + _EVENT_OVERHEAD
+        cost = _cost(entry)
         if current and (len(current) >= MAX_EVENTS or size + cost > MAX_BYTES):
             batches.append(current)
             current, size = [], 0

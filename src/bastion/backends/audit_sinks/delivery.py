@@ -2,7 +2,10 @@
 
 A failed batch stays in the spool and is retried after ``base * 2^(failures-1)`` seconds
 (capped, with jitter); the spool's state records the failure for ``bastion audit status`` and
-the metrics. Nothing here ever touches the database record, which is already committed.
+the metrics. A record the destination can never take (`RecordRefusedError`, or a line that
+is not JSON) is dropped, counted and logged with its seq instead: retrying it would block
+every later event for good. Nothing here ever touches the database record, which is already
+committed.
 """
 
 from __future__ import annotations
@@ -15,8 +18,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from bastion.backends.audit_sinks.base import DeliveryError, Destination
-from bastion.backends.audit_sinks.spool import Spool
+from bastion.backends.audit_sinks.base import (
+    CHECKPOINT_KEY,
+    DeliveryError,
+    Destination,
+    Record,
+    RecordRefusedError,
+    is_checkpoint,
+)
+from bastion.backends.audit_sinks.spool import Spool, SpoolBatch
 from bastion.core.audit import format_timestamp, parse_timestamp
 
 log = logging.getLogger("bastion.audit.delivery")
@@ -95,12 +105,17 @@ class DeliveryWorker:
         batch = self.spool.peek(max_records=self.batch_size)
         if batch is None:
             return self.poll_seconds
+        records = [_parse(line) for line in batch.records]
         try:
-            records = [json.loads(line) for line in batch.records]
-            self.destination.send(records, now=now)
+            self._send(records, now=now)
+        except RecordRefusedError as exc:
+            self._drop_refused(batch, records, exc, now=now)
+            return 0.0
         except (DeliveryError, ValueError) as exc:
             reason = (
-                exc.reason if isinstance(exc, DeliveryError) else "a spooled record is not JSON"
+                exc.reason
+                if isinstance(exc, DeliveryError)
+                else "a spooled record is not an audit event"
             )
             delay = self.backoff.delay(state.consecutive_failures + 1, jitter=random.random())
             retry_at = now + timedelta(seconds=delay)
@@ -111,3 +126,54 @@ class DeliveryWorker:
             return min(delay, self.poll_seconds * 5)
         self.spool.commit(batch, at=format_timestamp(now))
         return 0.0
+
+    def _send(self, records: list[Record | None], *, now: datetime) -> None:
+        """Send the records before the first line that is not a JSON object, and refuse it."""
+        valid: list[Record] = []
+        for record in records:
+            if record is None:
+                break
+            valid.append(record)
+        if valid:
+            self.destination.send(valid, now=now)
+        if len(valid) < len(records):
+            raise RecordRefusedError("the spooled line is not a JSON object", index=len(valid))
+
+    def _drop_refused(
+        self,
+        batch: SpoolBatch,
+        records: list[Record | None],
+        refused: RecordRefusedError,
+        *,
+        now: datetime,
+    ) -> None:
+        """Commit what went before the refused record, then drop it, counted and logged."""
+        index = refused.index
+        if index:
+            self.spool.commit(batch.part(0, index), at=format_timestamp(now))
+        dropped = batch.part(index, index + 1)
+        self.spool.drop(dropped)
+        log.warning(
+            "audit %s dropped for %s, which can never take it: %s",
+            _describe(records[index], dropped),
+            self.destination.name,
+            refused.reason,
+        )
+
+
+def _parse(line: str) -> Record | None:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _describe(record: Record | None, where: SpoolBatch) -> str:
+    """Which record: its seq, or its place in the spool when it has none to read."""
+    if record is None:
+        return f"record at byte {where.start} of spool segment {where.segment}"
+    if is_checkpoint(record):
+        inner = record[CHECKPOINT_KEY]
+        return f"checkpoint seq {inner.get('seq') if isinstance(inner, dict) else None}"
+    return f"event seq {record.get('seq')}"

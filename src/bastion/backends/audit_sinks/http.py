@@ -22,6 +22,7 @@ from bastion.backends.audit_sinks.base import (
     CHECKPOINT_KEY,
     DeliveryError,
     Record,
+    RecordRefusedError,
     is_checkpoint,
     record_kind,
     record_time,
@@ -100,7 +101,7 @@ class SplunkHecDestination:
         headers = {"Authorization": f"Splunk {self._token}", "Content-Type": "application/json"}
         status, answer = self._endpoint.post("/services/collector/event", body, headers)
         if status != 200:
-            raise DeliveryError(f"splunk HEC answered HTTP {status}")
+            raise _answer_error("splunk HEC", status, records)
         try:
             code = json.loads(answer).get("code")
         except (ValueError, AttributeError):
@@ -167,7 +168,7 @@ class ElasticsearchBulkDestination:
                 failure = exc
                 continue
             if status != 200:
-                failure = DeliveryError(f"elasticsearch answered HTTP {status}")
+                failure = _answer_error("elasticsearch", status, records)
                 continue
             _check_bulk_items(answer)
             return
@@ -179,6 +180,14 @@ class ElasticsearchBulkDestination:
 
     def __repr__(self) -> str:
         return "ElasticsearchBulkDestination(<credentials hidden>)"
+
+
+def _answer_error(receiver: str, status: int, records: Sequence[Record]) -> DeliveryError:
+    """The error for a non-200 answer. 413 to a batch of one record (a record too long to
+    share a batch travels alone) is refused for good: the same request can never pass."""
+    if status == 413 and len(records) == 1:
+        return RecordRefusedError(f"{receiver} answered HTTP 413: record too large", index=0)
+    return DeliveryError(f"{receiver} answered HTTP {status}")
 
 
 def _check_bulk_items(answer: bytes) -> None:

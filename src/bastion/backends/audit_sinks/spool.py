@@ -4,7 +4,9 @@ Any process that commits audit events appends to it (under an advisory lock); th
 thread of ``bastion serve`` reads from the oldest segment, and advances a cursor once the
 destination has accepted a batch. When the spool holds ``max_bytes``, new records are
 dropped and counted: the database keeps every event, the spool only feeds a destination, so
-a destination that is down for long never fills the disk nor blocks a request.
+a destination that is down for long never fills the disk nor blocks a request. A record the
+destination can never take is dropped and counted the same way, so it cannot block the
+records after it.
 
 Layout: ``seg-<n>.ndjson`` segments, ``state.json`` (cursor and counters, rewritten
 atomically), ``lock``. Files are created 0600: records are audit events.
@@ -19,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 SEGMENT_BYTES = 4 * 1024 * 1024
 _PREFIX, _SUFFIX = "seg-", ".ndjson"
@@ -49,9 +51,21 @@ class SpoolState:
 
 @dataclass(frozen=True, slots=True)
 class SpoolBatch:
+    """Lines of one segment from byte ``start``; ``ends[i]`` is the offset past line ``i``."""
+
     records: list[str]
     segment: int
-    end_offset: int
+    start: int
+    ends: list[int]
+
+    @property
+    def end_offset(self) -> int:
+        return self.ends[-1]
+
+    def part(self, first: int, stop: int) -> SpoolBatch:
+        """Lines ``first`` to ``stop - 1`` (what to commit or drop when a batch splits)."""
+        start = self.ends[first - 1] if first else self.start
+        return SpoolBatch(self.records[first:stop], self.segment, start, self.ends[first:stop])
 
 
 class Spool:
@@ -146,7 +160,11 @@ class Spool:
         return 0
 
     def peek(self, *, max_records: int, max_bytes: int = 1024 * 1024) -> SpoolBatch | None:
-        """The next records after the cursor (complete lines only), or None if none."""
+        """The next complete lines after the cursor, or None if there is none yet.
+
+        ``max_bytes`` bounds a batch, never a line: a first line longer than that is read
+        whole and travels alone, so no record, however long, can hold the cursor back.
+        """
         state = self.read_state()
         for number in self._segments():
             if number < state.segment:
@@ -154,35 +172,76 @@ class Spool:
             start = state.offset if number == state.segment else 0
             with self._segment_path(number).open("rb") as handle:
                 handle.seek(start)
-                chunk = handle.read(max_bytes)
-            end = chunk.rfind(b"\n")
-            if end < 0:
-                if number == self._segments()[-1]:
-                    return None
-                continue
-            lines = chunk[: end + 1].split(b"\n")[:-1][:max_records]
-            consumed = sum(len(line) + 1 for line in lines)
-            records = [line.decode("utf-8") for line in lines]
-            return SpoolBatch(records, number, start + consumed)
+                batch = self._read_lines(handle, number, start, max_records, max_bytes)
+            if batch is not None:
+                return batch
         return None
+
+    def _read_lines(
+        self, handle: BinaryIO, number: int, start: int, max_records: int, max_bytes: int
+    ) -> SpoolBatch | None:
+        records: list[str] = []
+        ends: list[int] = []
+        offset = start
+        while len(records) < max_records:
+            if records:
+                room = max_bytes - (offset - start)
+                line = handle.readline(room) if room > 0 else b""
+            else:
+                line = handle.readline()
+                if line and not line.endswith(b"\n"):
+                    line = self._settled_line(handle, start)
+            if not line.endswith(b"\n") and (records or not line or self._is_newest(number)):
+                break  # the batch is full, the segment ends, or a line is still being written
+            records.append(line.removesuffix(b"\n").decode("utf-8", errors="replace"))
+            offset += len(line)
+            ends.append(offset)
+        return SpoolBatch(records, number, start, ends) if records else None
+
+    def _settled_line(self, handle: BinaryIO, start: int) -> bytes:
+        """The line at ``start`` read again under the writers' lock, so not half written.
+
+        Writers append whole lines under the lock: a line still without its newline was cut
+        short by a writer that died. In an older segment nothing will ever finish it, so it
+        is delivered as it is (and refused as not JSON, so counted, never skipped unseen).
+        """
+        with self._locked():
+            handle.seek(start)
+            return handle.readline()
+
+    def _is_newest(self, number: int) -> bool:
+        segments = self._segments()
+        return not segments or number == segments[-1]
 
     def commit(self, batch: SpoolBatch, *, at: str) -> None:
         """The destination took ``batch``: move the cursor past it, drop read segments."""
         with self._locked():
-            state = self.read_state()
-            state.segment, state.offset = batch.segment, batch.end_offset
+            state = self._advance(batch)
             state.delivered += len(batch.records)
             state.consecutive_failures = 0
             state.last_delivery_at = at
             state.next_attempt_at = ""
-            for number in self._segments():
-                path = self._segment_path(number)
-                done = number < batch.segment or (
-                    number == batch.segment and path.stat().st_size == batch.end_offset
-                )
-                if done and number != self._segments()[-1]:
-                    path.unlink()
             self._write_state(state)
+
+    def drop(self, batch: SpoolBatch) -> None:
+        """The destination can never take ``batch``: move the cursor past it, count it dropped."""
+        with self._locked():
+            state = self._advance(batch)
+            state.dropped += len(batch.records)
+            self._write_state(state)
+
+    def _advance(self, batch: SpoolBatch) -> SpoolState:
+        """The state with its cursor past ``batch``; segments read to the end are removed."""
+        state = self.read_state()
+        state.segment, state.offset = batch.segment, batch.end_offset
+        for number in self._segments():
+            path = self._segment_path(number)
+            done = number < batch.segment or (
+                number == batch.segment and path.stat().st_size == batch.end_offset
+            )
+            if done and number != self._segments()[-1]:
+                path.unlink()
+        return state
 
     def record_failure(self, reason: str, *, at: str, retry_at: str) -> int:
         """Count a failed attempt; returns the number of failures in a row."""

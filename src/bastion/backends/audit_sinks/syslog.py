@@ -3,10 +3,14 @@
 UDP and unix sockets carry one message per datagram. TCP frames messages by octet counting
 (RFC 6587 section 3.4.1: ``MSG-LEN SP SYSLOG-MSG``), so an event can never be split or merged
 by a newline. A checkpoint travels as a message with MSGID ``audit.checkpoint``.
+
+No message is longer than ``MAX_MESSAGE_BYTES``: one that still is without its details is
+cut at its end and marked, so every event fits a datagram and none is retried for ever.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 from collections.abc import Sequence
@@ -16,6 +20,7 @@ from typing import Literal
 from bastion.backends.audit_sinks.base import (
     DeliveryError,
     Record,
+    RecordRefusedError,
     checkpoint_of,
     is_checkpoint,
 )
@@ -24,7 +29,20 @@ from bastion.core.audit_formats import FACILITIES, ascii_json, header_field, sys
 
 # rsyslog's default maxMessageSize; bigger messages lose their details (the database has them).
 MAX_MESSAGE_BYTES = 8096
+TRUNCATED_MARK = "...[truncated]"
 _TIMEOUT_SECONDS = 10.0
+
+
+def fit(message: str, limit: int) -> str:
+    """``message`` cut at its end to ``limit`` characters (all ASCII), marked as truncated.
+
+    The header, well under ``limit``, stays whole; the event's JSON loses its end, as RFC
+    5424 section 6.1 has a receiver do: "If a transport receiver truncates messages, the
+    truncation MUST occur at the end of the message." The database keeps the whole event.
+    """
+    if len(message) <= limit:
+        return message
+    return message[: limit - len(TRUNCATED_MARK)] + TRUNCATED_MARK
 
 
 def _peer_closed(sock: socket.socket) -> bool:
@@ -66,15 +84,19 @@ class SyslogDestination:
         self._sock: socket.socket | None = None
 
     def message(self, record: Record) -> str:
+        """The record's RFC 5424 message, at most ``MAX_MESSAGE_BYTES``; ValueError if the
+        record is neither an audit event nor a checkpoint."""
         if is_checkpoint(record):
-            return checkpoint_message(record, hostname=self.hostname, facility=self.facility)
-        return syslog_line(
-            event_from_json(record),
-            hostname=self.hostname,
-            procid=str(os.getpid()),
-            facility=self.facility,
-            max_bytes=MAX_MESSAGE_BYTES,
-        )
+            line = checkpoint_message(record, hostname=self.hostname, facility=self.facility)
+        else:
+            line = syslog_line(
+                event_from_json(record),
+                hostname=self.hostname,
+                procid=str(os.getpid()),
+                facility=self.facility,
+                max_bytes=MAX_MESSAGE_BYTES,
+            )
+        return fit(line, MAX_MESSAGE_BYTES)
 
     def _connect(self) -> socket.socket:
         if self._sock is not None and self.protocol == "tcp" and _peer_closed(self._sock):
@@ -98,19 +120,40 @@ class SyslogDestination:
         return sock
 
     def send(self, records: Sequence[Record], *, now: datetime) -> None:
-        messages = [self.message(record).encode("ascii") for record in records]
+        messages: list[bytes] = []
+        for index, record in enumerate(records):
+            try:
+                messages.append(self.message(record).encode("ascii"))
+            except ValueError:
+                self._transmit(messages)
+                raise RecordRefusedError("syslog: not an audit event", index=index) from None
+        self._transmit(messages)
+
+    def _transmit(self, messages: Sequence[bytes]) -> None:
+        if not messages:
+            return
         try:
             sock = self._connect()
             if self.protocol == "tcp":
                 sock.sendall(b"".join(b"%d %s" % (len(m), m) for m in messages))
             else:
-                for message in messages:
-                    sock.send(message)
+                for index, message in enumerate(messages):
+                    self._send_datagram(sock, message, index=index)
         except OSError as exc:
             self.close()
             target = self.socket_path or f"{self.host}:{self.port}"
             reason = exc.strerror or type(exc).__name__
             raise DeliveryError(f"syslog {self.protocol} {target}: {reason}") from None
+
+    def _send_datagram(self, sock: socket.socket, message: bytes, *, index: int) -> None:
+        """One datagram; a message the socket can never carry is refused, not retried."""
+        try:
+            sock.send(message)
+        except OSError as exc:
+            if exc.errno != errno.EMSGSIZE:
+                raise  # refused connection, full buffer: the receiver may yet take it
+            reason = f"syslog {self.protocol}: a {len(message)}-byte message is too long"
+            raise RecordRefusedError(reason, index=index) from None
 
     def close(self) -> None:
         if self._sock is not None:
