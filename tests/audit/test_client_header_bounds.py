@@ -49,8 +49,8 @@ def test_cut_user_agent_keeps_no_half_credential() -> None:
 
 @pytest.mark.e2e
 def test_unauthenticated_huge_user_agent_cannot_stall_delivery(tmp_path: Path) -> None:
-    """The reviewer's attack: one unauthenticated request with a 1.1 MB User-Agent, then
-    ordinary traffic. Every event still reaches the file and rsyslog over UDP."""
+    """The reviewer's attack: one unauthenticated request and one login attempt with a 1.1 MB
+    User-Agent, then ordinary traffic. Every event still reaches the file and rsyslog over UDP."""
     udp = free_port(socket.SOCK_DGRAM)
     config = {
         "security": {
@@ -69,7 +69,14 @@ def test_unauthenticated_huge_user_agent_cannot_stall_delivery(tmp_path: Path) -
             stack.base + "/api/patterns", headers={"User-Agent": "u" * 1_100_000}, timeout=30
         )
         assert huge.status_code == 401
-        ids = [request_id(huge)]
+        login = httpx.post(
+            stack.base + "/_bastion/login",
+            json={"username": "nobody@example.com", "password": "not-the-password"},
+            headers={"User-Agent": "v" * 1_100_000},
+            timeout=30,
+        )
+        assert login.status_code == 401
+        ids = [request_id(huge), request_id(login)]
         for n in range(10):
             answer = httpx.get(
                 stack.base + "/api/patterns", headers={"User-Agent": f"curl/after-{n}"}
@@ -82,5 +89,6 @@ def test_unauthenticated_huge_user_agent_cannot_stall_delivery(tmp_path: Path) -
         events = {e["request"].get("requestId"): e for e in stack.events()}
     counters = {n: (s["pending"], s["dropped"], s["failures"]) for n, s in status.items()}
     assert counters == {"file": (0, 0, 0), "syslog": (0, 0, 0)}
-    recorded = events[ids[0]]["actor"]["userAgent"]
-    assert len(recorded) == MAX_CLIENT_TEXT and recorded.endswith(TRUNCATED_MARK)
+    for huge_one in ids[:2]:  # a proxied request and a login attempt
+        recorded = events[huge_one]["actor"]["userAgent"]
+        assert len(recorded) == MAX_CLIENT_TEXT and recorded.endswith(TRUNCATED_MARK)
