@@ -110,9 +110,8 @@ def make_rig(
     return Rig(RecordingStorage(raw, recorder), recorder, clock, signer, raw)
 
 
-def write_export(rig: Rig, path: Path, fmt: str = "ndjson", **kw: object) -> Path:
-    """``rig``'s trail exported to ``path`` as ``bastion audit export`` writes it."""
-    out = io.StringIO()
+def export_to(out: io.StringIO, rig: Rig, fmt: str = "ndjson", **kw: object) -> None:
+    """``rig``'s trail exported to ``out`` as ``bastion audit export`` writes it."""
     export(
         rig.storage,
         out,
@@ -122,6 +121,12 @@ def write_export(rig: Rig, path: Path, fmt: str = "ndjson", **kw: object) -> Pat
         signature_valid=rig.signer.verifier().valid,
         now=rig.clock.now(),
     )
+
+
+def write_export(rig: Rig, path: Path, fmt: str = "ndjson", **kw: object) -> Path:
+    """``rig``'s trail exported to ``path`` as ``bastion audit export`` writes it."""
+    out = io.StringIO()
+    export_to(out, rig, fmt, **kw)
     path.write_text(out.getvalue())
     return path
 

@@ -211,3 +211,45 @@ def test_checkpoints_files_must_hold_checkpoints(trail: Rig, tmp_path: Path) -> 
         read_export_checkpoints([events_only])
     with pytest.raises(RequestRejectedError, match="a csv audit export"):
         read_export_checkpoints([write_export(trail, tmp_path / "a.csv", "csv")])
+
+
+@pytest.mark.parametrize("fmt", ["ndjson", "json"])
+def test_offline_verify_breaks_at_an_event_with_a_duplicate_key(
+    trail: Rig, tmp_path: Path, fmt: str
+) -> None:
+    """``"outcome":"denied","outcome":"success"``: Python keeps the last value, which the hash
+    covers; a reader that keeps the first sees a denial. RFC 8785 input has no such object."""
+    path = write_export(trail, tmp_path / f"a.{fmt}", fmt)
+    lines = path.read_text().splitlines()
+    number = next(i for i, line in enumerate(lines) if '"seq":8,"prevHash"' in line)
+    lines[number] = lines[number].replace(
+        '"outcome":"success"', '"outcome":"denied","outcome":"success"'
+    )
+    path.write_text("\n".join(lines) + "\n")
+    report = offline(trail, path)
+    assert report.first_broken_seq == 8
+    assert report.reason == (
+        f"{path}: line {number + 1}: the key 'outcome' appears twice in one object"
+        " (RFC 8785 forbids it)"
+    )
+
+
+def test_offline_verify_refuses_a_header_or_checkpoint_with_a_duplicate_key(
+    trail: Rig, tmp_path: Path
+) -> None:
+    path = write_export(trail, tmp_path / "a.ndjson")
+    lines = path.read_text().splitlines()
+    cases = {
+        1: lines[0].replace('"firstSeq":1,', '"firstSeq":1,"firstSeq":1,'),
+        2: lines[1].replace('"seq":1,', '"seq":1,"seq":1,'),
+    }
+    for number, changed in cases.items():
+        path.write_text("\n".join([*lines[: number - 1], changed, *lines[number:]]) + "\n")
+        assert refused(trail, path) == (
+            f"{path}: line {number}: the key '{'firstSeq' if number == 1 else 'seq'}' appears"
+            " twice in one object (RFC 8785 forbids it)"
+        )
+    document = write_export(trail, tmp_path / "b.json", "json")
+    whole = json.dumps(json.loads(document.read_text()), separators=(",", ":"))
+    document.write_text(whole.replace('"outcome":"success"', '"outcome":"x","outcome":"success"'))
+    assert "line 1: the key 'outcome' appears twice" in refused(trail, document)

@@ -1,10 +1,15 @@
 """Retention removes old events a checkpoint at a time: what remains verifies from its oldest
-kept checkpoint, the chain goes on from the stored head, and the removal is itself audited."""
+kept checkpoint, the chain goes on from the stored head, and each removal is itself audited,
+signed, in the transaction that removes."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
+from bastion.core.masking import FieldMasker
+from bastion.services.audit import retention
 from bastion.services.audit.retention import PruneResult, RetentionJob, cutoff_before, prune
 from bastion.services.audit.verify import verify_storage
 
@@ -71,3 +76,53 @@ def test_a_retention_longer_than_the_calendar_keeps_everything(sqlite_url: str) 
     assert job.run_once() == PruneResult(0, None)
     assert cutoff_before(rig.clock.now(), longest) == datetime.min.replace(tzinfo=UTC)
     assert report(rig).first_seq == 1
+
+
+def test_prune_records_each_cut_with_its_anchor_and_seals_it(storage_url: str) -> None:
+    """The record names the cut exactly (the anchor's seq and hash) and is signed at once:
+    `verify` takes only a signed record as the reason a trail starts after seq 1."""
+    rig = make_rig(storage_url, every=10)
+    rig.fill(25)
+    rig.clock.advance(days=400)
+    now = rig.clock.now()
+    prune(rig.storage, cutoff=now - timedelta(days=365), now=now, tenant="acme")
+    with rig.storage.transaction() as tx:
+        first, *_, record = list(tx.audit.iterate())
+        last_checkpoint = tx.audit.last_checkpoint()
+    assert record.action == "audit.retention" and record.details["anchorSeq"] == 20
+    assert record.details["anchorHash"] == first.prev_hash and first.seq == 21
+    assert last_checkpoint is not None and last_checkpoint.seq == record.seq
+
+
+def test_prune_removes_nothing_when_its_record_cannot_be_written(
+    storage_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Delete and record are one transaction: a crash between them cannot leave a cut that
+    nothing explains (which `verify` would report as deleted events)."""
+    rig = make_rig(storage_url, every=10)
+    rig.fill(25)
+    rig.clock.advance(days=400)
+    now = rig.clock.now()
+
+    def crash(*args: object, **kw: object) -> None:
+        raise RuntimeError("the process died here")
+
+    monkeypatch.setattr(retention, "append_events", crash)
+    with pytest.raises(RuntimeError):
+        prune(rig.storage, cutoff=now - timedelta(days=365), now=now, tenant="acme")
+    checked = report(rig)
+    assert checked.ok, checked.reason
+    assert (checked.first_seq, checked.events) == (1, 25)
+
+
+def test_a_pruned_trail_verifies_where_masking_hashes_ids(storage_url: str) -> None:
+    """``security.dataProtection.masking`` may hash every ``id``: the record is still known."""
+    masker = FieldMasker(["id"], method="hash", hash_key=b"k" * 32)
+    rig = make_rig(storage_url, every=10, fields=masker)
+    rig.fill(25)
+    rig.clock.advance(days=400)
+    now = rig.clock.now()
+    prune(rig.storage, cutoff=now - timedelta(days=365), now=now, tenant="acme")
+    checked = report(rig)
+    assert checked.ok, checked.reason
+    assert checked.first_seq == 21

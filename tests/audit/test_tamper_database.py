@@ -1,28 +1,32 @@
 """Tampering with the stored trail is found, and ``verify`` names the first broken seq:
-an edited field or index column, a deleted or reordered event, a truncated tail, and a chain
-re-hashed from scratch by someone without the signing key."""
+an edited field, index column or timestamp, a deleted or reordered event, a truncated tail,
+the oldest events deleted as if by retention, and a chain re-hashed from scratch by someone
+without the signing key."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 
 from bastion.core.audit_verify import VerifyReport
 from bastion.crypto.checkpoints import CheckpointSigner
+from bastion.services.audit import append_events, build_event
+from bastion.services.audit.retention import SYSTEM_ACTOR, prune
 from bastion.services.audit.verify import verify_storage
 
-from .conftest import Rig, make_rig
-from .tamper import Tamper
+from .conftest import T0, Rig, make_rig
+from .tamper_rows import RowTamper
 
 
 @pytest.fixture
-def sealed(storage_url: str) -> Iterator[tuple[Rig, Tamper]]:
+def sealed(storage_url: str) -> Iterator[tuple[Rig, RowTamper]]:
     """30 events, sealed by checkpoints at 1 (the first append), 10, 20 and 30."""
     rig = make_rig(storage_url, every=10)
     rig.fill(30)
-    tamper = Tamper(rig.storage, storage_url)
+    tamper = RowTamper(rig.storage, storage_url)
     yield rig, tamper
     tamper.close()
     rig.storage.close()
@@ -37,27 +41,27 @@ def verify(rig: Rig, **kw: object) -> VerifyReport:
     )
 
 
-def test_intact_trail_verifies(sealed: tuple[Rig, Tamper]) -> None:
+def test_intact_trail_verifies(sealed: tuple[Rig, RowTamper]) -> None:
     report = verify(sealed[0])
     assert report.ok, report.reason
     assert (report.events, report.first_seq, report.last_seq) == (30, 1, 30)
     assert report.signed_through == 30 and report.unsigned_tail == 0
 
 
-def test_edited_field_is_found_at_its_seq(sealed: tuple[Rig, Tamper]) -> None:
+def test_edited_field_is_found_at_its_seq(sealed: tuple[Rig, RowTamper]) -> None:
     rig, tamper = sealed
     tamper.edit(14, lambda e: replace(e, actor={**e.actor, "id": "mallory@example.com"}))
     report = verify(rig)
     assert report.first_broken_seq == 14 and "changed" in report.reason
 
 
-def test_edited_column_is_found_at_its_seq(sealed: tuple[Rig, Tamper]) -> None:
+def test_edited_column_is_found_at_its_seq(sealed: tuple[Rig, RowTamper]) -> None:
     rig, tamper = sealed
     tamper.edit(7, lambda e: replace(e, outcome="success", action="pattern.read"))
     assert verify(rig).first_broken_seq == 7
 
 
-def test_edited_index_column_is_found(sealed: tuple[Rig, Tamper]) -> None:
+def test_edited_index_column_is_found(sealed: tuple[Rig, RowTamper]) -> None:
     """Hiding an event from ``audit list --actor`` by rewriting only its index column."""
     rig, tamper = sealed
     tamper.write(tamper.event(9), index_actor="someone-else")
@@ -65,21 +69,21 @@ def test_edited_index_column_is_found(sealed: tuple[Rig, Tamper]) -> None:
     assert report.first_broken_seq == 9 and "index" in report.reason
 
 
-def test_deleted_event_is_found(sealed: tuple[Rig, Tamper]) -> None:
+def test_deleted_event_is_found(sealed: tuple[Rig, RowTamper]) -> None:
     rig, tamper = sealed
     tamper.delete(12)
     report = verify(rig)
     assert report.first_broken_seq == 12 and "missing" in report.reason
 
 
-def test_reordered_events_are_found(sealed: tuple[Rig, Tamper]) -> None:
+def test_reordered_events_are_found(sealed: tuple[Rig, RowTamper]) -> None:
     rig, tamper = sealed
     tamper.swap(5, 6)
     assert verify(rig).first_broken_seq == 5
 
 
 def test_truncated_tail_is_found_from_the_checkpoint_that_outlives_it(
-    sealed: tuple[Rig, Tamper],
+    sealed: tuple[Rig, RowTamper],
 ) -> None:
     rig, tamper = sealed
     tamper.truncate(from_seq=26)
@@ -88,7 +92,7 @@ def test_truncated_tail_is_found_from_the_checkpoint_that_outlives_it(
 
 
 def test_truncated_tail_with_its_checkpoints_is_found_by_a_shipped_copy(
-    sealed: tuple[Rig, Tamper],
+    sealed: tuple[Rig, RowTamper],
 ) -> None:
     """The attacker also deletes the checkpoints; the ones shipped elsewhere still name them."""
     rig, tamper = sealed
@@ -102,7 +106,7 @@ def test_truncated_tail_with_its_checkpoints_is_found_by_a_shipped_copy(
 
 
 def test_rehashed_forgery_is_found_after_the_last_matching_checkpoint(
-    sealed: tuple[Rig, Tamper],
+    sealed: tuple[Rig, RowTamper],
 ) -> None:
     rig, tamper = sealed
     tamper.rehash_from(17, lambda e: replace(e, actor={**e.actor, "id": "mallory@example.com"}))
@@ -112,7 +116,7 @@ def test_rehashed_forgery_is_found_after_the_last_matching_checkpoint(
 
 
 def test_rehashed_forgery_without_its_checkpoints_is_an_unsigned_run(
-    sealed: tuple[Rig, Tamper],
+    sealed: tuple[Rig, RowTamper],
 ) -> None:
     rig, tamper = sealed
     tamper.rehash_from(12, lambda e: replace(e, outcome="success"))
@@ -121,7 +125,7 @@ def test_rehashed_forgery_without_its_checkpoints_is_an_unsigned_run(
     assert report.first_broken_seq == 11 and "not covered" in report.reason
 
 
-def test_checkpoint_signed_by_another_key_is_refused(sealed: tuple[Rig, Tamper]) -> None:
+def test_checkpoint_signed_by_another_key_is_refused(sealed: tuple[Rig, RowTamper]) -> None:
     rig, tamper = sealed
     tamper.rehash_from(25, lambda e: replace(e, details={"n": -1}))
     tamper.delete_checkpoints(from_seq=30)
@@ -132,3 +136,133 @@ def test_checkpoint_signed_by_another_key_is_refused(sealed: tuple[Rig, Tamper])
     report = verify(rig)
     assert report.first_broken_seq == 30 and "signature" in report.reason
     assert report.checkpoints == 3  # 1, 10 and 20 still verify
+
+
+def test_a_shipped_checkpoint_that_disagrees_with_a_stored_one_is_a_break(
+    sealed: tuple[Rig, RowTamper],
+) -> None:
+    """The key once signed a forged head (as an export's seal could, before exports were
+    checked first) and it replaced the stored checkpoint at 30: the shipped one still counts."""
+    rig, tamper = sealed
+    with rig.storage.transaction() as tx:
+        [shipped] = tx.audit.checkpoints(from_seq=30)
+    tamper.rehash_from(12, lambda e: replace(e, outcome="failure"))
+    tamper.delete_checkpoints(from_seq=12)
+    forged = rig.signer.sign(30, tamper.event(30).hash, now=T0)
+    with rig.storage.transaction() as tx:
+        tx.audit.insert_checkpoint(forged)
+    assert verify(rig).ok  # the database alone holds one consistent, signed history
+    report = verify(rig, extra_checkpoints=[shipped])
+    assert report.first_broken_seq == 11 and "re-hashed" in report.reason
+
+
+# The oldest events: only retention may remove them, and only its signed record explains it.
+
+
+def test_deleted_oldest_events_are_a_break_unless_retention_explains_them(
+    sealed: tuple[Rig, RowTamper],
+) -> None:
+    """Events 1-20 deleted with their checkpoints; the one at 20 left, as an anchor."""
+    rig, tamper = sealed
+    with rig.storage.transaction() as tx:
+        shipped = tx.audit.checkpoints()
+    tamper.delete(*range(1, 21))
+    tamper.delete_checkpoints_before(20)
+    for witnesses in ([], shipped):  # with the checkpoints kept elsewhere, or without
+        report = verify(rig, extra_checkpoints=witnesses)
+        assert report.first_broken_seq == 1, report.reason
+        assert "no signed audit.retention record explains the removal of seq 1-20" in (
+            report.reason
+        )
+
+
+def test_oldest_events_removed_by_retention_verify(sealed: tuple[Rig, RowTamper]) -> None:
+    """With the checkpoints of the removed events shipped elsewhere too: retention explains."""
+    rig, _ = sealed
+    with rig.storage.transaction() as tx:
+        shipped = tx.audit.checkpoints()
+    rig.clock.advance(days=400)
+    now = rig.clock.now()
+    assert prune(rig.storage, cutoff=now - timedelta(days=1), now=now, tenant="acme").removed
+    for witnesses in ([], shipped):
+        report = verify(rig, extra_checkpoints=witnesses)
+        assert report.ok, report.reason
+        assert (report.first_seq, report.last_seq, report.unsigned_tail) == (21, 31, 0)
+
+
+def test_a_retention_record_forged_at_the_head_explains_nothing(
+    sealed: tuple[Rig, RowTamper],
+) -> None:
+    """Without the key, a record naming the cut can be appended, but not signed."""
+    rig, tamper = sealed
+    anchor = tamper.event(20)
+    tamper.delete(*range(1, 21))
+    tamper.delete_checkpoints_before(20)
+    forged = build_event(
+        action="audit.retention",
+        outcome="success",
+        tenant="acme",
+        now=rig.clock.now(),
+        actor=dict(SYSTEM_ACTOR),
+        details={"removed": 20, "anchorSeq": 20, "anchorHash": anchor.hash},
+    )
+    with rig.raw.transaction() as tx:  # chained as bastion would, but no checkpoint seals it
+        append_events(tx, [forged])
+    report = verify(rig)
+    assert report.first_broken_seq == 1 and "no signed audit.retention record" in report.reason
+
+
+def test_signed_retention_record_from_before_anchor_hash_still_explains_its_cut(
+    sealed: tuple[Rig, RowTamper],
+) -> None:
+    """Records written by earlier releases name ``anchorSeq`` only; signed, they still explain
+    their cut (the anchor checkpoint pins its hash)."""
+    rig, tamper = sealed
+    tamper.delete(*range(1, 21))
+    tamper.delete_checkpoints_before(20)
+    legacy = build_event(
+        action="audit.retention",
+        outcome="success",
+        tenant="acme",
+        now=rig.clock.now(),
+        actor=dict(SYSTEM_ACTOR),
+        details={"removed": 20, "anchorSeq": 20, "cutoff": rig.clock.now().isoformat()},
+    )
+    with rig.raw.transaction() as tx:
+        append_events(tx, [legacy])
+    head = tamper.event(31)
+    assert head.action == "audit.retention"
+    with rig.storage.transaction() as tx:
+        tx.audit.insert_checkpoint(rig.signer.sign(31, head.hash, now=rig.clock.now()))
+    report = verify(rig)
+    assert report.ok, report.reason
+    assert (report.first_seq, report.last_seq) == (21, 31)
+
+
+def test_events_deleted_after_a_retention_cut_are_a_break_from_that_cut(
+    sealed: tuple[Rig, RowTamper],
+) -> None:
+    """Retention removed 1-20 (its record at 31); then 21-30 go too, the checkpoint at 30 kept
+    as if it were retention's anchor."""
+    rig, tamper = sealed
+    rig.clock.advance(days=400)
+    now = rig.clock.now()
+    prune(rig.storage, cutoff=now - timedelta(days=1), now=now, tenant="acme")
+    tamper.delete(*range(21, 31))
+    tamper.delete_checkpoints_before(30)
+    report = verify(rig)
+    assert report.first_broken_seq == 21 and "removal of seq 21-30" in report.reason
+
+
+# What is read back must be what the hash covers.
+
+
+def test_timestamp_edited_below_the_millisecond_is_found(sealed: tuple[Rig, RowTamper]) -> None:
+    """The hash covers milliseconds; a column moved within one still moves the event in or out
+    of a time filter (``until``)."""
+    rig, tamper = sealed
+    moved = tamper.event(15).timestamp + timedelta(microseconds=999)
+    tamper.set_timestamp(15, moved)
+    assert tamper.event(15).timestamp == moved
+    report = verify(rig)
+    assert report.first_broken_seq == 15 and "timestamp" in report.reason

@@ -1,21 +1,27 @@
 """Exports verify offline with the public key alone, and every kind of tampering with the
 file is found: an edited field, a deleted or reordered event, a truncated tail, a re-hashed
-forgery (with or without its checkpoints), another key."""
+forgery (with or without its checkpoints), another key. And an export refuses to sign a
+stored trail that has been tampered with: a re-hashed history, a cut tail or head."""
 
 from __future__ import annotations
 
 import gzip
+import io
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bastion.crypto.checkpoints import CheckpointSigner
-from bastion.services.audit.verify import verify_export
+from bastion.errors import AuditIntegrityError
+from bastion.services.audit.verify import verify_export, verify_storage
 
-from .conftest import Rig, make_rig, offline, write_export
+from .conftest import Rig, export_to, make_rig, offline, write_export
 from .tamper import rehash_export_lines
+from .tamper_rows import RowTamper
 
 
 @pytest.fixture
@@ -124,3 +130,86 @@ def test_export_checked_with_another_public_key_fails(trail: Rig, tmp_path: Path
     stranger = CheckpointSigner.from_pepper(b"someone-else-" + b"z" * 32)
     report = verify_export([path], signature_valid=stranger.verifier().valid)
     assert not report.ok and "signature" in report.reason
+
+
+# An export never seals (or anchors) a trail that `bastion audit verify` rejects: someone who
+# can write the database but has no key must not get the key's signature over their history.
+
+
+@pytest.fixture
+def tamper(trail: Rig, sqlite_url: str) -> Iterator[RowTamper]:
+    tampering = RowTamper(trail.storage, sqlite_url)
+    yield tampering
+    tampering.close()
+
+
+def refused_export(rig: Rig, fmt: str = "ndjson", **kw: object) -> tuple[str, str]:
+    """(the error, what was written) of an export that fails."""
+    out = io.StringIO()
+    with pytest.raises(AuditIntegrityError) as caught:
+        export_to(out, rig, fmt, **kw)
+    return str(caught.value), out.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["ndjson", "json"])
+def test_export_refuses_to_seal_a_rewritten_history(
+    trail: Rig, tamper: RowTamper, fmt: str
+) -> None:
+    """Event 12 rewritten, 12-25 re-hashed, the checkpoints from 12 on deleted."""
+    tamper.rehash_from(12, lambda e: replace(e, actor={**e.actor, "id": "mallory"}))
+    tamper.delete_checkpoints(from_seq=12)
+    error, written = refused_export(trail, fmt)
+    assert "first broken seq 11" in error and "not covered by a signed checkpoint" in error
+    assert written == ""
+
+
+def test_export_refuses_to_seal_a_truncated_tail(trail: Rig, tamper: RowTamper) -> None:
+    """Events 21-25 deleted; the stored checkpoint at 25 (a manual seal) still names 25."""
+    with trail.storage.transaction() as tx:
+        tx.audit.seal_now()  # type: ignore[attr-defined]
+    tamper.truncate(from_seq=21)
+    error, written = refused_export(trail)
+    assert "first broken seq 21" in error and "truncated" in error
+    assert written == ""
+
+
+def test_export_refuses_to_anchor_a_slice_after_a_rewritten_history(
+    trail: Rig, tamper: RowTamper
+) -> None:
+    """The rewrite lies before the exported range: the anchor would sign its forged hash."""
+    tamper.rehash_from(12, lambda e: replace(e, details={"n": -1}))
+    tamper.delete_checkpoints(from_seq=12)
+    since = tamper.event(14).timestamp
+    error, written = refused_export(trail, since=since)
+    assert "first broken seq 11" in error and written == ""
+
+
+def test_export_refuses_a_trail_whose_oldest_events_were_deleted(
+    trail: Rig, tamper: RowTamper
+) -> None:
+    tamper.delete(*range(1, 11))
+    tamper.delete_checkpoints_before(10)
+    error, written = refused_export(trail)
+    assert "first broken seq 1" in error and "audit.retention" in error
+    assert written == ""
+
+
+def test_export_stops_unsealed_when_the_trail_changes_after_its_check(
+    trail: Rig, tamper: RowTamper, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The unsigned tail re-hashed between the check and the stream (each event still links
+    and matches its hash): what streamed is not what was checked, so there is no seal, and
+    what was written does not verify."""
+
+    def check_then_tamper(*args: Any, **kw: Any) -> Any:
+        report = verify_storage(*args, **kw)
+        tamper.rehash_from(23, lambda e: replace(e, outcome="failure"))
+        return report
+
+    monkeypatch.setattr("bastion.services.audit.export.verify_storage", check_then_tamper)
+    error, written = refused_export(trail)
+    assert "changed while it was exported" in error
+    path = tmp_path / "partial.ndjson"
+    path.write_text(written)
+    assert "auditCheckpoint" not in written.splitlines()[-1]
+    assert not offline(trail, path).ok

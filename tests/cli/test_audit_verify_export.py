@@ -1,9 +1,12 @@
 """``bastion audit verify --export``: what auditors run offline. A file that is not a json or
 ndjson export, or a file that cannot be read, is one ``error:`` line naming it and a non-zero
-exit, never ``ok``; a real export still verifies."""
+exit, never ``ok``; a real export still verifies. ``bastion audit export -o``: the file is
+0600 whatever was there, a path it cannot write is one line, and a trail that does not verify
+leaves no file."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -55,3 +58,52 @@ def test_offline_verify_refuses_with_one_line_naming_the_file(
     [line] = err.splitlines()
     assert line.startswith(f"error: {name}: {message}")
     assert "unexpected" not in err and "Traceback" not in err
+
+
+def test_export_onto_an_existing_0644_file_leaves_it_0600(workdir: Path) -> None:
+    target = workdir / "shared.json"
+    target.write_text("old\n")
+    target.chmod(0o644)
+    bastion(["audit", "export", "-o", "shared.json"], cwd=workdir)
+    assert target.stat().st_mode & 0o777 == 0o600
+    assert verify_export(workdir, "shared.json")[0] == 0
+    assert not [p for p in workdir.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_export_into_a_missing_directory_is_one_line_naming_it(workdir: Path) -> None:
+    result = bastion(["audit", "export", "-o", "/nonexistent/dir/x"], cwd=workdir, check=False)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == "error: cannot write /nonexistent/dir/x: No such file or directory\n"
+
+
+def test_export_of_a_cut_trail_exits_1_and_leaves_the_old_file(tmp_path: Path) -> None:
+    """The newest event deleted below bastion, its checkpoint left: `verify` says truncated,
+    so the export signs nothing, and the file it was to replace is left as it was."""
+    bastion(["init"], cwd=tmp_path)
+    bastion(["audit", "checkpoint"], cwd=tmp_path)
+    with sqlite3.connect(tmp_path / "bastion.db") as db:
+        db.execute("DELETE FROM audit_events WHERE seq = (SELECT max(seq) FROM audit_events)")
+    db.close()
+    (tmp_path / "a.ndjson").write_text("older export\n")
+    verified = bastion(["audit", "verify"], cwd=tmp_path, check=False)
+    result = bastion(
+        ["audit", "export", "--format", "ndjson", "-o", "a.ndjson"], cwd=tmp_path, check=False
+    )
+    assert verified.returncode == result.returncode == 1 and "truncated" in verified.stderr
+    [line] = result.stderr.splitlines()
+    assert line == verified.stderr.strip() + "; nothing exported"
+    assert (tmp_path / "a.ndjson").read_text() == "older export\n"
+    assert sorted(p.name for p in tmp_path.iterdir() if "a.ndjson" in p.name) == ["a.ndjson"]
+
+
+def test_offline_verify_names_the_line_with_a_duplicate_key(workdir: Path) -> None:
+    lines = (workdir / "a.json").read_text().splitlines()
+    number = next(i for i, line in enumerate(lines) if '"seq":2,"prevHash"' in line)
+    lines[number] = lines[number].replace('"tenant":', '"tenant":"x","tenant":', 1)
+    (workdir / "dup.json").write_text("\n".join(lines) + "\n")
+    code, out, err = verify_export(workdir, "dup.json")
+    assert code == 1 and out == ""
+    assert err.strip() == (
+        "error: the audit trail does not verify: first broken seq 2: dup.json:"
+        f" line {number + 1}: the key 'tenant' appears twice in one object (RFC 8785 forbids it)"
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -17,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from bastion.cli.context import state
 from bastion.config.units import moment_before, parse_duration
 from bastion.core.audit_verify import VerifyReport
-from bastion.errors import AuditIntegrityError
+from bastion.errors import AuditIntegrityError, BastionError
 from bastion.services.audit.export import FORMATS, ExportFormat, export, plan_export
 from bastion.services.audit.verify import read_export_checkpoints, verify_export, verify_storage
 from bastion.wiring_audit import checkpoint_signer_from, checkpoint_verifier_from
@@ -53,9 +54,43 @@ def _output(path: Path | None) -> Iterator[TextIO]:
         yield sys.stdout
         sys.stdout.flush()
         return
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+    if path.exists() and not path.is_file():  # /dev/stdout, a FIFO: written in place
+        with _cannot_write(path):
+            device = path.open("w", encoding="utf-8", newline="\n")
+        with device:
+            yield device
+        return
+    with _cannot_write(path):
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with (
+        _replacing(path, Path(temporary)),
+        os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle,
+    ):
         yield handle
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+@contextmanager
+def _replacing(path: Path, temporary: Path) -> Iterator[None]:
+    """``temporary`` (created 0600) takes ``path``'s place once written whole, so the file is
+    0600 even where one existed with another mode, and an export that fails (a trail that
+    does not verify) leaves nothing behind, not even a truncated old file."""
+    try:
+        yield
+        with _cannot_write(path):
+            os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+@contextmanager
+def _cannot_write(path: Path) -> Iterator[None]:
+    """An OS error as one line naming the file, not ``unexpected FileNotFoundError``."""
+    try:
+        yield
+    except OSError as exc:
+        raise BastionError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def export_events(
@@ -81,16 +116,21 @@ def export_events(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--since") from None
     signer = checkpoint_signer_from(services.config)
+    chosen = _format(fmt)
     plan = plan_export(services.storage, since=start)
-    with progress_bar("exporting", plan.count if plan else 0) as advance, _output(output) as out:
+    with (
+        progress_bar("exporting", plan.steps(chosen) if plan else 0) as advance,
+        _output(output) as out,
+    ):
         result = export(
             services.storage,
             out,
-            fmt=_format(fmt),
+            fmt=chosen,
             since=start,
             signer=signer,
             signature_valid=signer.verifier().valid,
             now=now,
+            max_unsigned=services.config.security.audit.checkpoints.every,
             progress=advance,
         )
     sealed = f", sealed by key {signer.key_id}" if result.sealed else ""

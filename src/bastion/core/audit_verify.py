@@ -9,7 +9,10 @@ with the sequence number it makes untrustworthy:
   matches (a signature cannot be re-made without the key, so the edit lies in between);
 - a truncated tail → the first missing seq, when a checkpoint names a later event;
 - a start after seq 1 (retention, or an export slice) must be anchored: a valid checkpoint at
-  the seq just before it must name its ``prevHash``.
+  the seq just before it must name its ``prevHash``. A stored trail must also explain it: a
+  retention record, itself signed, that removed exactly the events before it (else the oldest
+  events were deleted, and the checkpoints that named them with them);
+- every valid checkpoint at a seq must match it: a stored one and a shipped copy, say.
 
 Events after the last valid checkpoint are chain-checked but not signed: ``max_unsigned``
 says how many may be (a database is sealed every N events; an export is sealed to its end).
@@ -51,15 +54,21 @@ class ChainVerifier:
         *,
         signature_valid: Callable[[AuditCheckpoint], bool],
         max_unsigned: int | None,
+        cut_needs_record: bool,
     ) -> None:
-        self._checkpoints: dict[int, AuditCheckpoint] = {}
+        """``cut_needs_record``: a start after seq 1 must be explained by a retention record
+        (`retention_cut`), as in a stored trail; an export may start wherever it is anchored."""
+        self._checkpoints: dict[int, set[str]] = {}
         self._bad_signatures: list[AuditCheckpoint] = []
         for checkpoint in sorted(checkpoints, key=lambda c: c.seq):
             if signature_valid(checkpoint):
-                self._checkpoints.setdefault(checkpoint.seq, checkpoint)
+                self._checkpoints.setdefault(checkpoint.seq, set()).add(checkpoint.head_hash)
             else:
                 self._bad_signatures.append(checkpoint)
         self._max_unsigned = max_unsigned
+        self._cut_needs_record = cut_needs_record
+        self._cuts: list[tuple[int, str | None, int]] = []
+        self._first_prev_hash = GENESIS_HASH
         self._count = 0
         self._first: int | None = None
         self._last: int | None = None
@@ -85,7 +94,7 @@ class ChainVerifier:
             return
         self._count += 1
         if self._first is None:
-            self._first = seq
+            self._first, self._first_prev_hash = seq, prev_hash
             self._check_start(seq, prev_hash)
         else:
             assert self._last is not None
@@ -101,9 +110,9 @@ class ChainVerifier:
             self._fail(seq, f"event {seq} was changed: its content does not match its hash")
             return
         self._last, self._last_hash = seq, stored_hash
-        checkpoint = self._checkpoints.get(seq)
-        if checkpoint is not None:
-            if checkpoint.head_hash != stored_hash:
+        named = self._checkpoints.get(seq)
+        if named is not None:
+            if named != {stored_hash}:
                 since = self._signed_through + 1 if self._signed_through else self._first
                 self._fail(
                     since or seq,
@@ -119,8 +128,7 @@ class ChainVerifier:
             if prev_hash != GENESIS_HASH:
                 self._fail(1, "event 1 does not start the chain")
             return
-        anchor = self._checkpoints.get(seq - 1)
-        if anchor is None or anchor.head_hash != prev_hash:
+        if self._checkpoints.get(seq - 1) != {prev_hash}:
             self._fail(
                 seq, f"the log starts at seq {seq} without a signed checkpoint at seq {seq - 1}"
             )
@@ -128,10 +136,40 @@ class ChainVerifier:
             self._signed_through = seq - 1
             self._matched += 1
 
+    def retention_cut(self, through_seq: int, last_hash: str | None, *, record_seq: int) -> None:
+        """The retention record at ``record_seq`` says it removed the events through
+        ``through_seq``, the last of which had ``last_hash`` (None in records older than
+        that field: the anchor checkpoint, checked at the start, pins the hash then)."""
+        self._cuts.append((through_seq, last_hash, record_seq))
+
+    def _check_cut(self) -> None:
+        """A start after seq 1 is a cut that a signed retention record must name exactly.
+
+        Unsigned, a record is no proof: anyone who can write the table can append one at the
+        head. An earlier record that names an earlier cut vouches for the events it removed.
+        """
+        first = self._first
+        if first is None or first == 1:
+            return
+        signed = self._signed_through or 0
+        if any(
+            seq == first - 1 and digest in (None, self._first_prev_hash) and record <= signed
+            for seq, digest, record in self._cuts
+        ):
+            return
+        since = max((seq for seq, _, _ in self._cuts if seq < first - 1), default=0) + 1
+        self._fail(
+            since,
+            f"the log starts at seq {first} but no signed audit.retention record explains"
+            f" the removal of seq {since}-{first - 1} (deleted)",
+        )
+
     def finish(self) -> VerifyReport:
         if self._broken is None and self._bad_signatures:
             bad = self._bad_signatures[0]
             self._fail(bad.seq, f"the checkpoint at seq {bad.seq} has no valid signature")
+        if self._broken is None and self._cut_needs_record:
+            self._check_cut()
         if self._broken is None:
             beyond = [s for s in self._checkpoints if self._last is None or s > self._last]
             if beyond:

@@ -2,16 +2,20 @@
 
 ``json`` and ``ndjson`` exports are verifiable offline: they carry the stored checkpoints of
 their range (and an anchor for the event before it) ahead of the events, and end with a seal,
-a checkpoint signed at export time over the last exported event. The events are verified as
-they stream, so an export never seals a trail that does not verify. ``csv``, ``syslog`` and
-``cef`` are for SIEMs: one event per line, no checkpoints.
+a checkpoint signed at export time over the last exported event. Before a byte is written, the
+whole stored trail is checked exactly as `bastion audit verify` checks it (the same unsigned
+limit, every checkpoint, the start explained by retention): a seal or an anchor signed over a
+trail that does not verify would launder a rewritten or cut history with the real key. The
+events are then streamed and must be the very chain that was checked, from the hash before
+the first to the hash of the last. ``csv``, ``syslog`` and ``cef`` are for SIEMs: one event per
+line, no checkpoints.
 """
 
 from __future__ import annotations
 
 import csv
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, TextIO
@@ -22,27 +26,32 @@ from bastion.core.audit import event_hash, format_timestamp
 from bastion.core.audit_checkpoint import AuditCheckpoint, checkpoint_to_json
 from bastion.core.audit_formats import CSV_COLUMNS, ascii_json, cef_line, csv_row, json_line
 from bastion.core.audit_formats import syslog_line as syslog_text
-from bastion.core.audit_verify import ChainVerifier
 from bastion.core.model import AuditEvent, AuditQuery
-from bastion.errors import StorageError
+from bastion.errors import AuditIntegrityError
 from bastion.services.audit.export_file import CHECKPOINT_KEY, DOCUMENT_FORMAT, HEADER_KEY
-from bastion.services.audit.recorder import CheckpointSigning
-from bastion.services.audit.verify import SignatureCheck, stored_events
+from bastion.services.audit.recorder import CheckpointSigning, RecordingStorage
+from bastion.services.audit.verify import SignatureCheck, stored_events, verify_storage
 
 ExportFormat = Literal["json", "ndjson", "csv", "syslog", "cef"]
 FORMATS: tuple[ExportFormat, ...] = ("json", "ndjson", "csv", "syslog", "cef")
+VERIFIABLE: tuple[ExportFormat, ...] = ("json", "ndjson")
 
 
 @dataclass(frozen=True, slots=True)
 class ExportPlan:
     first_seq: int
     last_seq: int
-    first_prev_hash: str
+    stored_first_seq: int
     checkpoints: list[AuditCheckpoint]
 
     @property
     def count(self) -> int:
         return max(self.last_seq - self.first_seq + 1, 0)
+
+    def steps(self, fmt: ExportFormat) -> int:
+        """Events read: a verifiable export first checks the whole stored trail."""
+        checked = self.last_seq - self.stored_first_seq + 1 if fmt in VERIFIABLE else 0
+        return checked + self.count
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +60,15 @@ class ExportResult:
     first_seq: int | None
     last_seq: int | None
     sealed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Ends:
+    """The first exported seq, the hash before it and the hash of the last, as verified."""
+
+    first_seq: int
+    before: str
+    last: str
 
 
 def plan_export(storage: Storage, *, since: datetime | None) -> ExportPlan | None:
@@ -64,7 +82,7 @@ def plan_export(storage: Storage, *, since: datetime | None) -> ExportPlan | Non
             return None
         start, end = first[0].seq, bounds[1]
         checkpoints = tx.audit.checkpoints(from_seq=start - 1, through_seq=end)
-        return ExportPlan(start, end, first[0].prev_hash, checkpoints)
+        return ExportPlan(start, end, bounds[0], checkpoints)
 
 
 def export(
@@ -76,42 +94,105 @@ def export(
     signer: CheckpointSigning,
     signature_valid: SignatureCheck,
     now: datetime,
+    max_unsigned: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> ExportResult:
-    """Write the export to ``out``; `StorageError` if the trail does not verify on the way."""
+    """Write the export to ``out``.
+
+    A json or ndjson export is refused with `AuditIntegrityError`, before anything is
+    written, when `bastion audit verify` would fail on the stored trail; and left unsealed if
+    the trail changes while it streams. ``max_unsigned`` is verify's limit
+    (``security.audit.checkpoints.every``); by default, that of the recorder sealing
+    ``storage``.
+    """
     plan = plan_export(storage, since=since)
     if plan is None:
         if fmt == "json":
             out.write(f'{{"format":"{DOCUMENT_FORMAT}","checkpoints":[],"events":[],"seal":[]}}\n')
         return ExportResult(0, None, None, sealed=False)
-    verifiable = fmt in ("json", "ndjson")
+    events = stored_events(storage, after_seq=plan.first_seq - 1, through_seq=plan.last_seq)
     checkpoints = list(plan.checkpoints)
-    if verifiable and plan.first_seq > 1 and all(c.seq != plan.first_seq - 1 for c in checkpoints):
-        checkpoints.insert(0, signer.sign(plan.first_seq - 1, plan.first_prev_hash, now=now))
+    if fmt in VERIFIABLE:
+        limit = _sealed_every(storage) if max_unsigned is None else max_unsigned
+        ends = _verified_ends(storage, plan, signature_valid, limit, progress)
+        events = _same_chain(events, ends)
+        if plan.first_seq > 1 and all(c.seq != plan.first_seq - 1 for c in checkpoints):
+            checkpoints.insert(0, signer.sign(plan.first_seq - 1, ends.before, now=now))
     writer = _Writer(out, fmt, plan, checkpoints, now=now)
-    verifier = ChainVerifier(checkpoints, signature_valid=signature_valid, max_unsigned=None)
     count, last_event = 0, None
-    for event in stored_events(storage, after_seq=plan.first_seq - 1, through_seq=plan.last_seq):
-        if verifiable:
-            verifier.add(event.seq, event.prev_hash, event.hash, event_hash(event))
-            if verifier.failed:
-                report = verifier.finish()
-                raise StorageError(
-                    f"the trail does not verify at seq {report.first_broken_seq}: "
-                    f"{report.reason}; the export is incomplete and not sealed"
-                )
+    for event in events:
         writer.event(event)
         count, last_event = count + 1, event
         if progress is not None and count % 1000 == 0:
             progress(1000)
     seal = None
-    if verifiable and last_event is not None:
+    if fmt in VERIFIABLE and last_event is not None:
         seal = signer.sign(last_event.seq, last_event.hash, now=now)
     writer.finish(seal)
     if progress is not None:
         progress(count % 1000)
     last_seq = last_event.seq if last_event is not None else None
     return ExportResult(count, plan.first_seq, last_seq, sealed=seal is not None)
+
+
+def _sealed_every(storage: Storage) -> int:
+    """How many newest events may be unsigned: as many as the recorder leaves unsealed."""
+    if not isinstance(storage, RecordingStorage):
+        raise ValueError("export: max_unsigned is needed for a storage without a recorder")
+    return storage.recorder.seal.every
+
+
+def _verified_ends(
+    storage: Storage,
+    plan: ExportPlan,
+    signature_valid: SignatureCheck,
+    max_unsigned: int,
+    progress: Callable[[int], None] | None,
+) -> _Ends:
+    """Verify the stored trail as `bastion audit verify` does; the hashes at the export's
+    ends as verified. `AuditIntegrityError` if it does not verify."""
+    seen: dict[str, str] = {}
+
+    def note(event: AuditEvent) -> None:
+        if event.seq == plan.first_seq:
+            seen["before"] = event.prev_hash  # linked to its predecessor, or retention's cut
+        if event.seq == plan.last_seq:
+            seen["last"] = event.hash
+
+    report = verify_storage(
+        storage,
+        signature_valid=signature_valid,
+        max_unsigned=max_unsigned,
+        progress=progress,
+        watch=note,
+    )
+    if not report.ok:
+        assert report.first_broken_seq is not None
+        raise AuditIntegrityError(report.first_broken_seq, f"{report.reason}; nothing exported")
+    if seen.keys() != {"before", "last"}:  # removed since the export was planned
+        raise AuditIntegrityError(plan.first_seq, "the trail changed; nothing exported")
+    return _Ends(plan.first_seq, seen["before"], seen["last"])
+
+
+def _same_chain(events: Iterable[AuditEvent], ends: _Ends) -> Iterator[AuditEvent]:
+    """``events`` as long as they are the chain just verified: each links to the one before
+    and matches its hash, from ``ends.before`` to ``ends.last``. A change made since (the
+    export reads the trail a second time) stops it before the seal."""
+    previous, seq = ends.before, ends.first_seq - 1
+    for event in events:
+        seq = event.seq
+        if event.prev_hash != previous or event_hash(event) != event.hash:
+            raise _changed(seq)
+        previous = event.hash
+        yield event
+    if previous != ends.last:
+        raise _changed(seq + 1)
+
+
+def _changed(seq: int) -> AuditIntegrityError:
+    return AuditIntegrityError(
+        seq, "the trail changed while it was exported; the export is incomplete and not sealed"
+    )
 
 
 class _Writer:

@@ -10,8 +10,10 @@ Two layouts are read, plain or gzipped, as `bastion.services.audit.export` write
 
 Anything else is a `RequestRejectedError` naming the file and what is wrong: a missing or
 unreadable file, an empty one, CSV / syslog / CEF, a line that is not an export record, a JSON
-document that ends early. Skipping what does not parse would let a file that is not an export
-pass as an empty, verified one. Both layouts are read a line at a time: memory stays flat.
+document that ends early, a header or checkpoint with a key twice in one object. Skipping what
+does not parse would let a file that is not an export pass as an empty, verified one. An event
+with a key twice is read, marked (``duplicate``), for verification to report as a break. Both
+layouts are read a line at a time: memory stays flat.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import itertools
 import json
 import re
 import zlib
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,9 +55,12 @@ Line = tuple[int, str, bool]  # number, text without surrounding blanks, ends wi
 
 @dataclass(frozen=True, slots=True)
 class ExportRecord:
+    """A record of an export file; ``duplicate`` is a key its line has twice in one object."""
+
     kind: Kind
     value: dict[str, Any]
     line: int
+    duplicate: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +85,8 @@ def scan_export(path: Path) -> ExportScan:
     events, first, last, declared = 0, None, None, None
     for record in read_records(path):
         if record.kind == "checkpoint":
+            if record.duplicate is not None:
+                raise refuse(path, twice(record.line, record.duplicate))
             try:
                 checkpoints.append(checkpoint_from_json(record.value[CHECKPOINT_KEY]))
             except ValueError as exc:
@@ -94,10 +102,10 @@ def scan_export(path: Path) -> ExportScan:
     return ExportScan(path, tuple(checkpoints), events, first, last, declared)
 
 
-def exported_events(path: Path) -> Iterator[dict[str, Any]]:
+def exported_events(path: Path) -> Iterator[ExportRecord]:
     for record in read_records(path):
         if record.kind == "event":
-            yield record.value
+            yield record
 
 
 def read_records(path: Path) -> Iterator[ExportRecord]:
@@ -155,11 +163,38 @@ def _not_an_export(path: Path, first_line: str) -> RequestRejectedError:
     return refuse(path, "not a json or ndjson audit export (only those can be verified)")
 
 
-def _loads(text: str) -> Any:
+class _DuplicateKeyError(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    value = dict(pairs)
+    if len(value) < len(pairs):
+        raise _DuplicateKeyError(next(k for k, n in Counter(k for k, _ in pairs).items() if n > 1))
+    return value
+
+
+def _loads(text: str) -> tuple[Any, str | None]:
+    """The JSON value of ``text`` (None if it is not JSON), and a key that one of its objects
+    has twice (None if none).
+
+    RFC 8785 section 3.1: "JCS compliant data MUST also be compatible with I-JSON", and RFC 7493
+    section 2.3: "Objects in I-JSON messages MUST NOT have members with duplicate names." Two
+    readers of such a line may keep different values, one of them not the value hashed.
+    """
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_unique), None
+    except _DuplicateKeyError as exc:
+        return json.loads(text), exc.key
     except (ValueError, RecursionError):
-        return None
+        return None, None
+
+
+def twice(number: int, key: str) -> str:
+    """The problem of line ``number``: an object in it has ``key`` twice."""
+    return f"line {number}: the key {key!r} appears twice in one object (RFC 8785 forbids it)"
 
 
 def _kind(value: dict[str, Any]) -> Kind | None:
@@ -183,7 +218,7 @@ def _broken(path: Path, line: Line, problem: str, *, truncated: str) -> RequestR
 
 def _ndjson(path: Path, first: Line, rest: Iterator[Line]) -> Iterator[ExportRecord]:
     for position, line in enumerate(itertools.chain([first], rest)):
-        value = _loads(line[1])
+        value, duplicate = _loads(line[1])
         if not isinstance(value, dict):
             problem = "not a JSON record (an ndjson export has one a line)"
             if not position:
@@ -195,8 +230,10 @@ def _ndjson(path: Path, first: Line, rest: Iterator[Line]) -> Iterator[ExportRec
         if kind == "header":
             if position:
                 raise refuse(path, f"line {line[0]}: an export header after the first record")
+            if duplicate is not None:
+                raise refuse(path, twice(line[0], duplicate))
             value = _header(path, line[0], value[HEADER_KEY])
-        yield ExportRecord(kind, value, line[0])
+        yield ExportRecord(kind, value, line[0], duplicate)
 
 
 def _header(path: Path, number: int, value: Any) -> dict[str, Any]:
@@ -221,13 +258,17 @@ def _declared_range(header: dict[str, Any]) -> tuple[int, int] | None:
 
 
 def _document(path: Path, first: Line, rest: Iterator[Line]) -> Iterator[ExportRecord]:
-    whole = _loads(first[1])
+    whole, duplicate = _loads(first[1])
     if isinstance(whole, dict):
+        if duplicate is not None:  # which element has it is not known: the whole is refused
+            raise refuse(path, twice(first[0], duplicate))
         yield from _one_line_document(path, first[0], whole)
     else:
-        head = _loads(first[1][:-1] + "}") if first[1].endswith(",") else None
+        head, duplicate = _loads(first[1][:-1] + "}") if first[1].endswith(",") else (None, None)
         if not isinstance(head, dict):
             raise _broken(path, first, "not JSON", truncated="truncated JSON")
+        if duplicate is not None:
+            raise refuse(path, twice(first[0], duplicate))
         yield ExportRecord("header", _header(path, first[0], head), first[0])
         for section in SECTIONS:
             yield from _section(path, section, rest)
@@ -267,10 +308,10 @@ def _section(path: Path, section: str, lines: Iterator[Line]) -> Iterator[Export
         if comma is False:
             raise _broken(path, line, "a comma is missing", truncated="truncated JSON")
         comma = text.endswith(",")
-        value = _loads(text[:-1] if comma else text)
+        value, duplicate = _loads(text[:-1] if comma else text)
         if value is None:
             raise _broken(path, line, "not JSON", truncated="truncated JSON")
-        yield _element(path, number, section, value)
+        yield _element(path, number, section, value, duplicate)
 
 
 def _next(path: Path, lines: Iterator[Line]) -> Line:
@@ -280,10 +321,12 @@ def _next(path: Path, lines: Iterator[Line]) -> Line:
     return line
 
 
-def _element(path: Path, number: int, section: str, value: Any) -> ExportRecord:
+def _element(
+    path: Path, number: int, section: str, value: Any, duplicate: str | None = None
+) -> ExportRecord:
     kind = _kind(value) if isinstance(value, dict) else None
     wanted: Kind = "event" if section == "events" else "checkpoint"
     if kind != wanted:
         what = "an audit event" if wanted == "event" else "a checkpoint"
         raise refuse(path, f"line {number}: not {what} in the {section!r} list")
-    return ExportRecord(wanted, value, number)
+    return ExportRecord(wanted, value, number, duplicate)

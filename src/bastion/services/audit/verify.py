@@ -1,7 +1,10 @@
 """``bastion audit verify``: the stored trail, or an export file checked offline.
 
 The database is read a page at a time, each page in its own short transaction (a long read
-would hold SQLite's write lock), up to the head seen at the start. Export files (NDJSON or
+would hold SQLite's write lock), up to the head seen at the start. Besides the chain, what is
+read back must be what the hash covers: the index columns, a timestamp no finer than the
+milliseconds hashed, and a start after seq 1 only where a signed retention record cut it
+(`bastion.services.audit.retention`). Export files (NDJSON or
 the JSON document `bastion.services.audit.export` writes, plain or gzipped, several in order)
 are read twice by `bastion.services.audit.export_file`, which refuses any other file: once for
 their checkpoints, once for their events. Offline verification fails closed: a file with no
@@ -25,7 +28,15 @@ from bastion.core.audit_verify import ChainVerifier, VerifyReport
 from bastion.core.jcs import CanonicalJSONError
 from bastion.core.model import AuditEvent
 from bastion.errors import RequestRejectedError
-from bastion.services.audit.export_file import ExportScan, exported_events, refuse, scan_export
+from bastion.services.audit.export_file import (
+    ExportRecord,
+    ExportScan,
+    exported_events,
+    refuse,
+    scan_export,
+    twice,
+)
+from bastion.services.audit.retention import retention_cut
 
 PAGE = 5000
 NO_EVENTS = (
@@ -35,6 +46,7 @@ NO_EVENTS = (
 
 SignatureCheck = Callable[[AuditCheckpoint], bool]
 Progress = Callable[[int], None]
+Watch = Callable[[AuditEvent], None]
 
 
 def stored_events(storage: Storage, *, after_seq: int, through_seq: int) -> Iterator[AuditEvent]:
@@ -64,27 +76,53 @@ def verify_storage(
     max_unsigned: int | None,
     extra_checkpoints: Sequence[AuditCheckpoint] = (),
     progress: Progress | None = None,
+    watch: Watch | None = None,
 ) -> VerifyReport:
-    """Verify every stored event against the chain and the stored (and extra) checkpoints."""
+    """Verify every stored event against the chain and the stored (and extra) checkpoints.
+
+    ``watch`` sees each event once it has verified (an export notes the hashes at its ends).
+    """
     with storage.transaction() as tx:
         bounds = tx.audit.bounds()
         stored = tx.audit.checkpoints()
     verifier = ChainVerifier(
-        [*stored, *extra_checkpoints], signature_valid=signature_valid, max_unsigned=max_unsigned
+        [*stored, *extra_checkpoints],
+        signature_valid=signature_valid,
+        max_unsigned=max_unsigned,
+        cut_needs_record=True,
     )
     if bounds is not None:
         rows = _stored_rows(storage, after_seq=bounds[0] - 1, through_seq=bounds[1])
         for event, actor_column, resource_column in rows:
             verifier.add(event.seq, event.prev_hash, event.hash, compute_hash(event))
-            if (actor_column, resource_column) != (actor_id(event), resource_key(event)):
-                verifier.reject(
-                    event.seq, f"event {event.seq} was changed: its index columns do not match it"
-                )
+            _check_stored(verifier, event, actor_column, resource_column)
             if verifier.failed:
                 break
+            if watch is not None:
+                watch(event)
             if progress is not None and event.seq % PAGE == 0:
                 progress(PAGE)
     return verifier.finish()
+
+
+def _check_stored(
+    verifier: ChainVerifier, event: AuditEvent, actor_column: str, resource_column: str
+) -> None:
+    """What the hash does not cover but queries read: the index columns, the timestamp below
+    the millisecond (a filter such as ``until`` compares it); and a retention record's cut."""
+    if (actor_column, resource_column) != (actor_id(event), resource_key(event)):
+        verifier.reject(
+            event.seq, f"event {event.seq} was changed: its index columns do not match it"
+        )
+    if event.timestamp.microsecond % 1000:
+        verifier.reject(
+            event.seq,
+            f"event {event.seq} was changed: its timestamp column is finer than the"
+            " milliseconds its hash covers",
+        )
+    cut = retention_cut(event)
+    if cut is not None:
+        verifier.retention_cut(*cut, record_seq=event.seq)
 
 
 def read_export_checkpoints(paths: Sequence[Path]) -> list[AuditCheckpoint]:
@@ -102,6 +140,30 @@ def _exported_hash(record: dict[str, Any]) -> str:
     """The hash of an exported event as written: its JSON without ``hash``, canonical."""
     value = {key: item for key, item in record.items() if key != "hash"}
     return hash_canonical(str(record["prevHash"]), value)[1]
+
+
+def _chain_fields(
+    verifier: ChainVerifier, path: Path, record: ExportRecord, number: int
+) -> tuple[int, str, str, str] | None:
+    """(seq, prevHash, hash, recomputed hash) of the ``number``-th exported event; None when
+    it cannot be hashed as written, after telling ``verifier`` of the break at its seq (or
+    its position when it has none)."""
+    value = record.value
+    seq = value.get("seq")
+    position = seq if isinstance(seq, int) else number
+    if record.duplicate is not None:
+        verifier.reject(position, f"{path}: {twice(record.line, record.duplicate)}")
+        return None
+    try:
+        return (
+            int(value["seq"]),
+            str(value["prevHash"]),
+            str(value["hash"]),
+            _exported_hash(value),
+        )
+    except (KeyError, TypeError, ValueError, CanonicalJSONError):
+        verifier.add(position, "", "", "unreadable")
+        return None
 
 
 def verify_export(
@@ -122,18 +184,15 @@ def verify_export(
         if not scan.events:
             raise refuse(scan.path, NO_EVENTS)
     checkpoints = [checkpoint for scan in scans for checkpoint in scan.checkpoints]
-    verifier = ChainVerifier(checkpoints, signature_valid=signature_valid, max_unsigned=0)
-    events = itertools.chain.from_iterable(exported_events(path) for path in paths)
-    for number, record in enumerate(events, start=1):
-        try:
-            seq, prev, digest = int(record["seq"]), str(record["prevHash"]), str(record["hash"])
-            computed = _exported_hash(record)
-        except (KeyError, TypeError, ValueError, CanonicalJSONError):
-            seq_field = record.get("seq")
-            position = seq_field if isinstance(seq_field, int) else number
-            verifier.add(position, "", "", "unreadable")
+    verifier = ChainVerifier(
+        checkpoints, signature_valid=signature_valid, max_unsigned=0, cut_needs_record=False
+    )
+    records = ((path, record) for path in paths for record in exported_events(path))
+    for number, (path, record) in enumerate(records, start=1):
+        read = _chain_fields(verifier, path, record, number)
+        if read is None:
             break
-        verifier.add(seq, prev, digest, computed)
+        verifier.add(*read)
         if verifier.failed:
             break
         if progress is not None and number % PAGE == 0:
