@@ -2,28 +2,58 @@
 escalation guard (gateway/api/authz_guard.py) compares with what the caller holds, so that
 nobody hands out more than they hold, whether by a binding, a group membership, a credential
 or another principal's password, or the choice of a name that bastion.yaml binds roles to.
+
+Cedar policies grant by name too, and their names carry no tenant: a permit naming
+``Group::"contractors"`` applies to a group of that name in every tenant, and may give anything
+anywhere its members act. So whatever makes someone one of a name a loaded policy names, or
+stops them being one (a forbid may name it), is held to the most there is: `*:*`, in the
+platform tenant only (`PolicyReach`; `AuthorizationError` naming the policy elsewhere).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from bastion.backends.protocols import Storage, UnitOfWork
+from bastion.core.cedar_schema import PRINCIPAL_TYPES
 from bastion.core.model import Principal, PrincipalKind, SubjectType, Tenant
 from bastion.core.names import canonical_name
-from bastion.core.rbac import Permission, RoleCatalog
-from bastion.errors import RequestRejectedError
+from bastion.core.rbac import WILDCARD, Permission, RoleCatalog
+from bastion.errors import AuthorizationError, RequestRejectedError
 from bastion.services.authz import Authorizer
 from bastion.services.authz_model import bindings_naming
 from bastion.services.clock import Clock
 from bastion.services.lookups import get_group, get_principal, get_tenant
+from bastion.services.policies import PolicyEngine
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyReach(Permission):
+    """`*:*`, for what Cedar policy ``policy`` may give through a name it names; the guard
+    compares it as any permission, and its refusal then names the policy."""
+
+    policy: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.resource}:{self.action} (Cedar policy {self.policy} names it)"
 
 
 class Holdings:
-    def __init__(self, *, storage: Storage, authorizer: Authorizer, clock: Clock) -> None:
+    def __init__(
+        self,
+        *,
+        storage: Storage,
+        authorizer: Authorizer,
+        clock: Clock,
+        policies: PolicyEngine | None,
+        platform_tenant: str,
+    ) -> None:
         self._storage = storage
         self._authorizer = authorizer
         self._clock = clock
+        self._policies = policies
+        self._platform_tenant = platform_tenant
 
     def of_principal(
         self, *, tenant_name: str, kind: PrincipalKind, name: str
@@ -36,9 +66,15 @@ class Holdings:
     def of_principal_in(
         self, tx: UnitOfWork, tenant: Tenant, principal: Principal
     ) -> tuple[Permission, ...]:
-        """`of_principal` inside the caller's transaction (for a principal it just created)."""
+        """`of_principal` inside the caller's transaction (for a principal it just created).
+        Whoever controls the principal also gets what policies give it by its own name, its
+        groups' and its roles' (`PolicyReach`)."""
         subject = self._authorizer.subject(tx, principal, tenant=tenant, now=self._clock.now())
-        return _permissions(subject.tenant.catalog, subject.access.roles)
+        named = [(PRINCIPAL_TYPES[principal.kind.value], principal.name)]
+        named += [("Group", g) for g in subject.groups]
+        named += [("Role", r) for r in sorted(subject.access.roles)]
+        reach = self._reach(tenant.name, named)
+        return _permissions(subject.tenant.catalog, subject.access.roles) + reach
 
     def of_group(self, *, tenant_name: str, name: str) -> tuple[Permission, ...]:
         """Every permission a member gains from the group: its stored and configured bindings
@@ -52,7 +88,8 @@ class Holdings:
             configured = model.configured(SubjectType.GROUP, group.name)
             roles = {b.role for b in stored if b.is_active(now)}
             roles |= {g.role for g in configured if g.active(now)}
-            return _permissions(model.catalog, roles)
+            granted = _permissions(model.catalog, roles)
+        return granted + self._reach(tenant.name, [("Group", group.name)])
 
     def of_configured_name(
         self, *, tenant_name: str, kind: PrincipalKind, name: str
@@ -71,7 +108,8 @@ class Holdings:
             subject_type=SubjectType(kind.value),
             name=canonical_name(name),
         )
-        return _permissions(catalog, {g.role for g in grants if g.active(now)})
+        granted = _permissions(catalog, {g.role for g in grants if g.active(now)})
+        return granted + self._reach(tenant.name, [(PRINCIPAL_TYPES[kind.value], name)])
 
     def of_roles(self, *, tenant_name: str, roles: Iterable[str]) -> tuple[Permission, ...]:
         """Every permission the named roles give (inherited ones included)."""
@@ -82,7 +120,49 @@ class Holdings:
         unknown = sorted(wanted - set(catalog))
         if unknown:
             raise RequestRejectedError(f"unknown role {unknown[0]}")
-        return _permissions(catalog, wanted)
+        reach = self._reach(tenant.name, _role_names(catalog, wanted))
+        return _permissions(catalog, wanted) + reach
+
+    def of_names(
+        self, *, tenant_name: str, groups: Iterable[str] = (), roles: Iterable[str] = ()
+    ) -> tuple[Permission, ...]:
+        """What policies may give or take through making someone a member of ``groups``, or a
+        holder of ``roles`` and every role they inherit, or the reverse: `*:*` when one names
+        any of them (`PolicyReach`), else nothing; `AuthorizationError` outside the platform
+        tenant. A role not defined yet counts by its name alone."""
+        named = [("Group", g) for g in groups]
+        if roles:
+            with self._storage.transaction() as tx:
+                catalog = self._authorizer.tenant_model(tx, get_tenant(tx, tenant_name)).catalog
+            named += _role_names(catalog, roles)
+        return self._reach(tenant_name, named)
+
+    def _reach(self, tenant: str, named: Iterable[tuple[str, str]]) -> tuple[Permission, ...]:
+        """`PolicyReach` for the first of ``named`` (Cedar type, id) a loaded policy names.
+
+        Outside the platform tenant nobody may: a policy there is the operators' and applies
+        to every tenant's namesakes, which a tenant's own holdings can never cover."""
+        if self._policies is None:
+            return ()
+        for kind, name in named:
+            policies = self._policies.naming(kind, name)
+            if not policies:
+                continue
+            if tenant != self._platform_tenant:
+                raise AuthorizationError(
+                    (
+                        f'{kind}::"{name}" is named by Cedar policy {policies[0]}, which holds in'
+                        " every tenant: only the platform tenant's admins may make or unmake it",
+                    )
+                )
+            return (PolicyReach(WILDCARD, WILDCARD, policies[0]),)
+        return ()
+
+
+def _role_names(catalog: RoleCatalog, roles: Iterable[str]) -> list[tuple[str, str]]:
+    """The Cedar roles of a holder of ``roles``: each with everything it inherits (a role not
+    defined yet, by its name alone)."""
+    return [("Role", r) for role in sorted(roles) for r in catalog.ancestors(role) or (role,)]
 
 
 def _permissions(catalog: RoleCatalog, roles: Iterable[str]) -> tuple[Permission, ...]:

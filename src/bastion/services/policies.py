@@ -6,6 +6,11 @@ policy) keeps the last good set in force, and is logged and audited. Evaluation 
 only the request's slice of entities (principal, its groups and roles, its tenant, the
 resource), so its cost does not grow with the number of principals. Any evaluation error is
 a deny (`bastion.core.engine.combine`).
+
+Reloads are serialized, so whichever reload reads the files last leaves its set in force. The
+engine also answers which loaded policies name a group, role or principal (`naming`): Cedar
+ids carry no tenant, so the admin API's escalation guard reserves those names
+(`bastion.services.holdings`).
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ import hashlib
 import ipaddress
 import json
 import logging
-from collections.abc import Callable, Sequence
+import re
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -23,10 +30,16 @@ from typing import Any
 
 import cedarpy
 
-from bastion.core.cedar_schema import cedar_type, principal_entities, resource_entity
+from bastion.core.cedar_schema import (
+    PRINCIPAL_TYPES,
+    cedar_type,
+    principal_entities,
+    resource_entity,
+)
 from bastion.core.decision import Check
 from bastion.core.engine import CedarOutcome
 from bastion.core.model import AuditEvent
+from bastion.core.names import canonical_name
 from bastion.errors import PolicyError
 from bastion.services.audit import build_event
 from bastion.services.authz import AuthzRequest, Subject
@@ -36,11 +49,38 @@ log = logging.getLogger("bastion.policies")
 COLLECTION_ID = "*"  # the resource id of a request that names no instance
 
 
+# The entity types whose ids a change through the admin API can choose or join.
+_NAMED_TYPES = frozenset(("Group", "Role", *PRINCIPAL_TYPES.values()))
+
+
+@dataclass(frozen=True, slots=True)
+class NameReferences:
+    """The names one policy tests a principal against, in canonical form (NFKC, case-folded).
+
+    Compared canonically, so a match may be wider than Cedar's exact one, never narrower.
+    ``principal_names`` and ``patterns`` come from a policy that reads ``principal.name``: each
+    of its string literals and ``like`` patterns is taken as a principal name it may test.
+    """
+
+    entities: frozenset[tuple[str, str]] = frozenset()  # (Cedar type, id)
+    principal_names: frozenset[str] = frozenset()
+    patterns: tuple[re.Pattern[str], ...] = ()
+
+    def include(self, kind: str, name: str) -> bool:
+        key = canonical_name(name)
+        if (kind, key) in self.entities:
+            return True
+        if kind not in PRINCIPAL_TYPES.values():
+            return False
+        return key in self.principal_names or any(p.fullmatch(key) for p in self.patterns)
+
+
 @dataclass(frozen=True, slots=True)
 class LoadedPolicy:
     name: str  # the @id annotation, else file#index
     effect: str
     file: str
+    references: NameReferences = NameReferences()
 
 
 @dataclass(frozen=True)
@@ -58,23 +98,46 @@ def _read(path: Path) -> str:
         return path.read_text(encoding="utf-8")
     except OSError as exc:
         raise PolicyError(f"{path}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise PolicyError(f"{path}: is not UTF-8") from None
+
+
+def read_policy_files(files: Sequence[Path]) -> tuple[tuple[Path, str], ...]:
+    """Every file's text; `PolicyError` naming the first that cannot be read."""
+    return tuple((path, _read(path)) for path in files)
+
+
+def digest_of(texts: Sequence[tuple[Path, str]]) -> str:
+    """The digest of a set as read (`PolicySetState.digest` of the set they make)."""
+    return hashlib.sha256("\n".join(text for _, text in texts).encode()).hexdigest()
 
 
 def parse_policy_files(files: Sequence[Path], schema: str, *, now: datetime) -> PolicySetState:
-    """Parse and validate every file into one set; `PolicyError` naming the first problem."""
-    texts = [(path, _read(path)) for path in files]
+    """Read, parse and validate every file into one set; `PolicyError` naming the first problem."""
+    return parse_policy_texts(read_policy_files(files), schema, now=now)
+
+
+def parse_policy_texts(
+    texts: Sequence[tuple[Path, str]], schema: str, *, now: datetime
+) -> PolicySetState:
+    """Parse and validate the files' texts into one set; `PolicyError` naming the first problem."""
     names: dict[str, LoadedPolicy] = {}
+    offset = 0
     for path, text in texts:
         try:
             est = json.loads(cedarpy.policies_to_json_str(text))
         except ValueError as exc:
             raise PolicyError(f"{path}: does not parse: {exc}") from None
-        static = est.get("staticPolicies", {})
+        static, templates = est.get("staticPolicies", {}), est.get("templates", {})
         if not static:
             raise PolicyError(f"{path}: holds no policy (an empty file never means allow-all)")
-        for index, (_, body) in enumerate(sorted(static.items(), key=lambda i: int(i[0][6:]))):
+        # Cedar numbers templates and static policies together, in the order of the text.
+        for index, key in enumerate(sorted(static, key=_position)):
+            body = static[key]
             name = body.get("annotations", {}).get("id") or f"{path.name}#{index}"
-            names[f"policy{len(names)}"] = LoadedPolicy(name, body["effect"], str(path))
+            loaded = LoadedPolicy(name, body["effect"], str(path), name_references(body))
+            names[f"policy{offset + _position(key)}"] = loaded
+        offset += len(static) + len(templates)
     combined = "\n".join(text for _, text in texts)
     result = cedarpy.validate_policies(combined, schema)
     if not result.validation_passed:
@@ -83,8 +146,55 @@ def parse_policy_files(files: Sequence[Path], schema: str, *, now: datetime) -> 
             for e in result.errors
         )
         raise PolicyError(f"policies do not validate against the schema: {problems}")
-    digest = hashlib.sha256(combined.encode()).hexdigest()
-    return PolicySetState(cedarpy.PolicySet.from_str(combined), names, digest, now)
+    return PolicySetState(cedarpy.PolicySet.from_str(combined), names, digest_of(texts), now)
+
+
+def _position(key: str) -> int:
+    """A policy's place in its file, from the id Cedar gives it there (``policy3`` → 3)."""
+    return int(key.removeprefix("policy"))
+
+
+def name_references(body: dict[str, Any]) -> NameReferences:
+    """The names a policy (Cedar's JSON form) tests a principal against, anywhere in its scope
+    and conditions: entity literals of the named types, and, when it reads ``principal.name``,
+    its string literals and ``like`` patterns (its action is never a principal)."""
+    nodes = list(_nodes([body["principal"], body["resource"], body["conditions"]]))
+    entities = frozenset(
+        (node["type"], canonical_name(node["id"]))
+        for node in nodes
+        if isinstance(node.get("type"), str)
+        and node["type"] in _NAMED_TYPES
+        and isinstance(node.get("id"), str)
+    )
+    if not any(node.get("attr") == "name" for node in nodes):
+        return NameReferences(entities)
+    literals = frozenset(
+        canonical_name(node["Value"]) for node in nodes if isinstance(node.get("Value"), str)
+    )
+    likes = [node["like"] for node in nodes if isinstance(node.get("like"), dict)]
+    patterns = tuple(_like_pattern(like.get("pattern", ())) for like in likes)
+    return NameReferences(entities, literals, patterns)
+
+
+def _nodes(node: Any) -> Iterator[dict[str, Any]]:
+    """Every JSON object in ``node``, itself included, depth first."""
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _nodes(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _nodes(value)
+
+
+def _like_pattern(elements: Sequence[Any]) -> re.Pattern[str]:
+    """A Cedar ``like`` pattern as a case-folded regex; an element of a form this does not
+    know matches anything, so the pattern errs wide."""
+    parts = (
+        re.escape(str(e["Literal"]).casefold()) if isinstance(e, dict) and "Literal" in e else ".*"
+        for e in elements
+    )
+    return re.compile("".join(parts), re.DOTALL)
 
 
 class PolicyEngine:
@@ -106,30 +216,58 @@ class PolicyEngine:
         self._tenant = tenant
         self.state: PolicySetState | None = None
         self.last_error: str | None = None
+        # The digest of the files as the last load or reload read them, whether their set went
+        # into force or was rejected ("" when they could not be read).
+        self.last_read: str | None = None
+        self._lock = threading.Lock()
         self._slices: dict[tuple[Any, ...], str] = {}
         self._resources: dict[tuple[str, str, str], str] = {}
 
     def load(self) -> PolicySetState:
         """The first load; `PolicyError` (bastion refuses to start) if it fails."""
-        self.state = parse_policy_files(self.files, self.schema, now=self._clock())
-        return self.state
+        with self._lock:
+            self.state = parse_policy_files(self.files, self.schema, now=self._clock())
+            self.last_read = self.state.digest
+            return self.state
 
-    def reload(self, *, trigger: str) -> bool:
-        """Re-read the files; on failure keep the last good set. True if a new set is in force."""
-        try:
-            state = parse_policy_files(self.files, self.schema, now=self._clock())
-        except PolicyError as exc:
-            self.last_error = str(exc)
-            log.error("policy reload (%s) rejected, last good set stays: %s", trigger, exc)
-            self._audit("failure", trigger, error=str(exc))
-            return False
-        if self.state is not None and state.digest == self.state.digest:
-            return False
-        self.state, self.last_error = state, None
-        self._slices, self._resources = {}, {}
-        log.info("policy reload (%s): %d policies in force", trigger, len(state.names))
-        self._audit("success", trigger, policies=[p.name for p in state.names.values()])
-        return True
+    def reload(self, *, trigger: str, expect: str | None = None) -> bool:
+        """Re-read the files; on failure keep the last good set. True if a new set is in force.
+
+        One reload at a time, each reading the files under the lock, so a reload that read
+        them earlier never replaces the set of one that read them later. With ``expect`` (the
+        watcher's digest of files it read alike twice), files that now read otherwise are
+        left alone: they changed again, and the watcher waits for them to settle.
+        """
+        with self._lock:
+            try:
+                texts = read_policy_files(self.files)
+            except PolicyError as exc:
+                if expect:  # readable when the watcher read them: they changed again
+                    return False
+                self.last_read = ""
+                return self._reject(trigger, exc)
+            digest = digest_of(texts)
+            if expect is not None and digest != expect:
+                return False
+            self.last_read = digest
+            try:
+                state = parse_policy_texts(texts, self.schema, now=self._clock())
+            except PolicyError as exc:
+                return self._reject(trigger, exc)
+            if self.state is not None and state.digest == self.state.digest:
+                self.last_error = None  # the files hold the set in force again
+                return False
+            self.state, self.last_error = state, None
+            self._slices, self._resources = {}, {}
+            log.info("policy reload (%s): %d policies in force", trigger, len(state.names))
+            self._audit("success", trigger, policies=[p.name for p in state.names.values()])
+            return True
+
+    def _reject(self, trigger: str, error: PolicyError) -> bool:
+        self.last_error = str(error)
+        log.error("policy reload (%s) rejected, last good set stays: %s", trigger, error)
+        self._audit("failure", trigger, error=str(error))
+        return False
 
     def _audit(self, outcome: str, trigger: str, **details: Any) -> None:
         if self._record is None:
@@ -149,14 +287,20 @@ class PolicyEngine:
             log.exception("policy reload could not be audited")
 
     def digests(self) -> str:
-        """A digest of the files as they are on disk now ("" when one cannot be read)."""
-        hasher = hashlib.sha256()
-        for path in self.files:
-            try:
-                hasher.update(path.read_bytes())
-            except OSError:
-                return ""
-        return hasher.hexdigest()
+        """The digest of the files as they are on disk now ("" when one cannot be read)."""
+        try:
+            return digest_of(read_policy_files(self.files))
+        except PolicyError:
+            return ""
+
+    def naming(self, kind: str, name: str) -> tuple[str, ...]:
+        """The policies in force that name ``kind::"name"`` (``Group``, ``Role``, ``User``,
+        ``ServiceAccount``, ``Agent``), permits and forbids alike: joining or leaving it, or
+        taking its name, changes what they decide."""
+        state = self.state
+        if state is None:
+            return ()
+        return tuple(p.name for p in state.names.values() if p.references.include(kind, name))
 
     def evaluate(
         self, subject: Subject, request: AuthzRequest, *, tenant: str, roles: frozenset[str]

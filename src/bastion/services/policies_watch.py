@@ -1,4 +1,11 @@
-"""Hot reload of the Cedar policy files: on change (polled digests) and on request (SIGHUP)."""
+"""Hot reload of the Cedar policy files: on change (polled digests) and on request (SIGHUP).
+
+A change is applied only once two polls in a row read the files alike. A file read while it is
+being written can end between two policies, and that prefix parses and validates: applied, it
+would drop every later policy (a forbid among them) until the next poll. Waiting one interval
+for the files to settle is the price. It cannot see a writer that stalls longer than an
+interval; writers should still write a new file and rename it over the old one.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +20,8 @@ log = logging.getLogger("bastion.policies")
 class PolicyWatcher:
     """A daemon thread that reloads ``engine`` when its files change or `request_reload` asks.
 
-    A failed reload is audited once per distinct content on disk, not once per poll.
+    A failed reload is audited once per distinct content on disk, not once per poll: a
+    change is what differs from the files as the engine last read them, by any trigger.
     """
 
     def __init__(self, engine: PolicyEngine, *, interval: float) -> None:
@@ -22,7 +30,7 @@ class PolicyWatcher:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
-        self._seen = engine.digests()
+        self._pending: str | None = None  # a change read once, waiting for a second read
 
     def start(self) -> None:
         if self._thread is None:
@@ -43,12 +51,20 @@ class PolicyWatcher:
         self._wake.set()
 
     def poll(self, *, forced: bool = False) -> bool:
-        """One round: reload if forced or the files changed. True if a new set is in force."""
+        """One round: reload if forced (at once, as the operator asked), or if the files
+        changed and read alike on the previous round too. True if a new set is in force."""
+        if forced:
+            self._pending = None
+            return self._engine.reload(trigger="signal")
         digest = self._engine.digests()
-        if not forced and digest == self._seen:
+        if digest == self._engine.last_read:
+            self._pending = None
             return False
-        self._seen = digest
-        return self._engine.reload(trigger="signal" if forced else "file change")
+        if digest != self._pending:
+            self._pending = digest
+            return False
+        self._pending = None
+        return self._engine.reload(trigger="file change", expect=digest)
 
     def _run(self) -> None:
         while not self._stop.is_set():

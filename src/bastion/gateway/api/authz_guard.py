@@ -2,7 +2,8 @@
 
 Whatever a change gives someone (a role's permissions, a binding, a group membership, a
 credential's scopes, control of another principal through its password) must lie within the
-caller's own roles ∩ scopes, and, for a delegated token, within its actor's too.
+caller's own roles ∩ scopes, and, for a delegated token, within its actor's too. That includes
+what Cedar policies give by name (`bastion.services.holdings.PolicyReach`).
 """
 
 from __future__ import annotations
@@ -49,5 +50,9 @@ def ensure_scopes_within(caller: Caller, scopes: Iterable[str], what: str) -> No
 
 def holdings(services: Services) -> Holdings:
     return Holdings(
-        storage=services.storage, authorizer=services.authz.authorizer, clock=services.clock
+        storage=services.storage,
+        authorizer=services.authz.authorizer,
+        clock=services.clock,
+        policies=services.authz.policies,
+        platform_tenant=services.config.security.default_tenant,
     )

@@ -1,4 +1,8 @@
-"""``/v1/bindings``: the tenant's stored role bindings; bind (optionally until an expiry)."""
+"""``/v1/bindings``: the tenant's stored role bindings; bind (optionally until an expiry).
+
+Binding gives the role's permissions, so the caller must hold them. Where a Cedar policy names
+the role (or one it inherits), binding or unbinding also gives or takes whatever that policy
+decides, so both are then held to `*:*` (`bastion.services.holdings.PolicyReach`)."""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from bastion.core.model import RoleBinding, SubjectType
 from bastion.core.rbac import Permission
 from bastion.errors import NotFoundError, RequestRejectedError
-from bastion.gateway.api.authz_guard import ensure_within
+from bastion.gateway.api.authz_guard import ensure_within, holdings
 from bastion.gateway.api.deps import actor_of, require, services_dep
 from bastion.services.access import Caller
 from bastion.wiring import Services
@@ -63,11 +67,19 @@ def get_binding(
     caller: Caller = Depends(require("bindings", "read")),
     services: Services = Depends(services_dep),
 ) -> BindingOut:
-    tenant = caller.identity.tenant
+    return _out(_find(services, caller.identity.tenant, binding_id))
+
+
+def _find(services: Services, tenant: str, binding_id: str) -> RoleBinding:
     for binding in services.authz.admin.list_bindings(tenant):
         if binding.id == binding_id:
-            return _out(binding)
+            return binding
     raise NotFoundError(f"no binding {binding_id!r} in tenant {tenant!r}")
+
+
+async def _policy_reach(services: Services, tenant: str, role: str) -> tuple[Permission, ...]:
+    """What Cedar policies naming ``role`` (or a role it inherits) may give or take."""
+    return await run_in_threadpool(holdings(services).of_names, tenant_name=tenant, roles=[role])
 
 
 @router.post("", response_model=BindingOut, status_code=201)
@@ -82,7 +94,8 @@ async def create_binding(
     if body.role not in roles:
         raise RequestRejectedError(f"unknown role {body.role}")
     granted = [Permission.parse(p) for p in roles[body.role].effective]
-    ensure_within(caller, granted, f"binding to role {body.role}")
+    reach = await _policy_reach(services, tenant, body.role)
+    ensure_within(caller, [*granted, *reach], f"binding to role {body.role}")
     binding = await run_in_threadpool(
         services.authz.admin.bind,
         tenant_name=tenant,
@@ -102,6 +115,10 @@ async def delete_binding(
     caller: Caller = Depends(require("bindings", "delete")),
     services: Services = Depends(services_dep),
 ) -> Response:
+    tenant = caller.identity.tenant
+    binding = await run_in_threadpool(_find, services, tenant, binding_id)
+    reach = await _policy_reach(services, tenant, binding.role)
+    ensure_within(caller, reach, f"removing a binding to role {binding.role}")
     await run_in_threadpool(
         services.authz.admin.unbind,
         tenant_name=caller.identity.tenant,

@@ -1,7 +1,9 @@
 """``/v1/groups``: groups of the caller's tenant and their members.
 
 Joining a group bound to roles gives its roles, as a binding does, so adding a member needs
-the caller to hold everything the group brings (gateway/api/authz_guard.py)."""
+the caller to hold everything the group brings (gateway/api/authz_guard.py). A group that a
+Cedar policy names gives or takes whatever that policy decides, with no tenant in the name:
+creating it, deleting it, or adding or removing a member is held to that too."""
 
 from __future__ import annotations
 
@@ -69,6 +71,7 @@ async def create_group(
     caller: Caller = Depends(require("groups", "create")),
     services: Services = Depends(services_dep),
 ) -> GroupOut:
+    _ensure_policies_allow(services, caller, body.name, f"creating group {body.name}")
     group = await run_in_threadpool(
         services.identity.groups.create,
         tenant_name=caller.identity.tenant,
@@ -114,6 +117,7 @@ async def delete_group(
     caller: Caller = Depends(require("groups", "delete")),
     services: Services = Depends(services_dep),
 ) -> None:
+    _ensure_policies_allow(services, caller, name, f"deleting group {name}")
     await run_in_threadpool(
         services.identity.groups.delete,
         tenant_name=caller.identity.tenant,
@@ -153,6 +157,8 @@ async def _membership(
             holdings(services).of_group, tenant_name=caller.identity.tenant, name=name
         )
         ensure_within(caller, brings, f"membership of group {name}")
+    else:
+        _ensure_policies_allow(services, caller, name, f"leaving group {name}")
     change = groups.add_member if add else groups.remove_member
     return await _changed(
         services,
@@ -160,6 +166,13 @@ async def _membership(
         name,
         lambda tenant: change(tenant_name=tenant, name=name, member=member, actor=actor),
     )
+
+
+def _ensure_policies_allow(services: Services, caller: Caller, name: str, what: str) -> None:
+    """`AuthorizationError` when a Cedar policy names the group and the caller may not give
+    or take what it decides (`bastion.services.holdings.PolicyReach`); no storage read."""
+    reach = holdings(services).of_names(tenant_name=caller.identity.tenant, groups=[name])
+    ensure_within(caller, reach, what)
 
 
 async def _changed(

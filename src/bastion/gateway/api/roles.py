@@ -1,4 +1,8 @@
-"""``/v1/roles``: the tenant's roles (built-in, configured, custom); define, change, delete."""
+"""``/v1/roles``: the tenant's roles (built-in, configured, custom); define, change, delete.
+
+A role's holders are ``in Role::"<name>"`` for Cedar, and in every role it inherits: defining,
+changing or deleting a role that a policy names, or that inherits one, is held to what the
+policy decides (`bastion.services.holdings.PolicyReach`)."""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from bastion.core.rbac import Permission
 from bastion.errors import NotFoundError, RequestRejectedError
-from bastion.gateway.api.authz_guard import ensure_within
+from bastion.gateway.api.authz_guard import ensure_within, holdings
 from bastion.gateway.api.deps import actor_of, require, services_dep
 from bastion.services.access import Caller
 from bastion.services.authz_admin import RoleView, role_name
@@ -91,7 +95,10 @@ async def _save(
         wanted = own + [Permission.parse(p) for v in inherited for p in v.effective]
     except ValueError as exc:
         raise RequestRejectedError(str(exc)) from None
-    ensure_within(caller, wanted, f"role {name}")
+    reach = await run_in_threadpool(
+        holdings(services).of_names, tenant_name=tenant, roles=[name, *body.inherits]
+    )
+    ensure_within(caller, [*wanted, *reach], f"role {name}")
     saved = await run_in_threadpool(
         services.authz.admin.save_role,
         tenant_name=tenant,
@@ -135,6 +142,10 @@ async def delete_role(
     caller: Caller = Depends(require("roles", "delete")),
     services: Services = Depends(services_dep),
 ) -> Response:
+    reach = await run_in_threadpool(
+        holdings(services).of_names, tenant_name=caller.identity.tenant, roles=[name]
+    )
+    ensure_within(caller, reach, f"deleting role {name}")
     await run_in_threadpool(
         services.authz.admin.delete_role,
         tenant_name=caller.identity.tenant,
