@@ -265,7 +265,7 @@ def test_splunk_error_is_retried_not_lost(tmp_path: Path) -> None:
 
 def test_http_413_for_a_record_alone_drops_it_and_delivers_the_rest(tmp_path: Path) -> None:
     """A receiver's body limit that one record alone passes can never be met: that record
-    is dropped and counted; 413 to a batch of several is retried like any failure."""
+    is dropped and counted; a batch of several gets smaller batches instead."""
     with http_receiver() as receiver:
         receiver.responder = lambda path, headers, body: (
             (413, b'{"text":"Content too large","code":27}')
@@ -285,6 +285,37 @@ def test_http_413_for_a_record_alone_drops_it_and_delivers_the_rest(tmp_path: Pa
     assert [i["event"]["seq"] for i in items if "seq" in i["event"]] == [1, 3, 4]
     state = spool.read_state()
     assert (state.pending, state.failures, state.dropped) == (0, 0, 1)
+
+
+def test_http_413_to_a_batch_halves_the_batches_and_loses_nothing(tmp_path: Path) -> None:
+    """A receiver whose body limit holds a few events but not the 500 of a full batch."""
+    with http_receiver() as receiver:
+        receiver.responder = lambda path, headers, body: (
+            (413, b'{"text":"Content too large","code":27}')
+            if body.count(b"\n") > 6
+            else (200, b'{"text":"Success","code":0}')
+        )
+        destination = SplunkHecDestination(
+            host="127.0.0.1", port=receiver.port, token="t" * 12, index=None, tls=False
+        )
+        spool = Spool(tmp_path / "spool" / destination.name, max_bytes=10**7)
+        rig = make_rig("memory://", every=1000, outbox=SpoolOutbox([spool]))
+        rig.fill(40)
+        worker = DeliveryWorker(spool, destination, batch_size=64)
+        for _ in range(50):  # bounded
+            worker.step(now=rig.clock.now())
+            if spool.read_state().pending == 0:
+                break
+        accepted = [
+            json.loads(line)["event"]
+            for r in receiver.requests
+            if r["body"].count(b"\n") <= 6
+            for line in r["body"].decode().splitlines()
+        ]
+    assert [e["seq"] for e in accepted if "seq" in e] == list(range(1, 41))
+    assert 3 <= worker.batch_limit <= 6  # halved until a batch fits, no further
+    state = spool.read_state()
+    assert (state.pending, state.failures, state.dropped) == (0, 0, 0)
 
 
 def test_elasticsearch_bulk_wire_format(tmp_path: Path) -> None:

@@ -41,7 +41,7 @@ class AuditDeliveryCollector(Collector):
         )
         dropped = CounterMetricFamily(
             "bastion_audit_destination_dropped_events",
-            "Events not spooled for a destination because its spool was full.",
+            "Events a destination will never get: its spool was full, or it can never take them.",
             labels=["destination"],
         )
         for name, state in self._states().items():

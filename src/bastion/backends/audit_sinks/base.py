@@ -34,12 +34,18 @@ class RecordRefusedError(DeliveryError):
         super().__init__(reason)
 
 
+class BatchTooLargeError(DeliveryError):
+    """The destination took none of a batch of several records because it is too large
+    (HTTP 413). Delivery halves its batches and tries again at once."""
+
+
 class Destination(Protocol):
     name: str
 
     def send(self, records: Sequence[Record], *, now: datetime) -> None:
-        """Deliver every record, or raise `DeliveryError` (the batch is then retried whole)
-        or `RecordRefusedError` (the records before the refused one count as delivered)."""
+        """Deliver every record, or raise `DeliveryError` (the batch is then retried whole),
+        `BatchTooLargeError` (retried in smaller batches) or `RecordRefusedError` (the records
+        before the refused one count as delivered)."""
 
     def close(self) -> None: ...
 

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 
 from bastion.backends.audit_sinks.base import (
     CHECKPOINT_KEY,
+    BatchTooLargeError,
     DeliveryError,
     Destination,
     Record,
@@ -64,6 +65,9 @@ class DeliveryWorker:
         self.destination = destination
         self.backoff = backoff or Backoff()
         self.batch_size = batch_size
+        # Halved each time the destination finds a batch too large (HTTP 413), for good: its
+        # body limit does not change while bastion runs.
+        self.batch_limit = batch_size
         self.poll_seconds = poll_seconds
         self._clock = clock
         self._stop = threading.Event()
@@ -102,7 +106,7 @@ class DeliveryWorker:
             retry_at = parse_timestamp(state.next_attempt_at)
             if now < retry_at:
                 return min((retry_at - now).total_seconds(), self.poll_seconds * 5)
-        batch = self.spool.peek(max_records=self.batch_size)
+        batch = self.spool.peek(max_records=self.batch_limit)
         if batch is None:
             return self.poll_seconds
         records = [_parse(line) for line in batch.records]
@@ -110,6 +114,15 @@ class DeliveryWorker:
             self._send(records, now=now)
         except RecordRefusedError as exc:
             self._drop_refused(batch, records, exc, now=now)
+            return 0.0
+        except BatchTooLargeError as exc:
+            self.batch_limit = max(1, len(records) // 2)
+            log.info(
+                "audit delivery to %s: %s; batches of at most %d from now on",
+                self.destination.name,
+                exc.reason,
+                self.batch_limit,
+            )
             return 0.0
         except (DeliveryError, ValueError) as exc:
             reason = (

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from bastion.backends.audit_sinks.base import (
     CHECKPOINT_KEY,
+    BatchTooLargeError,
     DeliveryError,
     Record,
     RecordRefusedError,
@@ -184,9 +185,12 @@ class ElasticsearchBulkDestination:
 
 def _answer_error(receiver: str, status: int, records: Sequence[Record]) -> DeliveryError:
     """The error for a non-200 answer. 413 to a batch of one record (a record too long to
-    share a batch travels alone) is refused for good: the same request can never pass."""
+    share a batch travels alone) is refused for good: the same request can never pass; to a
+    batch of several, it asks for smaller batches."""
     if status == 413 and len(records) == 1:
         return RecordRefusedError(f"{receiver} answered HTTP 413: record too large", index=0)
+    if status == 413:
+        return BatchTooLargeError(f"{receiver} answered HTTP 413 to {len(records)} records")
     return DeliveryError(f"{receiver} answered HTTP {status}")
 
 
