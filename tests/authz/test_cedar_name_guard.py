@@ -197,3 +197,20 @@ def test_guard_refusal_names_the_cedar_policy(tmp_path: Path) -> None:
         caller = world.services.access.identify(key)
         with pytest.raises(AuthorizationError, match="Cedar policy contractors-read"):
             ensure_within(caller, reach, "creating group contractors")
+
+
+def test_agent_cannot_register_under_a_name_a_cedar_policy_names(tmp_path: Path) -> None:
+    """The token's holder chooses the name: ``bot-*`` would bring the bots-read permit."""
+    with policy_world(tmp_path) as world:
+        admin = world.headers("default")
+        token = world.client.post(
+            f"{API}/agents/tokens", headers=admin, json={"capabilities": ["classification"]}
+        )
+        bearer = {"Authorization": f"Bearer {token.json()['token']}"}
+        taken = world.client.post(f"{API}/agents/register", headers=bearer, json={"name": "Bot-9"})
+        assert taken.status_code == 409 and "Cedar policy" in taken.json()["detail"]
+        with world.services.storage.transaction() as tx:
+            [refusal] = [e for e in tx.audit.iterate() if e.action == "agent.register"]
+        assert refusal.details["reservedBy"] == "cedar:bots-read"
+        ok = world.client.post(f"{API}/agents/register", headers=bearer, json={"name": "crawler"})
+        assert ok.status_code == 201  # the token was left unused

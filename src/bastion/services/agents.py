@@ -9,7 +9,7 @@ Single use holds under concurrency and across replicas: the claim is one conditi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -33,6 +33,7 @@ REGISTRATION_PREFIX = "bat_"
 _TOKEN_LENGTH = len(REGISTRATION_PREFIX) + 40
 MAX_TTL = timedelta(days=30)
 _RESERVED = "name_reserved_by_configured_binding"
+_NAMED_BY_POLICY = "name_reserved_by_cedar_policy"
 
 
 def capability_scopes(capabilities: list[str] | tuple[str, ...]) -> tuple[str, ...]:
@@ -173,12 +174,15 @@ class AgentService:
         client: dict[str, Any],
         audit_tenant: str,
         authz: AuthzSettings,
+        policies_naming: Callable[[str], Sequence[str]] = lambda name: (),
     ) -> Registered:
         """Exchange a registration token for a new agent. Each token works exactly once.
 
         The holder is entitled to the token's roles only, so it may not take a name that a
-        binding in bastion.yaml (``authz``) names for an agent: that binding would reach it
-        too. Such a name is a `ConflictError`, audited, and leaves the token unused."""
+        binding in bastion.yaml (``authz``) names for an agent, nor one that a Cedar policy
+        names (``policies_naming``: the policies naming an agent of that name): that binding or
+        policy would reach it too. Such a name is a `ConflictError`, audited, and leaves the
+        token unused."""
         if not is_well_formed_registration_token(presented):
             raise AuthenticationError("malformed_registration_token")
         now = self._clock.now()
@@ -207,6 +211,9 @@ class AgentService:
                 ):
                     reason = _RESERVED
                     refused = {"name": agent_name, "reservedBy": reserved[0].via}
+                elif policies := policies_naming(agent_name):
+                    reason = _NAMED_BY_POLICY
+                    refused = {"name": agent_name, "reservedBy": f"cedar:{policies[0]}"}
                 elif not tx.registration_tokens.claim(token.id, agent_id=agent_id, at=now):
                     reason = "registration_token_already_used"
             if reason is not None or token is None:
@@ -263,11 +270,10 @@ class AgentService:
                     details=details,
                 )
                 registered = Registered(agent, tenant, key, token.roles)
-        if reason == _RESERVED:
-            # A 409 like a taken name; which binding reserves it is for the audit log only.
-            raise ConflictError(
-                f"the name {agent_name} is reserved by a binding in bastion.yaml; choose another"
-            )
+        if reason in (_RESERVED, _NAMED_BY_POLICY):
+            # A 409 like a taken name; what reserves it is for the audit log only.
+            where = "a binding in bastion.yaml" if reason == _RESERVED else "a Cedar policy"
+            raise ConflictError(f"the name {agent_name} is reserved by {where}; choose another")
         if reason is not None or registered is None:
             raise AuthenticationError(reason or "unknown_registration_token")
         return registered

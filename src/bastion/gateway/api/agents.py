@@ -4,6 +4,7 @@ agent exchanges a single-use ``bat_…`` token (as ``Authorization: Bearer``) fo
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
@@ -173,6 +174,7 @@ async def register(
     if scheme.lower() != "bearer" or not presented.strip():
         raise AuthenticationError("missing_registration_token")
     body = body or Registration()
+    policies = services.authz.policies
     client = {
         "ip": request.client.host if request.client else None,
         "userAgent": client_text(request.headers.get("user-agent")),
@@ -186,6 +188,7 @@ async def register(
         client=client,
         audit_tenant=services.config.security.default_tenant,
         authz=services.authz.authorizer.settings,
+        policies_naming=partial(policies.naming, "Agent") if policies else lambda name: (),
     )
     return Registered(
         id=done.agent.id,
