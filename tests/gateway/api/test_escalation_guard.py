@@ -322,3 +322,21 @@ def test_registration_cannot_claim_a_configured_name_over_the_api(tmp_path: Path
         again = world.client.post(f"{API}/agents/register", headers=bearer, json={"name": "d2"})
         assert again.status_code == 201, again.text
         assert again.json()["roles"] == ["viewer"]
+
+
+def test_escalation_refusal_is_audited_and_says_why(world: ApiWorld) -> None:
+    """The caller passed the route (it may create tokens) and is told what it lacks; the audit
+    log keeps the deny with its reason. A deny at the route still says nothing."""
+    limited(world, "maker@example.com", ["agents:create"], ["agents:create"])
+    body = {"capabilities": ["*"], "roles": ["admin"]}
+    refused = call(world, "POST", "/agents/tokens", "maker@example.com", json=body)
+    assert refused.status_code == 403
+    assert "which the caller lacks" in refused.json()["detail"]
+    at_route = call(world, "GET", "/users", "maker@example.com")
+    assert at_route.status_code == 403 and "detail" not in at_route.json()
+    with world.services.storage.transaction() as tx:
+        denied = [e for e in tx.audit.iterate() if e.outcome == "denied"]
+    guard = [e for e in denied if e.request.get("path") == "/v1/agents/tokens"]
+    assert len(guard) == 1 and guard[0].actor["id"] == "maker@example.com"
+    assert "which the caller lacks" in " ".join(guard[0].details["reasons"])
+    assert len([e for e in denied if e.request.get("path") == "/v1/users"]) == 1

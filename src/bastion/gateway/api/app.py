@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.responses import Response
 
 from bastion import __version__
-from bastion.errors import ConflictError, NotFoundError, RequestRejectedError
+from bastion.errors import (
+    AuthorizationError,
+    ConflictError,
+    NotFoundError,
+    RequestRejectedError,
+)
 from bastion.gateway.api import (
     agents,
     apikeys,
@@ -22,7 +29,8 @@ from bastion.gateway.api import (
     users,
     whoami,
 )
-from bastion.gateway.problem_handlers import install_problem_handlers
+from bastion.gateway.api.deps import refused_after_admission
+from bastion.gateway.problem_handlers import install_problem_handlers, problem_response
 from bastion.services.audit import AuditSink
 from bastion.wiring import Services
 
@@ -68,4 +76,15 @@ def build_admin_api(services: Services, *, audit: AuditSink) -> FastAPI:
         not_found=f"no such endpoint; the paths are listed in {prefix}/api/openapi.json",
         routes=[route for router in ROUTERS for route in router.routes],
     )
+    api.add_exception_handler(AuthorizationError, _refused)
     return api
+
+
+async def _refused(request: Request, exc: Exception) -> Response:
+    """A change refused after the caller was admitted to the route (the escalation guard,
+    platform-only operations): audited with its reasons, and the caller told why, since the
+    refusal is about what the caller itself asked for and holds. A deny at the route says
+    nothing (`bastion.gateway.problem_handlers`)."""
+    assert isinstance(exc, AuthorizationError)
+    told = await refused_after_admission(request, exc)
+    return problem_response(request, exc, detail=str(exc) if told else None)

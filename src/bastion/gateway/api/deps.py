@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from fastapi import Depends, Request
@@ -82,8 +83,9 @@ def require(resource: str, action: str) -> Callable[..., Awaitable[Caller]]:
             verdict = Verdict(facts, match, caller.identity, error, decision.reasons)
             await _audit_deny(request, verdict)
             raise error
+        verdict = Verdict(facts, match, caller.identity, None, decision.reasons)
+        request.state.bastion_admitted = verdict
         if request.method in ("GET", "HEAD"):
-            verdict = Verdict(facts, match, caller.identity, None, decision.reasons)
             await _sink(request).record(_event(request, verdict, 200))
         return caller
 
@@ -98,6 +100,18 @@ def _event(request: Request, verdict: Verdict, status: int) -> Any:
         now=services.clock.now(),
         default_tenant=services.config.security.default_tenant,
     )
+
+
+async def refused_after_admission(request: Request, error: AuthorizationError) -> bool:
+    """Audit ``error`` as the deny of a request `require` admitted (the escalation guard, a
+    platform-only operation); False, recording nothing, when it was not admitted (its deny
+    was audited where it happened)."""
+    admitted = getattr(request.state, "bastion_admitted", None)
+    if not isinstance(admitted, Verdict):
+        return False
+    verdict = replace(admitted, error=error, reasons=error.reasons)
+    await _audit_deny(request, verdict)
+    return True
 
 
 async def _audit_deny(request: Request, verdict: Verdict) -> None:
