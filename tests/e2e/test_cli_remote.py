@@ -142,6 +142,10 @@ def test_admin_commands_run_remotely_as_the_logged_in_user(remote: Remote) -> No
     rotated = remote.ok("auth", "rotate-key", mine["id"], "--grace", "1h")
     assert rotated.startswith("bk_live_") and rotated != secret
     assert "revoked" in remote.ok("auth", "revoke-key", mine["id"])
+    leaked = remote.ok("auth", "create-key", "--name", "leaked", "--scopes", "patterns:read")
+    assert "(leaked)" in remote.ok("auth", "revoke-key", leaked.strip())  # pasted as found
+    typo = remote.run("auth", "revoke-key", leaked.strip()[:-1] + "x")
+    assert typo.returncode != 0 and "checksum" in typo.stderr and leaked[:20] not in typo.stderr
 
     assert remote.ok("authz", "check", "-p", OPERATOR, "-a", "read", "-r", "users").strip() == (
         "allow"

@@ -95,6 +95,29 @@ def test_revoking_a_revoked_key_changes_nothing_and_records_nothing(
     assert [e.resource["id"] for e in events].count(issued.key.id) == 1
 
 
+def test_leaked_key_is_revoked_by_pasting_it_and_never_echoed(world: World) -> None:
+    """The operator holding a leaked key revokes it as found; an unknown one is named by its
+    display prefix only."""
+    from bastion.crypto.keys import new_api_key
+    from bastion.errors import NotFoundError
+
+    issued = world.api_keys.create(
+        tenant_name="default",
+        owner_name=None,
+        name="leaked",
+        scopes=["patterns:read"],
+        expires_at=None,
+        actor=ACTOR,
+    )
+    revoked = world.api_keys.revoke(tenant_name="default", reference=issued.secret, actor=ACTOR)
+    assert revoked.id == issued.key.id and revoked.revoked_at is not None
+    assert reason(world, issued.secret) == "revoked_key"
+    stranger = new_api_key()
+    with pytest.raises(NotFoundError) as caught:
+        world.api_keys.revoke(tenant_name="default", reference=stranger, actor=ACTOR)
+    assert stranger not in str(caught.value) and stranger[:14] in str(caught.value)
+
+
 def test_bad_scopes_and_past_expiry_rejected(world: World, clock: FrozenClock) -> None:
     with pytest.raises(RequestRejectedError):
         world.api_keys.create(

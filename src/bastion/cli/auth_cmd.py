@@ -14,6 +14,12 @@ from bastion.cli.context import operator_actor, state
 from bastion.cli.principal_cmds import remote_of, when
 from bastion.cli.remote import segment
 from bastion.config.units import parse_duration
+from bastion.core.apikeys import (
+    API_KEY_PREFIX,
+    DISPLAY_PREFIX_LENGTH,
+    display_prefix,
+    is_well_formed_api_key,
+)
 from bastion.services.apikeys import KeyListing
 
 app = typer.Typer(help="API keys.", no_args_is_help=True)
@@ -144,16 +150,30 @@ def list_keys(
     Console(width=200).print(table)
 
 
+def _remote_reference(key: str) -> str:
+    """What names ``key`` in a URL: a whole key goes as its display prefix, never in full
+    (URLs end up in proxies' logs)."""
+    if not key.startswith(API_KEY_PREFIX) or len(key) <= DISPLAY_PREFIX_LENGTH:
+        return key
+    if not is_well_formed_api_key(key):
+        raise typer.BadParameter(
+            "not a whole bastion API key (its checksum does not match); give its id, prefix"
+            " or name",
+            param_hint="KEY",
+        )
+    return display_prefix(key)
+
+
 @app.command("revoke-key")
 def revoke_key(
     ctx: typer.Context,
-    key: Annotated[str, typer.Argument(help="Key id, prefix or name.")],
+    key: Annotated[str, typer.Argument(help="Key id, prefix, name, or the whole key.")],
     tenant: TenantOption = None,
 ) -> None:
     """Revoke a key; it stops working on the next request."""
     remote = remote_of(ctx, tenant)
     if remote is not None:
-        answer = remote.delete(f"/apikeys/{segment(key)}")
+        answer = remote.delete(f"/apikeys/{segment(_remote_reference(key))}")
         typer.echo(f"revoked {answer['id']} ({answer['name']}) at {when(answer['revoked'])}")
         return
     services = state(ctx).services()
@@ -169,7 +189,7 @@ def revoke_key(
 @app.command("rotate-key")
 def rotate_key(
     ctx: typer.Context,
-    key: Annotated[str, typer.Argument(help="Key id, prefix or name.")],
+    key: Annotated[str, typer.Argument(help="Key id, prefix, name, or the whole key.")],
     grace: Annotated[
         str, typer.Option("--grace", help="How long the old key keeps working, e.g. 24h.")
     ] = "24h",
@@ -182,7 +202,9 @@ def rotate_key(
         raise typer.BadParameter(str(exc), param_hint="--grace") from None
     remote = remote_of(ctx, tenant)
     if remote is not None:
-        rotated = remote.post(f"/apikeys/{segment(key)}/rotate", {"grace": grace})
+        rotated = remote.post(
+            f"/apikeys/{segment(_remote_reference(key))}/rotate", {"grace": grace}
+        )
         _print_rotated(rotated["secret"], rotated["id"], rotated["prefix"], grace)
         return
     services = state(ctx).services()

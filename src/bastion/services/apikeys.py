@@ -20,6 +20,7 @@ from bastion.backends.protocols import Storage, UnitOfWork
 from bastion.core.apikeys import (
     API_KEY_LENGTH,
     API_KEY_PREFIX,
+    DISPLAY_PREFIX_LENGTH,
     display_prefix,
     is_well_formed_api_key,
 )
@@ -80,9 +81,20 @@ def first_admin(tx: UnitOfWork, tenant: Tenant) -> Principal:
 _KEY_ID = re.compile(r"key_[0-9a-f]{32}")
 
 
-def find_key(tx: UnitOfWork, tenant: Tenant, reference: str) -> ApiKey:
+def find_key(
+    tx: UnitOfWork, tenant: Tenant, reference: str, *, digest: Callable[[str], bytes]
+) -> ApiKey:
     """The one key named by id, else display prefix, else name in the tenant. The id comes
-    first, so no key can be named so as to make another one impossible to name."""
+    first, so no key can be named so as to make another one impossible to name.
+
+    A whole key (a leaked one, pasted as it was found) is looked up by its keyed hash
+    (``digest``) and never repeated in an error: only its display prefix is."""
+    if reference.startswith(API_KEY_PREFIX) and len(reference) > DISPLAY_PREFIX_LENGTH:
+        found = tx.api_keys.find_by_hash(digest(reference))
+        if found is not None and found.tenant_id == tenant.id:
+            return found
+        shown = display_prefix(reference)
+        raise NotFoundError(f"no API key {shown}… in tenant {tenant.name!r}")
     keys = tx.api_keys.list(tenant.id)
     for field in ("id", "prefix", "name"):
         matches = [k for k in keys if getattr(k, field) == reference]
@@ -216,7 +228,7 @@ class ApiKeyService:
         now = self._clock.now()
         with self._storage.transaction() as tx:
             tenant = get_tenant(tx, tenant_name)
-            found = find_key(tx, tenant, reference)
+            found = find_key(tx, tenant, reference, digest=self._hasher.digest)
             if found.revoked_at is not None:
                 return found
             revoked = tx.api_keys.revoke(tenant.id, found.id, at=now)
@@ -245,7 +257,7 @@ class ApiKeyService:
         now = self._clock.now()
         with self._storage.transaction() as tx:
             tenant = get_tenant(tx, tenant_name)
-            old = find_key(tx, tenant, reference)
+            old = find_key(tx, tenant, reference, digest=self._hasher.digest)
             if owner_id is not None and old.principal_id != owner_id:
                 raise NotFoundError(f"no API key {reference!r} of yours")
             if not old.is_active(now):
