@@ -39,6 +39,14 @@ ONE_ERROR_CASES = [
     pytest.param(
         """
         gateway:
+          public_paths: [/docs/*]
+        """,
+        "gateway.public_paths: unknown key (keys are camelCase: publicPaths)",
+        id="snake-case-key",
+    ),
+    pytest.param(
+        """
+        gateway:
           routes:
             - {method: GET, path: /a, resource: a, action: read, public: true}
         """,

@@ -60,7 +60,7 @@ def load_cases(path: Path) -> AuthzCaseFile:
         raise ConfigError([ConfigIssue("", f"cannot read {path}: {exc.strerror}")]) from None
     data = read_yaml(text, str(path))
     try:
-        return AuthzCaseFile.model_validate(data)
+        return AuthzCaseFile.model_validate(data, by_alias=True, by_name=False)
     except ValidationError as exc:
         issues = [
             ConfigIssue(f"{path}: {format_key_path(tuple(e['loc']))}", e["msg"])

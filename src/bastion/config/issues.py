@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic.alias_generators import to_camel
 from pydantic_core import ErrorDetails
 
 from bastion.config.models_base import KeyPath, NestedValueError
@@ -77,6 +78,8 @@ def error_message(error: ErrorDetails) -> str:
     """A short, value-free message for one pydantic error."""
     kind = error["type"]
     ctx: dict[str, Any] = dict(error.get("ctx") or {})
+    if kind == "extra_forbidden" and error["loc"] and "_" in str(error["loc"][-1]).strip("_"):
+        return f"unknown key (keys are camelCase: {to_camel(str(error['loc'][-1]))})"
     if kind in _FIXED_MESSAGES:
         return _FIXED_MESSAGES[kind]
     if kind in ("string_too_short", "too_short") and ctx.get("min_length") == 1:

@@ -83,7 +83,9 @@ def parse_config(
     )
     resolved = resolver.resolve(data, ())
     try:
-        config = BastionConfig.model_validate(resolved)
+        # Keys are read as written, camelCase only: a snake_case spelling of a key is unknown,
+        # so one file cannot hold the same setting twice under two names.
+        config = BastionConfig.model_validate(resolved, by_alias=True, by_name=False)
     except ValidationError as exc:
         unresolved = [path for path, _ in resolver.issues]
         issues = resolver.issues + [
