@@ -13,7 +13,7 @@ from bastion.crypto.checkpoints import CheckpointSigner
 from bastion.services.audit.export import export
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from workload import T0  # bench/audit/workload.py
+from workload import SEAL_EVERY, T0  # bench/audit/workload.py
 
 
 class Sink:
@@ -55,6 +55,7 @@ def main() -> None:
         signer=signer,
         signature_valid=signer.verifier().valid,
         now=T0 + timedelta(days=40),
+        max_unsigned=SEAL_EVERY,
     )
     seconds = time.perf_counter() - start
     peak_kib = peak_rss_kib()

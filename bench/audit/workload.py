@@ -23,6 +23,8 @@ from bastion.crypto.checkpoints import CheckpointSigner
 from bastion.services.audit import AuditRecorder, RecordingStorage, SealPolicy, build_event
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
+# A signed checkpoint every this many events (what `bastion audit verify` allows unsigned).
+SEAL_EVERY = 1000
 ACTIONS = [f"{r}.{v}" for r in ("pattern", "execution", "agent", "apikey") for v in "abcde"]
 PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
 
@@ -84,7 +86,7 @@ def recorder(clock: Callable[[], datetime]) -> AuditRecorder:
         signer=CheckpointSigner.from_pepper(b"bench-pepper-" + b"x" * 32),
         clock=Clock(),
         policy=AuditPolicy.of(CATEGORIES, "standard"),
-        seal=SealPolicy(every=1000, interval=timedelta(seconds=60)),
+        seal=SealPolicy(every=SEAL_EVERY, interval=timedelta(seconds=60)),
     )
 
 

@@ -184,6 +184,25 @@ def test_export_refuses_to_anchor_a_slice_after_a_rewritten_history(
     assert "first broken seq 11" in error and written == ""
 
 
+def test_range_export_checks_from_its_anchor_not_the_whole_trail(
+    trail: Rig, tamper: RowTamper, tmp_path: Path
+) -> None:
+    """Event 5 edited: the trail does not verify, nor does an export of all of it; an export
+    from event 22 checks the trail from the checkpoint at 20, which the edit cannot reach,
+    and is sealed and verifies. Between that anchor and the range, an edit still stops it."""
+    tamper.edit(5, lambda e: replace(e, details={"n": -1}))
+    error, _ = refused_export(trail)
+    assert "first broken seq 5" in error
+    since = tamper.event(22).timestamp
+    path = write_export(trail, tmp_path / "recent.ndjson", since=since)
+    report = offline(trail, path)
+    assert report.ok, report.reason
+    assert (report.first_seq, report.last_seq) == (22, 25)
+    tamper.edit(21, lambda e: replace(e, outcome="failure"))
+    error, written = refused_export(trail, since=since)
+    assert "first broken seq 21" in error and written == ""
+
+
 def test_export_refuses_a_trail_whose_oldest_events_were_deleted(
     trail: Rig, tamper: RowTamper
 ) -> None:

@@ -77,22 +77,27 @@ def verify_storage(
     extra_checkpoints: Sequence[AuditCheckpoint] = (),
     progress: Progress | None = None,
     watch: Watch | None = None,
+    anchor_seq: int | None = None,
 ) -> VerifyReport:
     """Verify every stored event against the chain and the stored (and extra) checkpoints.
 
+    With ``anchor_seq``, only the events after it: the first must link to the signed stored
+    checkpoint at ``anchor_seq``, and what lies before it (and whether retention explains
+    where the trail starts) is not looked at. An export of a later range needs no more.
     ``watch`` sees each event once it has verified (an export notes the hashes at its ends).
     """
     with storage.transaction() as tx:
         bounds = tx.audit.bounds()
-        stored = tx.audit.checkpoints()
+        stored = tx.audit.checkpoints(from_seq=anchor_seq or 0)
     verifier = ChainVerifier(
         [*stored, *extra_checkpoints],
         signature_valid=signature_valid,
         max_unsigned=max_unsigned,
-        cut_needs_record=True,
+        cut_needs_record=anchor_seq is None,
     )
     if bounds is not None:
-        rows = _stored_rows(storage, after_seq=bounds[0] - 1, through_seq=bounds[1])
+        first = bounds[0] if anchor_seq is None else anchor_seq + 1
+        rows = _stored_rows(storage, after_seq=first - 1, through_seq=bounds[1])
         for event, actor_column, resource_column in rows:
             verifier.add(event.seq, event.prev_hash, event.hash, compute_hash(event))
             _check_stored(verifier, event, actor_column, resource_column)
