@@ -7,7 +7,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from pydantic import PlainSerializer, PlainValidator
+from pydantic import AfterValidator, AwareDatetime, PlainSerializer, PlainValidator
 from pydantic_core import PydanticCustomError
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "ByteSize",
     "Duration",
     "NonNegativeDuration",
+    "UtcMoment",
     "format_duration",
     "moment_before",
     "parse_byte_size",
@@ -180,6 +181,13 @@ def _validate_non_negative_duration(value: object) -> timedelta:
     return parsed
 
 
+def _validate_in_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise PydanticCustomError("moment_out_of_range", MOMENT_OUT_OF_RANGE) from None
+
+
 def _validate_byte_size(value: object) -> int:
     try:
         parsed = parse_byte_size(value)
@@ -209,3 +217,8 @@ ByteSize = Annotated[
     PlainValidator(_validate_byte_size, json_schema_input_type=str | int),
 ]
 """A positive number of bytes; written ``"512KB"``, ``"10MB"``, ``"1GiB"`` or whole bytes."""
+
+UtcMoment = Annotated[AwareDatetime, AfterValidator(_validate_in_utc)]
+"""An RFC 3339 time with an offset, as an aware time in UTC. One that falls outside the years
+1 to 9999 once in UTC (``9999-12-31T23:59:59-01:00``) is refused here: it cannot be stored or
+compared, so it must not reach a store as an overflow."""

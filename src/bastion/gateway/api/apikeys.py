@@ -11,10 +11,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from bastion.config.units import parse_duration
+from bastion.config.units import UtcMoment, parse_duration
 from bastion.core.model import ApiKey
 from bastion.errors import RequestRejectedError
 from bastion.gateway.api.authz_guard import ensure_scopes_within
@@ -40,7 +40,7 @@ class ApiKeyOut(BaseModel):
 class ApiKeyCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     scopes: list[str] = Field(min_length=1)
-    expires: AwareDatetime | None = None
+    expires: UtcMoment | None = None
 
 
 class ApiKeyCreated(ApiKeyOut):

@@ -30,6 +30,7 @@ from bastion.gateway.api import (
     whoami,
 )
 from bastion.gateway.api.deps import refused_after_admission
+from bastion.gateway.api.openapi import document_problems
 from bastion.gateway.problem_handlers import install_problem_handlers, problem_response
 from bastion.services.audit import AuditSink
 from bastion.wiring import Services
@@ -64,6 +65,10 @@ def build_admin_api(services: Services, *, audit: AuditSink) -> FastAPI:
         openapi_url="/openapi.json",
         docs_url=None,
         redoc_url=None,
+        # The framework answers ``/v1/users/`` with a 307 to a URL built from the client's
+        # Host header and without the mount prefix: a redirect the client chose, off the API.
+        # A path that is not an endpoint is a 404 problem like any other (DESIGN.md 7.2).
+        redirect_slashes=False,
     )
     api.state.services = services
     api.state.audit = audit
@@ -77,6 +82,7 @@ def build_admin_api(services: Services, *, audit: AuditSink) -> FastAPI:
         routes=[route for router in ROUTERS for route in router.routes],
     )
     api.add_exception_handler(AuthorizationError, _refused)
+    document_problems(api)
     return api
 
 

@@ -10,9 +10,10 @@ from datetime import datetime
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from bastion.config.units import UtcMoment
 from bastion.core.model import RoleBinding, SubjectType
 from bastion.core.rbac import Permission
 from bastion.errors import NotFoundError, RequestRejectedError
@@ -32,7 +33,7 @@ class SubjectIn(BaseModel):
 class BindingIn(BaseModel):
     subject: SubjectIn
     role: str = Field(min_length=1, max_length=200)
-    expires: AwareDatetime | None = None
+    expires: UtcMoment | None = None
 
 
 class BindingOut(BaseModel):

@@ -11,7 +11,8 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from starlette.concurrency import run_in_threadpool
 
 from bastion.core.routes import RouteMatch, RouteSpec, default_event
-from bastion.errors import AuthenticationError, AuthorizationError, BastionError
+from bastion.errors import AuthorizationError, BastionError
+from bastion.gateway.network import credential_of
 from bastion.gateway.problem_handlers import request_id_of
 from bastion.gateway.problems import status_for
 from bastion.services.access import Caller, RequestFacts, Verdict
@@ -47,19 +48,15 @@ def _facts(request: Request, credential: str | None) -> RequestFacts:
     )
 
 
-def _credential(bearer: HTTPAuthorizationCredentials | None, api_key: str | None) -> str | None:
-    found = {c for c in (bearer.credentials if bearer else None, api_key) if c}
-    if len(found) > 1:
-        raise AuthenticationError("ambiguous_credential")
-    return found.pop() if found else None
-
-
 def require(resource: str, action: str) -> Callable[..., Awaitable[Caller]]:
     """A dependency that admits only callers whose roles ∩ scopes grant ``resource:action``."""
     event = default_event(resource, action)
 
     async def dependency(
         request: Request,
+        # Declared for the OpenAPI security schemes only: they read the first header of each
+        # name, so a second ``Authorization`` with another key would go unseen. The credential
+        # is read from every header, as the proxy pipeline reads it (two different → 401).
         bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
         api_key: str | None = Depends(_api_key),
     ) -> Caller:
@@ -70,7 +67,7 @@ def require(resource: str, action: str) -> Callable[..., Awaitable[Caller]]:
         )
         match = RouteMatch(spec, {})
         try:
-            credential = _credential(bearer, api_key)
+            credential = credential_of(request.scope["headers"])
             caller = await run_in_threadpool(services.access.identify, credential)
         except BastionError as exc:
             await _audit_deny(request, Verdict(facts, match, None, exc))

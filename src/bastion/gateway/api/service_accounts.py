@@ -9,9 +9,10 @@ binding to the name does in other tenants, nor the roles that resource rules and
 from __future__ import annotations
 
 from fastapi import Depends, Request
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from bastion.config.units import UtcMoment
 from bastion.core.model import PrincipalKind
 from bastion.core.rbac import parse_scopes
 from bastion.errors import RequestRejectedError
@@ -33,7 +34,7 @@ router = principal_router(
 class CredentialCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     scopes: list[str] = Field(min_length=1)
-    expires: AwareDatetime | None = None
+    expires: UtcMoment | None = None
 
 
 class CredentialCreated(BaseModel):
