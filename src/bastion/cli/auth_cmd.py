@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from bastion.cli.context import operator_actor, state
+from bastion.cli.context import check_lifetime, operator_actor, state
 from bastion.cli.principal_cmds import remote_of, when
 from bastion.cli.remote import segment
 from bastion.config.units import parse_duration
@@ -54,6 +54,7 @@ def create_key(
         lifetime = parse_duration(expires) if expires is not None else None
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--expires") from None
+    check_lifetime(lifetime, "--expires")
     remote = remote_of(ctx, tenant)
     if remote is not None:
         body: dict[str, Any] = {"name": name, "scopes": scopes.split(",")}

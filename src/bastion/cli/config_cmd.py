@@ -13,7 +13,7 @@ import typer
 
 from bastion.cli.context import state
 from bastion.config import describe_not_yet_enforced, load_config
-from bastion.errors import ConfigError
+from bastion.errors import BastionError, ConfigError
 from bastion.wiring import check_startup
 
 app = typer.Typer(help="Check configuration.", no_args_is_help=True)
@@ -27,8 +27,7 @@ def validate(
     """Print `ok`, or every error with its key path and exit 1."""
     path = file or state(ctx).config_path
     if not path.exists():
-        typer.echo(f"error: {path} does not exist", err=True)
-        raise typer.Exit(1)
+        raise BastionError(f"{path} does not exist")  # printed as one terminal-safe line
     try:
         config = load_config(path)
         check_startup(config, config_dir=path.resolve().parent)

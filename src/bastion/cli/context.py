@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import getpass
 import os
+import sys
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,8 @@ import typer
 from bastion.cli.credentials import has_credentials
 from bastion.cli.remote import RemoteClient, client_from_credentials, unsupported
 from bastion.config import BastionConfig, load_config
+from bastion.config.units import MOMENT_OUT_OF_RANGE
+from bastion.errors import BastionError
 from bastion.wiring import Services, build_services
 
 DEFAULT_CONFIG = "bastion.yaml"
@@ -67,8 +71,27 @@ class CliState:
         return build_services(self.load())
 
 
+# Options whose empty value means something: a display name can be cleared.
+MAY_BE_EMPTY = frozenset({"display_name"})
+
+
+def refuse_blank(ctx: Any) -> None:  # a typer.Context, or the root context click hands back
+    """An option or argument given as empty text, or as spaces only, is a mistake (a shell
+    variable that was not set): refused naming it, rather than read as "not given" (the
+    default tenant, no filter) or kept as a name nobody can type."""
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name or "")
+        values = value if isinstance(value, list | tuple) else [value]
+        blank = any(isinstance(v, str) and not v.strip() for v in values)
+        if blank and param.name not in MAY_BE_EMPTY:
+            hint = " / ".join(f"'{name}'" for name in param.opts)
+            raise typer.BadParameter("must not be empty", ctx=ctx, param_hint=hint)
+
+
 def state(ctx: typer.Context) -> CliState:
     root = ctx.find_root()
+    refuse_blank(root)
+    refuse_blank(ctx)
     obj = root.obj
     assert isinstance(obj, CliState)
     obj.command = "bastion " + ctx.command_path.removeprefix(root.command_path).strip()
@@ -95,3 +118,32 @@ def operator_actor() -> dict[str, Any]:
     except (KeyError, OSError):
         user = str(os.getuid())
     return {"type": "operator", "id": user, "via": "cli"}
+
+
+def check_lifetime(lifetime: timedelta | None, option: str) -> None:
+    """A lifetime whose end is a date (`now + 100000000d` is past the year 9999)."""
+    try:
+        _ = datetime.now(UTC) + lifetime if lifetime is not None else None
+    except OverflowError:
+        raise typer.BadParameter(MOMENT_OUT_OF_RANGE, param_hint=option) from None
+
+
+def password_from_stdin() -> str:
+    """The first line of stdin without its line ending (``\\n`` or ``\\r\\n``, as a file
+    written on Windows ends); a `BastionError` when stdin is closed or holds no password,
+    rather than a policy message about an empty password or an empty one sent to a server."""
+    line = sys.stdin.readline() if sys.stdin is not None else ""
+    password = line.removesuffix("\n").removesuffix("\r")
+    if not password:
+        raise BastionError("--password-stdin found no password: give it as one line on stdin")
+    return password
+
+
+def prompt_password(*, confirm: bool) -> str:
+    """Ask at the terminal, without echo; a `BastionError` when stdin is not one (a script
+    or a pipe), where the password would otherwise be read back in the clear, or never."""
+    if sys.stdin is None or not sys.stdin.isatty():
+        raise BastionError(
+            "cannot ask for a password: stdin is not a terminal (use --password-stdin)"
+        )
+    return str(typer.prompt("Password", hide_input=True, confirmation_prompt=confirm))

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated
 
 import typer
 
-from bastion.cli.context import operator_actor, state
+from bastion.cli.context import operator_actor, password_from_stdin, prompt_password, state
 from bastion.cli.principal_cmds import (
     TenantOption,
     add_principal_commands,
@@ -33,9 +32,9 @@ def _default(ctx: typer.Context, tenant: str | None) -> str:
 
 def _read_password(prompt: bool, stdin: bool) -> str | None:
     if stdin:
-        return sys.stdin.readline().rstrip("\n")
+        return password_from_stdin()
     if prompt:
-        return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+        return prompt_password(confirm=True)
     return None
 
 
@@ -55,6 +54,10 @@ def user_create(
     tenant: TenantOption = None,
 ) -> None:
     """Create a user, optionally with a password (policy-checked) or an imported hash."""
+    if password + password_stdin + (password_hash is not None) > 1:
+        raise typer.BadParameter(
+            "give at most one of --password, --password-stdin, --password-hash"
+        )
     secret = _read_password(password, password_stdin)
     remote = remote_of(ctx, tenant)
     if remote is not None:

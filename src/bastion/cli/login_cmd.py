@@ -6,13 +6,12 @@ and rotated on every use, and commands that talk to that bastion get access toke
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from bastion.cli.context import state
+from bastion.cli.context import password_from_stdin, prompt_password, refuse_blank, state
 from bastion.cli.credentials import (
     credentials_locked,
     forget_credentials,
@@ -30,6 +29,7 @@ def register(app: typer.Typer) -> None:
 
 
 def login(
+    ctx: typer.Context,
     server: Annotated[str, typer.Option("--server", help="Bastion's base URL.")],
     user: Annotated[str, typer.Option("--user", help="Your login.")],
     tenant: Annotated[str | None, typer.Option("--tenant", help="Your tenant.")] = None,
@@ -43,6 +43,7 @@ def login(
     ] = False,
 ) -> None:
     """Log in with a password; keep the refresh token in the config directory (0600)."""
+    refuse_blank(ctx)
     endpoint = Endpoint(
         server.rstrip("/"), prefix, str(ca_file.resolve()) if ca_file is not None else None
     )
@@ -52,10 +53,7 @@ def login(
             " network unencrypted; use https",
             err=True,
         )
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        password = str(typer.prompt("Password", hide_input=True))
+    password = password_from_stdin() if password_stdin else prompt_password(confirm=False)
     payload: dict[str, str] = {"username": user, "password": password}
     if tenant:
         payload["tenant"] = tenant

@@ -26,6 +26,7 @@ from bastion.cli import (
     token_cmd,
 )
 from bastion.cli.context import resolve_state
+from bastion.core.audit_formats import printable
 from bastion.errors import BastionError, ConfigError
 
 app = typer.Typer(
@@ -99,8 +100,43 @@ def usage_line(exc: typer.TyperException) -> str:
     return f"{message} (see '{ctx.command_path} --help')"
 
 
+MAX_ERROR_LENGTH = 1000
+
+
+def say_error(message: object) -> None:
+    """``error: message`` on stderr as one terminal-safe line: control characters (newlines,
+    ANSI escapes) shown escaped, and a huge value echoed back cut in the middle."""
+    text = printable(str(message))
+    if len(text) > MAX_ERROR_LENGTH:
+        half = MAX_ERROR_LENGTH // 2
+        text = f"{text[:half]}…{text[-half:]}"
+    print(f"error: {text}", file=sys.stderr)
+
+
+def undecodable_argument(arguments: list[str]) -> str | None:
+    """The first argument that is not valid UTF-8 (Python keeps its bytes as lone surrogates,
+    which no database, hash or terminal accepts), shown with its bytes escaped."""
+    for argument in arguments:
+        if any("\udc80" <= ch <= "\udcff" for ch in argument):
+            raw = argument.encode("utf-8", "surrogateescape")
+            return raw.decode("utf-8", "backslashreplace")
+    return None
+
+
+def _stdout_closed() -> None:
+    """The reader went away (``bastion audit list | head -1``): stop quietly with status 1,
+    as click does for the same, instead of a second error when Python flushes stdout."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(1)
+
+
 def main() -> None:
     """Run the CLI: one clear line on stderr and a non-zero exit for every error."""
+    undecodable = undecodable_argument(sys.argv[1:])
+    if undecodable is not None:
+        say_error(f"argument '{undecodable}' is not valid UTF-8")
+        sys.exit(2)
     try:
         result = app(standalone_mode=False, prog_name="bastion")
     except typer.Abort:
@@ -110,17 +146,23 @@ def main() -> None:
         if type(exc).__name__ == "NoArgsIsHelpError":  # a group named alone: its help answers
             exc.show()  # type: ignore[attr-defined]
         else:
-            print(f"error: {usage_line(exc)}", file=sys.stderr)
+            say_error(usage_line(exc))
         sys.exit(int(getattr(exc, "exit_code", 2)))
     except ConfigError as exc:
         for issue in exc.issues:
-            print(f"error: {issue}", file=sys.stderr)
+            say_error(issue)
         sys.exit(1)
     except BastionError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        say_error(exc)
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
+    except BrokenPipeError:
+        _stdout_closed()
+    except OSError as exc:  # a file named on the command line that cannot be used
+        where = f"{exc.filename}: " if exc.filename is not None else ""
+        say_error(f"{where}{exc.strerror or type(exc).__name__}")
+        sys.exit(1)
     except Exception as exc:
         if os.environ.get("BASTION_DEBUG"):
             raise

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 import ssl
 import urllib.error
 import urllib.request
@@ -25,6 +26,8 @@ from bastion.errors import BastionError
 
 TIMEOUT_SECONDS = 30
 RELOGIN = "run `bastion login` again"
+# gateway.prefix as bastion.yaml holds it: path segments of URL-safe characters, no query.
+_PREFIX = re.compile(r"(?:/[A-Za-z0-9._~!$&'()+,;=:@-]+)+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +47,8 @@ class Endpoint:
             raise BastionError("--server takes no user, query or fragment: only scheme://host")
         if self.ca_file is not None and parts.scheme != "https":
             raise BastionError("--ca-file applies to an https:// server only")
+        if not _PREFIX.fullmatch(self.prefix):
+            raise BastionError(f"--prefix must be a URL path like /_bastion, not {self.prefix}")
 
     @property
     def in_clear(self) -> bool:

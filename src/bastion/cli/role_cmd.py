@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from bastion.cli.context import operator_actor, state
+from bastion.cli.context import check_lifetime, operator_actor, state
 from bastion.cli.principal_cmds import remote_of, when
 from bastion.cli.remote import segment
 from bastion.config.units import parse_duration
@@ -182,6 +182,7 @@ def bind(
         lifetime = parse_duration(expires) if expires is not None else None
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--expires") from None
+    check_lifetime(lifetime, "--expires")
     [(kind, name)] = subjects
     remote = remote_of(ctx, tenant)
     if remote is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -14,6 +16,9 @@ from bastion.config import BastionConfig, describe_not_yet_enforced
 from bastion.services.bootstrap import initialise
 from bastion.wiring import Services, build_services, check_startup
 from bastion.wiring_identity import seed_basic_auth_users
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")  # uvicorn's
+_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 
 
 def register(app: typer.Typer) -> None:
@@ -85,9 +90,17 @@ def serve(
 ) -> None:
     """Run the gateway (reverse proxy and forward-auth) on gateway.listen; migrates first."""
     cli = state(ctx)
+    log_level = log_level.lower()
+    if log_level not in LOG_LEVELS:
+        choices = ", ".join(LOG_LEVELS)
+        raise typer.BadParameter(f"must be one of {choices}", param_hint="--log-level")
+    if host is not None and not is_host(host):
+        raise typer.BadParameter("must be an IP address or a host name", param_hint="--host")
     config = cli.load()
     # The checks `bastion config validate` runs, all reported at once, before any change.
     check_startup(config, config_dir=cli.config_path.resolve().parent)
+    # A port another program holds is one line now, not uvicorn's log after start-up.
+    qs.ensure_port_free(host or config.gateway.host, port or config.gateway.port)
     services = build_services(config)
     warn_not_enforced(services.config)
     limits = services.config.security.rate_limit
@@ -106,6 +119,16 @@ def serve(
         workers=workers,
         config_path=cli.config_path,
     )
+
+
+def is_host(value: str) -> bool:
+    """An IP address, or a host name of letters, digits and hyphens (RFC 1123)."""
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        labels = value.removesuffix(".").split(".")
+        return len(value) <= 253 and all(_HOST_LABEL.fullmatch(label) for label in labels)
+    return True
 
 
 def run_gateway(

@@ -58,6 +58,8 @@ def load_cases(path: Path) -> AuthzCaseFile:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([ConfigIssue("", f"cannot read {path}: {exc.strerror}")]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([ConfigIssue("", f"{path}: is not UTF-8 text")]) from None
     data = read_yaml(text, str(path))
     try:
         return AuthzCaseFile.model_validate(data, by_alias=True, by_name=False)

@@ -58,7 +58,11 @@ _ConfigLoader.add_constructor("tag:yaml.org,2002:binary", lambda _loader, _node:
 
 def read_yaml(text: str, source: str) -> object:
     """The document's data (None for an empty one). ConfigError with every key problem."""
-    loader = _ConfigLoader(text)
+    try:
+        loader = _ConfigLoader(text)
+    except yaml.reader.ReaderError as exc:  # NUL or another character YAML does not allow
+        problem = f"character #x{exc.character:04x} at offset {exc.position} is not allowed"
+        raise ConfigError([ConfigIssue("", f"{source}: {problem}")]) from None
     try:
         node = loader.get_single_node()
         if node is None:

@@ -96,7 +96,7 @@ class AgentService:
         unknown = [r for r in roles if not self._is_role(r)]
         if unknown:
             raise RequestRejectedError(f"unknown role {unknown[0]!r}")
-        ttl = ttl or self._default_ttl
+        ttl = self._default_ttl if ttl is None else ttl  # a zero lifetime is refused
         if ttl <= timedelta(0) or ttl > MAX_TTL:
             raise RequestRejectedError("the token lifetime must be between 1s and 30d")
         now = self._clock.now()

@@ -8,10 +8,10 @@ from typing import Any
 from bastion.backends.protocols import Storage
 from bastion.core.ids import new_id
 from bastion.core.model import Principal, PrincipalKind, RoleBinding, SubjectType, Tenant
-from bastion.core.names import canonical_name
 from bastion.errors import ConflictError, NotFoundError
 from bastion.services.apikeys import ApiKeyService, IssuedKey
 from bastion.services.audit import append_events, build_event
+from bastion.services.changes import valid_name
 from bastion.services.clock import Clock
 
 
@@ -33,8 +33,9 @@ def initialise(
 ) -> Bootstrapped:
     """Create the tenant, admin and admin key in one transaction; ConflictError if done before."""
     now = clock.now()
-    tenant_name = canonical_name(tenant_name)
-    admin_name = canonical_name(admin_name)
+    # Held to the rules `bastion tenant create` and `bastion user create` apply.
+    tenant_name = valid_name(tenant_name, "tenant")
+    admin_name = valid_name(admin_name, "user")
     with storage.transaction() as tx:
         try:
             tx.tenants.get_by_name(tenant_name)
