@@ -39,6 +39,15 @@ ONE_ERROR_CASES = [
     pytest.param(
         """
         gateway:
+          prefix: /auth?x
+        """,
+        "gateway.prefix: must be a URL path of letters, digits and -._~!$&'()+,;=:@"
+        " (no space or ?)",
+        id="prefix-not-a-url-path",
+    ),
+    pytest.param(
+        """
+        gateway:
           public_paths: [/docs/*]
         """,
         "gateway.public_paths: unknown key (keys are camelCase: publicPaths)",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import re
 import ssl
 import urllib.error
 import urllib.request
@@ -21,13 +20,12 @@ from urllib.parse import quote, urlencode, urlsplit
 import typer
 
 from bastion.cli.credentials import credentials_locked, load_credentials, save_credentials
+from bastion.config.models_gateway import prefix_problem
 from bastion.core.names import canonical_name
 from bastion.errors import BastionError
 
 TIMEOUT_SECONDS = 30
 RELOGIN = "run `bastion login` again"
-# gateway.prefix as bastion.yaml holds it: path segments of URL-safe characters, no query.
-_PREFIX = re.compile(r"(?:/[A-Za-z0-9._~!$&'()+,;=:@-]+)+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +45,7 @@ class Endpoint:
             raise BastionError("--server takes no user, query or fragment: only scheme://host")
         if self.ca_file is not None and parts.scheme != "https":
             raise BastionError("--ca-file applies to an https:// server only")
-        if not _PREFIX.fullmatch(self.prefix):
+        if prefix_problem(self.prefix) is not None:  # the rule gateway.prefix is held to
             raise BastionError(f"--prefix must be a URL path like /_bastion, not {self.prefix}")
 
     @property

@@ -259,6 +259,25 @@ class SecurityHeadersConfig(ConfigModel):
     ] = ("'none'",)
 
 
+def prefix_problem(value: str) -> str | None:
+    """Why ``value`` cannot be bastion's URL prefix (``gateway.prefix``), or None."""
+    if not value.startswith("/") or value.endswith("/"):
+        return "must start with / and not end with / (like /_bastion)"
+    try:
+        template_segments(value)
+    except TemplateError as exc:
+        return str(exc)
+    if any(ch in value for ch in "{}*"):
+        return "must be a literal path, without {name} or *"
+    if not _PREFIX_CHARS.fullmatch(value):
+        return "must be a URL path of letters, digits and -._~!$&'()+,;=:@ (no space or ?)"
+    return None
+
+
+# RFC 3986 path characters, less "%" (an encoded prefix would never match a canonical path).
+_PREFIX_CHARS = re.compile(r"[A-Za-z0-9._~!$&'()+,;=:@/-]+")
+
+
 class GatewayConfig(ConfigModel):
     """The edge: listen address, upstream, bastion's own URL prefix, routes and proxies."""
 
@@ -276,14 +295,9 @@ class GatewayConfig(ConfigModel):
     @field_validator("prefix")
     @classmethod
     def _check_prefix(cls, value: str) -> str:
-        if not value.startswith("/") or value.endswith("/"):
-            raise ValueError("must start with / and not end with / (like /_bastion)")
-        try:
-            template_segments(value)
-        except TemplateError as exc:
-            raise ValueError(str(exc)) from None
-        if any(ch in value for ch in "{}*"):
-            raise ValueError("must be a literal path, without {name} or *")
+        problem = prefix_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
     @property
