@@ -10,8 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bastion.core.audit_formats import TRUNCATED_MARK
 from bastion.services.access import RequestFacts, Verdict
-from bastion.services.request_events import MAX_CLIENT_TEXT, TRUNCATED_MARK, request_event
+from bastion.services.request_events import MAX_CLIENT_TEXT, request_event
 from tests.e2e.audit_stack import audit_stack, request_id
 
 from .conftest import T0

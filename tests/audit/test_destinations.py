@@ -19,11 +19,8 @@ from bastion.backends.audit_sinks import DeliveryWorker, Destination, Spool, Spo
 from bastion.backends.audit_sinks import syslog as syslog_module
 from bastion.backends.audit_sinks.file import FileDestination
 from bastion.backends.audit_sinks.http import ElasticsearchBulkDestination, SplunkHecDestination
-from bastion.backends.audit_sinks.syslog import (
-    MAX_MESSAGE_BYTES,
-    TRUNCATED_MARK,
-    SyslogDestination,
-)
+from bastion.backends.audit_sinks.syslog import MAX_MESSAGE_BYTES, SyslogDestination
+from bastion.core.audit_formats import TRUNCATED_MARK
 from bastion.crypto.keys import new_secret_token
 
 from .conftest import T0, FrozenClock, Rig, make_rig

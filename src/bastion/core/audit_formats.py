@@ -15,6 +15,17 @@ from typing import Any
 from bastion.core.audit import event_to_json, format_timestamp
 from bastion.core.model import AuditEvent
 
+TRUNCATED_MARK = "...[truncated]"
+
+
+def fit(text: str, limit: int) -> str:
+    """``text`` cut at its end to at most ``limit`` characters, the cut marked
+    (`TRUNCATED_MARK`); as it is when it already fits."""
+    if len(text) <= limit:
+        return text
+    return text[: limit - len(TRUNCATED_MARK)] + TRUNCATED_MARK
+
+
 _ASCII_JSON = json.JSONEncoder(ensure_ascii=True, allow_nan=False, separators=(",", ":"))
 # C0 and C1 controls, DEL, and the Unicode line and paragraph separators.
 _CONTROLS = [*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0), 0x2028, 0x2029]

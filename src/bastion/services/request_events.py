@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bastion.core.audit_formats import fit
 from bastion.core.masking import mask_value
 from bastion.core.model import AuditEvent
 from bastion.errors import (
@@ -18,7 +19,6 @@ from bastion.services.audit import build_event
 
 # Header text the client chose is kept to this many characters (marker included).
 MAX_CLIENT_TEXT = 512
-TRUNCATED_MARK = "...[truncated]"
 
 
 def client_text(value: str | None) -> str | None:
@@ -30,10 +30,7 @@ def client_text(value: str | None) -> str | None:
     """
     if value is None or len(value) <= MAX_CLIENT_TEXT:
         return value
-    masked = str(mask_value(value))
-    if len(masked) <= MAX_CLIENT_TEXT:
-        return masked
-    return masked[: MAX_CLIENT_TEXT - len(TRUNCATED_MARK)] + TRUNCATED_MARK
+    return fit(str(mask_value(value)), MAX_CLIENT_TEXT)
 
 
 def request_event(

@@ -25,24 +25,17 @@ from bastion.backends.audit_sinks.base import (
     is_checkpoint,
 )
 from bastion.core.audit import event_from_json, format_timestamp
-from bastion.core.audit_formats import FACILITIES, ascii_json, header_field, syslog_line
+from bastion.core.audit_formats import (
+    FACILITIES,
+    ascii_json,
+    fit,
+    header_field,
+    syslog_line,
+)
 
 # rsyslog's default maxMessageSize; bigger messages lose their details (the database has them).
 MAX_MESSAGE_BYTES = 8096
-TRUNCATED_MARK = "...[truncated]"
 _TIMEOUT_SECONDS = 10.0
-
-
-def fit(message: str, limit: int) -> str:
-    """``message`` cut at its end to ``limit`` characters (all ASCII), marked as truncated.
-
-    The header, well under ``limit``, stays whole; the event's JSON loses its end, as RFC
-    5424 section 6.1 has a receiver do: "If a transport receiver truncates messages, the
-    truncation MUST occur at the end of the message." The database keeps the whole event.
-    """
-    if len(message) <= limit:
-        return message
-    return message[: limit - len(TRUNCATED_MARK)] + TRUNCATED_MARK
 
 
 def _peer_closed(sock: socket.socket) -> bool:
@@ -96,6 +89,8 @@ class SyslogDestination:
                 facility=self.facility,
                 max_bytes=MAX_MESSAGE_BYTES,
             )
+        # Cut at the end, as RFC 5424 section 6.1 has a receiver truncate: the header stays
+        # whole (it is all ASCII, so characters are bytes); the database keeps the event.
         return fit(line, MAX_MESSAGE_BYTES)
 
     def _connect(self) -> socket.socket:
