@@ -32,7 +32,6 @@ from bastion.errors import AuthenticationError, NotFoundError, PasswordChangeReq
 from bastion.services.audit import append_events, build_event
 from bastion.services.clock import Clock
 from bastion.services.passwords import HashingPool, PasswordService
-from bastion.services.request_events import client_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +202,7 @@ class LoginService:
             "type": "user" if attempt.principal is not None else "anonymous",
             "id": canonical_name(request.username),
             "ip": request.client_ip,
-            "userAgent": client_text(request.user_agent),
+            "userAgent": request.user_agent,
         }
         details: dict[str, Any] = {"method": "password"}
         if reason is not None:
