@@ -12,8 +12,7 @@ import pytest
 
 from bastion.core.audit_formats import TRUNCATED_MARK
 from bastion.services.access import RequestFacts, Verdict
-from bastion.services.audit.events import MAX_CLIENT_TEXT
-from bastion.services.request_events import request_event
+from bastion.services.request_events import MAX_CLIENT_TEXT, request_event
 from tests.e2e.audit_stack import audit_stack, request_id
 
 from .conftest import T0

@@ -32,6 +32,7 @@ from bastion.errors import AuthenticationError, NotFoundError, PasswordChangeReq
 from bastion.services.audit import append_events, build_event
 from bastion.services.clock import Clock
 from bastion.services.passwords import HashingPool, PasswordService
+from bastion.services.request_events import client_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,7 +203,7 @@ class LoginService:
             "type": "user" if attempt.principal is not None else "anonymous",
             "id": canonical_name(request.username),
             "ip": request.client_ip,
-            "userAgent": request.user_agent,
+            "userAgent": client_text(request.user_agent),
         }
         details: dict[str, Any] = {"method": "password"}
         if reason is not None:

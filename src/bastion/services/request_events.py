@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bastion.core.audit_formats import fit
+from bastion.core.masking import mask_value
 from bastion.core.model import AuditEvent
 from bastion.errors import (
     AuthenticationError,
@@ -14,6 +16,21 @@ from bastion.errors import (
 )
 from bastion.services.access import Verdict
 from bastion.services.audit import build_event
+
+# Header text the client chose is kept to this many characters (marker included).
+MAX_CLIENT_TEXT = 512
+
+
+def client_text(value: str | None) -> str | None:
+    """A header value as an event records it: at most `MAX_CLIENT_TEXT` characters.
+
+    Anyone can send a megabyte of User-Agent, and the event would carry it to the database
+    and every destination. A cut value is masked first: half a credential no longer looks
+    like one to the masking that runs on the event later.
+    """
+    if value is None or len(value) <= MAX_CLIENT_TEXT:
+        return value
+    return fit(str(mask_value(value)), MAX_CLIENT_TEXT)
 
 
 def request_event(
@@ -48,7 +65,7 @@ def request_event(
         if identity.acting is not None:
             actor["act"] = {"type": identity.acting.kind.value, "id": identity.acting.name}
     actor["ip"] = facts.client_ip
-    actor["userAgent"] = facts.user_agent  # capped by build_event
+    actor["userAgent"] = client_text(facts.user_agent)
     resource: dict[str, Any] = {}
     if match is not None:
         resource = {"type": match.route.resource, "id": match.resource_id}

@@ -24,6 +24,7 @@ from bastion.gateway.api.principals import (
     principal_router,
 )
 from bastion.services.access import Caller
+from bastion.services.request_events import client_text
 from bastion.wiring import Services
 
 # Registered before `principals`, so that /tokens is not read as an agent named "tokens".
@@ -176,7 +177,7 @@ async def register(
     policies = services.authz.policies
     client = {
         "ip": request.client.host if request.client else None,
-        "userAgent": request.headers.get("user-agent"),
+        "userAgent": client_text(request.headers.get("user-agent")),
         "via": "api",
     }
     done = await run_in_threadpool(

@@ -17,7 +17,7 @@ from bastion.gateway.problem_handlers import request_id_of
 from bastion.gateway.problems import status_for
 from bastion.services.access import Caller, RequestFacts, Verdict
 from bastion.services.audit import AuditSink
-from bastion.services.request_events import request_event
+from bastion.services.request_events import client_text, request_event
 from bastion.wiring import Services
 
 _bearer = HTTPBearer(auto_error=False, description="An API key (bk_live_…) or a bearer token")
@@ -131,7 +131,7 @@ def actor_of(caller: Caller, request: Request) -> dict[str, Any]:
         "id": principal.name,
         "keyId": caller.identity.credential_id,
         "ip": request.client.host if request.client else None,
-        "userAgent": request.headers.get("user-agent"),
+        "userAgent": client_text(request.headers.get("user-agent")),
         "via": "api",
         "requestId": request_id_of(request),
     }

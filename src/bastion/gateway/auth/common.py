@@ -16,6 +16,7 @@ from bastion.errors import InvalidBodyError, RequestRejectedError
 from bastion.gateway.invalid_input import not_json
 from bastion.gateway.problem_handlers import request_id_of
 from bastion.services.audit import AuditSink, build_event
+from bastion.services.request_events import client_text
 from bastion.wiring import Services
 
 MAX_FORM_BYTES = 64 * 1024
@@ -166,7 +167,7 @@ async def audit_failure(
             "type": "client",
             "id": actor_id,
             "ip": client_ip(request),
-            "userAgent": request.headers.get("user-agent"),
+            "userAgent": client_text(request.headers.get("user-agent")),
         },
         details={"reason": reason},
         request={

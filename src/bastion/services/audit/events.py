@@ -8,8 +8,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bastion.backends.protocols import UnitOfWork
-from bastion.core.audit_formats import fit
-from bastion.core.masking import mask_value
 from bastion.core.model import AuditEvent
 from bastion.services.audit.recorder import append_to
 
@@ -21,22 +19,6 @@ def new_event_id(now: datetime) -> str:
     """
     millis = int(now.timestamp() * 1000)
     return f"evt_{millis & 0xFFFFFFFFFFFF:012x}{secrets.token_hex(10)}"
-
-
-# Header text the client chose is kept to this many characters (marker included).
-MAX_CLIENT_TEXT = 512
-
-
-def client_text(value: str | None) -> str | None:
-    """A header value as an event records it: at most `MAX_CLIENT_TEXT` characters.
-
-    Anyone can send a megabyte of User-Agent, and the event would carry it to the database
-    and every destination. A cut value is masked first: half a credential no longer looks
-    like one to the masking that runs on the event later.
-    """
-    if value is None or len(value) <= MAX_CLIENT_TEXT:
-        return value
-    return fit(str(mask_value(value)), MAX_CLIENT_TEXT)
 
 
 def build_event(
@@ -53,14 +35,10 @@ def build_event(
     """A new event at ``now`` (milliseconds, as the hash covers them).
 
     Every write path masks it when it is chained, just before it is stored (and only then is
-    it sent to destinations), so callers pass what happened, as it happened; only a client's
-    ``actor.userAgent`` is capped here (`client_text`), whichever path recorded it.
+    it sent to destinations), so callers pass what happened, as it happened.
     """
     if now.tzinfo is not UTC:
         now = now.astimezone(UTC)
-    user_agent = actor.get("userAgent") if actor else None
-    if isinstance(user_agent, str) and len(user_agent) > MAX_CLIENT_TEXT:
-        actor = {**(actor or {}), "userAgent": client_text(user_agent)}
     return AuditEvent(
         event_id=new_event_id(now),
         timestamp=now.replace(microsecond=now.microsecond // 1000 * 1000),
