@@ -4,6 +4,7 @@ traceback, never read as "not given", never a half-made change."""
 from __future__ import annotations
 
 import io
+import json
 import socket
 import subprocess
 import sys
@@ -163,6 +164,30 @@ def test_a_lifetime_past_the_year_9999_is_refused(initialised: Path, args: list[
     result = bastion(args, cwd=initialised, check=False)
     assert result.returncode == 2
     assert "--expires: is out of range (the years 1 to 9999, in UTC)" in one_error_line(result)
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("ci\ndeploy", "error: a key name must not contain control characters or slashes"),
+        ("ci\x1b[31m", "error: a key name must not contain control characters or slashes"),
+        ("k" * 255, "error: a key name must be 1 to 254 characters"),
+    ],
+    ids=["newline", "ansi-escape", "long"],
+)
+def test_a_key_name_is_held_to_the_rules_of_every_name(
+    initialised: Path, name: str, message: str
+) -> None:
+    result = bastion(
+        ["auth", "create-key", "--name", name, "--scopes", "patterns:read"],
+        cwd=initialised,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert one_error_line(result) == message
+    assert result.stdout == ""
+    listed = bastion(["auth", "list-keys", "--json"], cwd=initialised).stdout.splitlines()
+    assert [json.loads(line)["name"] for line in listed] == ["bootstrap-admin"]
 
 
 def test_a_zero_ttl_is_refused_not_replaced_by_the_default(initialised: Path) -> None:

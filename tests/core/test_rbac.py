@@ -102,6 +102,29 @@ def test_bad_scopes_rejected(scopes: list[str]) -> None:
         parse_scopes(scopes)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "patterns: read",
+        "patterns :read",
+        "pat\nterns:read",
+        "patterns:read\x1b[2J",
+        "a\u200bb:read",
+    ],
+)
+def test_injected_control_characters_or_spaces_in_a_permission_are_refused(text: str) -> None:
+    """A grant that could never match (``patterns: read``) or that carries a newline or an ANSI
+    escape into audit events and policy text is a configuration error, not a silent no-op."""
+    with pytest.raises(ValueError, match="white space or control characters"):
+        Permission.parse(text)
+    with pytest.raises(ValueError):
+        parse_scopes([text])
+
+
+def test_surrounding_white_space_of_a_permission_is_trimmed() -> None:
+    assert Permission.parse("  patterns:read\n") == Permission("patterns", "read")
+
+
 def test_catalog_knows_ancestors_and_origin() -> None:
     catalog = compile_roles(
         [

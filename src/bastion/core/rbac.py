@@ -22,9 +22,14 @@ class Permission:
 
     @classmethod
     def parse(cls, text: str) -> Permission:
+        """``resource:action``; ValueError for anything else, white space or a control
+        character inside included (``patterns: read`` would otherwise be a grant that never
+        matches, and a newline would travel into audit events and policy text)."""
         resource, sep, action = text.strip().partition(":")
         if not sep or not resource or not action or ":" in action:
             raise ValueError(f"{text!r} is not a permission of the form resource:action")
+        if any(ch.isspace() or not ch.isprintable() for ch in resource + action):
+            raise ValueError(f"{text!r} must not contain white space or control characters")
         return cls(resource, action)
 
     def __str__(self) -> str:

@@ -36,7 +36,7 @@ from bastion.errors import (
 )
 from bastion.services.audit import append_events, build_event
 from bastion.services.authn import Authenticated
-from bastion.services.changes import unique
+from bastion.services.changes import plain_name, unique
 from bastion.services.clock import Clock
 from bastion.services.lookups import get_any_principal, get_tenant
 from bastion.services.revocation import NullBroadcast, RevocationState, Revoker
@@ -106,10 +106,12 @@ def find_key(
 
 
 def _check_key_name(name: str) -> str:
-    """The name stripped; refused if it is empty or reads as a key id or a key itself."""
+    """The name stripped; refused if it breaks the rules of every name (`plain_name`) or reads
+    as a key id or a key itself."""
     name = name.strip()
     if not name:
         raise RequestRejectedError("a key needs a name")
+    plain_name(name, "key")
     if _KEY_ID.fullmatch(name) or name.startswith(API_KEY_PREFIX):
         # Not echoed: it may be a real key pasted in the wrong place.
         raise RequestRejectedError("a key name cannot look like a key id or an API key")

@@ -22,7 +22,7 @@ from bastion.errors import ConflictError, RequestRejectedError
 from bastion.services.audit import append_events, build_event
 from bastion.services.authz import Authorizer
 from bastion.services.authz_model import compile_catalog, role_definition
-from bastion.services.changes import MAX_NAME_LENGTH, unique, valid_name
+from bastion.services.changes import plain_name, unique, valid_name
 from bastion.services.clock import Clock
 from bastion.services.lookups import get_binding, get_custom_role, get_rule, get_tenant
 from bastion.services.subject_bindings import SUBJECT_NOUNS, require_subject
@@ -49,11 +49,7 @@ def role_name(raw: str) -> str:
     exactly where bastion.yaml, bindings, resource rules and Cedar policies name them."""
     name = raw.strip()
     valid_name(name, "role")
-    if len(name) > MAX_NAME_LENGTH:
-        raise RequestRejectedError(f"a role name must be 1 to {MAX_NAME_LENGTH} characters")
-    if any(not ch.isprintable() or ch in "/\\" for ch in name):
-        raise RequestRejectedError("a role name must not contain control characters or slashes")
-    return name
+    return plain_name(name, "role")
 
 
 def _look_alike(name: str, names: Sequence[str]) -> str | None:

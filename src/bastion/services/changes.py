@@ -21,7 +21,12 @@ _UNIQUE = "must be unique"
 
 def valid_name(raw: str, what: str) -> str:
     """The canonical form of a name a person typed; `RequestRejectedError` if unusable."""
-    name = canonical_name(raw)
+    return plain_name(canonical_name(raw), what)
+
+
+def plain_name(name: str, what: str) -> str:
+    """``name`` as it will be stored, if it is 1 to `MAX_NAME_LENGTH` printable characters
+    with no slash, backslash or surrounding white space; `RequestRejectedError` otherwise."""
     if not name or len(name) > MAX_NAME_LENGTH:
         raise RequestRejectedError(f"a {what} name must be 1 to {MAX_NAME_LENGTH} characters")
     if any(not ch.isprintable() or ch in "/\\" for ch in name) or name != name.strip():

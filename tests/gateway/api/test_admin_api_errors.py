@@ -336,6 +336,35 @@ def test_role_names_are_held_to_the_rules_of_every_other_name(
     assert {r["source"] for r in roles} == {"builtin"} and created == []
 
 
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        (
+            {"name": "ci\r\nx", "scopes": ["patterns:read"]},
+            "a key name must not contain control characters or slashes",
+        ),
+        ({"name": "k" * 255, "scopes": ["patterns:read"]}, "name: must be at most 254 characters"),
+        (
+            {"name": "ci", "scopes": ["patterns:\u001b[2Jread"]},
+            "'patterns:\\x1b[2Jread' must not contain white space or control characters",
+        ),
+        (
+            {"name": "ci", "scopes": ["patterns: read"]},
+            "'patterns: read' must not contain white space or control characters",
+        ),
+    ],
+    ids=["crlf-name", "long-name", "ansi-scope", "spaced-scope"],
+)
+def test_injected_control_characters_in_a_new_keys_name_or_scopes_are_refused(
+    gateway: GatewayFactory, body: dict[str, Any], detail: str
+) -> None:
+    with gateway() as gw:
+        response = gw.client.post(f"{API}/v1/apikeys", json=body, headers=gw.auth())
+        created = [e for e in gw.events() if e.action == "apikey.create"]
+    assert problem(response, 400, "bad_request")["detail"] == detail
+    assert len(created) == 1  # the bootstrap key only
+
+
 def test_a_role_name_is_trimmed_and_the_answer_is_the_role_saved(gateway: GatewayFactory) -> None:
     with gateway() as gw:
         created = gw.client.post(

@@ -38,7 +38,7 @@ class ApiKeyOut(BaseModel):
 
 
 class ApiKeyCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=254)
     scopes: list[str] = Field(min_length=1)
     expires: UtcMoment | None = None
 
