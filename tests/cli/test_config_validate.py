@@ -214,13 +214,17 @@ def test_validate_is_ok_for_the_config_init_writes(tmp_path: Path) -> None:
     ("text", "expected"),
     [
         ("? [a, b]\n: 1\n", "bastion.yaml:1:3: keys must be strings"),
-        ("a: " + "[" * 2000 + "]" * 2000 + "\n", "bastion.yaml:1:53: nested deeper than 50 levels"),
+        ("a: " + "[" * 60 + "]" * 60 + "\n", "bastion.yaml:1:53: nested deeper than 50 levels"),
+        (
+            "a: " + "[" * 2000 + "]" * 2000 + "\n",
+            "bastion.yaml:1:1003: nested deeper than 50 levels",
+        ),
         (
             "gateway:\n  listen: a:1\n  listen: b:2\n",
             "gateway.listen: duplicate key (bastion.yaml:3:3)",
         ),
     ],
-    ids=["list-as-key", "deep-nesting", "duplicate-key"],
+    ids=["list-as-key", "deep-nesting", "runaway-nesting", "duplicate-key"],
 )
 def test_validate_reports_yaml_problems_in_one_line(
     tmp_path: Path, text: str, expected: str

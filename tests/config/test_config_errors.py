@@ -485,7 +485,7 @@ def test_error_is_reported_at_its_key_path(text: str, expected: str) -> None:
         ),
         pytest.param(
             "security:\n  mtls:\n    enabled: true\n   clientAuth: none\n",
-            "bastion.yaml:4:4: expected <block end>, but found '<block mapping start>'",
+            "bastion.yaml:4:4: did not find expected key",
             id="bad-indentation",
         ),
     ],

@@ -4,8 +4,9 @@ one precise line each, with a key path or a file position, never an unexpected e
 from __future__ import annotations
 
 import pytest
+import yaml
 
-from bastion.config import parse_config
+from bastion.config import parse_config, yaml_reader
 from bastion.config.yaml_reader import MAX_DEPTH
 from bastion.errors import ConfigError
 
@@ -80,6 +81,28 @@ def test_deep_nesting_is_refused_with_a_position(text: str) -> None:
     [issue] = issues_of(text)
     assert issue.startswith("bastion.yaml:1:") or issue.startswith("bastion.yaml:2:")
     assert issue.endswith(f"nested deeper than {MAX_DEPTH} levels")
+
+
+def test_reading_uses_libyaml() -> None:
+    """PyYAML's wheels carry libyaml; its parser reads a large file several times faster."""
+    assert issubclass(yaml_reader._ConfigLoader, yaml.CSafeLoader)
+
+
+@pytest.mark.parametrize(
+    ("depth", "where"), [(60, "bastion.yaml:1:53"), (5000, "bastion.yaml")], ids=["deep", "runaway"]
+)
+def test_deep_nesting_is_refused_by_the_pure_python_parser_too(
+    depth: int, where: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A PyYAML built without libyaml composes recursively: a runaway nesting must end as the
+    same one-line error, not a RecursionError."""
+
+    class PureLoader(yaml.SafeLoader):
+        pass
+
+    monkeypatch.setattr(yaml_reader, "_ConfigLoader", PureLoader)
+    [issue] = issues_of("a: " + "[" * depth + "]" * depth + "\n")
+    assert issue == f"{where}: nested deeper than {MAX_DEPTH} levels"
 
 
 def test_nesting_through_aliases_is_refused_at_a_key_path() -> None:
