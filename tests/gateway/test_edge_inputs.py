@@ -5,9 +5,15 @@ The upstream address has nothing listening, so any request that got through woul
 
 from __future__ import annotations
 
+import asyncio
+import json
+from collections.abc import MutableMapping
+from typing import Any
+
 import pytest
 
-from tests.gateway.conftest import GatewayFactory
+from bastion.gateway.validation import ADMIN_API_MAX_BODY, AUTH_MAX_BODY
+from tests.gateway.conftest import Gateway, GatewayFactory
 
 LIMITS = {
     "security": {
@@ -98,3 +104,103 @@ def test_disabled_validation_checks_nothing(gateway: GatewayFactory) -> None:
             headers={**gw.auth(), "Content-Type": "application/json"},
         )
         assert response.status_code == 502
+
+
+def _post_streamed(
+    gw: Gateway, path: str, *, chunk: int, chunks: int, declared: int | None = None
+) -> tuple[int, int, dict[str, Any]]:
+    """POST ``chunks`` chunks of ``chunk`` bytes to the edge, unauthenticated, straight through
+    ASGI: (status, chunks the app pulled, the problem body). ``declared`` sends that
+    Content-Length; without it the body is chunked."""
+    pulled = 0
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def receive() -> MutableMapping[str, Any]:
+        nonlocal pulled
+        if pulled < chunks:
+            pulled += 1
+            return {"type": "http.request", "body": b" " * chunk, "more_body": pulled < chunks}
+        await asyncio.sleep(60)  # a client that sent everything and waits
+        return {"type": "http.disconnect"}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    length = [(b"content-length", str(declared).encode())] if declared is not None else []
+    chunked = [] if declared is not None else [(b"transfer-encoding", b"chunked")]
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"testserver"),
+            (b"content-type", (FORM if path.endswith("/token") else "application/json").encode()),
+            *length,
+            *chunked,
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+    assert gw.client.portal is not None
+    gw.client.portal.call(gw.client.app, scope, receive, send)
+    [start] = [m for m in sent if m["type"] == "http.response.start"]
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return start["status"], pulled, json.loads(body)
+
+
+OWN_ENDPOINTS = [
+    ("/_bastion/api/v1/users", ADMIN_API_MAX_BODY),
+    ("/_bastion/api/v1/apikeys", ADMIN_API_MAX_BODY),
+    ("/_bastion/login", AUTH_MAX_BODY),
+    ("/_bastion/oauth/token", AUTH_MAX_BODY),
+]
+FORM = "application/x-www-form-urlencoded"
+
+
+@pytest.mark.parametrize(("path", "limit"), OWN_ENDPOINTS)
+def test_unauthenticated_client_cannot_make_bastion_hold_a_huge_declared_body(
+    gateway: GatewayFactory, path: str, limit: int
+) -> None:
+    """Bastion's own endpoints read a body whole before they authenticate: a declared length
+    over their cap is 413 before a byte is read, and audited."""
+    with gateway() as gw:
+        status, pulled, problem = _post_streamed(
+            gw, path, chunk=1 << 20, chunks=300, declared=300 << 20
+        )
+        [event] = [e for e in gw.events() if e.request.get("requestId") == problem["requestId"]]
+    assert (status, pulled) == (413, 0)
+    assert problem["code"] == "payload_too_large"
+    assert problem["detail"] == f"the body exceeds {limit:,} bytes"
+    assert event.details["status"] == 413
+
+
+@pytest.mark.parametrize(("path", "limit"), OWN_ENDPOINTS)
+def test_unauthenticated_client_cannot_make_bastion_hold_a_huge_chunked_body(
+    gateway: GatewayFactory, path: str, limit: int
+) -> None:
+    """Without a length, the body is cut off as it passes the cap: bastion stops reading."""
+    chunk = limit // 4
+    with gateway() as gw:
+        status, pulled, problem = _post_streamed(gw, path, chunk=chunk, chunks=1000)
+    assert status == 413
+    assert pulled == 5  # the chunk that passes the cap is the last one read
+    assert problem["code"] == "payload_too_large"
+    assert problem["detail"] == f"the body exceeds {limit:,} bytes"
+
+
+def test_an_admin_api_body_within_the_cap_is_read_as_before(gateway: GatewayFactory) -> None:
+    with gateway() as gw:
+        body = json.dumps({"name": "dora@example.com", "password": "x" * 100_000}).encode()
+        response = gw.client.post(
+            "/_bastion/api/v1/users",
+            content=body,
+            headers={**gw.auth(), "Content-Type": "application/json"},
+        )
+    assert response.status_code == 400  # read and judged (too long a password), not refused
+    assert response.json()["code"] != "payload_too_large"

@@ -45,7 +45,15 @@ from bastion.gateway.outcomes import Inbound, Outcomes
 from bastion.gateway.pipeline import Admission, Gate
 from bastion.gateway.proxy import UpstreamProxy
 from bastion.gateway.responses import CorsPolicy, HeaderPolicy
-from bastion.gateway.validation import BodyPolicy, header
+from bastion.gateway.validation import (
+    ADMIN_API_MAX_BODY,
+    AUTH_MAX_BODY,
+    BodyPolicy,
+    body_too_large,
+    capped,
+    declared_length,
+    header,
+)
 from bastion.gateway.websocket import WebSocketRelay
 from bastion.services.access import AccessService, Verdict
 from bastion.services.audit import AuditSink
@@ -202,7 +210,8 @@ class Edge:
             # Login, OAuth tokens and the /.well-known documents (bastion.gateway.auth).
             state = _own_state(scope, inbound)
             state["bastion.client_ip"] = inbound.client_ip
-            await self._auth_app(dict(scope, path=path, state=state), receive, send)
+            auth_scope = dict(scope, path=path, state=state)
+            await self._own_app(self._auth_app, auth_scope, inbound, receive, send, AUTH_MAX_BODY)
             return
         if path.startswith(prefix + "/api/") and self._admin_api is not None:
             # The admin API authenticates and authorizes every call itself (same engine).
@@ -214,7 +223,9 @@ class Edge:
                 raw_path=raw_path[strip:],
                 state=_own_state(scope, inbound),
             )
-            await self._admin_api(mounted, receive, send)
+            await self._own_app(
+                self._admin_api, mounted, inbound, receive, send, ADMIN_API_MAX_BODY
+            )
             return
         if path.startswith(prefix + "/"):
             await self._internal(inbound, path[len(prefix) :], send)
@@ -233,6 +244,27 @@ class Edge:
             await self._outcomes.deny(inbound, admission, send)
             return
         await self._forwarder.forward(inbound, admission, receive, send)
+
+    async def _own_app(
+        self,
+        app: ASGIApp,
+        scope: Scope,
+        inbound: Inbound,
+        receive: Receive,
+        send: Send,
+        max_body: int,
+    ) -> None:
+        """One of bastion's own apps, its body capped at ``max_body`` bytes. They read a body
+        whole before they authenticate, so without the cap any client could make bastion hold
+        as much as it cared to send: a declared length over it is 413 here, audited, before a
+        byte is read, and a streamed body is refused as it passes it."""
+        length = declared_length(inbound.headers)
+        if length is not None and length > max_body:
+            error = body_too_large(max_body)
+            admission = self._outcomes.reject(inbound, error)
+            await self._outcomes.deny(inbound, admission, send, detail=str(error))
+            return
+        await app(scope, capped(receive, max_body), send)
 
     def _verify_suffix(self, raw_path: bytes) -> str | None:
         """The raw path after ``<prefix>/verify`` ("" for the check path itself), or None when

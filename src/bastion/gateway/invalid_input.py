@@ -13,7 +13,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bastion.core.bodies import media_type
-from bastion.errors import InvalidBodyError, RequestRejectedError, UnsupportedMediaTypeError
+from bastion.errors import (
+    InvalidBodyError,
+    PayloadTooLargeError,
+    RequestRejectedError,
+    UnsupportedMediaTypeError,
+)
 
 MAX_ISSUES = 10  # a body wrong in a hundred places is told about its first ten
 
@@ -59,8 +64,11 @@ def unparsed_body(content_type: str | None) -> UnsupportedMediaTypeError:
     return UnsupportedMediaTypeError(f"the body must be application/json, not {sent}")
 
 
-def unparsable_body(cause: BaseException | None) -> InvalidBodyError:
-    """A body the JSON parser gave up on (FastAPI only says there was an error)."""
+def unparsable_body(cause: BaseException | None) -> RequestRejectedError:
+    """A body the JSON parser gave up on, or one cut off while it was read (FastAPI only says
+    there was an error)."""
+    if isinstance(cause, PayloadTooLargeError):
+        return cause
     if isinstance(cause, RecursionError):
         return InvalidBodyError("json_too_deep", "the body nests too deeply to be read as JSON")
     if isinstance(cause, UnicodeDecodeError):

@@ -36,6 +36,12 @@ from bastion.gateway.headers import Headers
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 
+AUTH_MAX_BODY = 64 * 1024
+"""Bytes a body to the login, logout and OAuth endpoints may have (one small form or object)."""
+ADMIN_API_MAX_BODY = 8 * 1024 * 1024
+"""Bytes a body to the admin API may have: its largest is a Cedar policy text (at most
+1,000,000 characters, up to six bytes each as JSON escapes)."""
+
 
 @dataclass(frozen=True, slots=True)
 class BodyPolicy:
@@ -127,6 +133,27 @@ async def _stream(
             yield chunk
         if not message.get("more_body", False):
             return
+
+
+def body_too_large(limit: int) -> PayloadTooLargeError:
+    return PayloadTooLargeError(f"the body exceeds {limit:,} bytes")
+
+
+def capped(receive: Receive, limit: int) -> Receive:
+    """``receive`` that raises `PayloadTooLargeError` as soon as the body's bytes pass
+    ``limit``, before the chunk that passes it reaches the application."""
+    seen = 0
+
+    async def capped_receive() -> MutableMapping[str, Any]:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise body_too_large(limit)
+        return message
+
+    return capped_receive
 
 
 def header(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> str | None:

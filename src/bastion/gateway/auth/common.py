@@ -15,11 +15,11 @@ from bastion.core.names import well_formed
 from bastion.errors import InvalidBodyError, RequestRejectedError
 from bastion.gateway.invalid_input import not_json
 from bastion.gateway.problem_handlers import request_id_of
+from bastion.gateway.validation import AUTH_MAX_BODY, body_too_large
 from bastion.services.audit import AuditSink, build_event
 from bastion.services.request_events import client_text
 from bastion.wiring import Services
 
-MAX_FORM_BYTES = 64 * 1024
 MAX_JSON_DEPTH = 8  # a login or logout body is one flat object
 NO_STORE = {"cache-control": "no-store", "pragma": "no-cache"}
 
@@ -40,8 +40,8 @@ async def form(request: Request) -> dict[str, str]:
     if content_type != "application/x-www-form-urlencoded":
         raise RequestRejectedError("the body must be application/x-www-form-urlencoded")
     body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
-        raise RequestRejectedError("the body is too large")
+    if len(body) > AUTH_MAX_BODY:  # the edge caps it as it is read; mounted elsewhere, too
+        raise body_too_large(AUTH_MAX_BODY)
     try:
         pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
     except (UnicodeDecodeError, ValueError):
@@ -58,8 +58,8 @@ async def json_body(request: Request) -> dict[str, Any]:
     """A small JSON object, UTF-8, nested at most `MAX_JSON_DEPTH` deep, its strings
     well-formed Unicode (`_well_formed`)."""
     body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
-        raise RequestRejectedError("the body is too large")
+    if len(body) > AUTH_MAX_BODY:  # the edge caps it as it is read; mounted elsewhere, too
+        raise body_too_large(AUTH_MAX_BODY)
     if json_depth_exceeds(body, MAX_JSON_DEPTH):
         raise InvalidBodyError(
             "json_too_deep", f"the body nests deeper than {MAX_JSON_DEPTH} levels"

@@ -13,6 +13,7 @@ from bastion.errors import (
     AuthorizationError,
     BastionError,
     NotFoundError,
+    PayloadTooLargeError,
     RequestRejectedError,
 )
 from bastion.gateway.auth.common import (
@@ -59,6 +60,8 @@ async def token_endpoint(request: Request) -> Response:
         params = await form(request)
         grant = params.get("grant_type")
         credentials = _client_credentials(request, params)
+    except PayloadTooLargeError:
+        raise  # 413 problem+json, as the edge answers a declared length over the cap
     except RequestRejectedError as exc:
         return oauth_error("invalid_request", description=str(exc))
     client: Authenticated | None = None
@@ -123,6 +126,8 @@ async def revoke_endpoint(request: Request) -> Response:
     services: Services = request.app.state.services
     try:
         params = await form(request)
+    except PayloadTooLargeError:
+        raise
     except RequestRejectedError as exc:
         return oauth_error("invalid_request", description=str(exc))
     token = params.get("token", "")
