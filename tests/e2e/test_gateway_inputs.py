@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import json
+import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -17,6 +20,7 @@ from tests.e2e.gwstack import (
     GatewayStack,
     body_json,
     gateway_stack,
+    raw_get,
     raw_request,
 )
 
@@ -338,3 +342,68 @@ def test_open_websocket_ends_1008_once_its_key_is_revoked(stack: GatewayStack) -
     assert ended["outcome"] != "success"
     assert ended["details"]["mode"] == "websocket"
     assert ended["details"]["status"] == 401
+
+
+def _peak_rss_kib(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(status.split("VmHWM:")[1].split()[0])
+
+
+def _send_endless(port: int, start: bytes, filler: bytes, *, most: int) -> tuple[int, bytes]:
+    """Send ``start`` then ``filler`` until the server stops taking it (or ``most`` bytes
+    went): (bytes sent, the answer)."""
+    sent = 0
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(start)
+        try:
+            while sent < most:
+                sock.sendall(filler)
+                sent += len(filler)
+        except OSError:  # reset or timed out: the server closed the connection
+            pass
+        answer = b""
+        with contextlib.suppress(OSError):
+            while chunk := sock.recv(65536):
+                answer += chunk
+    return sent, answer
+
+
+@pytest.mark.parametrize(
+    ("start", "filler"),
+    [
+        (b"GET /_bastion/health HTTP/1.1\r\nHost: x\r\n", b"X-Pad: " + b"a" * 8000 + b"\r\n"),
+        (b"GET /_bastion/health HTTP/1.1\r\nHost: x\r\nX-Big: ", b"a" * 65536),
+        (b"GET /", b"a" * 65536),
+    ],
+    ids=["many-headers", "one-endless-header", "endless-request-line"],
+)
+def test_an_endless_request_head_is_431_before_it_fills_memory(
+    stack: GatewayStack, start: bytes, filler: bytes
+) -> None:
+    """uvicorn's httptools protocol buffers a head without limit (200 MB of one header took
+    the process to 637 MB): bastion answers 431 once a head passes 64 KiB and closes."""
+    pid = stack.processes[-1].pid
+    before = _peak_rss_kib(pid)
+    sent, answer = _send_endless(stack.port, start, filler, most=64 << 20)
+    assert answer.startswith(b"HTTP/1.1 431 ")
+    problem = body_json(answer)
+    assert problem["code"] == "headers_too_large"
+    assert problem["detail"] == "the request line and headers exceed 65,536 bytes"
+    assert sent < 64 << 20  # the connection was closed, not read to the end
+    assert _peak_rss_kib(pid) - before < 32 * 1024
+
+
+def test_a_head_within_the_limit_is_served(stack: GatewayStack) -> None:
+    status, _ = raw_get(stack.port, b"/_bastion/health", [(b"X-Pad", b"b" * 30_000)])
+    assert status == 200
+
+
+def test_a_request_httptools_cannot_parse_is_problem_json(stack: GatewayStack) -> None:
+    status, answer = raw_get(stack.port, b"/_bastion/health", [(b"X-Ctl", b"a\x01b")])
+    assert status == 400
+    head = answer.partition(b"\r\n\r\n")[0].lower()
+    assert b"content-type: application/problem+json" in head
+    problem = body_json(answer)
+    assert problem["code"] == "bad_request"
+    assert problem["detail"] == "the request is not valid HTTP/1.1"
+    assert head.count(problem["requestId"].encode()) == 1  # X-Bastion-Request-Id

@@ -4,9 +4,10 @@ Bodies say what kind of failure happened; a deny never says why in detail: the r
 (which key, which rule) goes to the audit log only (DESIGN.md 7.5). Every body carries the
 request's id, and so does its ``X-Bastion-Request-Id`` header.
 
-Two failures belong to HTTP itself rather than to bastion's services, so they are defined here:
-a method the endpoint does not answer (`MethodNotAllowedError`, 405 with ``Allow``) and an
-unexpected exception (`InternalError`, 500, which never shows the exception).
+Three failures belong to HTTP itself rather than to bastion's services, so they are defined
+here: a method the endpoint does not answer (`MethodNotAllowedError`, 405 with ``Allow``), a
+request head over the server's limit (`HeadersTooLargeError`, 431) and an unexpected exception
+(`InternalError`, 500, which never shows the exception).
 """
 
 from __future__ import annotations
@@ -43,6 +44,12 @@ class MethodNotAllowedError(RequestRejectedError):
         super().__init__(f"{method} is not allowed here; use {' or '.join(self.allowed)}")
 
 
+class HeadersTooLargeError(RequestRejectedError):
+    """The request line and headers together are over the server's limit (RFC 6585: 431)."""
+
+    code = "headers_too_large"
+
+
 class InternalError(BastionError):
     """A failure bastion did not expect; the body never says more than that."""
 
@@ -56,6 +63,7 @@ _STATUS: tuple[tuple[type[BastionError], int, str], ...] = (
     (PayloadTooLargeError, 413, "Content too large"),
     (UnsupportedMediaTypeError, 415, "Unsupported media type"),
     (MethodNotAllowedError, 405, "Method not allowed"),
+    (HeadersTooLargeError, 431, "Request header fields too large"),
     (UnsupportedTransferCodingError, 501, "Not implemented"),
     (RequestRejectedError, 400, "Bad request"),
     (RateLimitedError, 429, "Too many requests"),

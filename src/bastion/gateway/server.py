@@ -1,10 +1,15 @@
-"""Running the gateway under uvicorn: TLS / mTLS options, worker processes, and the ASGI TLS
-extension in every scope (uvicorn is imported only here).
+"""Running the gateway under uvicorn: TLS / mTLS options, worker processes, the ASGI TLS
+extension in every scope, and a bound on request heads (uvicorn is imported only here).
 
 uvicorn does not fill ``scope["extensions"]["tls"]`` itself; the protocol subclasses below add
 it, once per connection, from the verified peer certificate. A certificate that fails
 verification against ``security.mtls.clientCA`` (wrong CA, expired) aborts the handshake, so
 only verified certificates ever reach the edge.
+
+uvicorn's httptools protocol sets no limit on a request's line and headers: a client could make
+it buffer them without end (200 MB of one header line took the process to 637 MB). The HTTP
+protocol below answers 431 once a head passes `MAX_HEAD_BYTES`, and answers what httptools
+cannot parse with a problem+json 400 rather than uvicorn's plain text.
 """
 
 from __future__ import annotations
@@ -20,12 +25,23 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from bastion.config import BastionConfig
+from bastion.core.ids import new_id
 from bastion.crypto.certificates import der_to_pem
+from bastion.errors import BastionError, RequestRejectedError
+from bastion.gateway.problems import (
+    HeadersTooLargeError,
+    problem_body,
+    response_headers,
+    status_for,
+)
 from bastion.heap import freeze_startup_heap
 from bastion.wiring_tls import tls_options
 
 CONFIG_ENV = "BASTION_CONFIG"
 FACTORY = "bastion.gateway.app:create_app"
+MAX_HEAD_BYTES = 64 * 1024
+"""Bytes a request line and its headers may have together: twice nginx's default (four 8 KiB
+buffers), four times h11's."""
 
 
 def tls_extension(transport: asyncio.BaseTransport) -> dict[str, Any] | None:
@@ -51,17 +67,58 @@ def _add_extension(scope: Any, extension: dict[str, Any] | None) -> None:
 
 
 class TlsHttpProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, plus the TLS extension in each request's scope."""
+    """uvicorn's httptools protocol, plus the TLS extension in each request's scope, a 431 for
+    a head over `MAX_HEAD_BYTES` and problem+json for a request that is not valid HTTP.
+
+    A head is counted by the bytes that arrive while it is incomplete; the chunk that
+    completes it is not counted, and one chunk is at most a socket read (256 KiB)."""
 
     _tls: dict[str, Any] | None = None
+    _in_head = True  # a connection starts waiting for a request line
+    _head_bytes = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._tls = tls_extension(transport)
 
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if not self._in_head or self.transport.is_closing():
+            return
+        self._head_bytes += len(data)
+        if self._head_bytes > MAX_HEAD_BYTES:
+            self.logger.warning("request head over %d bytes refused (431)", MAX_HEAD_BYTES)
+            detail = f"the request line and headers exceed {MAX_HEAD_BYTES:,} bytes"
+            self._refuse(HeadersTooLargeError(detail))
+
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self._in_head = True
+        self._head_bytes = 0
         _add_extension(self.scope, self._tls)
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        super().on_headers_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        """What httptools cannot parse (a control byte in a header, a bad request line)."""
+        self._refuse(RequestRejectedError("the request is not valid HTTP/1.1"))
+
+    def _refuse(self, error: BastionError) -> None:
+        """Answer ``error`` as problem+json and close: the rest of the stream is unreadable."""
+        request_id = new_id("req")
+        status, title = status_for(error)
+        body = problem_body(error, request_id=request_id, detail=str(error))
+        headers = [
+            *response_headers(status, request_id=request_id),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ]
+        head = [f"HTTP/1.1 {status} {title}\r\n".encode()]
+        head += [name + b": " + value + b"\r\n" for name, value in headers]
+        self.transport.write(b"".join([*head, b"\r\n", body]))
+        self.transport.close()
 
 
 class TlsWebSocketProtocol(WebSocketsSansIOProtocol):
