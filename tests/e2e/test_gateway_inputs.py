@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 import gzip
 import json
+import select
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,7 +40,7 @@ CONFIG = {
     },
     "gateway": {
         "cors": {"enabled": True, "allowOrigins": [ORIGIN], "allowCredentials": True},
-        "timeouts": {"read": "2s"},
+        "timeouts": {"read": "2s", "requestHead": "2s"},
         "websocket": {"recheck": "1s"},
     },
 }
@@ -407,3 +409,61 @@ def test_a_request_httptools_cannot_parse_is_problem_json(stack: GatewayStack) -
     assert problem["code"] == "bad_request"
     assert problem["detail"] == "the request is not valid HTTP/1.1"
     assert head.count(problem["requestId"].encode()) == 1  # X-Bastion-Request-Id
+
+
+def _answer_within(sock: socket.socket, seconds: float) -> bytes:
+    """Everything the server sends until it closes the connection (at most ``seconds``)."""
+    sock.settimeout(seconds)
+    answer = b""
+    with contextlib.suppress(OSError):
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+def test_a_partial_request_head_is_408_once_request_head_time_is_up(stack: GatewayStack) -> None:
+    with socket.create_connection(("127.0.0.1", stack.port), timeout=5) as sock:
+        sock.sendall(b"GET /_bastion/health HTTP/1.1\r\nHost: x\r\n")
+        answer = _answer_within(sock, 20)
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    problem = body_json(answer)
+    assert problem["code"] == "request_timeout"
+    assert problem["detail"] == "the request head did not arrive within 2s"
+
+
+def test_a_slowloris_trickle_cannot_hold_a_connection_open(stack: GatewayStack) -> None:
+    """A byte every half second keeps no connection: the head's time runs from the opening."""
+    head = b"GET /_bastion/health HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200
+    sent = 0
+    with socket.create_connection(("127.0.0.1", stack.port), timeout=5) as sock:
+        with contextlib.suppress(OSError):
+            for byte in head:  # bounded: 250 bytes at most, about two minutes
+                sock.sendall(bytes([byte]))
+                sent += 1
+                time.sleep(0.5)
+                if select.select([sock], [], [], 0)[0]:
+                    break  # the server answered (and closes)
+        answer = _answer_within(sock, 10)
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert sent < len(head)
+
+
+def test_a_connection_that_sends_nothing_is_closed_without_an_answer(stack: GatewayStack) -> None:
+    with socket.create_connection(("127.0.0.1", stack.port), timeout=5) as sock:
+        assert _answer_within(sock, 20) == b""
+
+
+def test_a_later_request_on_a_kept_alive_connection_has_its_own_head_time(
+    stack: GatewayStack,
+) -> None:
+    with socket.create_connection(("127.0.0.1", stack.port), timeout=5) as sock:
+        time.sleep(1.5)  # most of the first head's time gone before it starts
+        sock.sendall(b"GET /_bastion/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = sock.recv(65536)
+        time.sleep(1.5)  # within uvicorn's keep-alive timeout (5 s)
+        sock.sendall(b"GET /_bastion/health HTTP/1.1\r\nHost: x\r\n")
+        second = _answer_within(sock, 20)
+    answers = first + second
+    assert answers.startswith(b"HTTP/1.1 200 ")
+    assert answers.count(b"HTTP/1.1 ") == 2
+    assert b"HTTP/1.1 408 " in answers

@@ -155,11 +155,12 @@ class RouteConfig(ConfigModel):
 
 
 class TimeoutsConfig(ConfigModel):
-    """How long bastion waits for the upstream."""
+    """How long bastion waits for the upstream, and for a client's request head."""
 
     connect: Duration = timedelta(seconds=5)
     read: Duration = timedelta(seconds=30)
     total: Duration = timedelta(seconds=60)
+    request_head: Duration = timedelta(seconds=30)
 
 
 class WebSocketConfig(ConfigModel):

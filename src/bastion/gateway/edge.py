@@ -79,6 +79,7 @@ class EdgeSettings:
     headers: HeaderPolicy = field(default_factory=HeaderPolicy)
     cors: CorsPolicy = field(default_factory=CorsPolicy)
     websocket_recheck: float = 30.0
+    request_head_timeout: float = 30.0
 
 
 class Edge:
@@ -113,6 +114,8 @@ class Edge:
         self._auth_app = auth_app
         self._auth_paths = auth_paths
         self._limiter = limiter
+        # Read by the HTTP protocol of `bastion serve` (bastion.gateway.server).
+        self.request_head_timeout = settings.request_head_timeout
         self.metrics = metrics or GatewayMetrics()
         self._gate = Gate(access=access, limiter=limiter, allowlist=settings.allowlist, clock=clock)
         self._outcomes = Outcomes(

@@ -4,10 +4,11 @@ Bodies say what kind of failure happened; a deny never says why in detail: the r
 (which key, which rule) goes to the audit log only (DESIGN.md 7.5). Every body carries the
 request's id, and so does its ``X-Bastion-Request-Id`` header.
 
-Three failures belong to HTTP itself rather than to bastion's services, so they are defined
+Four failures belong to HTTP itself rather than to bastion's services, so they are defined
 here: a method the endpoint does not answer (`MethodNotAllowedError`, 405 with ``Allow``), a
-request head over the server's limit (`HeadersTooLargeError`, 431) and an unexpected exception
-(`InternalError`, 500, which never shows the exception).
+request head over the server's limit (`HeadersTooLargeError`, 431) or too slow to arrive
+(`RequestTimeoutError`, 408), and an unexpected exception (`InternalError`, 500, which never
+shows the exception).
 """
 
 from __future__ import annotations
@@ -50,6 +51,12 @@ class HeadersTooLargeError(RequestRejectedError):
     code = "headers_too_large"
 
 
+class RequestTimeoutError(RequestRejectedError):
+    """The client did not send its request head in time (RFC 9110: 408)."""
+
+    code = "request_timeout"
+
+
 class InternalError(BastionError):
     """A failure bastion did not expect; the body never says more than that."""
 
@@ -64,6 +71,7 @@ _STATUS: tuple[tuple[type[BastionError], int, str], ...] = (
     (UnsupportedMediaTypeError, 415, "Unsupported media type"),
     (MethodNotAllowedError, 405, "Method not allowed"),
     (HeadersTooLargeError, 431, "Request header fields too large"),
+    (RequestTimeoutError, 408, "Request timeout"),
     (UnsupportedTransferCodingError, 501, "Not implemented"),
     (RequestRejectedError, 400, "Bad request"),
     (RateLimitedError, 429, "Too many requests"),

@@ -6,10 +6,12 @@ it, once per connection, from the verified peer certificate. A certificate that 
 verification against ``security.mtls.clientCA`` (wrong CA, expired) aborts the handshake, so
 only verified certificates ever reach the edge.
 
-uvicorn's httptools protocol sets no limit on a request's line and headers: a client could make
-it buffer them without end (200 MB of one header line took the process to 637 MB). The HTTP
-protocol below answers 431 once a head passes `MAX_HEAD_BYTES`, and answers what httptools
-cannot parse with a problem+json 400 rather than uvicorn's plain text.
+uvicorn's httptools protocol sets no limit on a request's line and headers, in size or in time:
+a client could make it buffer them without end (200 MB of one header line took the process to
+637 MB), or hold connections open for ever with a byte now and then (slowloris). The HTTP
+protocol below answers 431 once a head passes `MAX_HEAD_BYTES` and 408 once it has taken
+``gateway.timeouts.requestHead``, and answers what httptools cannot parse with a problem+json
+400 rather than uvicorn's plain text.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from bastion.crypto.certificates import der_to_pem
 from bastion.errors import BastionError, RequestRejectedError
 from bastion.gateway.problems import (
     HeadersTooLargeError,
+    RequestTimeoutError,
     problem_body,
     response_headers,
     status_for,
@@ -39,6 +42,7 @@ from bastion.wiring_tls import tls_options
 
 CONFIG_ENV = "BASTION_CONFIG"
 FACTORY = "bastion.gateway.app:create_app"
+DEFAULT_HEAD_TIMEOUT = 30.0
 MAX_HEAD_BYTES = 64 * 1024
 """Bytes a request line and its headers may have together: twice nginx's default (four 8 KiB
 buffers), four times h11's."""
@@ -61,6 +65,17 @@ def tls_extension(transport: asyncio.BaseTransport) -> dict[str, Any] | None:
     }
 
 
+def request_head_timeout(app: Any) -> float:
+    """``gateway.timeouts.requestHead`` of the gateway ``app`` serves, found through any
+    middleware uvicorn wrapped around it (``.app``); the default if it serves something else."""
+    while app is not None:
+        seconds = getattr(app, "request_head_timeout", None)
+        if isinstance(seconds, float | int):
+            return float(seconds)
+        app = getattr(app, "app", None)
+    return DEFAULT_HEAD_TIMEOUT
+
+
 def _add_extension(scope: Any, extension: dict[str, Any] | None) -> None:
     if extension is not None and isinstance(scope, dict):
         scope.setdefault("extensions", {})["tls"] = extension
@@ -68,18 +83,28 @@ def _add_extension(scope: Any, extension: dict[str, Any] | None) -> None:
 
 class TlsHttpProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol, plus the TLS extension in each request's scope, a 431 for
-    a head over `MAX_HEAD_BYTES` and problem+json for a request that is not valid HTTP.
+    a head over `MAX_HEAD_BYTES`, a 408 for a head slower than ``gateway.timeouts.requestHead``
+    and problem+json for a request that is not valid HTTP.
 
     A head is counted by the bytes that arrive while it is incomplete; the chunk that
-    completes it is not counted, and one chunk is at most a socket read (256 KiB)."""
+    completes it is not counted, and one chunk is at most a socket read (256 KiB). Its time
+    runs from the connection's opening for the first request, and from its first byte for a
+    later one (uvicorn's keep-alive timeout closes a connection idle between requests). A
+    connection that sent nothing is closed without an answer."""
 
     _tls: dict[str, Any] | None = None
     _in_head = True  # a connection starts waiting for a request line
     _head_bytes = 0
+    _head_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._tls = tls_extension(transport)
+        self._time_head()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_head_timer()
+        super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
@@ -95,11 +120,33 @@ class TlsHttpProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self._in_head = True
         self._head_bytes = 0
+        self._time_head()
         _add_extension(self.scope, self._tls)
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        self._stop_head_timer()
         super().on_headers_complete()
+
+    def _time_head(self) -> None:
+        if self._head_timer is None:
+            seconds = request_head_timeout(self.app)
+            self._head_timer = self.loop.call_later(seconds, self._head_timed_out, seconds)
+
+    def _stop_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self, seconds: float) -> None:
+        self._head_timer = None
+        if self.transport.is_closing():
+            return
+        if not self._head_bytes:
+            self.transport.close()  # nothing was asked
+            return
+        self.logger.warning("request head not complete in %gs refused (408)", seconds)
+        self._refuse(RequestTimeoutError(f"the request head did not arrive within {seconds:g}s"))
 
     def send_400_response(self, msg: str) -> None:
         """What httptools cannot parse (a control byte in a header, a bad request line)."""

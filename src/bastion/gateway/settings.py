@@ -93,4 +93,5 @@ def edge_settings_from(config: BastionConfig) -> EdgeSettings:
         headers=header_policy_from(config),
         cors=cors_policy_from(config),
         websocket_recheck=config.gateway.websocket.recheck.total_seconds(),
+        request_head_timeout=config.gateway.timeouts.request_head.total_seconds(),
     )
