@@ -37,6 +37,7 @@ def test_defaults_need_no_file() -> None:
     assert config.gateway.timeouts.read == timedelta(seconds=30)
     assert config.gateway.timeouts.total == timedelta(seconds=60)
     assert config.gateway.timeouts.request_head == timedelta(seconds=30)
+    assert config.gateway.timeouts.request_body == timedelta(seconds=60)
     assert config.security.default_tenant == "default"
     assert config.security.authentication.api_keys.enabled is True
     assert config.security.authentication.jwt.algorithms == ("RS256",)

@@ -40,7 +40,7 @@ CONFIG = {
     },
     "gateway": {
         "cors": {"enabled": True, "allowOrigins": [ORIGIN], "allowCredentials": True},
-        "timeouts": {"read": "2s", "requestHead": "2s"},
+        "timeouts": {"read": "2s", "requestHead": "2s", "requestBody": "2s"},
         "websocket": {"recheck": "1s"},
     },
 }
@@ -467,3 +467,53 @@ def test_a_later_request_on_a_kept_alive_connection_has_its_own_head_time(
     assert answers.startswith(b"HTTP/1.1 200 ")
     assert answers.count(b"HTTP/1.1 ") == 2
     assert b"HTTP/1.1 408 " in answers
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type", "authorised"),
+    [
+        ("/api/patterns", "application/json", True),  # read whole and checked
+        ("/api/patterns", "text/plain", True),  # streamed to the upstream
+        ("/_bastion/login", "application/json", False),
+        ("/_bastion/api/v1/users", "application/json", False),
+    ],
+    ids=["proxied-json", "proxied-stream", "login", "admin-api"],
+)
+def test_a_trickled_body_is_408_once_request_body_time_is_up(
+    stack: GatewayStack, path: str, content_type: str, authorised: bool
+) -> None:
+    """A client that sends a head at once and its body a little at a time holds no request:
+    the body has gateway.timeouts.requestBody from its first read."""
+    before = stack.upstream_count()
+    auth = b"Authorization: Bearer " + stack.limited_key.encode() + b"\r\n" if authorised else b""
+    head = (
+        b"POST "
+        + path.encode()
+        + b" HTTP/1.1\r\nHost: x\r\n"
+        + auth
+        + b"Content-Type: "
+        + content_type.encode()
+        + b"\r\nContent-Length: 1000\r\n\r\n"
+    )
+    sent = 0
+    with socket.create_connection(("127.0.0.1", stack.port), timeout=5) as sock:
+        sock.sendall(head + b'{"a": "')
+        with contextlib.suppress(OSError):
+            for _ in range(120):  # bounded: a byte every half second, a minute at most
+                if select.select([sock], [], [], 0.5)[0]:
+                    break  # the server answered
+                sock.sendall(b"x")
+                sent += 1
+        answer = _answer_within(sock, 10)
+    assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
+    problem = body_json(answer)
+    assert problem["code"] == "request_timeout"
+    assert sent < 120
+    if authorised:  # a proxied request's deny says why in the audit trail only
+        [event] = stack.audit_for(problem["requestId"])
+        assert (event["details"]["status"], event["details"]["reason"]) == (408, "request_timeout")
+        assert "detail" not in problem
+    else:
+        assert problem["detail"] == "the request body did not arrive within 2s"
+    if content_type == "application/json":
+        assert stack.upstream_count() == before

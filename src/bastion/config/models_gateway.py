@@ -161,6 +161,7 @@ class TimeoutsConfig(ConfigModel):
     read: Duration = timedelta(seconds=30)
     total: Duration = timedelta(seconds=60)
     request_head: Duration = timedelta(seconds=30)
+    request_body: Duration = timedelta(seconds=60)
 
 
 class WebSocketConfig(ConfigModel):

@@ -49,9 +49,11 @@ from bastion.gateway.validation import (
     ADMIN_API_MAX_BODY,
     AUTH_MAX_BODY,
     BodyPolicy,
+    body_deadline,
     body_too_large,
     capped,
     declared_length,
+    has_body,
     header,
 )
 from bastion.gateway.websocket import WebSocketRelay
@@ -80,6 +82,7 @@ class EdgeSettings:
     cors: CorsPolicy = field(default_factory=CorsPolicy)
     websocket_recheck: float = 30.0
     request_head_timeout: float = 30.0
+    request_body_timeout: float = 60.0
 
 
 class Edge:
@@ -193,6 +196,8 @@ class Edge:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         inbound = self._inbound(scope)
+        if has_body(inbound.headers):
+            receive = body_deadline(receive, self._settings.request_body_timeout)
         raw_path = inbound.raw_path
         suffix = self._verify_suffix(raw_path)
         if suffix is not None:

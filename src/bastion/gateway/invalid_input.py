@@ -15,7 +15,6 @@ from typing import Any
 from bastion.core.bodies import media_type
 from bastion.errors import (
     InvalidBodyError,
-    PayloadTooLargeError,
     RequestRejectedError,
     UnsupportedMediaTypeError,
 )
@@ -65,9 +64,9 @@ def unparsed_body(content_type: str | None) -> UnsupportedMediaTypeError:
 
 
 def unparsable_body(cause: BaseException | None) -> RequestRejectedError:
-    """A body the JSON parser gave up on, or one cut off while it was read (FastAPI only says
-    there was an error)."""
-    if isinstance(cause, PayloadTooLargeError):
+    """A body the JSON parser gave up on, or one refused while it was read, too large or too
+    slow (FastAPI only says there was an error)."""
+    if isinstance(cause, RequestRejectedError):  # too large, or too slow to arrive
         return cause
     if isinstance(cause, RecursionError):
         return InvalidBodyError("json_too_deep", "the body nests too deeply to be read as JSON")

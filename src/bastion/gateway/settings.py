@@ -94,4 +94,5 @@ def edge_settings_from(config: BastionConfig) -> EdgeSettings:
         cors=cors_policy_from(config),
         websocket_recheck=config.gateway.websocket.recheck.total_seconds(),
         request_head_timeout=config.gateway.timeouts.request_head.total_seconds(),
+        request_body_timeout=config.gateway.timeouts.request_body.total_seconds(),
     )

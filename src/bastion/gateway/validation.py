@@ -6,11 +6,13 @@ declared ``Content-Length`` over ``maxSize`` is 413 and a content type outside
 most ``maxJsonSize``, 400 beyond it, as too deep is) because depth and sanitising need the
 whole document; they are checked before the upstream is called. Any other body streams, and
 the size limit is enforced on the bytes as they arrive. nh3 (the Ammonia sanitiser) cleans
-HTML in JSON strings.
+HTML in JSON strings. Every body has ``gateway.timeouts.requestBody`` to arrive
+(`body_deadline`), and the bodies of bastion's own endpoints have fixed caps (`capped`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +35,7 @@ from bastion.errors import (
     UpstreamError,
 )
 from bastion.gateway.headers import Headers
+from bastion.gateway.problems import RequestTimeoutError
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 
@@ -120,7 +123,11 @@ async def _stream(
 ) -> AsyncIterator[bytes]:
     seen = 0
     while True:
-        message = await receive()
+        try:
+            message = await receive()
+        except RequestTimeoutError as exc:
+            failure.append(exc)
+            raise
         if message["type"] == "http.disconnect":
             raise UpstreamError("client disconnected while sending the body")
         chunk = message.get("body", b"")
@@ -137,6 +144,34 @@ async def _stream(
 
 def body_too_large(limit: int) -> PayloadTooLargeError:
     return PayloadTooLargeError(f"the body exceeds {limit:,} bytes")
+
+
+def body_deadline(receive: Receive, seconds: float) -> Receive:
+    """``receive`` with ``seconds`` for the whole request body, counted from its first read:
+    `RequestTimeoutError` (408) once they are up, so a client trickling a body cannot hold a
+    request open. Once the body is complete, later reads (an application waiting for the
+    client to go) pass through untimed."""
+    deadline: float | None = None
+    complete = False
+
+    async def timed_receive() -> MutableMapping[str, Any]:
+        nonlocal deadline, complete
+        if complete:
+            return await receive()
+        loop = asyncio.get_running_loop()
+        if deadline is None:
+            deadline = loop.time() + seconds
+        try:
+            async with asyncio.timeout_at(deadline):
+                message = await receive()
+        except TimeoutError:
+            raise RequestTimeoutError(
+                f"the request body did not arrive within {seconds:g}s"
+            ) from None
+        complete = message["type"] != "http.request" or not message.get("more_body", False)
+        return message
+
+    return timed_receive
 
 
 def capped(receive: Receive, limit: int) -> Receive:

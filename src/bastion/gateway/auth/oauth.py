@@ -23,6 +23,7 @@ from bastion.gateway.auth.common import (
     oauth_error,
     token_response,
 )
+from bastion.gateway.problems import RequestTimeoutError
 from bastion.services.audit import AuditSink
 from bastion.services.authn import Authenticated
 from bastion.services.exchange import ACCESS_TOKEN_TYPE, GRANT_TYPE
@@ -60,8 +61,8 @@ async def token_endpoint(request: Request) -> Response:
         params = await form(request)
         grant = params.get("grant_type")
         credentials = _client_credentials(request, params)
-    except PayloadTooLargeError:
-        raise  # 413 problem+json, as the edge answers a declared length over the cap
+    except (PayloadTooLargeError, RequestTimeoutError):
+        raise  # 413 / 408 problem+json, as the edge answers a declared length over the cap
     except RequestRejectedError as exc:
         return oauth_error("invalid_request", description=str(exc))
     client: Authenticated | None = None
@@ -126,7 +127,7 @@ async def revoke_endpoint(request: Request) -> Response:
     services: Services = request.app.state.services
     try:
         params = await form(request)
-    except PayloadTooLargeError:
+    except (PayloadTooLargeError, RequestTimeoutError):
         raise
     except RequestRejectedError as exc:
         return oauth_error("invalid_request", description=str(exc))
