@@ -439,3 +439,57 @@ def test_an_imported_bcrypt_hash_logs_in(gateway: GatewayFactory) -> None:
         )
     assert response.status_code == 201, response.text
     assert login.status_code == 200, login.text
+
+
+@pytest.mark.parametrize(
+    ("content", "detail"),
+    [
+        (
+            b'{"name": "ci", "scopes": ["admin"], "scopes": ["patterns:read"]}',
+            'the body has the key "scopes" more than once in one object',
+        ),
+        (
+            b'{"name": "ci", "scopes": ["patterns:read"], "name": "other"}',
+            'the body has the key "name" more than once in one object',
+        ),
+    ],
+)
+def test_a_json_key_given_twice_is_refused_not_read_as_its_last_value(
+    gateway: GatewayFactory, content: bytes, detail: str
+) -> None:
+    """A proxy or log pipeline in front may read the first value where the framework reads
+    the last: the key that was checked or recorded would not be the one acted on."""
+    with gateway() as gw:
+        response = post_json(gw, "/v1/apikeys", content)
+        created = [e for e in gw.events() if e.action == "apikey.create"]
+    assert problem(response, 400, "bad_request")["detail"] == detail
+    assert len(created) == 1  # the bootstrap key only
+
+
+def test_a_duplicate_key_in_a_nested_object_is_refused(gateway: GatewayFactory) -> None:
+    content = b'{"requests": [{"principal": "a", "principal": "b", "action": "read"}]}'
+    with gateway() as gw:
+        response = post_json(gw, "/v1/authz/check", content)
+    assert problem(response, 400, "bad_request")["detail"] == (
+        'the body has the key "principal" more than once in one object'
+    )
+
+
+@pytest.mark.parametrize(
+    "query", ["actor=alice&actor=bob", "limit=1&limit=500", "act%6Fr=alice&actor=bob"]
+)
+def test_a_query_parameter_given_twice_is_refused(gateway: GatewayFactory, query: str) -> None:
+    with gateway() as gw:
+        response = gw.client.get(f"{API}/v1/audit/events?{query}", headers=gw.auth())
+    name = "limit" if "limit" in query else "actor"
+    assert problem(response, 400, "bad_request")["detail"] == (
+        f"query parameter {name} is given more than once"
+    )
+
+
+def test_a_body_that_is_not_json_is_still_described_by_the_framework(
+    gateway: GatewayFactory,
+) -> None:
+    with gateway() as gw:
+        body = problem(post_json(gw, "/v1/users", b'{"name": '), 400, "invalid_body")
+    assert body["detail"].startswith("the body is not valid JSON (line 1, column 10)")

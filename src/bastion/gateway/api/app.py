@@ -31,6 +31,7 @@ from bastion.gateway.api import (
 )
 from bastion.gateway.api.deps import refused_after_admission
 from bastion.gateway.api.openapi import document_problems
+from bastion.gateway.api.strict_input import StrictInput
 from bastion.gateway.problem_handlers import install_problem_handlers, problem_response
 from bastion.services.audit import AuditSink
 from bastion.wiring import Services
@@ -82,6 +83,7 @@ def build_admin_api(services: Services, *, audit: AuditSink) -> FastAPI:
         routes=[route for router in ROUTERS for route in router.routes],
     )
     api.add_exception_handler(AuthorizationError, _refused)
+    api.add_middleware(StrictInput)
     document_problems(api)
     return api
 

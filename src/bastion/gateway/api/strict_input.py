@@ -1,0 +1,123 @@
+"""`StrictInput`: the admin API refuses input that two readers could read two ways.
+
+A query parameter given twice (``?actor=alice&actor=bob``) or a JSON object key given twice
+(``{"scopes": ["admin"], "scopes": ["patterns:read"]}``) is read as its last value by the
+framework, and as its first by many proxies, firewalls and log pipelines: what was checked or
+recorded in front of bastion would not be what bastion did. Both are refused with a ``400``
+naming the parameter or key, as the gateway refuses them in proxied JSON bodies
+(`bastion.core.bodies`) and the OAuth endpoints refuse a repeated form parameter.
+
+Only those two ambiguities are judged here. A body that is not JSON at all (or nests too deep
+to read) goes on to the framework, which says precisely what is wrong with it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request
+
+from bastion.core.bodies import is_json, media_type
+from bastion.errors import RequestRejectedError
+from bastion.gateway.problem_handlers import problem_response
+from bastion.gateway.validation import has_body, header
+
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[MutableMapping[str, Any], Receive, Send], Awaitable[None]]
+
+
+class _Ambiguous(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class StrictInput:
+    """ASGI middleware for the admin API (its bodies are capped at the edge, so reading one
+    whole here holds no more than the framework would)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        problem = repeated_parameter(scope.get("query_string", b""))
+        headers = scope.get("headers", [])
+        if (
+            problem is None
+            and has_body(headers)
+            and is_json(media_type(header(headers, b"content-type")))
+        ):
+            messages, body = await _read(receive)
+            problem = duplicate_key(body)
+            receive = _replay(messages, receive)
+        if problem is not None:
+            request = Request(scope, receive)
+            await problem_response(request, RequestRejectedError(problem), detail=problem)(
+                scope, receive, send
+            )
+            return
+        await self.app(scope, receive, send)
+
+
+def repeated_parameter(query_string: bytes) -> str | None:
+    """``query parameter X is given more than once`` for the first repeated name, else None."""
+    seen: set[str] = set()
+    for name, _ in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
+        if name in seen:
+            return f"query parameter {name} is given more than once"
+        seen.add(name)
+    return None
+
+
+def duplicate_key(body: bytes) -> str | None:
+    """``the body has the key X more than once in one object`` for the first such key, else
+    None (also for a body that is not JSON: the framework reports that)."""
+    try:
+        json.loads(body, object_pairs_hook=_no_duplicates)
+    except _Ambiguous as exc:
+        return exc.message
+    except (ValueError, RecursionError):
+        return None
+    return None
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            shown = json.dumps(key)[:80]
+            raise _Ambiguous(f"the body has the key {shown} more than once in one object")
+        result[key] = value
+    return result
+
+
+async def _read(receive: Receive) -> tuple[list[Message], bytes]:
+    """Every message of the request body, and the body."""
+    messages: list[Message] = []
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            break
+    body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
+    return messages, body
+
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    """``receive`` that gives ``messages`` again first, then reads on."""
+    pending = list(messages)
+
+    async def replay() -> Message:
+        if pending:
+            return pending.pop(0)
+        return await receive()
+
+    return replay
