@@ -493,3 +493,45 @@ def test_a_body_that_is_not_json_is_still_described_by_the_framework(
     with gateway() as gw:
         body = problem(post_json(gw, "/v1/users", b'{"name": '), 400, "invalid_body")
     assert body["detail"].startswith("the body is not valid JSON (line 1, column 10)")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "detail"),
+    [
+        (
+            "PATCH",
+            "/v1/users/admin@example.com",
+            {"disabld": True},
+            "disabld: is not a known field",
+        ),
+        ("POST", "/v1/apikeys", {"name": "ci", "scopes": ["admin"], "expiry": "1d"}, None),
+        ("PATCH", "/v1/tenants/default", {"displayname": "x"}, "displayname: is not a known field"),
+    ],
+    ids=["typo-in-disabled", "expiry-for-expires", "case-of-displayName"],
+)
+def test_a_misspelt_field_is_refused_not_ignored(
+    gateway: GatewayFactory, method: str, path: str, body: dict[str, Any], detail: str | None
+) -> None:
+    """``disabld: true`` answered 200 and changed nothing: the operator believed a user
+    disabled who was not, or a key short-lived that never expires."""
+    with gateway() as gw:
+        before = [e.action for e in gw.events()]
+        response = gw.client.request(method, f"{API}{path}", json=body, headers=gw.auth())
+        after = [e.action for e in gw.events()]
+    answer = problem(response, 400, "bad_request")
+    assert answer["detail"] == (detail or "expiry: is not a known field")
+    assert not any(a.endswith((".update", ".create")) for a in after[len(before) :])
+
+
+@pytest.mark.parametrize("value", ["yes", "true", 1, 0, "off", None])
+def test_a_flag_is_a_json_boolean_only(gateway: GatewayFactory, value: Any) -> None:
+    with gateway() as gw:
+        response = gw.client.patch(
+            f"{API}/v1/users/admin@example.com", json={"disabled": value}, headers=gw.auth()
+        )
+        shown = gw.client.get(f"{API}/v1/users/admin@example.com", headers=gw.auth()).json()
+    if value is None:  # an optional field left out, as if not sent
+        assert response.status_code == 200
+    else:
+        assert problem(response, 400, "bad_request")["detail"] == "disabled: must be true or false"
+    assert shown["disabled"] is False

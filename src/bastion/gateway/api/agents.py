@@ -16,6 +16,7 @@ from bastion.core.model import PrincipalKind
 from bastion.errors import AuthenticationError, RequestRejectedError
 from bastion.gateway.api.authz_guard import ensure_within, holdings
 from bastion.gateway.api.deps import actor_of, require, services_dep
+from bastion.gateway.api.inputs import Body
 from bastion.gateway.api.principals import (
     PrincipalCreate,
     PrincipalOut,
@@ -59,7 +60,7 @@ principals = principal_router(
 )
 
 
-class TokenCreate(BaseModel):
+class TokenCreate(Body):
     capabilities: list[str] = Field(min_length=1)
     roles: list[str] = Field(default_factory=list)
     ttl: str | None = Field(default=None, description="Lifetime, e.g. 1h (default 1h).")
@@ -147,7 +148,7 @@ async def revoke_token(
     return _token_out(token)
 
 
-class Registration(BaseModel):
+class Registration(Body):
     name: str | None = Field(default=None, max_length=254)
     displayName: str = Field(default="", max_length=200)
 

@@ -19,6 +19,7 @@ from bastion.core.model import ApiKey
 from bastion.errors import RequestRejectedError
 from bastion.gateway.api.authz_guard import ensure_scopes_within
 from bastion.gateway.api.deps import actor_of, require, services_dep
+from bastion.gateway.api.inputs import Body
 from bastion.services.access import Caller
 from bastion.wiring import Services
 
@@ -37,7 +38,7 @@ class ApiKeyOut(BaseModel):
     revoked: datetime | None
 
 
-class ApiKeyCreate(BaseModel):
+class ApiKeyCreate(Body):
     name: str = Field(min_length=1, max_length=254)
     scopes: list[str] = Field(min_length=1)
     expires: UtcMoment | None = None
@@ -112,7 +113,7 @@ async def revoke_key(
     return RevokedKey(id=revoked.id, name=revoked.name, revoked=revoked.revoked_at)
 
 
-class Rotation(BaseModel):
+class Rotation(Body):
     grace: str = Field(default="24h", description="How long the old key keeps working, e.g. 1h.")
 
 

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from bastion.core.rbac import parse_scopes, scope_permissions
 from bastion.gateway.api.deps import actor_of, require, services_dep
+from bastion.gateway.api.inputs import Body, Flag
 from bastion.services.access import Caller
 from bastion.services.audit import AuditSink
 from bastion.services.authz_checks import CheckQuery, CheckResult, check_event
@@ -19,9 +20,9 @@ from bastion.wiring import Services
 router = APIRouter(prefix="/v1/authz", tags=["authorization"])
 
 
-class ContextIn(BaseModel):
+class ContextIn(Body):
     clientIp: str | None = None
-    mfa: bool = False
+    mfa: Flag = False
     authMethod: str = "api"
 
 
@@ -36,7 +37,7 @@ def _scope(scope: str) -> str:
     return scope
 
 
-class CheckIn(BaseModel):
+class CheckIn(Body):
     principal: str = Field(min_length=1, max_length=320)
     action: str = Field(min_length=1, max_length=200)
     resource: str = Field(min_length=1, max_length=500, description="type or type/id")
@@ -53,7 +54,7 @@ class CheckIn(BaseModel):
         return None if scopes is None else list(parse_scopes(scopes))
 
 
-class BatchIn(BaseModel):
+class BatchIn(Body):
     requests: list[CheckIn] = Field(min_length=1, max_length=100)
 
 

@@ -19,18 +19,19 @@ from bastion.core.rbac import Permission
 from bastion.errors import NotFoundError, RequestRejectedError
 from bastion.gateway.api.authz_guard import ensure_within, holdings
 from bastion.gateway.api.deps import actor_of, require, services_dep
+from bastion.gateway.api.inputs import Body
 from bastion.services.access import Caller
 from bastion.wiring import Services
 
 router = APIRouter(prefix="/v1/bindings", tags=["authorization"])
 
 
-class SubjectIn(BaseModel):
+class SubjectIn(Body):
     type: Literal["user", "group", "serviceAccount", "agent"]
     name: str = Field(min_length=1, max_length=320)
 
 
-class BindingIn(BaseModel):
+class BindingIn(Body):
     subject: SubjectIn
     role: str = Field(min_length=1, max_length=200)
     expires: UtcMoment | None = None

@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from bastion.gateway.api.authz_guard import ensure_within, holdings
 from bastion.gateway.api.deps import actor_of, require, services_dep
+from bastion.gateway.api.inputs import Body
 from bastion.services.access import Caller
 from bastion.services.groups import GroupView
 from bastion.wiring import Services
@@ -36,12 +37,12 @@ class GroupOut(BaseModel):
     members: list[Member]
 
 
-class GroupCreate(BaseModel):
+class GroupCreate(Body):
     name: str = Field(min_length=1, max_length=254)
     displayName: str = Field(default="", max_length=200)
 
 
-class GroupUpdate(BaseModel):
+class GroupUpdate(Body):
     displayName: str = Field(max_length=200)
 
 

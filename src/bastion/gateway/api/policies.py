@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from bastion.errors import AuthorizationError, ConflictError, PolicyError
 from bastion.gateway.api.deps import in_platform_tenant, require, services_dep
+from bastion.gateway.api.inputs import Body
 from bastion.services.access import Caller
 from bastion.services.authz_config import generated_schema
 from bastion.services.policies import PolicyEngine
@@ -44,7 +45,7 @@ class PolicySetOut(BaseModel):
     lastError: str | None = Field(description="Why the last reload was rejected, if it was")
 
 
-class ValidateIn(BaseModel):
+class ValidateIn(Body):
     text: str = Field(min_length=1, max_length=1_000_000)
 
 

@@ -19,6 +19,7 @@ from bastion.core.model import Principal, PrincipalKind
 from bastion.core.names import canonical_name
 from bastion.gateway.api.authz_guard import ensure_within, holdings
 from bastion.gateway.api.deps import actor_of, require, services_dep
+from bastion.gateway.api.inputs import Body, Flag
 from bastion.services.access import Caller
 from bastion.services.lookups import NOUNS
 from bastion.wiring import Services
@@ -34,14 +35,14 @@ class PrincipalOut(BaseModel):
     groups: list[str]
 
 
-class PrincipalCreate(BaseModel):
+class PrincipalCreate(Body):
     name: str = Field(min_length=1, max_length=254)
     displayName: str = Field(default="", max_length=200)
 
 
-class PrincipalUpdate(BaseModel):
+class PrincipalUpdate(Body):
     displayName: str | None = Field(default=None, max_length=200)
-    disabled: bool | None = None
+    disabled: Flag | None = None
 
 
 def principal_out(principal: Principal, groups: list[str]) -> PrincipalOut:

@@ -5,19 +5,20 @@ from __future__ import annotations
 from datetime import datetime
 
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from bastion.core.model import ResourceRuleRecord
 from bastion.errors import NotFoundError
 from bastion.gateway.api.deps import actor_of, require, services_dep
+from bastion.gateway.api.inputs import Body
 from bastion.services.access import Caller
 from bastion.wiring import Services
 
 router = APIRouter(prefix="/v1/resource-rules", tags=["authorization"])
 
 
-class RuleIn(BaseModel):
+class RuleIn(Body):
     resource: str = Field(min_length=3, max_length=500, description="type/id")
     allowedUsers: list[str] = Field(default_factory=list)
     allowedRoles: list[str] = Field(default_factory=list)

@@ -14,6 +14,7 @@ from bastion.core.rbac import Permission
 from bastion.errors import NotFoundError, RequestRejectedError
 from bastion.gateway.api.authz_guard import ensure_within, holdings
 from bastion.gateway.api.deps import actor_of, require, services_dep
+from bastion.gateway.api.inputs import Body
 from bastion.services.access import Caller
 from bastion.services.authz_admin import RoleView, role_name
 from bastion.wiring import Services
@@ -29,7 +30,7 @@ class RoleOut(BaseModel):
     effective: list[str] = Field(description="Permissions with everything inherited")
 
 
-class RoleIn(BaseModel):
+class RoleIn(Body):
     permissions: list[str] = Field(default_factory=list)
     inherits: list[str] = Field(default_factory=list)
 

@@ -18,6 +18,7 @@ from bastion.core.rbac import parse_scopes
 from bastion.errors import RequestRejectedError
 from bastion.gateway.api.authz_guard import ensure_scopes_within
 from bastion.gateway.api.deps import actor_of, require, services_dep
+from bastion.gateway.api.inputs import Body
 from bastion.gateway.api.principals import principal_router
 from bastion.services.access import Caller
 from bastion.services.directory import get_principal
@@ -31,7 +32,7 @@ router = principal_router(
 )
 
 
-class CredentialCreate(BaseModel):
+class CredentialCreate(Body):
     name: str = Field(min_length=1, max_length=200)
     scopes: list[str] = Field(min_length=1)
     expires: UtcMoment | None = None

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from bastion.core.credentials import SigningKey
 from bastion.errors import AuthorizationError
 from bastion.gateway.api.deps import actor_of, in_platform_tenant, require, services_dep
+from bastion.gateway.api.inputs import Body
 from bastion.services.access import Caller
 from bastion.wiring import Services
 
@@ -28,7 +29,7 @@ class SigningKeyOut(BaseModel):
     publicJwk: dict[str, Any]
 
 
-class Rotation(BaseModel):
+class Rotation(Body):
     algorithm: Literal["RS256", "ES256", "EdDSA"] | None = None
 
 

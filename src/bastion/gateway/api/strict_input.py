@@ -48,6 +48,7 @@ class StrictInput:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        error: RequestRejectedError | None = None
         problem = repeated_parameter(scope.get("query_string", b""))
         headers = scope.get("headers", [])
         if (
@@ -55,14 +56,18 @@ class StrictInput:
             and has_body(headers)
             and is_json(media_type(header(headers, b"content-type")))
         ):
-            messages, body = await _read(receive)
-            problem = duplicate_key(body)
-            receive = _replay(messages, receive)
+            try:
+                messages, body = await _read(receive)
+            except RequestRejectedError as exc:  # over the edge's cap, or too slow to arrive
+                error = exc
+            else:
+                problem = duplicate_key(body)
+                receive = _replay(messages, receive)
         if problem is not None:
-            request = Request(scope, receive)
-            await problem_response(request, RequestRejectedError(problem), detail=problem)(
-                scope, receive, send
-            )
+            error = RequestRejectedError(problem)
+        if error is not None:
+            response = problem_response(Request(scope, receive), error, detail=str(error))
+            await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
 

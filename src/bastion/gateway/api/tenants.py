@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from bastion.core.names import canonical_name
 from bastion.errors import AuthorizationError, ConflictError, NotFoundError
 from bastion.gateway.api.deps import actor_of, in_platform_tenant, require, services_dep
+from bastion.gateway.api.inputs import Body, Flag
 from bastion.services.access import Caller
 from bastion.services.directory import TenantView
 from bastion.wiring import Services
@@ -29,14 +30,14 @@ class TenantOut(BaseModel):
     principals: int
 
 
-class TenantCreate(BaseModel):
+class TenantCreate(Body):
     name: str = Field(min_length=1, max_length=254)
     displayName: str = Field(default="", max_length=200)
 
 
-class TenantUpdate(BaseModel):
+class TenantUpdate(Body):
     displayName: str | None = Field(default=None, max_length=200)
-    disabled: bool | None = None
+    disabled: Flag | None = None
 
 
 def _out(view: TenantView) -> TenantOut:

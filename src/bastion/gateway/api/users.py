@@ -8,13 +8,14 @@ holds (gateway/api/authz_guard.py)."""
 from __future__ import annotations
 
 from fastapi import Depends, Request
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import Field, SecretStr
 
 from bastion.core.model import PrincipalKind
 from bastion.core.names import canonical_name
 from bastion.errors import RequestRejectedError
 from bastion.gateway.api.authz_guard import ensure_within, holdings
 from bastion.gateway.api.deps import actor_of, require, services_dep
+from bastion.gateway.api.inputs import Body
 from bastion.gateway.api.principals import (
     PrincipalOut,
     ensure_may_take_name,
@@ -26,7 +27,7 @@ from bastion.services.directory import get_principal, record
 from bastion.wiring import Services
 
 
-class UserCreate(BaseModel):
+class UserCreate(Body):
     name: str = Field(min_length=1, max_length=254, description="The login, usually an email.")
     displayName: str = Field(default="", max_length=200)
     password: SecretStr | None = Field(default=None, description="Checked against the policy.")
@@ -35,7 +36,7 @@ class UserCreate(BaseModel):
     )
 
 
-class PasswordSet(BaseModel):
+class PasswordSet(Body):
     password: SecretStr
 
 
