@@ -59,6 +59,8 @@ def mixed_requests(stack: AuditStack) -> list[tuple[int, str | None]]:
             stack.get("/api/patterns/content-classifier", key=stack.limited_key),
             stack.get("/api/patterns/x/execute", key=stack.limited_key, method="POST"),
             stack.get(f"/api/patterns?n={n}"),
+            stack.get("/_bastion/api/v1/whoami", key=stack.admin_key),  # an admin API read
+            stack.get("/_bastion/api/v1/users/ghost@example.com", key=stack.admin_key),
         ):
             answers.append((response.status_code, request_id(response)))
     return answers
@@ -80,7 +82,7 @@ def test_unwritable_audit_means_503_and_no_2xx(tmp_path: Path, storage_url: str 
         assert {status for status, _ in refused} == {503}
         assert (problem["status"], problem["code"]) == (503, "audit_unavailable")
         after = mixed_requests(stack)
-        assert {status for status, _ in after} == {200, 403, 401}
+        assert {status for status, _ in after} == {200, 403, 401, 404}
         logged = {e["request"].get("requestId") for e in stack.events()}  # type: ignore[union-attr]
         assert {rid for _, rid in after} <= logged
         assert not {rid for _, rid in refused} & logged
@@ -92,7 +94,7 @@ def test_not_required_lets_requests_through_and_logs_the_loss(tmp_path: Path) ->
     with audit_stack(tmp_path, config=config) as stack:
         with unwritable_audit(stack, None):
             answers = mixed_requests(stack)
-        assert {status for status, _ in answers} == {200, 403, 401}
+        assert {status for status, _ in answers} == {200, 403, 401, 404}
         logged = {e["request"].get("requestId") for e in stack.events()}  # type: ignore[union-attr]
         assert not {rid for _, rid in answers} & logged
         log = (stack.workdir / "bastion-1.log").read_text()

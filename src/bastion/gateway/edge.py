@@ -265,14 +265,35 @@ class Edge:
         """One of bastion's own apps, its body capped at ``max_body`` bytes. They read a body
         whole before they authenticate, so without the cap any client could make bastion hold
         as much as it cared to send: a declared length over it is 413 here, audited, before a
-        byte is read, and a streamed body is refused as it passes it."""
+        byte is read, and a streamed body is refused as it passes it. Every answer carries
+        bastion's response headers (`_own_headers`)."""
         length = declared_length(inbound.headers)
         if length is not None and length > max_body:
             error = body_too_large(max_body)
             admission = self._outcomes.reject(inbound, error)
             await self._outcomes.deny(inbound, admission, send, detail=str(error))
             return
-        await app(scope, capped(receive, max_body), send)
+        await app(scope, capped(receive, max_body), self._own_headers(inbound, send))
+
+    def _own_headers(self, inbound: Inbound, send: Send) -> Send:
+        """``send`` that gives every answer of an own app bastion's response headers (HSTS
+        over TLS, nosniff, referrer policy, frame-ancestors), the request's id, and
+        ``Cache-Control: no-store`` unless it chose its own (the JWKS is public)."""
+        headers_policy, https = self._outcomes.headers, inbound.https
+        request_id = inbound.request_id.encode()
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = headers_policy.merged(message.get("headers", []), https=https)
+                present = {name.lower() for name, _ in headers}
+                if b"x-bastion-request-id" not in present:
+                    headers.append((b"x-bastion-request-id", request_id))
+                if b"cache-control" not in present:
+                    headers.append((b"cache-control", b"no-store"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        return send_with_headers
 
     def _verify_suffix(self, raw_path: bytes) -> str | None:
         """The raw path after ``<prefix>/verify`` ("" for the check path itself), or None when

@@ -29,6 +29,7 @@ from bastion.gateway.api import (
     users,
     whoami,
 )
+from bastion.gateway.api.audited_reads import AuditedReads
 from bastion.gateway.api.deps import refused_after_admission
 from bastion.gateway.api.openapi import document_problems
 from bastion.gateway.api.strict_input import StrictInput
@@ -84,6 +85,7 @@ def build_admin_api(services: Services, *, audit: AuditSink) -> FastAPI:
     )
     api.add_exception_handler(AuthorizationError, _refused)
     api.add_middleware(StrictInput)
+    api.add_middleware(AuditedReads, services=services, audit=audit)
     document_problems(api)
     return api
 

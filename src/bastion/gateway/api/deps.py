@@ -20,6 +20,8 @@ from bastion.services.audit import AuditSink
 from bastion.services.request_events import client_text, request_event
 from bastion.wiring import Services
 
+READS = frozenset({"GET", "HEAD"})
+
 _bearer = HTTPBearer(auto_error=False, description="An API key (bk_live_…) or a bearer token")
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False)
 
@@ -80,17 +82,21 @@ def require(resource: str, action: str) -> Callable[..., Awaitable[Caller]]:
             verdict = Verdict(facts, match, caller.identity, error, decision.reasons)
             await _audit_deny(request, verdict)
             raise error
-        verdict = Verdict(facts, match, caller.identity, None, decision.reasons)
-        request.state.bastion_admitted = verdict
-        if request.method in ("GET", "HEAD"):
-            await _sink(request).record(_event(request, verdict, 200))
+        # A read's event is recorded with the status it is answered with (`AuditedReads`);
+        # a change records its own events in its transaction.
+        request.state.bastion_admitted = Verdict(
+            facts, match, caller.identity, None, decision.reasons
+        )
         return caller
 
     return dependency
 
 
 def _event(request: Request, verdict: Verdict, status: int) -> Any:
-    services = services_dep(request)
+    return read_event(services_dep(request), verdict, status)
+
+
+def read_event(services: Services, verdict: Verdict, status: int) -> Any:
     return request_event(
         verdict,
         status=status,
@@ -107,7 +113,10 @@ async def refused_after_admission(request: Request, error: AuthorizationError) -
     if not isinstance(admitted, Verdict):
         return False
     verdict = replace(admitted, error=error, reasons=error.reasons)
-    await _audit_deny(request, verdict)
+    if request.method in READS:
+        request.state.bastion_admitted = verdict  # its one event, as it is answered
+    else:
+        await _audit_deny(request, verdict)
     return True
 
 
