@@ -11,7 +11,7 @@ import pytest
 
 from bastion.backends.protocols import UnitOfWork
 from bastion.crypto.keys import new_api_key
-from bastion.errors import AuthenticationError, StorageError
+from bastion.errors import AuthenticationError, RequestRejectedError, StorageError
 from bastion.services.access import RequestFacts
 from tests.identity.conftest import ACTOR, World, make_world
 
@@ -192,3 +192,32 @@ def test_a_failed_last_used_write_does_not_refuse_the_request_and_is_retried(
     world.clock.advance(seconds=5)
     world.services.access.identify(secret)
     assert last_used(world) == used_at
+
+
+def test_a_key_already_replaced_by_a_rotation_is_not_rotated_again(world: World) -> None:
+    """Rotating the old key during its grace period gave a key that expired with it, under a
+    name that grew a suffix each time: the replacement is the key to rotate."""
+    old = world.services.api_keys.create(
+        tenant_name="default",
+        owner_name=None,
+        name="ci",
+        scopes=["patterns:read"],
+        expires_at=None,
+        actor=ACTOR,
+    )
+    world.services.api_keys.rotate(
+        tenant_name="default", reference="ci", grace=timedelta(hours=1), actor=ACTOR
+    )
+    with pytest.raises(RequestRejectedError) as refused:
+        world.services.api_keys.rotate(
+            tenant_name="default", reference=old.key.id, grace=timedelta(hours=1), actor=ACTOR
+        )
+    assert str(refused.value) == (
+        f"key {old.key.id} was already replaced by a rotation; rotate its replacement, ci"
+    )
+    again = world.services.api_keys.rotate(
+        tenant_name="default", reference="ci", grace=timedelta(hours=1), actor=ACTOR
+    )
+    assert (again.key.name, again.key.expires_at) == ("ci", None)
+    names = sorted(k.key.name for k in world.services.api_keys.list(tenant_name="default"))
+    assert names.count("ci") == 1 and len([n for n in names if n.startswith("ci~")]) == 2

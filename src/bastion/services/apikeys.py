@@ -105,6 +105,22 @@ def find_key(
     raise NotFoundError(f"no API key {reference!r} in tenant {tenant.name!r}")
 
 
+def retired_name(key: ApiKey) -> str:
+    """The name a key takes when a rotation replaces it (``ci~1a2b3c4d``): its replacement
+    takes its name, and the tail of its own id, which nobody knows when naming a key, marks
+    it as replaced."""
+    return f"{key.name}~{key.id[-8:]}"
+
+
+def is_replaced(key: ApiKey) -> bool:
+    return key.name.endswith(f"~{key.id[-8:]}")
+
+
+def replaced_name(key: ApiKey) -> str:
+    """The name of the key that replaced ``key`` (``ci`` for ``ci~1a2b3c4d``)."""
+    return key.name.removesuffix(f"~{key.id[-8:]}")
+
+
 def _check_key_name(name: str) -> str:
     """The name stripped; refused if it breaks the rules of every name (`plain_name`) or reads
     as a key id or a key itself."""
@@ -264,10 +280,16 @@ class ApiKeyService:
                 raise NotFoundError(f"no API key {reference!r} of yours")
             if not old.is_active(now):
                 raise RequestRejectedError("only an active key can be rotated")
+            if is_replaced(old):
+                # Its replacement would expire with it, at the end of its grace period.
+                raise RequestRejectedError(
+                    f"key {old.id} was already replaced by a rotation; rotate its replacement,"
+                    f" {replaced_name(old)}"
+                )
             if check is not None:
                 check(old)
             retired = tx.api_keys.retire(
-                tenant.id, old.id, expires_at=now + grace, name=f"{old.name}~{old.id[-8:]}"
+                tenant.id, old.id, expires_at=now + grace, name=retired_name(old)
             )
             owner = tx.principals.get(tenant.id, old.principal_id)
             issued = self.issue(
