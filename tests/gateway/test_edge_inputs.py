@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bastion.gateway.validation import ADMIN_API_MAX_BODY, AUTH_MAX_BODY
+from bastion.gateway.own_apps import ADMIN_API_MAX_BODY, AUTH_MAX_BODY
 from tests.gateway.conftest import Gateway, GatewayFactory
 
 LIMITS = {

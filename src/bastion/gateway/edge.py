@@ -42,20 +42,11 @@ from bastion.gateway.headers import (
 from bastion.gateway.limits import RateLimiter, rate_headers
 from bastion.gateway.metrics import GatewayMetrics
 from bastion.gateway.outcomes import Inbound, Outcomes
+from bastion.gateway.own_apps import ADMIN_API_MAX_BODY, OwnApps
 from bastion.gateway.pipeline import Admission, Gate
 from bastion.gateway.proxy import UpstreamProxy
 from bastion.gateway.responses import CorsPolicy, HeaderPolicy
-from bastion.gateway.validation import (
-    ADMIN_API_MAX_BODY,
-    AUTH_MAX_BODY,
-    BodyPolicy,
-    body_deadline,
-    body_too_large,
-    capped,
-    declared_length,
-    has_body,
-    header,
-)
+from bastion.gateway.validation import BodyPolicy, body_deadline, has_body, header
 from bastion.gateway.websocket import WebSocketRelay
 from bastion.services.access import AccessService, Verdict
 from bastion.services.audit import AuditSink
@@ -129,6 +120,7 @@ class Edge:
             cors=settings.cors,
             metrics=self.metrics,
         )
+        self._own_apps = OwnApps(self._outcomes)
         self._forwarder = Forwarder(
             proxy=proxy,
             outcomes=self._outcomes,
@@ -219,7 +211,7 @@ class Edge:
             state = _own_state(scope, inbound)
             state["bastion.client_ip"] = inbound.client_ip
             auth_scope = dict(scope, path=path, state=state)
-            await self._own_app(self._auth_app, auth_scope, inbound, receive, send, AUTH_MAX_BODY)
+            await self._own_apps.serve(self._auth_app, auth_scope, inbound, receive, send)
             return
         if path.startswith(prefix + "/api/") and self._admin_api is not None:
             # The admin API authenticates and authorizes every call itself (same engine).
@@ -231,8 +223,8 @@ class Edge:
                 raw_path=raw_path[strip:],
                 state=_own_state(scope, inbound),
             )
-            await self._own_app(
-                self._admin_api, mounted, inbound, receive, send, ADMIN_API_MAX_BODY
+            await self._own_apps.serve(
+                self._admin_api, mounted, inbound, receive, send, max_body=ADMIN_API_MAX_BODY
             )
             return
         if path.startswith(prefix + "/"):
@@ -252,48 +244,6 @@ class Edge:
             await self._outcomes.deny(inbound, admission, send)
             return
         await self._forwarder.forward(inbound, admission, receive, send)
-
-    async def _own_app(
-        self,
-        app: ASGIApp,
-        scope: Scope,
-        inbound: Inbound,
-        receive: Receive,
-        send: Send,
-        max_body: int,
-    ) -> None:
-        """One of bastion's own apps, its body capped at ``max_body`` bytes. They read a body
-        whole before they authenticate, so without the cap any client could make bastion hold
-        as much as it cared to send: a declared length over it is 413 here, audited, before a
-        byte is read, and a streamed body is refused as it passes it. Every answer carries
-        bastion's response headers (`_own_headers`)."""
-        length = declared_length(inbound.headers)
-        if length is not None and length > max_body:
-            error = body_too_large(max_body)
-            admission = self._outcomes.reject(inbound, error)
-            await self._outcomes.deny(inbound, admission, send, detail=str(error))
-            return
-        await app(scope, capped(receive, max_body), self._own_headers(inbound, send))
-
-    def _own_headers(self, inbound: Inbound, send: Send) -> Send:
-        """``send`` that gives every answer of an own app bastion's response headers (HSTS
-        over TLS, nosniff, referrer policy, frame-ancestors), the request's id, and
-        ``Cache-Control: no-store`` unless it chose its own (the JWKS is public)."""
-        headers_policy, https = self._outcomes.headers, inbound.https
-        request_id = inbound.request_id.encode()
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = headers_policy.merged(message.get("headers", []), https=https)
-                present = {name.lower() for name, _ in headers}
-                if b"x-bastion-request-id" not in present:
-                    headers.append((b"x-bastion-request-id", request_id))
-                if b"cache-control" not in present:
-                    headers.append((b"cache-control", b"no-store"))
-                message = {**message, "headers": headers}
-            await send(message)
-
-        return send_with_headers
 
     def _verify_suffix(self, raw_path: bytes) -> str | None:
         """The raw path after ``<prefix>/verify`` ("" for the check path itself), or None when

@@ -7,7 +7,8 @@ most ``maxJsonSize``, 400 beyond it, as too deep is) because depth and sanitisin
 whole document; they are checked before the upstream is called. Any other body streams, and
 the size limit is enforced on the bytes as they arrive. nh3 (the Ammonia sanitiser) cleans
 HTML in JSON strings. Every body has ``gateway.timeouts.requestBody`` to arrive
-(`body_deadline`), and the bodies of bastion's own endpoints have fixed caps (`capped`).
+(`body_deadline`), and the bodies of bastion's own endpoints have fixed caps
+(`bastion.gateway.own_apps`).
 """
 
 from __future__ import annotations
@@ -38,12 +39,6 @@ from bastion.gateway.headers import Headers
 from bastion.gateway.problems import RequestTimeoutError
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-
-AUTH_MAX_BODY = 64 * 1024
-"""Bytes a body to the login, logout and OAuth endpoints may have (one small form or object)."""
-ADMIN_API_MAX_BODY = 8 * 1024 * 1024
-"""Bytes a body to the admin API may have: its largest is a Cedar policy text (at most
-1,000,000 characters, up to six bytes each as JSON escapes)."""
 
 
 @dataclass(frozen=True, slots=True)

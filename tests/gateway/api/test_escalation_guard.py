@@ -80,8 +80,12 @@ def test_rotating_another_principals_key_does_not_hand_out_its_secret(world: Api
     assert rotated.status_code == 201, rotated.text
     assert rotated.json()["owner"] == "km@example.com"
     # An admin may rotate anyone's key, and the answer names the key's owner, not the caller.
-    by_admin = call(world, "POST", f"/apikeys/{own['id']}/rotate", "default")
+    by_admin = call(world, "POST", f"/apikeys/{rotated.json()['id']}/rotate", "default")
     assert by_admin.json()["owner"] == "km@example.com"
+    # The key already replaced is not rotated again: its replacement is.
+    again = call(world, "POST", f"/apikeys/{own['id']}/rotate", "default")
+    assert again.status_code == 400
+    assert "rotate its replacement" in again.json()["detail"]
 
 
 def test_registration_token_cannot_carry_roles_the_caller_lacks(world: ApiWorld) -> None:

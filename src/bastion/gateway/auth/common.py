@@ -14,8 +14,9 @@ from bastion.core.bodies import json_depth_exceeds
 from bastion.core.names import well_formed
 from bastion.errors import InvalidBodyError, RequestRejectedError
 from bastion.gateway.invalid_input import not_json
+from bastion.gateway.own_apps import AUTH_MAX_BODY
 from bastion.gateway.problem_handlers import request_id_of
-from bastion.gateway.validation import AUTH_MAX_BODY, body_too_large
+from bastion.gateway.validation import body_too_large
 from bastion.services.audit import AuditSink, build_event
 from bastion.services.request_events import client_text
 from bastion.wiring import Services
