@@ -50,6 +50,11 @@ def test_login_failure_carries_request_id(gateway: GatewayFactory) -> None:
         ("/_bastion/login", b'{"username": "a"}', "password must be a non-empty string"),
         ("/_bastion/logout", b"{}", "refreshToken must be a non-empty string"),
         ("/_bastion/logout", b"[]", "the body must be a JSON object"),
+        (
+            "/_bastion/login",
+            b'{"username": "admin@example.com", "password": "x", "username": "bob@example.com"}',
+            'the body has the key "username" more than once in one object',
+        ),
     ],
 )
 def test_malformed_login_or_logout_body_carries_request_id(

@@ -68,11 +68,23 @@ def json_depth_exceeds(data: bytes, max_depth: int) -> bool:
     return False
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+class DuplicateKeyError(BodyRuleError):
+    """A key given twice in one JSON object (its message names the key, JSON-quoted)."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        shown = json.dumps(key)[:80]
+        super().__init__(
+            "invalid_json", f"the body has the key {shown} more than once in one object"
+        )
+
+
+def no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads``'s ``object_pairs_hook`` that refuses a key given twice in one object."""
     result: dict[str, Any] = {}
     for key, value in pairs:
         if key in result:
-            raise BodyRuleError("invalid_json", "JSON object has a duplicate key")
+            raise DuplicateKeyError(key)
         result[key] = value
     return result
 
@@ -87,7 +99,7 @@ def parse_json(data: bytes, *, max_depth: int) -> Any:
         raise BodyRuleError("json_too_deep", f"JSON nests deeper than {max_depth} levels")
     try:
         text = data.decode("utf-8")
-        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+        return json.loads(text, object_pairs_hook=no_duplicate_keys, parse_constant=_no_constant)
     except BodyRuleError:
         raise
     except (UnicodeDecodeError, ValueError, RecursionError):

@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 
-from bastion.core.bodies import is_json, media_type
+from bastion.core.bodies import DuplicateKeyError, is_json, media_type, no_duplicate_keys
 from bastion.errors import RequestRejectedError
 from bastion.gateway.problem_handlers import problem_response
 from bastion.gateway.validation import has_body, header
@@ -29,12 +29,6 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[MutableMapping[str, Any], Receive, Send], Awaitable[None]]
-
-
-class _Ambiguous(Exception):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 class StrictInput:
@@ -86,22 +80,12 @@ def duplicate_key(body: bytes) -> str | None:
     """``the body has the key X more than once in one object`` for the first such key, else
     None (also for a body that is not JSON: the framework reports that)."""
     try:
-        json.loads(body, object_pairs_hook=_no_duplicates)
-    except _Ambiguous as exc:
-        return exc.message
+        json.loads(body, object_pairs_hook=no_duplicate_keys)
+    except DuplicateKeyError as exc:
+        return str(exc)
     except (ValueError, RecursionError):
         return None
     return None
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            shown = json.dumps(key)[:80]
-            raise _Ambiguous(f"the body has the key {shown} more than once in one object")
-        result[key] = value
-    return result
 
 
 async def _read(receive: Receive) -> tuple[list[Message], bytes]:

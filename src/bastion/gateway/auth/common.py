@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl, unquote
 from starlette.requests import Request
 from starlette.responses import Response
 
-from bastion.core.bodies import json_depth_exceeds
+from bastion.core.bodies import DuplicateKeyError, json_depth_exceeds, no_duplicate_keys
 from bastion.core.names import well_formed
 from bastion.errors import InvalidBodyError, RequestRejectedError
 from bastion.gateway.invalid_input import not_json
@@ -70,7 +70,9 @@ async def json_body(request: Request) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise InvalidBodyError("invalid_json", "the body is not UTF-8 text") from None
     try:
-        parsed = json.loads(text)
+        parsed = json.loads(text, object_pairs_hook=no_duplicate_keys)
+    except DuplicateKeyError as exc:  # which username was meant, the first or the last?
+        raise InvalidBodyError("invalid_json", str(exc)) from None
     except json.JSONDecodeError as exc:
         raise not_json(exc.msg, text, exc.pos) from None
     except ValueError:  # a number too long to convert, for one
