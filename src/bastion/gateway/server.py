@@ -90,20 +90,27 @@ class TlsHttpProtocol(HttpToolsProtocol):
     completes it is not counted, and one chunk is at most a socket read (256 KiB). Its time
     runs from the connection's opening for the first request, and from its first byte for a
     later one (uvicorn's keep-alive timeout closes a connection idle between requests). A
-    connection that sent nothing is closed without an answer."""
+    connection that sent nothing is closed without an answer. One timer a connection looks at
+    the head under way when it fires and sets itself again, so a request costs no timer."""
 
     _tls: dict[str, Any] | None = None
     _in_head = True  # a connection starts waiting for a request line
     _head_bytes = 0
+    _head_started = 0.0
+    _head_timeout = DEFAULT_HEAD_TIMEOUT
     _head_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._tls = tls_extension(transport)
-        self._time_head()
+        self._head_timeout = request_head_timeout(self.app)
+        self._head_started = self.loop.time()
+        self._head_timer = self.loop.call_later(self._head_timeout, self._check_head)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._stop_head_timer()
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -120,33 +127,29 @@ class TlsHttpProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self._in_head = True
         self._head_bytes = 0
-        self._time_head()
+        self._head_started = self.loop.time()
         _add_extension(self.scope, self._tls)
 
     def on_headers_complete(self) -> None:
         self._in_head = False
-        self._stop_head_timer()
         super().on_headers_complete()
 
-    def _time_head(self) -> None:
-        if self._head_timer is None:
-            seconds = request_head_timeout(self.app)
-            self._head_timer = self.loop.call_later(seconds, self._head_timed_out, seconds)
-
-    def _stop_head_timer(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
-
-    def _head_timed_out(self, seconds: float) -> None:
+    def _check_head(self) -> None:
+        """The connection's timer: refuse a head that has taken its time, else look again
+        when the head under way (or the next one) could first have taken it."""
         self._head_timer = None
         if self.transport.is_closing():
             return
-        if not self._head_bytes:
+        seconds = self._head_timeout
+        left = self._head_started + seconds - self.loop.time() if self._in_head else seconds
+        if left > 0:
+            self._head_timer = self.loop.call_later(left, self._check_head)
+        elif not self._head_bytes:
             self.transport.close()  # nothing was asked
-            return
-        self.logger.warning("request head not complete in %gs refused (408)", seconds)
-        self._refuse(RequestTimeoutError(f"the request head did not arrive within {seconds:g}s"))
+        else:
+            self.logger.warning("request head not complete in %gs refused (408)", seconds)
+            detail = f"the request head did not arrive within {seconds:g}s"
+            self._refuse(RequestTimeoutError(detail))
 
     def send_400_response(self, msg: str) -> None:
         """What httptools cannot parse (a control byte in a header, a bad request line)."""
