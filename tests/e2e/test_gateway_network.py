@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from tests.e2e.gwstack import GatewayStack, gateway_stack
@@ -78,3 +79,56 @@ def test_forwarded_for_from_trusted_proxy_reaches_upstream_chain(stack: GatewayS
     )
     forwarded = [v for k, v in response.json()["headers"] if k == "x-forwarded-for"]
     assert forwarded == ["10.7.7.7, 127.0.0.1"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/_bastion/api/v1/whoami"),
+        ("POST", "/_bastion/login"),
+        ("POST", "/_bastion/oauth/token"),
+        ("GET", "/.well-known/jwks.json"),
+    ],
+    ids=["admin-api", "login", "oauth-token", "jwks"],
+)
+def test_the_allowlist_covers_bastions_own_endpoints_too(
+    stack: GatewayStack, method: str, path: str
+) -> None:
+    """An operator serving only 10.0.0.0/8 had the admin API and the login endpoint (a
+    password-guessing target) open to every address."""
+    outside = {"X-Forwarded-For": "203.0.113.5", "Authorization": f"Bearer {stack.admin_key}"}
+    refused = httpx.request(method, stack.base + path, headers=outside, timeout=10)
+    assert refused.status_code == 403
+    [event] = stack.audit_for(refused.json()["requestId"])
+    assert (event["outcome"], event["actor"]["ip"]) == ("denied", "203.0.113.5")
+    assert event["details"]["reasons"] == ["client address is not in security.network.ipAllowlist"]
+    inside = {**outside, "X-Forwarded-For": "10.1.2.3"}
+    served = httpx.request(method, stack.base + path, headers=inside, timeout=10)
+    assert served.status_code != 403
+
+
+def test_health_stays_reachable_from_outside_the_allowlist(stack: GatewayStack) -> None:
+    assert as_client(stack, "/_bastion/health", "203.0.113.5") == 200
+
+
+def test_an_admin_api_change_records_the_client_a_trusted_proxy_names(
+    stack: GatewayStack,
+) -> None:
+    """The admin API recorded the socket peer (the proxy) where the proxy named the client."""
+    response = httpx.post(
+        stack.base + "/_bastion/api/v1/groups",
+        json={"name": "network-test"},
+        headers={"X-Forwarded-For": "10.8.8.8", "Authorization": f"Bearer {stack.admin_key}"},
+        timeout=10,
+    )
+    assert response.status_code == 201, response.text
+    [event] = [e for e in stack.audit() if e["action"] == "group.create"]
+    assert event["actor"]["ip"] == "10.8.8.8"
+    [read] = stack.audit_for(
+        httpx.get(
+            stack.base + "/_bastion/api/v1/groups",
+            headers={"X-Forwarded-For": "10.8.8.9", "Authorization": f"Bearer {stack.admin_key}"},
+            timeout=10,
+        ).headers["x-bastion-request-id"]
+    )
+    assert read["actor"]["ip"] == "10.8.8.9"

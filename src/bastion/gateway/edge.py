@@ -41,6 +41,7 @@ from bastion.gateway.headers import (
 )
 from bastion.gateway.limits import RateLimiter, rate_headers
 from bastion.gateway.metrics import GatewayMetrics
+from bastion.gateway.network import CLIENT_IP_STATE
 from bastion.gateway.outcomes import Inbound, Outcomes
 from bastion.gateway.own_apps import ADMIN_API_MAX_BODY, OwnApps
 from bastion.gateway.pipeline import Admission, Gate
@@ -120,7 +121,7 @@ class Edge:
             cors=settings.cors,
             metrics=self.metrics,
         )
-        self._own_apps = OwnApps(self._outcomes)
+        self._own_apps = OwnApps(self._outcomes, settings.allowlist)
         self._forwarder = Forwarder(
             proxy=proxy,
             outcomes=self._outcomes,
@@ -208,9 +209,7 @@ class Edge:
         prefix = self._settings.prefix
         if path in self._auth_paths and self._auth_app is not None:
             # Login, OAuth tokens and the /.well-known documents (bastion.gateway.auth).
-            state = _own_state(scope, inbound)
-            state["bastion.client_ip"] = inbound.client_ip
-            auth_scope = dict(scope, path=path, state=state)
+            auth_scope = dict(scope, path=path, state=_own_state(scope, inbound))
             await self._own_apps.serve(self._auth_app, auth_scope, inbound, receive, send)
             return
         if path.startswith(prefix + "/api/") and self._admin_api is not None:
@@ -378,5 +377,10 @@ class Edge:
 
 
 def _own_state(scope: Scope, inbound: Inbound) -> dict[str, Any]:
-    """The scope state for bastion's own apps: they answer with this request's id."""
-    return {**scope.get("state", {}), problems.REQUEST_ID_STATE: inbound.request_id}
+    """The scope state for bastion's own apps: they answer with this request's id and see
+    the client address the edge resolved (`bastion.gateway.network.client_ip_of`)."""
+    return {
+        **scope.get("state", {}),
+        problems.REQUEST_ID_STATE: inbound.request_id,
+        CLIENT_IP_STATE: inbound.client_ip,
+    }

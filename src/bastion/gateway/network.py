@@ -16,6 +16,20 @@ from bastion.crypto.certificates import CertificateUnreadableError, read_certifi
 from bastion.errors import AuthenticationError
 from bastion.services.access import ClientCertificate
 
+CLIENT_IP_STATE = "bastion.client_ip"
+"""Where the edge leaves the client address it resolved in the scope's state for its own apps."""
+
+
+def client_ip_of(scope: Mapping[str, Any]) -> str | None:
+    """The client address the edge resolved (a trusted proxy's ``X-Forwarded-For``, else the
+    peer; None when a trusted proxy's header cannot be read), else the socket peer."""
+    state = scope.get("state")
+    if isinstance(state, dict) and CLIENT_IP_STATE in state:
+        resolved = state[CLIENT_IP_STATE]
+        return resolved if isinstance(resolved, str) else None
+    client = scope.get("client")
+    return str(client[0]) if client else None
+
 
 def certificate_of(scope: Mapping[str, Any], *, now: datetime) -> ClientCertificate | None:
     """The verified client certificate of the connection, or None if none was presented."""

@@ -68,9 +68,9 @@ class Gate:
         precheck: Callable[[], None] | None = None,
     ) -> Admission:
         """Decide one request; ``facts`` has no credential yet (it is read from ``headers``)."""
-        if not self._allowlist.permits(facts.client_ip):
-            reasons = ("client address is not in security.network.ipAllowlist",)
-            return _deny(facts, ClientAddressDeniedError(reasons), reasons=reasons)
+        refused = address_refusal(self._allowlist, facts)
+        if refused is not None:
+            return refused
         limiter = self._limiter
         try:
             if limiter is not None:
@@ -110,6 +110,15 @@ class Gate:
         for a connection that outlives its handshake (a revoked key, an expired token, a
         removed binding must end it). No rate limit: the client sent nothing new."""
         return await asyncio.to_thread(self._access.check, verdict.facts)
+
+
+def address_refusal(allowlist: Allowlist, facts: RequestFacts) -> Admission | None:
+    """The deny of a client outside ``security.network.ipAllowlist`` (an address that could
+    not be read included), or None when the allowlist lets it in."""
+    if allowlist.permits(facts.client_ip):
+        return None
+    reasons = ("client address is not in security.network.ipAllowlist",)
+    return _deny(facts, ClientAddressDeniedError(reasons), reasons=reasons)
 
 
 def _deny(facts: RequestFacts, error: BastionError, *, reasons: tuple[str, ...] = ()) -> Admission:

@@ -24,6 +24,7 @@ from bastion.gateway.api.principals import (
     principal_out,
     principal_router,
 )
+from bastion.gateway.network import client_ip_of
 from bastion.services.access import Caller
 from bastion.services.request_events import client_text
 from bastion.wiring import Services
@@ -177,7 +178,7 @@ async def register(
     body = body or Registration()
     policies = services.authz.policies
     client = {
-        "ip": request.client.host if request.client else None,
+        "ip": client_ip_of(request.scope),
         "userAgent": client_text(request.headers.get("user-agent")),
         "via": "api",
     }

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from bastion.core.routes import RouteMatch, RouteSpec, default_event
 from bastion.errors import AuthorizationError, BastionError
-from bastion.gateway.network import credential_of
+from bastion.gateway.network import client_ip_of, credential_of
 from bastion.gateway.problem_handlers import request_id_of
 from bastion.gateway.problems import status_for
 from bastion.services.access import Caller, RequestFacts, Verdict
@@ -38,13 +38,12 @@ def _sink(request: Request) -> AuditSink:
 
 
 def _facts(request: Request, credential: str | None) -> RequestFacts:
-    client = request.client.host if request.client else None
     request_id = request_id_of(request)
     return RequestFacts(
         request.method,
         request.url.path,
         credential,
-        client,
+        client_ip_of(request.scope),
         request.headers.get("user-agent"),
         request_id,
     )
@@ -139,7 +138,7 @@ def actor_of(caller: Caller, request: Request) -> dict[str, Any]:
         "type": principal.kind.value,
         "id": principal.name,
         "keyId": caller.identity.credential_id,
-        "ip": request.client.host if request.client else None,
+        "ip": client_ip_of(request.scope),
         "userAgent": client_text(request.headers.get("user-agent")),
         "via": "api",
         "requestId": request_id_of(request),

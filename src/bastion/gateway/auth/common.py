@@ -14,6 +14,7 @@ from bastion.core.bodies import DuplicateKeyError, json_depth_exceeds, no_duplic
 from bastion.core.names import well_formed
 from bastion.errors import InvalidBodyError, RequestRejectedError
 from bastion.gateway.invalid_input import not_json
+from bastion.gateway.network import client_ip_of
 from bastion.gateway.own_apps import AUTH_MAX_BODY
 from bastion.gateway.problem_handlers import request_id_of
 from bastion.gateway.validation import body_too_large
@@ -27,11 +28,7 @@ NO_STORE = {"cache-control": "no-store", "pragma": "no-cache"}
 
 def client_ip(request: Request) -> str | None:
     """The client address the edge resolved (trusted proxies only), else the peer."""
-    state = request.scope.get("state") or {}
-    resolved = state.get("bastion.client_ip") if isinstance(state, dict) else None
-    if isinstance(resolved, str):
-        return resolved
-    return request.client.host if request.client else None
+    return client_ip_of(request.scope)
 
 
 async def form(request: Request) -> dict[str, str]:
