@@ -67,3 +67,21 @@ def test_malformed_login_or_logout_body_carries_request_id(
     body = problem(response, 400)
     assert body["requestId"] != "-"
     assert body["detail"].startswith(detail)
+
+
+@pytest.mark.parametrize("path", ["/_bastion/login", "/_bastion/logout"])
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+def test_a_login_or_logout_body_not_declared_json_is_415(
+    gateway: GatewayFactory, path: str, content_type: str | None
+) -> None:
+    """A browser sends text/plain to another site without asking it first; a login is never
+    such a request, and the admin API refuses the same."""
+    body = b'{"username": "admin@example.com", "password": "x", "refreshToken": "brt_x"}'
+    headers = {"Content-Type": content_type} if content_type else {}
+    with gateway() as gw:
+        response = gw.client.post(path, content=body, headers=headers)
+        attempts = [e for e in gw.events() if e.action.startswith("login.")]
+    assert problem(response, 415, "unsupported_media_type")["detail"] == (
+        "the body must be application/json"
+    )
+    assert attempts == []
