@@ -71,7 +71,7 @@ def repeated_parameter(query_string: bytes) -> str | None:
     seen: set[str] = set()
     for name, _ in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
         if name in seen:
-            return f"query parameter {name} is given more than once"
+            return f"query parameter {name[:80]} is given more than once"
         seen.add(name)
     return None
 
