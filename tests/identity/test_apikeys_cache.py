@@ -13,6 +13,7 @@ from bastion.backends.protocols import UnitOfWork
 from bastion.crypto.keys import new_api_key
 from bastion.errors import AuthenticationError, RequestRejectedError, StorageError
 from bastion.services.access import RequestFacts
+from bastion.services.apikeys import IssuedKey
 from tests.identity.conftest import ACTOR, World, make_world
 
 
@@ -27,8 +28,9 @@ def reason(world: World, secret: str) -> str:
     return caught.value.reason
 
 
-def test_rotation_gives_a_grace_period_then_only_the_new_key_works(world: World) -> None:
-    old = world.services.api_keys.create(
+def ci_key(world: World) -> IssuedKey:
+    """A key named ci, for patterns:read, that does not expire."""
+    return world.services.api_keys.create(
         tenant_name="default",
         owner_name=None,
         name="ci",
@@ -36,6 +38,10 @@ def test_rotation_gives_a_grace_period_then_only_the_new_key_works(world: World)
         expires_at=None,
         actor=ACTOR,
     )
+
+
+def test_rotation_gives_a_grace_period_then_only_the_new_key_works(world: World) -> None:
+    old = ci_key(world)
     verify(world, old.secret)
     new = world.services.api_keys.rotate(
         tenant_name="default", reference="ci", grace=timedelta(hours=1), actor=ACTOR
@@ -197,14 +203,7 @@ def test_a_failed_last_used_write_does_not_refuse_the_request_and_is_retried(
 def test_a_key_already_replaced_by_a_rotation_is_not_rotated_again(world: World) -> None:
     """Rotating the old key during its grace period gave a key that expired with it, under a
     name that grew a suffix each time: the replacement is the key to rotate."""
-    old = world.services.api_keys.create(
-        tenant_name="default",
-        owner_name=None,
-        name="ci",
-        scopes=["patterns:read"],
-        expires_at=None,
-        actor=ACTOR,
-    )
+    old = ci_key(world)
     world.services.api_keys.rotate(
         tenant_name="default", reference="ci", grace=timedelta(hours=1), actor=ACTOR
     )
