@@ -12,19 +12,12 @@ no-store`` unless the application chose its own (the JWKS is public).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bastion.core.netrules import Allowlist
 from bastion.gateway.outcomes import Inbound, Outcomes
 from bastion.gateway.pipeline import address_refusal
 from bastion.gateway.validation import body_too_large, capped, declared_length
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 AUTH_MAX_BODY = 64 * 1024
 """Bytes a body to the login, logout and OAuth endpoints may have (one small form or object)."""

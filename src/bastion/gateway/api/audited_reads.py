@@ -10,22 +10,15 @@ answered ``503`` instead, like every other request.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
-
 from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bastion.errors import AuditUnavailableError
-from bastion.gateway.api.deps import READS, read_event
+from bastion.gateway.api.deps import READS, api_event
 from bastion.gateway.problem_handlers import problem_response
 from bastion.services.access import Verdict
 from bastion.services.audit import AuditSink
 from bastion.wiring import Services
-
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[MutableMapping[str, Any], Receive, Send], Awaitable[None]]
 
 
 class AuditedReads:
@@ -34,7 +27,7 @@ class AuditedReads:
         self._services = services
         self._audit = audit
 
-    async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in READS:
             await self.app(scope, receive, send)
             return
@@ -47,7 +40,7 @@ class AuditedReads:
             if message["type"] == "http.response.start":
                 verdict = (scope.get("state") or {}).get("bastion_admitted")
                 if isinstance(verdict, Verdict):
-                    event = read_event(self._services, verdict, message["status"])
+                    event = api_event(self._services, verdict, message["status"])
                     try:
                         await self._audit.record(event)
                     except AuditUnavailableError as exc:

@@ -92,10 +92,10 @@ def require(resource: str, action: str) -> Callable[..., Awaitable[Caller]]:
 
 
 def _event(request: Request, verdict: Verdict, status: int) -> Any:
-    return read_event(services_dep(request), verdict, status)
+    return api_event(services_dep(request), verdict, status)
 
 
-def read_event(services: Services, verdict: Verdict, status: int) -> Any:
+def api_event(services: Services, verdict: Verdict, status: int) -> Any:
     return request_event(
         verdict,
         status=status,

@@ -14,21 +14,15 @@ to read) goes on to the framework, which says precisely what is wrong with it.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bastion.core.bodies import DuplicateKeyError, is_json, media_type, no_duplicate_keys
 from bastion.errors import RequestRejectedError
 from bastion.gateway.problem_handlers import problem_response
 from bastion.gateway.validation import has_body, header
-
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[MutableMapping[str, Any], Receive, Send], Awaitable[None]]
 
 
 class StrictInput:
@@ -38,7 +32,7 @@ class StrictInput:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
