@@ -7,6 +7,7 @@ bastion, and stops both (by PID) at the end.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import subprocess
@@ -212,6 +213,16 @@ def raw_request(port: int, request: bytes, *, timeout: float = 10) -> tuple[int,
     if not data.startswith(b"HTTP/1."):
         return 0, data
     return int(data.split(b" ", 2)[1]), data
+
+
+def answer_within(sock: socket.socket, seconds: float) -> bytes:
+    """Everything the server sends until it closes the connection (at most ``seconds``)."""
+    sock.settimeout(seconds)
+    answer = b""
+    with contextlib.suppress(OSError):
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
 
 
 def raw_get(

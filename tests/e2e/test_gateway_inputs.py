@@ -20,6 +20,7 @@ from websockets.exceptions import InvalidStatus
 from tests.e2e.gwstack import (
     LIMITED_SCOPES,
     GatewayStack,
+    answer_within,
     body_json,
     gateway_stack,
     raw_get,
@@ -411,20 +412,10 @@ def test_a_request_httptools_cannot_parse_is_problem_json(stack: GatewayStack) -
     assert head.count(problem["requestId"].encode()) == 1  # X-Bastion-Request-Id
 
 
-def _answer_within(sock: socket.socket, seconds: float) -> bytes:
-    """Everything the server sends until it closes the connection (at most ``seconds``)."""
-    sock.settimeout(seconds)
-    answer = b""
-    with contextlib.suppress(OSError):
-        while chunk := sock.recv(65536):
-            answer += chunk
-    return answer
-
-
 def test_a_partial_request_head_is_408_once_request_head_time_is_up(stack: GatewayStack) -> None:
     with socket.create_connection(("127.0.0.1", stack.port), timeout=5) as sock:
         sock.sendall(b"GET /_bastion/health HTTP/1.1\r\nHost: x\r\n")
-        answer = _answer_within(sock, 20)
+        answer = answer_within(sock, 20)
     assert answer.startswith(b"HTTP/1.1 408 ")
     problem = body_json(answer)
     assert problem["code"] == "request_timeout"
@@ -443,14 +434,14 @@ def test_a_slowloris_trickle_cannot_hold_a_connection_open(stack: GatewayStack) 
                 time.sleep(0.5)
                 if select.select([sock], [], [], 0)[0]:
                     break  # the server answered (and closes)
-        answer = _answer_within(sock, 10)
+        answer = answer_within(sock, 10)
     assert answer.startswith(b"HTTP/1.1 408 ")
     assert sent < len(head)
 
 
 def test_a_connection_that_sends_nothing_is_closed_without_an_answer(stack: GatewayStack) -> None:
     with socket.create_connection(("127.0.0.1", stack.port), timeout=5) as sock:
-        assert _answer_within(sock, 20) == b""
+        assert answer_within(sock, 20) == b""
 
 
 def test_a_later_request_on_a_kept_alive_connection_has_its_own_head_time(
@@ -462,7 +453,7 @@ def test_a_later_request_on_a_kept_alive_connection_has_its_own_head_time(
         first = sock.recv(65536)
         time.sleep(1.5)  # within uvicorn's keep-alive timeout (5 s)
         sock.sendall(b"GET /_bastion/health HTTP/1.1\r\nHost: x\r\n")
-        second = _answer_within(sock, 20)
+        second = answer_within(sock, 20)
     answers = first + second
     assert answers.startswith(b"HTTP/1.1 200 ")
     assert answers.count(b"HTTP/1.1 ") == 2
@@ -504,7 +495,7 @@ def test_a_trickled_body_is_408_once_request_body_time_is_up(
                     break  # the server answered
                 sock.sendall(b"x")
                 sent += 1
-        answer = _answer_within(sock, 10)
+        answer = answer_within(sock, 10)
     assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
     problem = body_json(answer)
     assert problem["code"] == "request_timeout"

@@ -141,8 +141,11 @@ def run_gateway(
     config_path: Path = Path("bastion.yaml"),
 ) -> None:
     from bastion.gateway.app import build_app
-    from bastion.gateway.server import run
+    from bastion.gateway.server import raise_open_file_limit, run
 
+    short = raise_open_file_limit(services.config.gateway.connections.max)
+    if short is not None:
+        typer.echo(f"warning: {short}", err=True)
     app = build_app(services.config, services=services, serving=True) if workers == 1 else None
     if workers > 1:
         services.storage.close()  # each worker opens its own

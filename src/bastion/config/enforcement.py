@@ -22,6 +22,7 @@ ENFORCED: frozenset[str] = frozenset(
         "gateway.publicPaths",
         "gateway.trustedProxies",
         "gateway.timeouts",
+        "gateway.connections",
         "gateway.websocket",
         "gateway.cors",
         "gateway.securityHeaders",

@@ -18,6 +18,7 @@ from bastion.config.models_base import (
     HttpUrl,
     Name,
     NestedValueError,
+    PositiveInt,
     is_name,
 )
 from bastion.config.units import Duration, NonNegativeDuration
@@ -164,6 +165,23 @@ class TimeoutsConfig(ConfigModel):
     request_body: Duration = timedelta(seconds=60)
 
 
+class ConnectionsConfig(ConfigModel):
+    """How many connections one ``bastion serve`` process holds open: in all, and from one
+    client address (an IPv6 client by its /64); ``perClient: null`` caps only the total.
+    Addresses in ``trustedProxies`` are not capped per client."""
+
+    max: PositiveInt = 10_000
+    per_client: PositiveInt | None = 512
+
+    @model_validator(mode="after")
+    def _per_client_within_max(self) -> ConnectionsConfig:
+        if self.per_client is not None and self.per_client > self.max:
+            raise NestedValueError(
+                [(("perClient",), f"must be at most max ({self.max}), the cap on all connections")]
+            )
+        return self
+
+
 class WebSocketConfig(ConfigModel):
     """Open WebSockets: how often their credential and authorization are decided again."""
 
@@ -290,6 +308,7 @@ class GatewayConfig(ConfigModel):
     public_paths: tuple[PathTemplate, ...] = ()
     trusted_proxies: tuple[Cidr, ...] = ()
     timeouts: TimeoutsConfig = TimeoutsConfig()
+    connections: ConnectionsConfig = ConnectionsConfig()
     websocket: WebSocketConfig = WebSocketConfig()
     cors: CorsConfig = CorsConfig()
     security_headers: SecurityHeadersConfig = SecurityHeadersConfig()

@@ -28,6 +28,7 @@ from bastion.errors import (
     StorageError,
 )
 from bastion.gateway import problems
+from bastion.gateway.connections import ConnectionCounter, ConnectionLimits
 from bastion.gateway.forward import Forwarder
 from bastion.gateway.forward_auth import OriginalRequest, original_request
 from bastion.gateway.headers import (
@@ -75,6 +76,7 @@ class EdgeSettings:
     websocket_recheck: float = 30.0
     request_head_timeout: float = 30.0
     request_body_timeout: float = 60.0
+    connections: ConnectionLimits = field(default_factory=ConnectionLimits)
 
 
 class Edge:
@@ -112,6 +114,8 @@ class Edge:
         # Read by the HTTP protocol of `bastion serve` (bastion.gateway.server).
         self.request_head_timeout = settings.request_head_timeout
         self.metrics = metrics or GatewayMetrics()
+        self.connections = ConnectionCounter(settings.connections)
+        self.metrics.connections_open.set_function(lambda: self.connections.open)
         self._gate = Gate(access=access, limiter=limiter, allowlist=settings.allowlist, clock=clock)
         self._outcomes = Outcomes(
             audit=audit,

@@ -40,6 +40,20 @@ class GatewayMetrics:
             registry=self.registry,
         )
         self.rate_limit_store_up.set(1)
+        self.connections_open = Gauge(
+            "bastion_connections_open",
+            "Client connections this process holds open (WebSockets included), counted "
+            "against gateway.connections.max.",
+            registry=self.registry,
+        )
+        self.connections_refused = Counter(
+            "bastion_connections_refused",
+            "Connections refused before a request reached the gateway, by reason: max and "
+            "per_client (gateway.connections), head_too_large (431), head_timeout (408), "
+            "bad_http (400).",
+            ["reason"],
+            registry=self.registry,
+        )
         self._children: dict[tuple[str, int], Any] = {}
 
     def observe(self, mode: str, status: int) -> None:

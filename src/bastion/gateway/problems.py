@@ -4,11 +4,12 @@ Bodies say what kind of failure happened; a deny never says why in detail: the r
 (which key, which rule) goes to the audit log only (DESIGN.md 7.5). Every body carries the
 request's id, and so does its ``X-Bastion-Request-Id`` header.
 
-Four failures belong to HTTP itself rather than to bastion's services, so they are defined
-here: a method the endpoint does not answer (`MethodNotAllowedError`, 405 with ``Allow``), a
-request head over the server's limit (`HeadersTooLargeError`, 431) or too slow to arrive
-(`RequestTimeoutError`, 408), and an unexpected exception (`InternalError`, 500, which never
-shows the exception).
+Some failures belong to HTTP serving itself rather than to bastion's services, so they are
+defined here: a method the endpoint does not answer (`MethodNotAllowedError`, 405 with
+``Allow``), a request head over the server's limit (`HeadersTooLargeError`, 431) or too slow to
+arrive (`RequestTimeoutError`, 408), a connection over ``gateway.connections`` from one client
+(`TooManyConnectionsError`, 429) or in all (`ServerBusyError`, 503), and an unexpected
+exception (`InternalError`, 500, which never shows the exception).
 """
 
 from __future__ import annotations
@@ -57,6 +58,18 @@ class RequestTimeoutError(RequestRejectedError):
     code = "request_timeout"
 
 
+class TooManyConnectionsError(BastionError):
+    """The client already holds ``gateway.connections.perClient`` connections open."""
+
+    code = "too_many_connections"
+
+
+class ServerBusyError(BastionError):
+    """The process already holds ``gateway.connections.max`` connections open."""
+
+    code = "server_busy"
+
+
 class InternalError(BastionError):
     """A failure bastion did not expect; the body never says more than that."""
 
@@ -75,6 +88,8 @@ _STATUS: tuple[tuple[type[BastionError], int, str], ...] = (
     (UnsupportedTransferCodingError, 501, "Not implemented"),
     (RequestRejectedError, 400, "Bad request"),
     (RateLimitedError, 429, "Too many requests"),
+    (TooManyConnectionsError, 429, "Too many connections"),
+    (ServerBusyError, 503, "Service unavailable"),
     (RateLimitUnavailableError, 503, "Service unavailable"),
     (NotFoundError, 404, "Not found"),
     (ConflictError, 409, "Conflict"),

@@ -11,16 +11,22 @@ a client could make it buffer them without end (200 MB of one header line took t
 637 MB), or hold connections open for ever with a byte now and then (slowloris). The HTTP
 protocol below answers 431 once a head passes `MAX_HEAD_BYTES` and 408 once it has taken
 ``gateway.timeouts.requestHead``, and answers what httptools cannot parse with a problem+json
-400 rather than uvicorn's plain text.
+400 rather than uvicorn's plain text. Nor does uvicorn cap how many connections are open
+(``limit_concurrency`` answers only once a request has been read, and counts no client): the
+protocol counts each connection against ``gateway.connections``
+(`bastion.gateway.connections`) and refuses one over a cap, 429 for one client and 503 in
+all, at its first bytes. Every refusal is counted in ``bastion_connections_refused``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import ssl
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -30,9 +36,13 @@ from bastion.config import BastionConfig
 from bastion.core.ids import new_id
 from bastion.crypto.certificates import der_to_pem
 from bastion.errors import BastionError, RequestRejectedError
+from bastion.gateway.connections import ConnectionCounter
+from bastion.gateway.metrics import GatewayMetrics
 from bastion.gateway.problems import (
     HeadersTooLargeError,
     RequestTimeoutError,
+    ServerBusyError,
+    TooManyConnectionsError,
     problem_body,
     response_headers,
     status_for,
@@ -40,9 +50,16 @@ from bastion.gateway.problems import (
 from bastion.heap import freeze_startup_heap
 from bastion.wiring_tls import tls_options
 
+_T = TypeVar("_T")
+
 CONFIG_ENV = "BASTION_CONFIG"
 FACTORY = "bastion.gateway.app:create_app"
 DEFAULT_HEAD_TIMEOUT = 30.0
+FILES_BESIDE_CONNECTIONS = 256
+"""Descriptors a process needs besides its client connections: upstream pool, database,
+audit pipe, logs and listening sockets."""
+OVER_CAP_WAIT = 1.0
+"""Seconds a connection over a cap may take to send its first bytes before it is closed."""
 MAX_HEAD_BYTES = 64 * 1024
 """Bytes a request line and its headers may have together: twice nginx's default (four 8 KiB
 buffers), four times h11's."""
@@ -65,15 +82,22 @@ def tls_extension(transport: asyncio.BaseTransport) -> dict[str, Any] | None:
     }
 
 
-def request_head_timeout(app: Any) -> float:
-    """``gateway.timeouts.requestHead`` of the gateway ``app`` serves, found through any
-    middleware uvicorn wrapped around it (``.app``); the default if it serves something else."""
+def gateway_attribute(app: Any, name: str, kind: type[_T]) -> _T | None:
+    """The attribute ``name`` of the gateway ``app`` serves (`bastion.gateway.edge.Edge`),
+    found through any middleware uvicorn wrapped around it (``.app``); None if it serves
+    something else."""
     while app is not None:
-        seconds = getattr(app, "request_head_timeout", None)
-        if isinstance(seconds, float | int):
-            return float(seconds)
+        value = getattr(app, name, None)
+        if isinstance(value, kind):
+            return value
         app = getattr(app, "app", None)
-    return DEFAULT_HEAD_TIMEOUT
+    return None
+
+
+def request_head_timeout(app: Any) -> float:
+    """``gateway.timeouts.requestHead`` of the gateway ``app`` serves (else the default)."""
+    seconds = gateway_attribute(app, "request_head_timeout", float)
+    return DEFAULT_HEAD_TIMEOUT if seconds is None else seconds
 
 
 def _add_extension(scope: Any, extension: dict[str, Any] | None) -> None:
@@ -81,17 +105,40 @@ def _add_extension(scope: Any, extension: dict[str, Any] | None) -> None:
         scope.setdefault("extensions", {})["tls"] = extension
 
 
-class TlsHttpProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, plus the TLS extension in each request's scope, a 431 for
-    a head over `MAX_HEAD_BYTES`, a 408 for a head slower than ``gateway.timeouts.requestHead``
-    and problem+json for a request that is not valid HTTP.
+class _Refusals:
+    """What a connection needs to count itself against ``gateway.connections`` and to count
+    its refusal: the gateway's counter and metrics (None when serving something else)."""
+
+    def __init__(self, app: Any) -> None:
+        self.counter = gateway_attribute(app, "connections", ConnectionCounter)
+        self.metrics = gateway_attribute(app, "metrics", GatewayMetrics)
+
+    def count(self, reason: str) -> None:
+        if self.metrics is not None:
+            self.metrics.connections_refused.labels(reason).inc()
+
+
+_CAP_ERRORS: dict[str, tuple[type[BastionError], str]] = {
+    "per_client": (TooManyConnectionsError, "this client already has the most open connections"),
+    "max": (ServerBusyError, "the server already has the most open connections"),
+}
+
+
+class GatewayHttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, plus the TLS extension in each request's scope, a cap on
+    open connections, a 431 for a head over `MAX_HEAD_BYTES`, a 408 for a head slower than
+    ``gateway.timeouts.requestHead`` and problem+json for a request that is not valid HTTP.
 
     A head is counted by the bytes that arrive while it is incomplete; the chunk that
     completes it is not counted, and one chunk is at most a socket read (256 KiB). Its time
     runs from the connection's opening for the first request, and from its first byte for a
     later one (uvicorn's keep-alive timeout closes a connection idle between requests). A
     connection that sent nothing is closed without an answer. One timer a connection looks at
-    the head under way when it fires and sets itself again, so a request costs no timer."""
+    the head under way when it fires and sets itself again, so a request costs no timer.
+
+    A connection over a ``gateway.connections`` cap is not counted and never parsed: its first
+    bytes get the refusal, and if none come within `OVER_CAP_WAIT` it is closed. A WebSocket
+    upgraded from a connection keeps the connection's place until it closes."""
 
     _tls: dict[str, Any] | None = None
     _in_head = True  # a connection starts waiting for a request line
@@ -99,21 +146,66 @@ class TlsHttpProtocol(HttpToolsProtocol):
     _head_started = 0.0
     _head_timeout = DEFAULT_HEAD_TIMEOUT
     _head_timer: asyncio.TimerHandle | None = None
+    _refusals: _Refusals | None = None
+    _over_cap: str | None = None  # why the connection is refused, when it is over a cap
+    _admitted = False  # counted against gateway.connections, to be released when it ends
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._tls = tls_extension(transport)
         self._head_timeout = request_head_timeout(self.app)
         self._head_started = self.loop.time()
-        self._head_timer = self.loop.call_later(self._head_timeout, self._check_head)
+        self._refusals = refusals = _Refusals(self.app)
+        wait = self._head_timeout
+        if refusals.counter is not None:
+            self._over_cap = refusals.counter.admit(self._peer)
+            self._admitted = self._over_cap is None
+            if self._over_cap is not None:
+                wait = min(wait, OVER_CAP_WAIT)
+                self._note_over_cap(refusals.counter)
+        self._head_timer = self.loop.call_later(wait, self._check_head)
+
+    @property
+    def _peer(self) -> str | None:
+        return self.client[0] if self.client else None
+
+    def _note_over_cap(self, counter: ConnectionCounter) -> None:
+        reason = self._over_cap or ""
+        if self._refusals is not None:
+            self._refusals.count(reason)
+        refused = counter.refused(self.loop.time())
+        if refused is not None:
+            setting = "perClient" if reason == "per_client" else "max"
+            self.logger.warning(
+                "connection from %s refused: gateway.connections.%s reached "
+                "(%d refused since the last report; %d open)",
+                self._peer,
+                setting,
+                refused,
+                counter.open,
+            )
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_head_timer()
+        self._release()
+        super().connection_lost(exc)
+
+    def _stop_head_timer(self) -> None:
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
-        super().connection_lost(exc)
+
+    def _release(self) -> None:
+        if self._admitted and self._refusals is not None and self._refusals.counter is not None:
+            self._refusals.counter.release(self._peer)
+        self._admitted = False
 
     def data_received(self, data: bytes) -> None:
+        if self._over_cap is not None:
+            if not self.transport.is_closing():
+                error, detail = _CAP_ERRORS[self._over_cap]
+                self._refuse(error(detail), retry_after=True)
+            return
         super().data_received(data)
         if not self._in_head or self.transport.is_closing():
             return
@@ -121,7 +213,12 @@ class TlsHttpProtocol(HttpToolsProtocol):
         if self._head_bytes > MAX_HEAD_BYTES:
             self.logger.warning("request head over %d bytes refused (431)", MAX_HEAD_BYTES)
             detail = f"the request line and headers exceed {MAX_HEAD_BYTES:,} bytes"
+            self._count_refusal("head_too_large")
             self._refuse(HeadersTooLargeError(detail))
+
+    def _count_refusal(self, reason: str) -> None:
+        if self._refusals is not None:
+            self._refusals.count(reason)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -134,11 +231,24 @@ class TlsHttpProtocol(HttpToolsProtocol):
         self._in_head = False
         super().on_headers_complete()
 
+    def handle_websocket_upgrade(self) -> None:
+        """The WebSocket protocol takes the connection over, and its place in the count."""
+        self._stop_head_timer()
+        super().handle_websocket_upgrade()
+        websocket = self.transport.get_protocol()
+        if isinstance(websocket, GatewayWebSocketProtocol) and self._admitted:
+            websocket.hold_place(self._release)
+        else:
+            self._release()
+
     def _check_head(self) -> None:
         """The connection's timer: refuse a head that has taken its time, else look again
         when the head under way (or the next one) could first have taken it."""
         self._head_timer = None
         if self.transport.is_closing():
+            return
+        if self._over_cap is not None:
+            self.transport.close()  # sent nothing while over a cap
             return
         seconds = self._head_timeout
         left = self._head_started + seconds - self.loop.time() if self._in_head else seconds
@@ -149,13 +259,15 @@ class TlsHttpProtocol(HttpToolsProtocol):
         else:
             self.logger.warning("request head not complete in %gs refused (408)", seconds)
             detail = f"the request head did not arrive within {seconds:g}s"
+            self._count_refusal("head_timeout")
             self._refuse(RequestTimeoutError(detail))
 
     def send_400_response(self, msg: str) -> None:
         """What httptools cannot parse (a control byte in a header, a bad request line)."""
+        self._count_refusal("bad_http")
         self._refuse(RequestRejectedError("the request is not valid HTTP/1.1"))
 
-    def _refuse(self, error: BastionError) -> None:
+    def _refuse(self, error: BastionError, *, retry_after: bool = False) -> None:
         """Answer ``error`` as problem+json and close: the rest of the stream is unreadable."""
         request_id = new_id("req")
         status, title = status_for(error)
@@ -165,24 +277,57 @@ class TlsHttpProtocol(HttpToolsProtocol):
             (b"content-length", str(len(body)).encode()),
             (b"connection", b"close"),
         ]
+        if retry_after:
+            headers.append((b"retry-after", b"1"))
         head = [f"HTTP/1.1 {status} {title}\r\n".encode()]
         head += [name + b": " + value + b"\r\n" for name, value in headers]
         self.transport.write(b"".join([*head, b"\r\n", body]))
         self.transport.close()
 
 
-class TlsWebSocketProtocol(WebSocketsSansIOProtocol):
-    """uvicorn's websockets protocol, plus the TLS extension in the connection's scope."""
+class GatewayWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's websockets protocol, plus the TLS extension in the connection's scope; it
+    keeps the place in ``gateway.connections`` of the connection it was upgraded from."""
 
     _tls: dict[str, Any] | None = None
+    _release: Callable[[], None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         self._tls = tls_extension(transport)
 
+    def hold_place(self, release: Callable[[], None]) -> None:
+        """Call ``release`` when this WebSocket's connection ends."""
+        self._release = release
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        release, self._release = self._release, None
+        if release is not None:
+            release()
+        super().connection_lost(exc)
+
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
         _add_extension(getattr(self, "scope", None), self._tls)
+
+
+def raise_open_file_limit(connections: int) -> str | None:
+    """Raise this process's open-file limit (inherited by workers) to what
+    ``gateway.connections.max`` needs, as far as the hard limit allows; a warning when even
+    that is short (connections past it would fail to be accepted, not be refused)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = connections + FILES_BESIDE_CONNECTIONS
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        raised = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        if raised > soft:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+            soft = raised
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        return (
+            f"gateway.connections.max is {connections} but the open-file limit is {soft} "
+            f"(hard limit {hard}); raise it (ulimit -n, LimitNOFILE=) or lower the cap"
+        )
+    return None
 
 
 def ws_limit(config: BastionConfig) -> dict[str, int]:
@@ -212,8 +357,8 @@ def run(
         "server_header": False,
         "access_log": False,
         "lifespan": "on",
-        "http": TlsHttpProtocol,
-        "ws": TlsWebSocketProtocol,
+        "http": GatewayHttpProtocol,
+        "ws": GatewayWebSocketProtocol,
         **ws_limit(config),
         **tls_options(config, config_dir=config_path.resolve().parent),
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from bastion.config import BastionConfig
 from bastion.core.netrules import Allowlist
 from bastion.core.ratelimit import Quota
+from bastion.gateway.connections import ConnectionLimits
 from bastion.gateway.edge import EdgeSettings
 from bastion.gateway.headers import parse_networks
 from bastion.gateway.limits import RatePolicy
@@ -84,9 +85,11 @@ def cors_policy_from(config: BastionConfig) -> CorsPolicy:
 
 def edge_settings_from(config: BastionConfig) -> EdgeSettings:
     network = config.security.network.ip_allowlist
+    trusted_proxies = parse_networks([str(n) for n in config.gateway.trusted_proxies])
+    connections = config.gateway.connections
     return EdgeSettings(
         prefix=config.gateway.prefix,
-        trusted_proxies=parse_networks([str(n) for n in config.gateway.trusted_proxies]),
+        trusted_proxies=trusted_proxies,
         default_tenant=config.security.default_tenant,
         allowlist=Allowlist.of(network.ranges if network.enabled else (), source="network"),
         body=body_policy_from(config),
@@ -95,4 +98,5 @@ def edge_settings_from(config: BastionConfig) -> EdgeSettings:
         websocket_recheck=config.gateway.websocket.recheck.total_seconds(),
         request_head_timeout=config.gateway.timeouts.request_head.total_seconds(),
         request_body_timeout=config.gateway.timeouts.request_body.total_seconds(),
+        connections=ConnectionLimits(connections.max, connections.per_client, trusted_proxies),
     )

@@ -1,0 +1,109 @@
+"""How many connections one ``bastion serve`` process holds open: in all, and from one client.
+
+Every open connection costs a file descriptor and some memory for as long as it lasts, and
+the request-head and keep-alive timeouts only bound each one: without a cap, one host that
+opens connections faster than they time out fills the process's descriptor table, and then
+nobody's connection is accepted. `gateway.connections` sets both caps (``max`` in all,
+``perClient`` from one address; an IPv6 client is counted by its /64, which one host is
+commonly given whole). The addresses in ``gateway.trustedProxies`` are not capped per client:
+many clients reach bastion through each of them. A WebSocket counts as the connection it
+was upgraded from, for as long as it stays open.
+
+The counts are this process's (with ``--workers N`` each worker counts its own). A connection
+over a cap is not counted; the HTTP protocol answers its first request with a refusal.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from bastion.core.netrules import Network
+from bastion.gateway.headers import is_trusted
+
+IPV6_CLIENT_PREFIX = 64
+REPORT_EVERY = 60.0
+"""Seconds between two log lines about refused connections: a flood must not flood the log."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLimits:
+    max_open: int = 10_000
+    per_client: int | None = 512
+    exempt: tuple[Network, ...] = ()
+
+
+def client_key(peer: str | None) -> str | None:
+    """What a peer address is counted as: the IPv4 address, or the /64 of an IPv6 one (an
+    IPv4-mapped IPv6 address counts as its IPv4 address); None for a non-IP peer (a unix
+    socket)."""
+    if not peer:
+        return None
+    try:
+        address = ipaddress.ip_address(peer)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, IPV6_CLIENT_PREFIX), strict=False))
+    return str(address)
+
+
+class ConnectionCounter:
+    """The connections open in this process, by client. Used from the event loop only."""
+
+    def __init__(self, limits: ConnectionLimits) -> None:
+        self.limits = limits
+        self.open = 0
+        self._by_client: dict[str, int] = {}
+        self._refused_since_report = 0
+        self._reported_at = float("-inf")
+
+    def _capped_key(self, peer: str | None) -> str | None:
+        if self.limits.per_client is None:
+            return None
+        if is_trusted(peer, self.limits.exempt):
+            return None
+        return client_key(peer)
+
+    def admit(self, peer: str | None) -> str | None:
+        """Count a new connection from ``peer``; None when it is admitted, else why it is not
+        (``"max"`` or ``"per_client"``), and then nothing is counted."""
+        if self.open >= self.limits.max_open:
+            return "max"
+        key = self._capped_key(peer)
+        if key is not None:
+            held = self._by_client.get(key, 0)
+            if self.limits.per_client is not None and held >= self.limits.per_client:
+                return "per_client"
+            self._by_client[key] = held + 1
+        self.open += 1
+        return None
+
+    def refused(self, now: float) -> int | None:
+        """Note a connection `admit` refused at ``now`` (monotonic seconds). Returns how many
+        were refused since the last report when one is due (the first, then one a minute)."""
+        self._refused_since_report += 1
+        if now - self._reported_at < REPORT_EVERY:
+            return None
+        count, self._refused_since_report = self._refused_since_report, 0
+        self._reported_at = now
+        return count
+
+    def release(self, peer: str | None) -> None:
+        """A connection `admit` admitted from ``peer`` ended."""
+        self.open = max(self.open - 1, 0)
+        key = self._capped_key(peer)
+        if key is None:
+            return
+        held = self._by_client.get(key, 0) - 1
+        if held > 0:
+            self._by_client[key] = held
+        else:
+            self._by_client.pop(key, None)
+
+    def held_by(self, peer: str | None) -> int:
+        """Connections open from ``peer``'s client (its /64 for IPv6); 0 when uncapped."""
+        key = self._capped_key(peer)
+        return self._by_client.get(key, 0) if key is not None else 0

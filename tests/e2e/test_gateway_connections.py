@@ -1,0 +1,152 @@
+"""gateway.connections: one host cannot hold every connection of `bastion serve` (real process).
+
+Loopback answers on all of 127.0.0.0/8, so a test is several clients by binding its sockets to
+127.0.0.1, 127.0.0.2, ... (the stack caps 3 connections a client and 5 in all).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import socket
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import websockets
+
+from tests.e2e.gwstack import GatewayStack, answer_within, body_json, gateway_stack
+
+pytestmark = pytest.mark.e2e
+
+PER_CLIENT, MAX = 3, 5
+CONFIG = {"gateway": {"connections": {"max": MAX, "perClient": PER_CLIENT}}}
+OBSERVER = "127.0.0.9"  # reads the metrics; its own connection counts while it does
+HEALTH = b"GET /_bastion/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayStack]:
+    with gateway_stack(tmp_path_factory.mktemp("gw-connections"), CONFIG) as running:
+        yield running
+
+
+def metrics(stack: GatewayStack) -> str:
+    transport = httpx.HTTPTransport(local_address=OBSERVER)
+    with httpx.Client(transport=transport, timeout=10) as client:
+        return client.get(stack.base + "/_bastion/metrics").text
+
+
+def metric(text: str, name: str) -> float:
+    found = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
+def wait_until_open(stack: GatewayStack, count: int) -> None:
+    """Wait until bastion counts ``count`` connections besides the observer's own."""
+    deadline = time.monotonic() + 10
+    while (seen := metric(metrics(stack), "bastion_connections_open") - 1) != count:
+        assert time.monotonic() < deadline, f"{seen} connections open, expected {count}"
+        time.sleep(0.05)
+
+
+def connect(stack: GatewayStack, source: str) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", stack.port), 10, (source, 0))
+
+
+@contextlib.contextmanager
+def idle(stack: GatewayStack, *sources: str) -> Iterator[list[socket.socket]]:
+    """Connections that ask nothing (yet), one from each of ``sources``, counted by bastion."""
+    socks = [connect(stack, source) for source in sources]
+    try:
+        wait_until_open(stack, len(socks))
+        yield socks
+    finally:
+        for sock in socks:
+            sock.close()
+        wait_until_open(stack, 0)
+
+
+def ask(sock: socket.socket, request: bytes = HEALTH) -> bytes:
+    sock.sendall(request)
+    return answer_within(sock, 10)
+
+
+def ask_from(stack: GatewayStack, source: str) -> bytes:
+    with connect(stack, source) as sock:
+        return ask(sock)
+
+
+def test_one_client_cannot_hold_more_than_its_share(stack: GatewayStack) -> None:
+    with idle(stack, *["127.0.0.1"] * PER_CLIENT) as held:
+        refused = ask_from(stack, "127.0.0.1")
+        assert refused.startswith(b"HTTP/1.1 429 "), refused[:200]
+        head = refused.partition(b"\r\n\r\n")[0].lower()
+        assert b"content-type: application/problem+json" in head
+        assert b"retry-after: 1" in head
+        problem = body_json(refused)
+        assert problem["code"] == "too_many_connections"
+        assert head.count(problem["requestId"].encode()) == 1  # X-Bastion-Request-Id
+        # Another client is served meanwhile, and so is this one once it lets one go.
+        assert ask_from(stack, "127.0.0.2").startswith(b"HTTP/1.1 200 ")
+        held.pop().close()
+        wait_until_open(stack, PER_CLIENT - 1)
+        assert ask_from(stack, "127.0.0.1").startswith(b"HTTP/1.1 200 ")
+
+
+def test_all_clients_together_cannot_pass_max(stack: GatewayStack) -> None:
+    # The observer's connection would be over the cap too: it sees all but the last one.
+    sources = ["127.0.0.1"] * PER_CLIENT + ["127.0.0.2"] * (MAX - PER_CLIENT - 1)
+    with idle(stack, *sources), connect(stack, "127.0.0.2"):
+        deadline = time.monotonic() + 10
+        while (answer := ask_from(stack, "127.0.0.3")).startswith(b"HTTP/1.1 200 "):
+            assert time.monotonic() < deadline, "the last idle connection was never counted"
+            time.sleep(0.05)
+        assert answer.startswith(b"HTTP/1.1 503 "), answer[:200]
+        assert body_json(answer)["code"] == "server_busy"
+    assert ask_from(stack, "127.0.0.3").startswith(b"HTTP/1.1 200 ")
+
+
+def test_a_silent_connection_over_the_cap_is_closed_at_once(stack: GatewayStack) -> None:
+    """It is not counted, so it must not linger for the request-head time (30 s) either."""
+    with idle(stack, *["127.0.0.1"] * PER_CLIENT), connect(stack, "127.0.0.1") as extra:
+        started = time.monotonic()
+        extra.settimeout(10)
+        assert extra.recv(65536) == b""  # closed without an answer
+        assert time.monotonic() - started < 5
+
+
+def test_refusals_are_counted_by_reason(stack: GatewayStack) -> None:
+    before = metrics(stack)
+    with idle(stack, *["127.0.0.1"] * PER_CLIENT):
+        assert ask_from(stack, "127.0.0.1").startswith(b"HTTP/1.1 429 ")
+    after = metrics(stack)
+    name = 'bastion_connections_refused_total{reason="per_client"}'
+    assert metric(after, name) == metric(before, name) + 1
+
+
+def test_a_websocket_keeps_its_place_until_it_closes(stack: GatewayStack) -> None:
+    async def scenario() -> tuple[bytes, bytes]:
+        headers = {"Authorization": f"Bearer {stack.limited_key}"}
+        url = f"ws://127.0.0.1:{stack.port}/ws"
+        sockets = [
+            await websockets.connect(url, additional_headers=headers, local_addr=("127.0.0.1", 0))
+            for _ in range(PER_CLIENT)
+        ]
+        for ws in sockets:
+            assert str(await ws.recv()).startswith("hello ")
+        await asyncio.to_thread(wait_until_open, stack, PER_CLIENT)
+        while_open = await asyncio.to_thread(ask_from, stack, "127.0.0.1")
+        await sockets.pop().close()
+        await asyncio.to_thread(wait_until_open, stack, PER_CLIENT - 1)
+        after_close = await asyncio.to_thread(ask_from, stack, "127.0.0.1")
+        for ws in sockets:
+            await ws.close()
+        return while_open, after_close
+
+    while_open, after_close = asyncio.run(scenario())
+    wait_until_open(stack, 0)
+    assert while_open.startswith(b"HTTP/1.1 429 "), while_open[:200]
+    assert after_close.startswith(b"HTTP/1.1 200 "), after_close[:200]
