@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
@@ -218,27 +220,101 @@ def test_spooled_line_that_is_not_json_is_dropped_not_retried_forever(tmp_path: 
     assert (state.pending, state.delivered, state.dropped, state.failures) == (0, 2, 2, 0)
 
 
+class _Killed(BaseException):
+    """The writer process dying mid-write (not an Exception: nothing may catch it)."""
+
+
+def append_killed_after(
+    spool: Spool, records: list[str], written: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``spool.append(records)`` by a writer killed once ``written`` bytes reached the file."""
+    real_fdopen = os.fdopen
+
+    class Dying:
+        def __init__(self, handle: Any) -> None:
+            self.handle = handle
+
+        def __enter__(self) -> Dying:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.handle.close()
+
+        def write(self, data: bytes) -> None:
+            self.handle.write(data[:written])
+            raise _Killed
+
+    def fdopen(fd: int, mode: str) -> Any:  # the segment's handle dies; state.json's does not
+        handle = real_fdopen(fd, mode)
+        return Dying(handle) if mode == "ab" else handle
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "fdopen", fdopen)
+        with pytest.raises(_Killed):
+            spool.append(records)
+
+
+@pytest.mark.parametrize("then_append", [True, False], ids=["next-append", "next-reader"])
+def test_a_writer_killed_mid_write_costs_only_its_own_records_and_the_count_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, then_append: bool
+) -> None:
+    """Record 2 landed whole, 3 was cut mid-line, 4 never reached the file. The torn line is
+    ended before anything else is written (it used to swallow the next record, 5, whole), and
+    `enqueued` still equals delivered + dropped: both the torn and the missing record are
+    counted dropped, whether a writer or a starting reader finds them first."""
+    spool = Spool(tmp_path / "s", max_bytes=10**6)
+    spool.append([line(1)])
+    cut = len(line(2)) + 1 + 5
+    append_killed_after(spool, [line(2), line(3), line(4)], cut, monkeypatch)
+    if then_append:
+        spool.append([line(5)])
+    destination = FlakyDestination()
+    destination.down = False
+    drain(DeliveryWorker(spool, destination), spool)
+    expected = [1, 2, 5] if then_append else [1, 2]
+    assert [r["seq"] for r in destination.received] == expected
+    state = spool.read_state()
+    assert (state.enqueued, state.delivered, state.dropped, state.pending) == (
+        len(expected) + 2,
+        len(expected),
+        2,
+        0,
+    )
+
+
+def test_a_writer_killed_before_any_byte_counts_its_records_dropped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spool = Spool(tmp_path / "s", max_bytes=10**6)
+    spool.append([line(1)])
+    append_killed_after(spool, [line(2), line(3)], 0, monkeypatch)
+    spool.append([line(4)])
+    destination = FlakyDestination()
+    destination.down = False
+    drain(DeliveryWorker(spool, destination), spool)
+    assert [r["seq"] for r in destination.received] == [1, 4]
+    state = spool.read_state()
+    assert (state.enqueued, state.delivered, state.dropped, state.pending) == (4, 2, 2, 0)
+
+
 def test_torn_tail_of_an_older_segment_is_counted_not_skipped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A writer that died mid-line leaves a tail without a newline: in the newest segment it
-    may yet be finished, so delivery waits; once a later segment exists it never will be."""
+    """A segment that ends in a torn line behind a newer one (a spool an earlier bastion
+    left, which ended no torn line) is read to its end: the torn line is delivered as it is
+    and refused, never skipped unseen nor waited on for ever."""
     monkeypatch.setattr(spool_module, "SEGMENT_BYTES", 20)
     spool = Spool(tmp_path / "s", max_bytes=10**6)
     spool.append([line(1)])
-    segment = next((tmp_path / "s").glob("seg-*"))
-    with segment.open("ab") as handle:
-        handle.write(b'{"seq": 2, "pa')  # a writer killed mid-write
+    [first] = (tmp_path / "s").glob("seg-*")
+    with first.open("ab") as handle:
+        handle.write(b'{"seq": 2, "pa')
+    second = first.with_name(first.name.replace("000000000001", "000000000002"))
+    second.write_text(line(3) + "\n")
     destination = FlakyDestination()
     destination.down = False
     worker = DeliveryWorker(spool, destination)
-    for _ in range(3):  # not drain(): the torn line was never counted, so pending says 0
-        worker.step(now=T0)
-    assert [r["seq"] for r in destination.received] == [1]
-    assert spool.read_state().dropped == 0
-    spool.append([line(3)])  # segment 1 is full: segment 2
-    assert len(list((tmp_path / "s").glob("seg-*"))) == 2
-    for _ in range(3):
+    for _ in range(5):
         worker.step(now=T0)
     assert [r["seq"] for r in destination.received] == [1, 3]
     assert spool.read_state().dropped == 1

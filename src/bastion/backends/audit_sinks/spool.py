@@ -10,6 +10,12 @@ records after it.
 
 Layout: ``seg-<n>.ndjson`` segments, ``state.json`` (cursor and counters, rewritten
 atomically), ``lock``. Files are created 0600: records are audit events.
+
+A writer counts its records, and notes where they are to go, before it writes them. A writer
+that dies mid-write (killed, or the disk full) leaves part of them: the next writer, or the
+next reader to start, finishes the torn line with a newline (so it is refused on its own as
+not JSON instead of swallowing the next record) and counts the records that never reached the
+file as dropped, so ``enqueued`` always equals delivered + dropped + pending.
 """
 
 from __future__ import annotations
@@ -43,6 +49,8 @@ class SpoolState:
     last_delivery_at: str = ""
     next_attempt_at: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    writing: list[int] = field(default_factory=list)
+    """The last append as ``[segment, start, end, records]``: where its bytes go, how many."""
 
     @property
     def pending(self) -> int:
@@ -98,6 +106,10 @@ class Spool:
             os.close(fd)
             return False
         self._reader_fd = fd
+        with self._locked():  # a writer that died before this reader started
+            state = self.read_state()
+            if self._finish_torn_write(state):
+                self._write_state(state)
         return True
 
     def release_reader(self) -> None:
@@ -142,22 +154,49 @@ class Spool:
         data = "".join(record + "\n" for record in records).encode("utf-8")
         with self._locked():
             state = self.read_state()
+            self._finish_torn_write(state)
             segments = self._segments()
+            state.enqueued += len(records)
             if self.size() + len(data) > self.max_bytes:
-                state.enqueued += len(records)
                 state.dropped += len(records)
                 self._write_state(state)
                 return len(records)
             number = segments[-1] if segments else max(state.segment, 1)
             path = self._segment_path(number)
-            if path.exists() and path.stat().st_size >= SEGMENT_BYTES:
-                path = self._segment_path(number + 1)
+            start = path.stat().st_size if path.exists() else 0
+            if start >= SEGMENT_BYTES:
+                number, start = number + 1, 0
+                path = self._segment_path(number)
+            state.writing = [number, start, start + len(data), len(records)]
+            self._write_state(state)  # counted before written: see the module's doc
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             with os.fdopen(fd, "ab") as handle:
                 handle.write(data)
-            state.enqueued += len(records)
-            self._write_state(state)
         return 0
+
+    def _finish_torn_write(self, state: SpoolState) -> bool:
+        """Under the writers' lock no append is under way, so a last line without its newline
+        was cut short by a writer that died: end it, and count the records of that append
+        that never reached the file as dropped. True if ``state`` changed."""
+        writing, state.writing = state.writing, []
+        segments = self._segments()
+        if not segments:
+            return bool(writing)
+        path = self._segment_path(segments[-1])
+        size = path.stat().st_size
+        last = bool(writing) and writing[0] == segments[-1]
+        if not size or (last and size == writing[2]):
+            return bool(writing)  # the last append is whole: it ends with a newline
+        with path.open("rb+") as handle:
+            if last and size < writing[2]:
+                handle.seek(writing[1])
+                landed = handle.read()
+                torn = 1 if landed and not landed.endswith(b"\n") else 0
+                state.dropped += writing[3] - landed.count(b"\n") - torn
+            handle.seek(size - 1)
+            if handle.read(1) != b"\n":
+                handle.write(b"\n")
+        return bool(writing)
 
     def peek(self, *, max_records: int, max_bytes: int = 1024 * 1024) -> SpoolBatch | None:
         """The next complete lines after the cursor, or None if there is none yet.
