@@ -136,6 +136,14 @@ def drain(worker: DeliveryWorker, spool: Spool, *, steps: int = 50) -> None:
             return
 
 
+def delivered_seqs(spool: Spool) -> list[int]:
+    """Drain ``spool`` to a destination that is up; the seqs it received, in order."""
+    destination = FlakyDestination()
+    destination.down = False
+    drain(DeliveryWorker(spool, destination), spool)
+    return [r["seq"] for r in destination.received]
+
+
 def line(n: int, pad: int = 10) -> str:
     return json.dumps({"seq": n, "pad": "a" * pad})
 
@@ -171,10 +179,7 @@ def test_oversized_line_in_an_older_segment_loses_nothing_after_it(
     spool.append([line(505, 500_000)])  # still segment 1, which now passes 2 MB
     spool.append([line(506)])  # so this starts segment 2
     assert len(list((tmp_path / "s").glob("seg-*"))) == 2
-    destination = FlakyDestination()
-    destination.down = False
-    drain(DeliveryWorker(spool, destination), spool)
-    assert [r["seq"] for r in destination.received] == list(range(1, 507))
+    assert delivered_seqs(spool) == list(range(1, 507))
     state = spool.read_state()
     assert (state.pending, state.delivered, state.dropped) == (0, 506, 0)
 
@@ -212,10 +217,7 @@ def test_refused_record_is_dropped_counted_and_logged_and_the_rest_delivered(
 def test_spooled_line_that_is_not_json_is_dropped_not_retried_forever(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "s", max_bytes=10**6)
     spool.append([line(1), '{"seq": 2, "cut sho', "[1, 2]", line(4)])
-    destination = FlakyDestination()
-    destination.down = False
-    drain(DeliveryWorker(spool, destination), spool)
-    assert [r["seq"] for r in destination.received] == [1, 4]
+    assert delivered_seqs(spool) == [1, 4]
     state = spool.read_state()
     assert (state.pending, state.delivered, state.dropped, state.failures) == (0, 2, 2, 0)
 
@@ -268,11 +270,8 @@ def test_a_writer_killed_mid_write_costs_only_its_own_records_and_the_count_hold
     append_killed_after(spool, [line(2), line(3), line(4)], cut, monkeypatch)
     if then_append:
         spool.append([line(5)])
-    destination = FlakyDestination()
-    destination.down = False
-    drain(DeliveryWorker(spool, destination), spool)
     expected = [1, 2, 5] if then_append else [1, 2]
-    assert [r["seq"] for r in destination.received] == expected
+    assert delivered_seqs(spool) == expected
     state = spool.read_state()
     assert (state.enqueued, state.delivered, state.dropped, state.pending) == (
         len(expected) + 2,
@@ -289,10 +288,7 @@ def test_a_writer_killed_before_any_byte_counts_its_records_dropped(
     spool.append([line(1)])
     append_killed_after(spool, [line(2), line(3)], 0, monkeypatch)
     spool.append([line(4)])
-    destination = FlakyDestination()
-    destination.down = False
-    drain(DeliveryWorker(spool, destination), spool)
-    assert [r["seq"] for r in destination.received] == [1, 4]
+    assert delivered_seqs(spool) == [1, 4]
     state = spool.read_state()
     assert (state.enqueued, state.delivered, state.dropped, state.pending) == (4, 2, 2, 0)
 
