@@ -201,8 +201,9 @@ class Edge:
             await self._verify(inbound, suffix or None, send)
             return
         try:
-            request_host(inbound.headers, http_version=scope.get("http_version", "1.1"))
-            check_body_headers(inbound.headers)
+            http_version = scope.get("http_version", "1.1")
+            request_host(inbound.headers, http_version=http_version)
+            check_body_headers(inbound.headers, http_version=http_version)
             path = canonical_path(raw_path)
         except (NonCanonicalPathError, RequestRejectedError) as exc:
             error = exc if isinstance(exc, RequestRejectedError) else RequestRejectedError(str(exc))

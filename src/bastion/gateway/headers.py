@@ -154,14 +154,16 @@ def request_host(headers: Iterable[tuple[bytes, bytes]], *, http_version: str) -
     return hosts[0]
 
 
-def check_body_headers(headers: Iterable[tuple[bytes, bytes]]) -> None:
+def check_body_headers(headers: Iterable[tuple[bytes, bytes]], *, http_version: str) -> None:
     """The headers that say what the body is must have one reading.
 
     `UnsupportedTransferCodingError` (501) unless the only transfer coding is ``chunked``: the
     server has already undone the chunking, and a coding such as ``gzip`` before it would reach
     the upstream as bytes labelled nothing (RFC 9112 section 6.1). `RequestRejectedError` (400)
     for more than one ``Content-Type``: bastion checks one against ``allowedContentTypes`` and
-    the upstream may read another.
+    the upstream may read another; and for ``Transfer-Encoding`` in an HTTP/1.0 request, whose
+    framing RFC 9112 section 6.1 says to treat as faulty (an HTTP/1.0 hop in front reads the
+    body by its ``Content-Length``, or to the end, not by chunks).
     """
     content_types = 0
     for name, value in headers:
@@ -170,6 +172,8 @@ def check_body_headers(headers: Iterable[tuple[bytes, bytes]]) -> None:
             content_types += 1
             if content_types > 1:
                 raise RequestRejectedError("request has more than one Content-Type header")
+        elif lowered == b"transfer-encoding" and http_version == "1.0":
+            raise RequestRejectedError("an HTTP/1.0 request cannot have a Transfer-Encoding")
         elif lowered == b"transfer-encoding" and value.strip().lower() != b"chunked":
             raise UnsupportedTransferCodingError(
                 "only the chunked transfer coding is supported, not "
