@@ -35,6 +35,17 @@ class Gateway:
     def auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.admin_key}"}
 
+    def tenant_admin_key(self, tenant: str = "acme", admin: str = "root@acme.example") -> str:
+        """The admin key of a new tenant: another principal, in another tenant."""
+        return initialise(
+            storage=self.services.storage,
+            api_keys=self.services.api_keys,
+            clock=self.services.clock,
+            tenant_name=tenant,
+            admin_name=admin,
+            actor={"type": "operator", "id": "tester"},
+        ).admin_key.secret
+
     def events(self) -> list[AuditEvent]:
         with self.services.storage.transaction() as tx:
             return tx.audit.query(AuditQuery(limit=10_000))

@@ -54,6 +54,7 @@ def build_app(
     metrics.registry.register(AuditDeliveryCollector(lambda: spool_states(config)))
     services.identity.start_listening()
     services.authz.start()
+    limiter = rate_limiter_from(config, metrics)
     return Edge(
         settings=edge_settings_from(config),
         access=services.access,
@@ -63,10 +64,10 @@ def build_app(
         clock=services.clock,
         ready_check=services.storage.check,
         on_shutdown=lambda: _shutdown(services),
-        admin_api=build_admin_api(services, audit=audit),
+        admin_api=build_admin_api(services, audit=audit, limiter=limiter),
         auth_app=build_auth_app(services, audit=audit, extra_jwks=signer.jwks),
         auth_paths=frozenset(auth_paths(config.gateway.prefix)),
-        limiter=rate_limiter_from(config, metrics),
+        limiter=limiter,
         metrics=metrics,
     )
 

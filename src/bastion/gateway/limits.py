@@ -70,15 +70,23 @@ class RateLimiter:
     async def check_request(self, verdict: Verdict) -> LimitDecision:
         return await self._decide(self.buckets_for(verdict))
 
+    async def check_client(self, verdict: Verdict) -> LimitDecision:
+        """Charge the perClient bucket alone, for a call to bastion's admin API: a flood of
+        gateway traffic (``global``) or another client of the tenant (``perTenant``) must not
+        keep an administrator from revoking it; ``perPattern`` is for ``gateway.routes``."""
+        return await self._decide(self._client_bucket(verdict))
+
+    def _client_bucket(self, verdict: Verdict) -> list[Bucket]:
+        quota, identity = self.policy.per_client, verdict.identity
+        if quota is None:
+            return []
+        if identity is not None:
+            return [Bucket(quota, f"client:p:{identity.principal.id}")]
+        return [Bucket(quota, f"client:ip:{verdict.facts.client_ip or 'unknown'}")]
+
     def buckets_for(self, verdict: Verdict) -> list[Bucket]:
         policy, identity = self.policy, verdict.identity
-        buckets: list[Bucket] = []
-        if policy.per_client is not None:
-            if identity is not None:
-                client = f"client:p:{identity.principal.id}"
-            else:
-                client = f"client:ip:{verdict.facts.client_ip or 'unknown'}"
-            buckets.append(Bucket(policy.per_client, client))
+        buckets = self._client_bucket(verdict)
         if not verdict.allowed:
             return buckets
         if policy.per_tenant is not None and identity is not None:
@@ -154,13 +162,3 @@ def rate_headers(decision: LimitDecision) -> list[tuple[bytes, bytes]]:
     if not decision.allowed:
         headers.append((b"retry-after", str(decision.retry_after).encode()))
     return headers
-
-
-def error_headers(error: RateLimitedError) -> list[tuple[bytes, bytes]]:
-    return [
-        (b"ratelimit-limit", str(error.limit).encode()),
-        (b"ratelimit-remaining", b"0"),
-        (b"ratelimit-reset", str(error.retry_after).encode()),
-        (b"ratelimit-policy", f"{error.limit};w={error.window}".encode()),
-        (b"retry-after", str(error.retry_after).encode()),
-    ]

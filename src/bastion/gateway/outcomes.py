@@ -16,12 +16,10 @@ from bastion.errors import (
     AuditUnavailableError,
     BastionError,
     InvalidBodyError,
-    RateLimitedError,
 )
 from bastion.gateway import problems
 from bastion.gateway.forward_auth import deny_status
 from bastion.gateway.headers import Headers
-from bastion.gateway.limits import error_headers
 from bastion.gateway.metrics import GatewayMetrics
 from bastion.gateway.pipeline import Admission
 from bastion.gateway.responses import CorsPolicy, HeaderPolicy, Send, send_body
@@ -114,12 +112,10 @@ class Outcomes:
         except AuditUnavailableError as exc:
             error, detail, status = exc, None, 503
         headers = [
-            *problems.response_headers(status, request_id=inbound.request_id),
+            *problems.response_headers(status, request_id=inbound.request_id, error=error),
             *self.headers.own(https=inbound.https),
             *self.cors.actual(inbound.origin),
         ]
-        if isinstance(error, RateLimitedError):
-            headers += error_headers(error)
         if mode == "forward-auth":
             headers.append((b"x-bastion-deny", error.code.encode()))
         body = problems.problem_body(

@@ -139,7 +139,8 @@ def problem_body(
 def response_headers(
     status: int, *, request_id: str | None = None, error: BastionError | None = None
 ) -> list[tuple[bytes, bytes]]:
-    """The headers of a problem answer: 401 names its scheme, 405 lists what is allowed."""
+    """The headers of a problem answer: 401 names its scheme, 405 lists what is allowed, 429
+    says when to come back (``Retry-After`` and ``RateLimit-*``)."""
     headers = [(b"content-type", PROBLEM_CONTENT_TYPE), (b"cache-control", b"no-store")]
     if request_id is not None:
         headers.append((b"x-bastion-request-id", request_id.encode()))
@@ -147,4 +148,12 @@ def response_headers(
         headers.append((b"www-authenticate", b'Bearer realm="bastion"'))
     if isinstance(error, MethodNotAllowedError):
         headers.append((b"allow", ", ".join(error.allowed).encode()))
+    if isinstance(error, RateLimitedError):
+        headers += [
+            (b"ratelimit-limit", str(error.limit).encode()),
+            (b"ratelimit-remaining", b"0"),
+            (b"ratelimit-reset", str(error.retry_after).encode()),
+            (b"ratelimit-policy", f"{error.limit};w={error.window}".encode()),
+            (b"retry-after", str(error.retry_after).encode()),
+        ]
     return headers

@@ -7,7 +7,6 @@ from typing import Any
 
 from httpx2 import Response
 
-from bastion.services.bootstrap import initialise
 from tests.gateway.conftest import Gateway, GatewayFactory
 from tests.gateway.problem_checks import problem
 
@@ -37,14 +36,7 @@ def test_a_read_refused_after_admission_is_one_deny_event_not_an_allow_and_a_den
     gateway: GatewayFactory,
 ) -> None:
     with gateway() as gw:
-        other = initialise(
-            storage=gw.services.storage,
-            api_keys=gw.services.api_keys,
-            clock=gw.services.clock,
-            tenant_name="acme",
-            admin_name="root@acme.example",
-            actor={"type": "operator", "id": "tester"},
-        ).admin_key.secret
+        other = gw.tenant_admin_key()
         response = gw.client.get(
             f"{API}/v1/audit/events?tenant=default", headers={"Authorization": f"Bearer {other}"}
         )

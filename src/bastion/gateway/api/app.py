@@ -33,6 +33,7 @@ from bastion.gateway.api.audited_reads import AuditedReads
 from bastion.gateway.api.deps import refused_after_admission
 from bastion.gateway.api.openapi import document_problems
 from bastion.gateway.api.strict_input import StrictInput
+from bastion.gateway.limits import RateLimiter
 from bastion.gateway.problem_handlers import install_problem_handlers, problem_response
 from bastion.services.audit import AuditSink
 from bastion.wiring import Services
@@ -60,7 +61,11 @@ ROUTERS = (
 DETAILED = (RequestRejectedError, NotFoundError, ConflictError)
 
 
-def build_admin_api(services: Services, *, audit: AuditSink) -> FastAPI:
+def build_admin_api(
+    services: Services, *, audit: AuditSink, limiter: RateLimiter | None = None
+) -> FastAPI:
+    """The admin API; ``limiter``, the gateway's ``security.rateLimit``, whose perClient
+    bucket every call is charged to (`RateLimiter.check_client`)."""
     api = FastAPI(
         title="Bastion admin API",
         version=__version__,
@@ -74,6 +79,7 @@ def build_admin_api(services: Services, *, audit: AuditSink) -> FastAPI:
     )
     api.state.services = services
     api.state.audit = audit
+    api.state.limiter = limiter
     for router in ROUTERS:
         api.include_router(router)
     prefix = services.config.gateway.prefix

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, NoReturn
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from bastion.core.routes import RouteMatch, RouteSpec, default_event
 from bastion.errors import AuthorizationError, BastionError
+from bastion.gateway.limits import RateLimiter, limited_error
 from bastion.gateway.network import client_ip_of, credential_of
 from bastion.gateway.problem_handlers import request_id_of
 from bastion.gateway.problems import status_for
@@ -71,21 +72,21 @@ def require(resource: str, action: str) -> Callable[..., Awaitable[Caller]]:
             credential = credential_of(request.scope["headers"])
             caller = await run_in_threadpool(services.access.identify, credential)
         except BastionError as exc:
-            await _audit_deny(request, Verdict(facts, match, None, exc))
-            raise
+            await _deny(request, Verdict(facts, match, None, exc))
         decision = services.access.authorize(
             caller, f"{resource}:{action}", match=match, facts=facts
         )
         if not decision.allowed:
             error = AuthorizationError(decision.reasons)
-            verdict = Verdict(facts, match, caller.identity, error, decision.reasons)
-            await _audit_deny(request, verdict)
-            raise error
+            await _deny(request, Verdict(facts, match, caller.identity, error, decision.reasons))
+        admitted = await _within_rate(
+            request, Verdict(facts, match, caller.identity, None, decision.reasons)
+        )
+        if admitted.error is not None:
+            await _deny(request, admitted)
         # A read's event is recorded with the status it is answered with (`AuditedReads`);
         # a change records its own events in its transaction.
-        request.state.bastion_admitted = Verdict(
-            facts, match, caller.identity, None, decision.reasons
-        )
+        request.state.bastion_admitted = admitted
         return caller
 
     return dependency
@@ -117,6 +118,30 @@ async def refused_after_admission(request: Request, error: AuthorizationError) -
     else:
         await _audit_deny(request, verdict)
     return True
+
+
+async def _within_rate(request: Request, verdict: Verdict) -> Verdict:
+    """``verdict``, or a deny when the caller's ``security.rateLimit.perClient`` bucket is
+    empty (429; the client address's bucket when it is not authenticated, so guessing keys
+    is throttled too) or the shared store is down with ``failClosed`` (503)."""
+    limiter: RateLimiter | None = getattr(request.app.state, "limiter", None)
+    if limiter is None:
+        return verdict
+    try:
+        decision = await limiter.check_client(verdict)
+    except BastionError as exc:
+        return replace(verdict, error=exc)
+    if decision.allowed:
+        return verdict
+    return replace(verdict, error=limited_error(decision))
+
+
+async def _deny(request: Request, verdict: Verdict) -> NoReturn:
+    """Audit ``verdict``'s deny, charged to the caller's rate limit first, and raise it."""
+    verdict = await _within_rate(request, verdict)
+    assert verdict.error is not None
+    await _audit_deny(request, verdict)
+    raise verdict.error
 
 
 async def _audit_deny(request: Request, verdict: Verdict) -> None:
