@@ -171,8 +171,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
 
     def _note_over_cap(self, counter: ConnectionCounter) -> None:
         reason = self._over_cap or ""
-        if self._refusals is not None:
-            self._refusals.count(reason)
+        self._count_refusal(reason)
         refused = counter.refused(self.loop.time())
         if refused is not None:
             setting = "perClient" if reason == "per_client" else "max"

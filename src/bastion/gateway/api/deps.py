@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Any, NoReturn
+from typing import Any
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -68,25 +68,27 @@ def require(resource: str, action: str) -> Callable[..., Awaitable[Caller]]:
             request.method, request.url.path, resource, action, f"{resource}:{action}", event
         )
         match = RouteMatch(spec, {})
+        caller: Caller | None = None
         try:
             credential = credential_of(request.scope["headers"])
             caller = await run_in_threadpool(services.access.identify, credential)
         except BastionError as exc:
-            await _deny(request, Verdict(facts, match, None, exc))
-        decision = services.access.authorize(
-            caller, f"{resource}:{action}", match=match, facts=facts
-        )
-        if not decision.allowed:
-            error = AuthorizationError(decision.reasons)
-            await _deny(request, Verdict(facts, match, caller.identity, error, decision.reasons))
-        admitted = await _within_rate(
-            request, Verdict(facts, match, caller.identity, None, decision.reasons)
-        )
-        if admitted.error is not None:
-            await _deny(request, admitted)
+            verdict = Verdict(facts, match, None, exc)
+        else:
+            decision = services.access.authorize(
+                caller, f"{resource}:{action}", match=match, facts=facts
+            )
+            error = None if decision.allowed else AuthorizationError(decision.reasons)
+            verdict = Verdict(facts, match, caller.identity, error, decision.reasons)
+        # Denied or not, the call is charged to the caller's (or its address's) rate limit.
+        verdict = await _within_rate(request, verdict)
+        if verdict.error is not None:
+            await _audit_deny(request, verdict)
+            raise verdict.error
+        assert caller is not None  # identified, or verdict.error says why not
         # A read's event is recorded with the status it is answered with (`AuditedReads`);
         # a change records its own events in its transaction.
-        request.state.bastion_admitted = admitted
+        request.state.bastion_admitted = verdict
         return caller
 
     return dependency
@@ -134,14 +136,6 @@ async def _within_rate(request: Request, verdict: Verdict) -> Verdict:
     if decision.allowed:
         return verdict
     return replace(verdict, error=limited_error(decision))
-
-
-async def _deny(request: Request, verdict: Verdict) -> NoReturn:
-    """Audit ``verdict``'s deny, charged to the caller's rate limit first, and raise it."""
-    verdict = await _within_rate(request, verdict)
-    assert verdict.error is not None
-    await _audit_deny(request, verdict)
-    raise verdict.error
 
 
 async def _audit_deny(request: Request, verdict: Verdict) -> None:
