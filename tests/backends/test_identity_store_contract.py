@@ -59,6 +59,8 @@ def test_groups_of_lists_canonical_group_names_sorted(storage: Storage) -> None:
         assert tx.groups.list(acme.id) == [dev, ops]
         assert tx.groups.get_by_name(acme.id, "dev") == dev
         assert tx.groups.memberships(acme.id) == {alice.id: ["dev", "ops"], bob.id: ["ops"]}
+        assert tx.groups.memberships(acme.id, [bob.id]) == {bob.id: ["ops"]}
+        assert tx.groups.memberships(acme.id, []) == {}
 
 
 def test_memberships_stay_in_their_tenant(storage: Storage) -> None:

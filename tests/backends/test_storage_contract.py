@@ -66,6 +66,34 @@ def test_principal_create_get_and_list_by_name(storage: Storage) -> None:
         assert uow.principals.get(acme.id, bob.id).kind is PrincipalKind.AGENT
 
 
+def test_principal_pages_are_one_kind_by_name_after_a_cursor(storage: Storage) -> None:
+    acme, globex = seed_tenant(storage, "acme", "globex")
+    users = [make_principal(acme, name) for name in ("Zed", "anna", "bob", "élodie", "carl")]
+    with storage.transaction() as uow:
+        for principal in users:
+            uow.principals.create(principal)
+        uow.principals.create(make_principal(acme, "bot", kind=PrincipalKind.AGENT))
+        uow.principals.create(make_principal(globex, "aaron"))
+    user = PrincipalKind.USER
+    with storage.transaction() as uow:
+        names = [p.name for p in uow.principals.page(acme.id, kind=user, after=None, limit=None)]
+        # Code-point order, as a cursor compares: upper case first, accented letters last.
+        assert names == ["Zed", "anna", "bob", "carl", "élodie"]
+        first = uow.principals.page(acme.id, kind=user, after=None, limit=2)
+        assert [p.name for p in first] == ["Zed", "anna"]
+        rest = uow.principals.page(acme.id, kind=user, after="anna", limit=2)
+        assert [p.name for p in rest] == ["bob", "carl"]
+        last = uow.principals.page(acme.id, kind=user, after="carl", limit=2)
+        assert [p.name for p in last] == ["élodie"]
+        assert uow.principals.page(acme.id, kind=user, after="élodie", limit=2) == []
+        # A cursor need not be a name that exists (the principal may be gone by now).
+        assert [p.name for p in uow.principals.page(acme.id, kind=user, after="b", limit=1)] == [
+            "bob"
+        ]
+        agents = uow.principals.page(acme.id, kind=PrincipalKind.AGENT, after=None, limit=10)
+        assert [p.name for p in agents] == ["bot"]
+
+
 def test_principal_name_is_unique_per_tenant_only(storage: Storage) -> None:
     acme, globex = seed_tenant(storage, "acme", "globex")
     with storage.transaction() as uow:

@@ -10,7 +10,8 @@ credentials (passwords, throttles, tokens, signing keys, revocations) are in
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import builtins
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,6 +34,7 @@ from bastion.core.model import (
     CustomRole,
     Group,
     Principal,
+    PrincipalKind,
     ResourceRuleRecord,
     RoleBinding,
     SubjectType,
@@ -91,6 +93,12 @@ class PrincipalStore(Protocol):
 
     def list(self, tenant_id: str) -> list[Principal]:
         """Every principal of the tenant, ordered by name."""
+
+    def page(
+        self, tenant_id: str, *, kind: PrincipalKind, after: str | None, limit: int | None
+    ) -> builtins.list[Principal]:
+        """The tenant's principals of ``kind`` named after ``after`` (all when None), at most
+        ``limit`` (no bound when None), ordered by name in code-point order."""
 
     def update(self, principal: Principal) -> None:
         """Store a new display name and disabled flag; `NotFoundError` if absent."""
@@ -231,8 +239,11 @@ class GroupStore(Protocol):
     def groups_of(self, tenant_id: str, principal_id: str) -> list[str]:
         """The canonical names of the groups a principal belongs to, sorted."""
 
-    def memberships(self, tenant_id: str) -> dict[str, list[str]]:
-        """Every member of a group in the tenant: principal id to its groups' names, sorted."""
+    def memberships(
+        self, tenant_id: str, principal_ids: Collection[str] | None = None
+    ) -> dict[str, list[str]]:
+        """Every member of a group in the tenant (of ``principal_ids`` only, when given, at
+        most 1,000 of them): principal id to its groups' names, sorted."""
 
     def forget_principal(self, tenant_id: str, principal_id: str) -> None:
         """Remove a principal from every group."""

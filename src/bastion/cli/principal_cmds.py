@@ -79,7 +79,7 @@ def add_principal_commands(app: typer.Typer, kind: PrincipalKind, noun: str) -> 
         """List them, by name."""
         remote = remote_of(ctx, tenant)
         if remote is not None:
-            found = remote.get(path)
+            found = remote.get_all(path)
         else:
             services = state(ctx).services()
             listed = services.identity.directory.list(

@@ -23,6 +23,7 @@ from bastion.cli.credentials import credentials_locked, load_credentials, save_c
 from bastion.config.models_gateway import prefix_problem
 from bastion.core.names import canonical_name
 from bastion.errors import BastionError
+from bastion.gateway.api.paging import MAX_PAGE
 
 TIMEOUT_SECONDS = 30
 RELOGIN = "run `bastion login` again"
@@ -195,6 +196,18 @@ class RemoteClient:
 
     def get(self, path: str, **query: object) -> Any:
         return self.call("GET", path, **query)
+
+    def get_all(self, path: str) -> list[Any]:
+        """Every item of a list the API answers in pages (`bastion.gateway.api.paging`):
+        pages by the last name until one comes back short."""
+        items: list[Any] = []
+        after = None
+        while True:
+            page = self.get(path, limit=MAX_PAGE, after=after)
+            items += page
+            if len(page) < MAX_PAGE:
+                return items
+            after = page[-1]["name"]
 
     def post(self, path: str, body: Any = None) -> Any:
         return self.call("POST", path, body=body)

@@ -111,17 +111,21 @@ class DirectoryService(TenantDirectory):
             )
 
     def list(
-        self, *, tenant_name: str, kind: PrincipalKind
+        self,
+        *,
+        tenant_name: str,
+        kind: PrincipalKind,
+        after: str | None = None,
+        limit: int | None = None,
     ) -> builtins.list[tuple[Principal, builtins.list[str]]]:
-        """The principals of one kind, each with the names of its groups."""
+        """The principals of one kind by name, each with the names of its groups: those named
+        after ``after``, at most ``limit`` (a page; at most 1,000), else all of them."""
         with self._storage.transaction() as tx:
             tenant = get_tenant(tx, tenant_name)
-            memberships = tx.groups.memberships(tenant.id)
-            return [
-                (p, memberships.get(p.id, []))
-                for p in tx.principals.list(tenant.id)
-                if p.kind is kind
-            ]
+            found = tx.principals.page(tenant.id, kind=kind, after=after, limit=limit)
+            ids = None if limit is None else [p.id for p in found]
+            memberships = tx.groups.memberships(tenant.id, ids)
+            return [(p, memberships.get(p.id, [])) for p in found]
 
     def show(
         self, *, tenant_name: str, kind: PrincipalKind, name: str

@@ -7,7 +7,7 @@ contract suite runs both.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, TypeVar
@@ -149,10 +149,13 @@ class MemoryGroupStore:
             if p == principal_id and t == tenant_id
         )
 
-    def memberships(self, tenant_id: str) -> dict[str, builtins.list[str]]:
+    def memberships(
+        self, tenant_id: str, principal_ids: Collection[str] | None = None
+    ) -> dict[str, builtins.list[str]]:
+        wanted = None if principal_ids is None else set(principal_ids)
         found: dict[str, builtins.list[str]] = {}
         for (g, p), (t, _) in self._t.members.items():
-            if t == tenant_id:
+            if t == tenant_id and (wanted is None or p in wanted):
                 found.setdefault(p, []).append(self._t.groups[g].name)
         return {p: sorted(names) for p, names in found.items()}
 

@@ -166,6 +166,14 @@ class MemoryPrincipalStore:
         found = [p for p in self._t.principals.values() if p.tenant_id == tenant_id]
         return sorted(found, key=lambda p: p.name)
 
+    def page(
+        self, tenant_id: str, *, kind: PrincipalKind, after: str | None, limit: int | None
+    ) -> builtins.list[Principal]:
+        found = [
+            p for p in self.list(tenant_id) if p.kind is kind and (after is None or p.name > after)
+        ]
+        return found if limit is None else found[:limit]
+
     def update(self, principal: Principal) -> None:
         current = self.get(principal.tenant_id, principal.id)
         self._t.principals[principal.id] = replace(

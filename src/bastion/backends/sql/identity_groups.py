@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -132,7 +133,9 @@ class SQLGroupStore:
         with translated("list the groups of a principal"):
             return [row.name for row in self._conn.execute(query)]
 
-    def memberships(self, tenant_id: str) -> dict[str, builtins.list[str]]:
+    def memberships(
+        self, tenant_id: str, principal_ids: Collection[str] | None = None
+    ) -> dict[str, builtins.list[str]]:
         query = (
             select(group_members.c.principal_id, groups.c.name)
             .join(
@@ -145,6 +148,8 @@ class SQLGroupStore:
             .where(group_members.c.tenant_id == tenant_id)
             .order_by(text_order(self._conn, groups.c.name))
         )
+        if principal_ids is not None:
+            query = query.where(group_members.c.principal_id.in_(list(principal_ids)))
         found: dict[str, builtins.list[str]] = {}
         with translated("list group memberships"):
             for row in self._conn.execute(query):

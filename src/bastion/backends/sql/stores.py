@@ -137,6 +137,21 @@ class SQLPrincipalStore:
         with translated("list principals"):
             return [_principal(row) for row in self._conn.execute(query)]
 
+    def page(
+        self, tenant_id: str, *, kind: PrincipalKind, after: str | None, limit: int | None
+    ) -> builtins.list[Principal]:
+        name = text_order(self._conn, principals.c.name)
+        query = (
+            select(principals)
+            .where(principals.c.tenant_id == tenant_id, principals.c.kind == kind.value)
+            .order_by(name)
+            .limit(limit)
+        )
+        if after is not None:
+            query = query.where(name > after)
+        with translated("list principals"):
+            return [_principal(row) for row in self._conn.execute(query)]
+
     def update(self, principal: Principal) -> None:
         query = (
             update(principals)

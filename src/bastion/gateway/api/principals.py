@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -20,6 +20,13 @@ from bastion.core.names import canonical_name
 from bastion.gateway.api.authz_guard import ensure_within, holdings
 from bastion.gateway.api.deps import actor_of, require, services_dep
 from bastion.gateway.api.inputs import Body, Flag
+from bastion.gateway.api.paging import (
+    AFTER_HELP,
+    LIMIT_HELP,
+    MAX_PAGE,
+    PAGED_RESPONSES,
+    next_link,
+)
 from bastion.services.access import Caller
 from bastion.services.lookups import NOUNS
 from bastion.wiring import Services
@@ -84,13 +91,23 @@ def principal_router(
     """A router for one principal kind; ``create`` replaces the default create endpoint."""
     router = APIRouter(prefix=f"/v1/{path}", tags=[tag])
 
-    @router.get("", response_model=list[PrincipalOut], name=f"list_{path}")
+    @router.get(
+        "", response_model=list[PrincipalOut], name=f"list_{path}", responses=PAGED_RESPONSES
+    )
     def list_principals(
+        response: Response,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description=LIMIT_HELP)] = MAX_PAGE,
+        after: Annotated[str | None, Query(min_length=1, description=AFTER_HELP)] = None,
         caller: Caller = Depends(require(resource, "read")),
         services: Services = Depends(services_dep),
     ) -> list[PrincipalOut]:
-        found = services.identity.directory.list(tenant_name=caller.identity.tenant, kind=kind)
-        return [principal_out(p, groups) for p, groups in found]
+        found = services.identity.directory.list(
+            tenant_name=caller.identity.tenant, kind=kind, after=after, limit=limit + 1
+        )
+        page = found[:limit]
+        if len(found) > limit:
+            response.headers["Link"] = next_link(page[-1][0].name, limit)
+        return [principal_out(p, groups) for p, groups in page]
 
     if create is None:
 
