@@ -242,8 +242,9 @@ class GroupStore(Protocol):
     def memberships(
         self, tenant_id: str, principal_ids: Collection[str] | None = None
     ) -> dict[str, list[str]]:
-        """Every member of a group in the tenant (of ``principal_ids`` only, when given, at
-        most 1,000 of them): principal id to its groups' names, sorted."""
+        """Every member of a group in the tenant (of ``principal_ids`` only, when given: a
+        page's worth, since they go into one query): principal id to its groups' names,
+        sorted."""
 
     def forget_principal(self, tenant_id: str, principal_id: str) -> None:
         """Remove a principal from every group."""

@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from bastion.core.model import Principal, PrincipalKind
 from bastion.core.names import canonical_name
+from bastion.errors import ConflictError
 from bastion.gateway.api.authz_guard import ensure_within, holdings
 from bastion.gateway.api.deps import actor_of, require, services_dep
 from bastion.gateway.api.inputs import Body, Flag
@@ -78,6 +79,19 @@ async def ensure_may_take_name(
     )
     what = f"{NOUNS[kind]} {canonical_name(name)} (named by a binding in bastion.yaml)"
     ensure_within(caller, granted, what)
+
+
+def ensure_not_self(caller: Caller, kind: PrincipalKind, name: str, verb: str) -> None:
+    """`ConflictError` when ``name`` is the caller itself: disabling or deleting the account
+    a request comes from ends the caller's access on the spot, and when it is the last
+    administrator, everyone's. Another administrator can, or the CLI on the server."""
+    me = caller.identity.principal
+    if me.kind is kind and canonical_name(name) == me.name:
+        noun = NOUNS[kind]
+        raise ConflictError(
+            f"{noun} {me.name} is the caller; it cannot {verb} itself (another administrator"
+            f" can, or `bastion {noun.replace(' ', '-')} {verb}` on the server)"
+        )
 
 
 def principal_router(
@@ -158,6 +172,8 @@ def principal_router(
         caller: Caller = Depends(require(resource, "update")),
         services: Services = Depends(services_dep),
     ) -> PrincipalOut:
+        if body.disabled:
+            ensure_not_self(caller, kind, name, "disable")
         changed, groups = await run_in_threadpool(
             services.identity.directory.update,
             tenant_name=caller.identity.tenant,
@@ -176,6 +192,7 @@ def principal_router(
         caller: Caller = Depends(require(resource, "delete")),
         services: Services = Depends(services_dep),
     ) -> PrincipalOut:
+        ensure_not_self(caller, kind, name, "delete")
         deleted = await run_in_threadpool(
             services.identity.directory.delete,
             tenant_name=caller.identity.tenant,
