@@ -119,7 +119,7 @@ class DirectoryService(TenantDirectory):
         limit: int | None = None,
     ) -> builtins.list[tuple[Principal, builtins.list[str]]]:
         """The principals of one kind by name, each with the names of its groups: those named
-        after ``after``, at most ``limit`` (a page; at most 1,000), else all of them."""
+        after ``after``, at most ``limit`` (a page of the admin API), else all of them."""
         with self._storage.transaction() as tx:
             tenant = get_tenant(tx, tenant_name)
             found = tx.principals.page(tenant.id, kind=kind, after=after, limit=limit)
