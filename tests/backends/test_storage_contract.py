@@ -94,6 +94,22 @@ def test_principal_pages_are_one_kind_by_name_after_a_cursor(storage: Storage) -
         assert [p.name for p in agents] == ["bot"]
 
 
+def test_principal_count_and_names_stay_in_their_tenant(storage: Storage) -> None:
+    acme, globex = seed_tenant(storage, "acme", "globex")
+    alice, bob = make_principal(acme, "alice"), make_principal(acme, "bob")
+    gina = make_principal(globex, "gina")
+    with storage.transaction() as uow:
+        for principal in (alice, bob, gina):
+            uow.principals.create(principal)
+    with storage.transaction() as uow:
+        assert (uow.principals.count(acme.id), uow.principals.count(globex.id)) == (2, 1)
+        asked = {alice.id, gina.id, "prn_gone"}
+        assert uow.principals.names(acme.id, asked) == {alice.id: "alice"}
+        assert uow.principals.names(acme.id, []) == {}
+        many = [f"prn_{i}" for i in range(2500)] + [bob.id]  # more than one query binds
+        assert uow.principals.names(acme.id, many) == {bob.id: "bob"}
+
+
 def test_principal_name_is_unique_per_tenant_only(storage: Storage) -> None:
     acme, globex = seed_tenant(storage, "acme", "globex")
     with storage.transaction() as uow:

@@ -100,6 +100,12 @@ class PrincipalStore(Protocol):
         """The tenant's principals of ``kind`` named after ``after`` (all when None), at most
         ``limit`` (no bound when None), ordered by name in code-point order."""
 
+    def count(self, tenant_id: str) -> int:
+        """How many principals the tenant has."""
+
+    def names(self, tenant_id: str, principal_ids: Collection[str]) -> dict[str, str]:
+        """The names of those of ``principal_ids`` that are the tenant's: id to name."""
+
     def update(self, principal: Principal) -> None:
         """Store a new display name and disabled flag; `NotFoundError` if absent."""
 

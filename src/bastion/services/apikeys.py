@@ -169,10 +169,9 @@ class ApiKeyService:
     def list(self, *, tenant_name: str) -> list[KeyListing]:
         with self._storage.transaction() as tx:
             tenant = get_tenant(tx, tenant_name)
-            owners = {p.id: p.name for p in tx.principals.list(tenant.id)}
-            return [
-                KeyListing(k, owners.get(k.principal_id, "?")) for k in tx.api_keys.list(tenant.id)
-            ]
+            keys = tx.api_keys.list(tenant.id)
+            owners = tx.principals.names(tenant.id, {k.principal_id for k in keys})
+            return [KeyListing(k, owners.get(k.principal_id, "?")) for k in keys]
 
     def revoke(self, *, tenant_name: str, reference: str, actor: dict[str, Any]) -> ApiKey:
         """Revoke the key named by id, display prefix or name, with its ``apikey.revoke`` event.

@@ -49,7 +49,7 @@ class TenantDirectory:
     def list_tenants(self) -> builtins.list[TenantView]:
         with self._storage.transaction() as tx:
             return [
-                TenantView(t, tx.tenant_states.get(t.id), len(tx.principals.list(t.id)))
+                TenantView(t, tx.tenant_states.get(t.id), tx.principals.count(t.id))
                 for t in tx.tenants.list()
             ]
 
@@ -57,7 +57,7 @@ class TenantDirectory:
         with self._storage.transaction() as tx:
             tenant = get_tenant(tx, name)
             return TenantView(
-                tenant, tx.tenant_states.get(tenant.id), len(tx.principals.list(tenant.id))
+                tenant, tx.tenant_states.get(tenant.id), tx.principals.count(tenant.id)
             )
 
     def update_tenant(
@@ -84,7 +84,7 @@ class TenantDirectory:
             action = toggle_action("tenant", state.disabled, changed.disabled)
             details = {"displayName": changed.display_name, "disabled": changed.disabled}
             _record(tx, action, tenant, now, actor, details)
-            view = TenantView(tenant, changed, len(tx.principals.list(tenant.id)))
+            view = TenantView(tenant, changed, tx.principals.count(tenant.id))
         if epoch is not None:
             self._revoker.announce(epoch)
         return view
@@ -94,7 +94,7 @@ class TenantDirectory:
         now = self._clock.now()
         with self._storage.transaction() as tx:
             tenant = get_tenant(tx, name)
-            if tx.principals.list(tenant.id) or tx.groups.list(tenant.id):
+            if tx.principals.count(tenant.id) or tx.groups.list(tenant.id):
                 raise ConflictError(f"tenant {tenant.name!r} still has principals or groups")
             for token in tx.registration_tokens.list(tenant.id):
                 raise ConflictError(

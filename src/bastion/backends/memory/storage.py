@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import builtins
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -173,6 +173,13 @@ class MemoryPrincipalStore:
             p for p in self.list(tenant_id) if p.kind is kind and (after is None or p.name > after)
         ]
         return found if limit is None else found[:limit]
+
+    def count(self, tenant_id: str) -> int:
+        return sum(1 for p in self._t.principals.values() if p.tenant_id == tenant_id)
+
+    def names(self, tenant_id: str, principal_ids: Collection[str]) -> dict[str, str]:
+        found = (self._t.principals.get(i) for i in principal_ids)
+        return {p.id: p.name for p in found if p is not None and p.tenant_id == tenant_id}
 
     def update(self, principal: Principal) -> None:
         current = self.get(principal.tenant_id, principal.id)

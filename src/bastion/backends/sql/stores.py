@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import json
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +15,7 @@ from sqlalchemy import (
     Select,
     bindparam,
     delete,
+    func,
     insert,
     or_,
     select,
@@ -30,6 +32,9 @@ def text_order(conn: Connection, column: ColumnElement[Any]) -> ColumnElement[An
     """``column`` for ORDER BY in code-point order, as SQLite's BINARY and Python sort."""
     return column.collate("C") if conn.dialect.name == "postgresql" else column
 
+
+# Ids bound into one IN (...): far below SQLite's and PostgreSQL's limits on parameters.
+_IDS_A_QUERY = 1000
 
 # Look-ups that run in nearly every unit of work, built once (building a statement costs
 # more than executing it).
@@ -151,6 +156,22 @@ class SQLPrincipalStore:
             query = query.where(name > after)
         with translated("list principals"):
             return [_principal(row) for row in self._conn.execute(query)]
+
+    def count(self, tenant_id: str) -> int:
+        query = select(func.count()).where(principals.c.tenant_id == tenant_id)
+        with translated("count principals"):
+            return int(self._conn.execute(query).scalar_one())
+
+    def names(self, tenant_id: str, principal_ids: Collection[str]) -> dict[str, str]:
+        wanted, found = list(principal_ids), {}
+        for start in range(0, len(wanted), _IDS_A_QUERY):
+            query = select(principals.c.id, principals.c.name).where(
+                principals.c.tenant_id == tenant_id,
+                principals.c.id.in_(wanted[start : start + _IDS_A_QUERY]),
+            )
+            with translated("name principals"):
+                found.update({row.id: row.name for row in self._conn.execute(query)})
+        return found
 
     def update(self, principal: Principal) -> None:
         query = (
