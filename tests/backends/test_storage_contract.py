@@ -94,7 +94,7 @@ def test_principal_pages_are_one_kind_by_name_after_a_cursor(storage: Storage) -
         assert [p.name for p in agents] == ["bot"]
 
 
-def test_principal_count_and_names_stay_in_their_tenant(storage: Storage) -> None:
+def test_principal_count_and_look_up_by_ids_stay_in_their_tenant(storage: Storage) -> None:
     acme, globex = seed_tenant(storage, "acme", "globex")
     alice, bob = make_principal(acme, "alice"), make_principal(acme, "bob")
     gina = make_principal(globex, "gina")
@@ -104,10 +104,10 @@ def test_principal_count_and_names_stay_in_their_tenant(storage: Storage) -> Non
     with storage.transaction() as uow:
         assert (uow.principals.count(acme.id), uow.principals.count(globex.id)) == (2, 1)
         asked = {alice.id, gina.id, "prn_gone"}
-        assert uow.principals.names(acme.id, asked) == {alice.id: "alice"}
-        assert uow.principals.names(acme.id, []) == {}
+        assert uow.principals.by_ids(acme.id, asked) == {alice.id: alice}
+        assert uow.principals.by_ids(acme.id, []) == {}
         many = [f"prn_{i}" for i in range(2500)] + [bob.id]  # more than one query binds
-        assert uow.principals.names(acme.id, many) == {bob.id: "bob"}
+        assert uow.principals.by_ids(acme.id, many) == {bob.id: bob}
 
 
 def test_principal_name_is_unique_per_tenant_only(storage: Storage) -> None:

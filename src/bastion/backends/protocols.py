@@ -103,8 +103,8 @@ class PrincipalStore(Protocol):
     def count(self, tenant_id: str) -> int:
         """How many principals the tenant has."""
 
-    def names(self, tenant_id: str, principal_ids: Collection[str]) -> dict[str, str]:
-        """The names of those of ``principal_ids`` that are the tenant's: id to name."""
+    def by_ids(self, tenant_id: str, principal_ids: Collection[str]) -> dict[str, Principal]:
+        """Those of ``principal_ids`` that are the tenant's principals, by id."""
 
     def update(self, principal: Principal) -> None:
         """Store a new display name and disabled flag; `NotFoundError` if absent."""

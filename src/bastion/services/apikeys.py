@@ -170,8 +170,11 @@ class ApiKeyService:
         with self._storage.transaction() as tx:
             tenant = get_tenant(tx, tenant_name)
             keys = tx.api_keys.list(tenant.id)
-            owners = tx.principals.names(tenant.id, {k.principal_id for k in keys})
-            return [KeyListing(k, owners.get(k.principal_id, "?")) for k in keys]
+            owners = tx.principals.by_ids(tenant.id, {k.principal_id for k in keys})
+            return [
+                KeyListing(k, owners[k.principal_id].name if k.principal_id in owners else "?")
+                for k in keys
+            ]
 
     def revoke(self, *, tenant_name: str, reference: str, actor: dict[str, Any]) -> ApiKey:
         """Revoke the key named by id, display prefix or name, with its ``apikey.revoke`` event.

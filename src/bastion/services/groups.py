@@ -139,6 +139,5 @@ class GroupService:
 
 
 def _view(tx: UnitOfWork, tenant: Tenant, group: Group) -> GroupView:
-    ids = tx.groups.members(tenant.id, group.id)
-    members = tuple(tx.principals.get(tenant.id, pid) for pid in ids)
+    members = tx.principals.by_ids(tenant.id, tx.groups.members(tenant.id, group.id)).values()
     return GroupView(group, tuple(sorted(members, key=lambda p: p.name)))

@@ -177,9 +177,9 @@ class MemoryPrincipalStore:
     def count(self, tenant_id: str) -> int:
         return sum(1 for p in self._t.principals.values() if p.tenant_id == tenant_id)
 
-    def names(self, tenant_id: str, principal_ids: Collection[str]) -> dict[str, str]:
+    def by_ids(self, tenant_id: str, principal_ids: Collection[str]) -> dict[str, Principal]:
         found = (self._t.principals.get(i) for i in principal_ids)
-        return {p.id: p.name for p in found if p is not None and p.tenant_id == tenant_id}
+        return {p.id: p for p in found if p is not None and p.tenant_id == tenant_id}
 
     def update(self, principal: Principal) -> None:
         current = self.get(principal.tenant_id, principal.id)

@@ -162,15 +162,15 @@ class SQLPrincipalStore:
         with translated("count principals"):
             return int(self._conn.execute(query).scalar_one())
 
-    def names(self, tenant_id: str, principal_ids: Collection[str]) -> dict[str, str]:
+    def by_ids(self, tenant_id: str, principal_ids: Collection[str]) -> dict[str, Principal]:
         wanted, found = list(principal_ids), {}
         for start in range(0, len(wanted), _IDS_A_QUERY):
-            query = select(principals.c.id, principals.c.name).where(
+            query = select(principals).where(
                 principals.c.tenant_id == tenant_id,
                 principals.c.id.in_(wanted[start : start + _IDS_A_QUERY]),
             )
-            with translated("name principals"):
-                found.update({row.id: row.name for row in self._conn.execute(query)})
+            with translated("get principals by id"):
+                found.update({row.id: _principal(row) for row in self._conn.execute(query)})
         return found
 
     def update(self, principal: Principal) -> None:
