@@ -139,8 +139,8 @@ def problem_body(
 def response_headers(
     status: int, *, request_id: str | None = None, error: BastionError | None = None
 ) -> list[tuple[bytes, bytes]]:
-    """The headers of a problem answer: 401 names its scheme, 405 lists what is allowed, 429
-    says when to come back (``Retry-After`` and ``RateLimit-*``)."""
+    """The headers of a problem answer: 401 names its scheme, 405 lists what is allowed, a
+    rate limit or a connection cap says when to come back (``Retry-After``, ``RateLimit-*``)."""
     headers = [(b"content-type", PROBLEM_CONTENT_TYPE), (b"cache-control", b"no-store")]
     if request_id is not None:
         headers.append((b"x-bastion-request-id", request_id.encode()))
@@ -156,4 +156,6 @@ def response_headers(
             (b"ratelimit-policy", f"{error.limit};w={error.window}".encode()),
             (b"retry-after", str(error.retry_after).encode()),
         ]
+    if isinstance(error, TooManyConnectionsError | ServerBusyError):
+        headers.append((b"retry-after", b"1"))  # a place may free up at any moment
     return headers

@@ -203,7 +203,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         if self._over_cap is not None:
             if not self.transport.is_closing():
                 error, detail = _CAP_ERRORS[self._over_cap]
-                self._refuse(error(detail), retry_after=True)
+                self._refuse(error(detail))
             return
         super().data_received(data)
         if not self._in_head or self.transport.is_closing():
@@ -266,18 +266,16 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         self._count_refusal("bad_http")
         self._refuse(RequestRejectedError("the request is not valid HTTP/1.1"))
 
-    def _refuse(self, error: BastionError, *, retry_after: bool = False) -> None:
+    def _refuse(self, error: BastionError) -> None:
         """Answer ``error`` as problem+json and close: the rest of the stream is unreadable."""
         request_id = new_id("req")
         status, title = status_for(error)
         body = problem_body(error, request_id=request_id, detail=str(error))
         headers = [
-            *response_headers(status, request_id=request_id),
+            *response_headers(status, request_id=request_id, error=error),
             (b"content-length", str(len(body)).encode()),
             (b"connection", b"close"),
         ]
-        if retry_after:
-            headers.append((b"retry-after", b"1"))
         head = [f"HTTP/1.1 {status} {title}\r\n".encode()]
         head += [name + b": " + value + b"\r\n" for name, value in headers]
         self.transport.write(b"".join([*head, b"\r\n", body]))
