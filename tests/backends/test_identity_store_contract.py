@@ -55,12 +55,34 @@ def test_groups_of_lists_canonical_group_names_sorted(storage: Storage) -> None:
     with storage.transaction() as tx:
         assert tx.groups.groups_of(acme.id, alice.id) == ["dev", "ops"]
         assert tx.groups.groups_of(acme.id, bob.id) == ["ops"]
-        assert tx.groups.members(acme.id, ops.id) == sorted([alice.id, bob.id])
+        assert tx.groups.members(acme.id, [ops.id]) == {ops.id: sorted([alice.id, bob.id])}
+        assert tx.groups.members(acme.id, [ops.id, dev.id]) == {
+            ops.id: sorted([alice.id, bob.id]),
+            dev.id: [alice.id],
+        }
+        assert tx.groups.members(acme.id, []) == {}
         assert tx.groups.list(acme.id) == [dev, ops]
         assert tx.groups.get_by_name(acme.id, "dev") == dev
         assert tx.groups.memberships(acme.id) == {alice.id: ["dev", "ops"], bob.id: ["ops"]}
         assert tx.groups.memberships(acme.id, [bob.id]) == {bob.id: ["ops"]}
         assert tx.groups.memberships(acme.id, []) == {}
+
+
+def test_group_pages_are_by_name_after_a_cursor_in_their_tenant(storage: Storage) -> None:
+    acme, globex, _, _, _ = seed_people(storage)
+    with storage.transaction() as tx:
+        for name in ("ops", "Admins", "dev", "équipe"):
+            tx.groups.create(make_group(acme, name))
+        tx.groups.create(make_group(globex, "aaa"))
+    with storage.transaction() as tx:
+        every = [g.name for g in tx.groups.page(acme.id, after=None, limit=None)]
+        assert every == ["Admins", "dev", "ops", "équipe"]  # code-point order
+        assert [g.name for g in tx.groups.page(acme.id, after=None, limit=2)] == ["Admins", "dev"]
+        assert [g.name for g in tx.groups.page(acme.id, after="dev", limit=2)] == ["ops", "équipe"]
+        assert [g.name for g in tx.groups.page(acme.id, after="e", limit=1)] == ["ops"]
+        assert tx.groups.page(acme.id, after="équipe", limit=5) == []
+        # Another tenant's group is neither listed nor read as a member list.
+        assert tx.groups.members(acme.id, ["grp-globex-aaa"]) == {}
 
 
 def test_memberships_stay_in_their_tenant(storage: Storage) -> None:
@@ -108,7 +130,7 @@ def test_group_update_remove_member_delete_and_forget(storage: Storage) -> None:
         assert tx.groups.remove_member(acme.id, ops.id, alice.id)
         assert not tx.groups.remove_member(acme.id, ops.id, alice.id)
         tx.groups.forget_principal(acme.id, bob.id)
-        assert tx.groups.members(acme.id, ops.id) == []
+        assert tx.groups.members(acme.id, [ops.id]) == {}
         tx.groups.add_member(acme.id, ops.id, alice.id, at=T0)
         tx.groups.delete(acme.id, ops.id)
         assert tx.groups.groups_of(acme.id, alice.id) == []

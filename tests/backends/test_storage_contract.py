@@ -171,9 +171,53 @@ def test_api_key_of_another_tenant_is_invisible(storage: Storage) -> None:
             uow.api_keys.get(globex.id, older.id)
         with pytest.raises(NotFoundError):
             uow.api_keys.revoke(globex.id, older.id, at=T0)
-        assert uow.api_keys.list(acme.id) == [older, newer]
-        assert uow.api_keys.list(globex.id) == [theirs]
+        assert uow.api_keys.page(acme.id, after=None, limit=None) == [newer, older]
+        assert uow.api_keys.page(globex.id, after=None, limit=None) == [theirs]
+        assert uow.api_keys.referenced(globex.id, older.id) == []
+        assert uow.api_keys.referenced(globex.id, "older") == []
         assert uow.api_keys.get(acme.id, older.id).revoked_at is None
+
+
+def test_api_key_pages_are_by_name_after_a_cursor(storage: Storage) -> None:
+    [acme] = seed_tenant(storage, "acme")
+    alice = make_principal(acme, "alice")
+    names = ("deploy", "Backup", "ci", "ci~0000beef", "étiquette")
+    with storage.transaction() as uow:
+        uow.principals.create(alice)
+        for name in names:
+            uow.api_keys.create(make_key(alice, name, key_hash=name.encode()))
+    with storage.transaction() as uow:
+        every = [k.name for k in uow.api_keys.page(acme.id, after=None, limit=None)]
+        # Code-point order: a rotated key's old self (`ci~…`) right after its replacement.
+        assert every == ["Backup", "ci", "ci~0000beef", "deploy", "étiquette"]
+        first = uow.api_keys.page(acme.id, after=None, limit=2)
+        assert [k.name for k in first] == ["Backup", "ci"]
+        rest = uow.api_keys.page(acme.id, after="ci", limit=2)
+        assert [k.name for k in rest] == ["ci~0000beef", "deploy"]
+        assert [k.name for k in uow.api_keys.page(acme.id, after="d", limit=9)] == [
+            "deploy",
+            "étiquette",
+        ]
+        assert uow.api_keys.page(acme.id, after="étiquette", limit=2) == []
+
+
+def test_a_key_is_referenced_by_its_id_prefix_or_name(storage: Storage) -> None:
+    [acme] = seed_tenant(storage, "acme")
+    alice = make_principal(acme, "alice")
+    ci = make_key(alice, "ci", prefix="bk_live_1111", key_hash=b"1")
+    deploy = make_key(alice, "deploy", prefix="bk_live_2222", key_hash=b"2")
+    twin = make_key(alice, "twin", prefix="bk_live_2222", key_hash=b"3")
+    with storage.transaction() as uow:
+        uow.principals.create(alice)
+        for key in (ci, deploy, twin):
+            uow.api_keys.create(key)
+    with storage.transaction() as uow:
+        assert uow.api_keys.referenced(acme.id, ci.id) == [ci]
+        assert uow.api_keys.referenced(acme.id, "bk_live_1111") == [ci]
+        assert uow.api_keys.referenced(acme.id, "deploy") == [deploy]
+        both = uow.api_keys.referenced(acme.id, "bk_live_2222")
+        assert sorted(k.name for k in both) == ["deploy", "twin"]
+        assert uow.api_keys.referenced(acme.id, "nothing") == []
 
 
 def test_api_key_for_principal_of_another_tenant_is_refused(storage: Storage) -> None:

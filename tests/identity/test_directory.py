@@ -124,7 +124,9 @@ def test_deleting_a_user_removes_its_credentials_and_memberships(world: World) -
     )
     with world.services.storage.transaction() as tx:
         assert tx.passwords.get(world.tenant.id, user.id) is None
-        assert [k.name for k in tx.api_keys.list(world.tenant.id)] == ["bootstrap-admin"]
+        assert [k.name for k in tx.api_keys.page(world.tenant.id, after=None, limit=None)] == [
+            "bootstrap-admin"
+        ]
     assert groups.show(tenant_name="default", name="ops").members == ()
 
 

@@ -31,7 +31,7 @@ def test_bootstrap_key_authenticates_canonical_admin(world: World) -> None:
 def test_key_is_stored_only_as_keyed_hash(world: World) -> None:
     secret = world.boot.admin_key.secret
     with world.storage.transaction() as tx:
-        [stored] = tx.api_keys.list(world.boot.tenant.id)
+        [stored] = tx.api_keys.page(world.boot.tenant.id, after=None, limit=None)
     assert secret not in repr(stored)
     assert stored.prefix == secret[:14]
 

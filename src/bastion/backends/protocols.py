@@ -123,8 +123,14 @@ class ApiKeyStore(Protocol):
     def get(self, tenant_id: str, key_id: str) -> ApiKey:
         """`NotFoundError` if absent from that tenant."""
 
-    def list(self, tenant_id: str) -> list[ApiKey]:
-        """Every key of the tenant, revoked included, oldest first."""
+    def page(
+        self, tenant_id: str, *, after: str | None, limit: int | None
+    ) -> builtins.list[ApiKey]:
+        """The tenant's keys, revoked included, named after ``after`` (all when None), at
+        most ``limit`` (no bound when None), ordered by name in code-point order."""
+
+    def referenced(self, tenant_id: str, reference: str) -> builtins.list[ApiKey]:
+        """The tenant's keys whose id, display prefix or name is ``reference``."""
 
     def revoke(self, tenant_id: str, key_id: str, *, at: datetime) -> ApiKey:
         """Mark revoked (idempotent: an earlier revocation time is kept) and return the row."""
@@ -239,8 +245,9 @@ class GroupStore(Protocol):
     def remove_member(self, tenant_id: str, group_id: str, principal_id: str) -> bool:
         """Remove a member; False if it was not one."""
 
-    def members(self, tenant_id: str, group_id: str) -> list[str]:
-        """The principal ids in a group, sorted."""
+    def members(self, tenant_id: str, group_ids: Collection[str]) -> dict[str, list[str]]:
+        """The members of those of ``group_ids`` that have any (a page's worth, since they go
+        into one query): group id to its principal ids, sorted."""
 
     def groups_of(self, tenant_id: str, principal_id: str) -> list[str]:
         """The canonical names of the groups a principal belongs to, sorted."""
@@ -257,6 +264,10 @@ class GroupStore(Protocol):
 
     def list(self, tenant_id: str) -> list[Group]:
         """Every group of the tenant, ordered by name."""
+
+    def page(self, tenant_id: str, *, after: str | None, limit: int | None) -> builtins.list[Group]:
+        """The tenant's groups named after ``after`` (all when None), at most ``limit`` (no
+        bound when None), ordered by name in code-point order."""
 
 
 class TenantStateStore(Protocol):

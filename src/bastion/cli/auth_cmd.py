@@ -123,7 +123,7 @@ def list_keys(
     remote = remote_of(ctx, tenant)
     if remote is not None:
         now = datetime.now(UTC)
-        listings = remote.get("/apikeys")
+        listings = remote.get_all("/apikeys")
     else:
         services = state(ctx).services()
         now = services.clock.now()

@@ -64,7 +64,7 @@ def group_list(
     """List groups with their members."""
     remote = remote_of(ctx, tenant)
     if remote is not None:
-        views = remote.get("/groups")
+        views = remote.get_all("/groups")
     else:
         groups = state(ctx).services().identity.groups
         views = [_doc(v) for v in groups.list(tenant_name=_default(ctx, tenant))]

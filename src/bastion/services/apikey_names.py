@@ -47,7 +47,7 @@ def find_key(
             return found
         shown = display_prefix(reference)
         raise NotFoundError(f"no API key {shown}… in tenant {tenant.name!r}")
-    keys = tx.api_keys.list(tenant.id)
+    keys = tx.api_keys.referenced(tenant.id, reference)
     for field in ("id", "prefix", "name"):
         matches = [k for k in keys if getattr(k, field) == reference]
         if len(matches) > 1:

@@ -166,10 +166,14 @@ class ApiKeyService:
                 actor=actor,
             )
 
-    def list(self, *, tenant_name: str) -> list[KeyListing]:
+    def list(
+        self, *, tenant_name: str, after: str | None = None, limit: int | None = None
+    ) -> list[KeyListing]:
+        """The tenant's keys by name with their owners' names: those named after ``after``,
+        at most ``limit`` (a page of the admin API), else all of them."""
         with self._storage.transaction() as tx:
             tenant = get_tenant(tx, tenant_name)
-            keys = tx.api_keys.list(tenant.id)
+            keys = tx.api_keys.page(tenant.id, after=after, limit=limit)
             owners = tx.principals.by_ids(tenant.id, {k.principal_id for k in keys})
             return [
                 KeyListing(k, owners[k.principal_id].name if k.principal_id in owners else "?")

@@ -1,14 +1,19 @@
-"""Lists of principals come in pages: bounded answers, a Link to the next page, nothing lost."""
+"""Lists of principals, groups and API keys come in pages: bounded answers, a Link to the next
+page, nothing lost."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import urljoin
+
+import pytest
 
 from bastion.core.model import PrincipalKind
 from tests.gateway.conftest import Gateway, GatewayFactory
 from tests.gateway.problem_checks import problem
 
-USERS = "/_bastion/api/v1/users"
+API = "/_bastion/api/v1"
+USERS = f"{API}/users"
 ACTOR = {"type": "operator", "id": "tester"}
 
 
@@ -49,6 +54,71 @@ def test_following_next_links_gives_every_user_once_in_name_order(
     assert pages == 3
 
 
+def every_page(gw: Gateway, url: str) -> list[list[str]]:
+    """The names on each page, following the Link header to the end."""
+    pages = []
+    while url:
+        answer = gw.client.get(url, headers=gw.auth())
+        assert answer.status_code == 200
+        pages.append([item["name"] for item in answer.json()])
+        link = answer.headers.get("link")
+        url = next_url(link, url) if link else ""
+    return pages
+
+
+def add_groups(gw: Gateway, *names: str) -> None:
+    for name in names:
+        gw.services.identity.groups.create(tenant_name="default", name=name, actor=ACTOR)
+
+
+def add_keys(gw: Gateway, *names: str) -> None:
+    for name in names:
+        gw.services.api_keys.create(
+            tenant_name="default",
+            owner_name="admin@example.com",
+            name=name,
+            scopes=["patterns:read"],
+            expires_at=None,
+            actor=ACTOR,
+        )
+
+
+@pytest.mark.parametrize(
+    ("path", "add"), [("groups", add_groups), ("apikeys", add_keys)], ids=["groups", "apikeys"]
+)
+def test_groups_and_keys_come_in_pages_by_name(
+    gateway: GatewayFactory, path: str, add: Callable[..., None]
+) -> None:
+    with gateway() as gw:
+        add(gw, "ops", "backup", "deploy", "ci", "élan")
+        whole = gw.client.get(f"{API}/{path}", headers=gw.auth())
+        pages = every_page(gw, f"{API}/{path}?limit=2")
+        after = gw.client.get(f"{API}/{path}?after=deploy&limit=1", headers=gw.auth())
+    names = [item["name"] for item in whole.json()]
+    assert "link" not in whole.headers
+    assert set(names) >= {"ops", "backup", "deploy", "ci", "élan"}
+    assert names == sorted(names)  # code-point order: accented letters last
+    assert [name for page in pages for name in page] == names
+    assert all(len(page) == 2 for page in pages[:-1]) and 1 <= len(pages[-1]) <= 2
+    assert [item["name"] for item in after.json()] == [names[names.index("deploy") + 1]]
+    assert 'rel="next"' in after.headers["link"]
+
+
+def test_a_page_of_groups_shows_each_groups_members(gateway: GatewayFactory) -> None:
+    with gateway() as gw:
+        add_users(gw, "bob@example.com", "carl@example.com")
+        add_groups(gw, "dev", "ops", "sre")
+        groups = gw.services.identity.groups
+        for group, member in (("ops", "carl@example.com"), ("ops", "bob@example.com")):
+            groups.add_member(tenant_name="default", name=group, member=member, actor=ACTOR)
+        groups.add_member(tenant_name="default", name="sre", member="carl@example.com", actor=ACTOR)
+        page = gw.client.get(f"{API}/groups?after=dev&limit=2", headers=gw.auth())
+    assert [(g["name"], [m["name"] for m in g["members"]]) for g in page.json()] == [
+        ("ops", ["bob@example.com", "carl@example.com"]),
+        ("sre", ["carl@example.com"]),
+    ]
+
+
 def test_a_page_that_ends_the_list_has_no_link(gateway: GatewayFactory) -> None:
     with gateway() as gw:
         add_users(gw, "bob@example.com")
@@ -69,8 +139,13 @@ def test_a_page_shows_each_users_groups(gateway: GatewayFactory) -> None:
     assert [(u["name"], u["groups"]) for u in page.json()] == [("carl@example.com", ["ops"])]
 
 
-def test_a_limit_outside_1_to_1000_is_400(gateway: GatewayFactory) -> None:
+@pytest.mark.parametrize("path", ["users", "serviceaccounts", "agents", "groups", "apikeys"])
+def test_a_limit_outside_1_to_1000_or_an_empty_cursor_is_400(
+    gateway: GatewayFactory, path: str
+) -> None:
     with gateway() as gw:
         for limit in ("0", "1001", "many"):
-            answer = gw.client.get(f"{USERS}?limit={limit}", headers=gw.auth())
+            answer = gw.client.get(f"{API}/{path}?limit={limit}", headers=gw.auth())
             assert problem(answer, 400, "bad_request")["detail"].startswith("query parameter limit")
+        answer = gw.client.get(f"{API}/{path}?after=", headers=gw.auth())
+        assert problem(answer, 400, "bad_request")["detail"].startswith("query parameter after")

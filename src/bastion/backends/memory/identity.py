@@ -110,6 +110,10 @@ class MemoryGroupStore:
         found = [g for g in self._t.groups.values() if g.tenant_id == tenant_id]
         return sorted(found, key=lambda g: g.name)
 
+    def page(self, tenant_id: str, *, after: str | None, limit: int | None) -> builtins.list[Group]:
+        found = [g for g in self.list(tenant_id) if after is None or g.name > after]
+        return found if limit is None else found[:limit]
+
     def update(self, group: Group) -> None:
         current = self._get(group.tenant_id, group.id, "update group")
         self._t.groups[group.id] = replace(current, display_name=group.display_name)
@@ -137,10 +141,13 @@ class MemoryGroupStore:
         del self._t.members[(group_id, principal_id)]
         return True
 
-    def members(self, tenant_id: str, group_id: str) -> builtins.list[str]:
-        return sorted(
-            p for (g, p), (t, _) in self._t.members.items() if g == group_id and t == tenant_id
-        )
+    def members(self, tenant_id: str, group_ids: Collection[str]) -> dict[str, builtins.list[str]]:
+        wanted = set(group_ids)
+        found: dict[str, builtins.list[str]] = {}
+        for (g, p), (t, _) in self._t.members.items():
+            if t == tenant_id and g in wanted:
+                found.setdefault(g, []).append(p)
+        return {g: sorted(ids) for g, ids in found.items()}
 
     def groups_of(self, tenant_id: str, principal_id: str) -> builtins.list[str]:
         return sorted(

@@ -232,9 +232,25 @@ class MemoryApiKeyStore:
             raise NotFoundError("get API key: no such key in this tenant")
         return key
 
-    def list(self, tenant_id: str) -> builtins.list[ApiKey]:
-        found = [k for k in self._t.api_keys.values() if k.tenant_id == tenant_id]
-        return sorted(found, key=lambda k: (k.created_at, k.id))
+    def page(
+        self, tenant_id: str, *, after: str | None, limit: int | None
+    ) -> builtins.list[ApiKey]:
+        found = sorted(
+            (
+                k
+                for k in self._t.api_keys.values()
+                if k.tenant_id == tenant_id and (after is None or k.name > after)
+            ),
+            key=lambda k: k.name,
+        )
+        return found if limit is None else found[:limit]
+
+    def referenced(self, tenant_id: str, reference: str) -> builtins.list[ApiKey]:
+        return [
+            k
+            for k in self._t.api_keys.values()
+            if k.tenant_id == tenant_id and reference in (k.id, k.prefix, k.name)
+        ]
 
     def revoke(self, tenant_id: str, key_id: str, *, at: datetime) -> ApiKey:
         at = utc(at, "revoke API key")

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, Row, and_, delete, insert, select, update
 
 from bastion.backends.sql.errors import translated
 from bastion.backends.sql.identity_tables import group_members, groups, tenant_states
-from bastion.backends.sql.stores import text_order
+from bastion.backends.sql.stores import id_chunks, text_order
 from bastion.core.credentials import TenantState
 from bastion.core.model import Group
 from bastion.errors import ConflictError, NotFoundError
@@ -56,6 +56,14 @@ class SQLGroupStore:
             .where(groups.c.tenant_id == tenant_id)
             .order_by(text_order(self._conn, groups.c.name))
         )
+        with translated("list groups"):
+            return [_group(row) for row in self._conn.execute(query)]
+
+    def page(self, tenant_id: str, *, after: str | None, limit: int | None) -> builtins.list[Group]:
+        name = text_order(self._conn, groups.c.name)
+        query = select(groups).where(groups.c.tenant_id == tenant_id).order_by(name).limit(limit)
+        if after is not None:
+            query = query.where(name > after)
         with translated("list groups"):
             return [_group(row) for row in self._conn.execute(query)]
 
@@ -105,14 +113,18 @@ class SQLGroupStore:
         with translated("remove group member"):
             return bool(self._conn.execute(query).rowcount)
 
-    def members(self, tenant_id: str, group_id: str) -> builtins.list[str]:
-        query = (
-            select(group_members.c.principal_id)
-            .where(group_members.c.tenant_id == tenant_id, group_members.c.group_id == group_id)
-            .order_by(text_order(self._conn, group_members.c.principal_id))
-        )
-        with translated("list group members"):
-            return [row.principal_id for row in self._conn.execute(query)]
+    def members(self, tenant_id: str, group_ids: Collection[str]) -> dict[str, builtins.list[str]]:
+        found: dict[str, builtins.list[str]] = {}
+        for chunk in id_chunks(group_ids):
+            query = (
+                select(group_members.c.group_id, group_members.c.principal_id)
+                .where(group_members.c.tenant_id == tenant_id, group_members.c.group_id.in_(chunk))
+                .order_by(text_order(self._conn, group_members.c.principal_id))
+            )
+            with translated("list group members"):
+                for row in self._conn.execute(query):
+                    found.setdefault(row.group_id, []).append(row.principal_id)
+        return found
 
     def groups_of(self, tenant_id: str, principal_id: str) -> builtins.list[str]:
         query = (

@@ -20,7 +20,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from bastion.backends.sql.tables import UtcDateTime, metadata
+from bastion.backends.sql.tables import UtcDateTime, code_point_index, metadata
 
 groups = Table(
     "groups",
@@ -35,6 +35,7 @@ groups = Table(
     UniqueConstraint("tenant_id", "name", name="uq_groups_tenant_id_name"),
     UniqueConstraint("tenant_id", "id", name="uq_groups_tenant_id_id"),
 )
+code_point_index("ix_groups_name_c", groups, "tenant_id", "name")
 
 group_members = Table(
     "group_members",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +19,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    union,
     update,
 )
 
@@ -35,6 +36,14 @@ def text_order(conn: Connection, column: ColumnElement[Any]) -> ColumnElement[An
 
 # Ids bound into one IN (...): far below SQLite's and PostgreSQL's limits on parameters.
 _IDS_A_QUERY = 1000
+
+
+def id_chunks(ids: Collection[str]) -> Iterator[builtins.list[str]]:
+    """``ids`` in lists short enough for one ``IN (...)`` each."""
+    wanted = list(ids)
+    for start in range(0, len(wanted), _IDS_A_QUERY):
+        yield wanted[start : start + _IDS_A_QUERY]
+
 
 # Look-ups that run in nearly every unit of work, built once (building a statement costs
 # more than executing it).
@@ -163,11 +172,10 @@ class SQLPrincipalStore:
             return int(self._conn.execute(query).scalar_one())
 
     def by_ids(self, tenant_id: str, principal_ids: Collection[str]) -> dict[str, Principal]:
-        wanted, found = list(principal_ids), {}
-        for start in range(0, len(wanted), _IDS_A_QUERY):
+        found = {}
+        for chunk in id_chunks(principal_ids):
             query = select(principals).where(
-                principals.c.tenant_id == tenant_id,
-                principals.c.id.in_(wanted[start : start + _IDS_A_QUERY]),
+                principals.c.tenant_id == tenant_id, principals.c.id.in_(chunk)
             )
             with translated("get principals by id"):
                 found.update({row.id: _principal(row) for row in self._conn.execute(query)})
@@ -243,13 +251,26 @@ class SQLApiKeyStore:
             raise NotFoundError("get API key: no such key in this tenant")
         return _api_key(row)
 
-    def list(self, tenant_id: str) -> builtins.list[ApiKey]:
-        query = (
-            select(api_keys)
-            .where(api_keys.c.tenant_id == tenant_id)
-            .order_by(api_keys.c.created_at, text_order(self._conn, api_keys.c.id))
-        )
+    def page(
+        self, tenant_id: str, *, after: str | None, limit: int | None
+    ) -> builtins.list[ApiKey]:
+        name = text_order(self._conn, api_keys.c.name)
+        query = select(api_keys).where(api_keys.c.tenant_id == tenant_id).order_by(name)
+        if after is not None:
+            query = query.where(name > after)
         with translated("list API keys"):
+            return [_api_key(row) for row in self._conn.execute(query.limit(limit))]
+
+    def referenced(self, tenant_id: str, reference: str) -> builtins.list[ApiKey]:
+        # One indexed look-up a field: an OR of the three would read every key of the tenant.
+        c = api_keys.c
+        query = union(
+            *(
+                select(api_keys).where(c.tenant_id == tenant_id, column == reference)
+                for column in (c.id, c.prefix, c.name)
+            )
+        )
+        with translated("find API key"):
             return [_api_key(row) for row in self._conn.execute(query)]
 
     def revoke(self, tenant_id: str, key_id: str, *, at: datetime) -> ApiKey:

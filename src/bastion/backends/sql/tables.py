@@ -110,7 +110,26 @@ api_keys = Table(
     ),
     UniqueConstraint("tenant_id", "name", name="uq_api_keys_tenant_id_name"),
     Index("ux_api_keys_key_hash", "key_hash", unique=True),
+    Index("ix_api_keys_tenant_id_prefix", "tenant_id", "prefix"),
 )
+
+
+# Indexes that alembic cannot compare (it reflects no collation); tests/backends check them.
+CODE_POINT_INDEXES: list[Index] = []
+
+
+def code_point_index(name: str, table: Table, *columns: str) -> None:
+    """An index on ``columns`` whose last is a name, in the code-point order lists are paged
+    in (`bastion.backends.sql.stores.text_order`). PostgreSQL only: there a unique name's
+    index sorts by the database's collation, and a page would sort the whole tenant; SQLite's
+    BINARY order already is code-point order."""
+    *leading, last = (table.c[column] for column in columns)
+    index = Index(name, *leading, last.collate("C")).ddl_if(dialect="postgresql")
+    CODE_POINT_INDEXES.append(index)
+
+
+code_point_index("ix_principals_name_c", principals, "tenant_id", "kind", "name")
+code_point_index("ix_api_keys_name_c", api_keys, "tenant_id", "name")
 
 role_bindings = Table(
     "role_bindings",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -20,6 +20,7 @@ from bastion.errors import RequestRejectedError
 from bastion.gateway.api.authz_guard import ensure_scopes_within
 from bastion.gateway.api.deps import actor_of, require, services_dep
 from bastion.gateway.api.inputs import Body
+from bastion.gateway.api.paging import MAX_PAGE, PAGED_RESPONSES, PageAfter, PageLimit, next_link
 from bastion.services.access import Caller
 from bastion.wiring import Services
 
@@ -62,12 +63,19 @@ def _out(key: ApiKey, owner: str) -> ApiKeyOut:
     )
 
 
-@router.get("", response_model=list[ApiKeyOut])
+@router.get("", response_model=list[ApiKeyOut], responses=PAGED_RESPONSES)
 def list_keys(
-    caller: Caller = Depends(require("apikeys", "read")), services: Services = Depends(services_dep)
+    response: Response,
+    limit: PageLimit = MAX_PAGE,
+    after: PageAfter = None,
+    caller: Caller = Depends(require("apikeys", "read")),
+    services: Services = Depends(services_dep),
 ) -> list[ApiKeyOut]:
-    listings = services.api_keys.list(tenant_name=caller.identity.tenant)
-    return [_out(item.key, item.owner) for item in listings]
+    found = services.api_keys.list(tenant_name=caller.identity.tenant, after=after, limit=limit + 1)
+    page = found[:limit]
+    if len(found) > limit:
+        response.headers["Link"] = next_link(page[-1].key.name, limit)
+    return [_out(item.key, item.owner) for item in page]
 
 
 @router.post("", response_model=ApiKeyCreated, status_code=201)

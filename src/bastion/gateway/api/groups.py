@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from bastion.gateway.api.authz_guard import ensure_within, holdings
 from bastion.gateway.api.deps import actor_of, require, services_dep
 from bastion.gateway.api.inputs import Body
+from bastion.gateway.api.paging import MAX_PAGE, PAGED_RESPONSES, PageAfter, PageLimit, next_link
 from bastion.services.access import Caller
 from bastion.services.groups import GroupView
 from bastion.wiring import Services
@@ -57,12 +58,20 @@ def _out(view: GroupView) -> GroupOut:
     )
 
 
-@router.get("", response_model=list[GroupOut])
+@router.get("", response_model=list[GroupOut], responses=PAGED_RESPONSES)
 def list_groups(
+    response: Response,
+    limit: PageLimit = MAX_PAGE,
+    after: PageAfter = None,
     caller: Caller = Depends(require("groups", "read")),
     services: Services = Depends(services_dep),
 ) -> list[GroupOut]:
-    return [_out(v) for v in services.identity.groups.list(tenant_name=caller.identity.tenant)]
+    groups = services.identity.groups
+    found = groups.list(tenant_name=caller.identity.tenant, after=after, limit=limit + 1)
+    page = found[:limit]
+    if len(found) > limit:
+        response.headers["Link"] = next_link(page[-1].group.name, limit)
+    return [_out(v) for v in page]
 
 
 @router.post("", response_model=GroupOut, status_code=201)

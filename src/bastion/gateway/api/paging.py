@@ -1,4 +1,5 @@
-"""Pages of the admin API's lists of principals: at most `MAX_PAGE` items, by name.
+"""Pages of the admin API's lists of named things (users, service accounts, agents, groups,
+API keys): at most `MAX_PAGE` items, by name.
 
 A list answers a JSON array of at most ``limit`` items (default and most: 1,000), ordered by
 name in code-point order. When there are more, a ``Link: <?after=NAME&limit=N>; rel="next"``
@@ -11,12 +12,20 @@ there throughout.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
+from fastapi import Query
+
 MAX_PAGE = 1000
-LIMIT_HELP = f"items a page (1 to {MAX_PAGE})"
-AFTER_HELP = "only items named after this one: the last name of the previous page"
+PageLimit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"items a page (1 to {MAX_PAGE})")]
+PageAfter = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        description="only items named after this one: the last name of the previous page",
+    ),
+]
 PAGED_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "headers": {

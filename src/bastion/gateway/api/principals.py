@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -21,13 +21,7 @@ from bastion.errors import ConflictError
 from bastion.gateway.api.authz_guard import ensure_within, holdings
 from bastion.gateway.api.deps import actor_of, require, services_dep
 from bastion.gateway.api.inputs import Body, Flag
-from bastion.gateway.api.paging import (
-    AFTER_HELP,
-    LIMIT_HELP,
-    MAX_PAGE,
-    PAGED_RESPONSES,
-    next_link,
-)
+from bastion.gateway.api.paging import MAX_PAGE, PAGED_RESPONSES, PageAfter, PageLimit, next_link
 from bastion.services.access import Caller
 from bastion.services.lookups import NOUNS
 from bastion.wiring import Services
@@ -110,8 +104,8 @@ def principal_router(
     )
     def list_principals(
         response: Response,
-        limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description=LIMIT_HELP)] = MAX_PAGE,
-        after: Annotated[str | None, Query(min_length=1, description=AFTER_HELP)] = None,
+        limit: PageLimit = MAX_PAGE,
+        after: PageAfter = None,
         caller: Caller = Depends(require(resource, "read")),
         services: Services = Depends(services_dep),
     ) -> list[PrincipalOut]:
