@@ -216,6 +216,10 @@ class AuthzAdmin:
             tenant = get_tenant(tx, tenant_name)
             return tx.bindings.list(tenant.id)
 
+    def get_binding(self, tenant_name: str, binding_id: str) -> RoleBinding:
+        with self._storage.transaction() as tx:
+            return get_binding(tx, get_tenant(tx, tenant_name), binding_id)
+
     def bind(
         self,
         *,

@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from bastion.config.units import UtcMoment
 from bastion.core.model import RoleBinding, SubjectType
 from bastion.core.rbac import Permission
-from bastion.errors import NotFoundError, RequestRejectedError
+from bastion.errors import RequestRejectedError
 from bastion.gateway.api.authz_guard import ensure_within, holdings
 from bastion.gateway.api.deps import actor_of, require, services_dep
 from bastion.gateway.api.inputs import Body
@@ -69,14 +69,7 @@ def get_binding(
     caller: Caller = Depends(require("bindings", "read")),
     services: Services = Depends(services_dep),
 ) -> BindingOut:
-    return _out(_find(services, caller.identity.tenant, binding_id))
-
-
-def _find(services: Services, tenant: str, binding_id: str) -> RoleBinding:
-    for binding in services.authz.admin.list_bindings(tenant):
-        if binding.id == binding_id:
-            return binding
-    raise NotFoundError(f"no binding {binding_id!r} in tenant {tenant!r}")
+    return _out(services.authz.admin.get_binding(caller.identity.tenant, binding_id))
 
 
 async def _policy_reach(services: Services, tenant: str, role: str) -> tuple[Permission, ...]:
@@ -118,7 +111,7 @@ async def delete_binding(
     services: Services = Depends(services_dep),
 ) -> Response:
     tenant = caller.identity.tenant
-    binding = await run_in_threadpool(_find, services, tenant, binding_id)
+    binding = await run_in_threadpool(services.authz.admin.get_binding, tenant, binding_id)
     reach = await _policy_reach(services, tenant, binding.role)
     ensure_within(caller, reach, f"removing a binding to role {binding.role}")
     await run_in_threadpool(
