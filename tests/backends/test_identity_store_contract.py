@@ -467,6 +467,34 @@ def test_registration_token_claim_once_expiry_and_revoke(storage: Storage) -> No
     assert listed[0].capabilities == ("classification", "analysis")
 
 
+def test_registration_tokens_are_forgotten_soonest_expired_first_or_deleted_one_by_one(
+    storage: Storage,
+) -> None:
+    acme, globex = seed_tenant(storage, "acme", "globex")
+    hours = {"a": 3, "b": 1, "c": 2, "d": 9}
+    tokens = {
+        name: replace(make_registration(acme, name), expires_at=T0 + timedelta(hours=h))
+        for name, h in hours.items()
+    }
+    with storage.transaction() as tx:
+        for token in tokens.values():
+            tx.registration_tokens.create(token)
+        tx.registration_tokens.claim("reg-c", agent_id="agt-1", at=T0)  # used or not: all go
+    before = T0 + timedelta(hours=5)
+    with storage.transaction() as tx:
+        assert tx.registration_tokens.forget_expired(before=before, limit=2) == 2
+        assert [t.id for t in tx.registration_tokens.list(acme.id)] == ["reg-a", "reg-d"]
+        assert tx.registration_tokens.forget_expired(before=before, limit=0) == 0
+        assert tx.registration_tokens.forget_expired(before=before, limit=9) == 1
+        assert tx.registration_tokens.find_by_hash(b"h-a") is None
+        with pytest.raises(NotFoundError):
+            tx.registration_tokens.delete(globex.id, "reg-d")  # not another tenant's
+        tx.registration_tokens.delete(acme.id, "reg-d")
+        assert tx.registration_tokens.list(acme.id) == []
+        with pytest.raises(NotFoundError):
+            tx.registration_tokens.delete(acme.id, "reg-d")
+
+
 def test_signing_keys_list_and_retire(storage: Storage) -> None:
     old = SigningKey("kid-1", "RS256", '{"kty":"RSA"}', b"sealed-1", T0)
     new = SigningKey("kid-2", "ES256", '{"kty":"EC"}', b"sealed-2", T0 + timedelta(days=1))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from bastion.core.model import AuditQuery, PrincipalKind
@@ -143,6 +145,80 @@ def test_tenant_create_disable_and_delete_only_when_empty(world: World) -> None:
     directory.delete(tenant_name="acme", kind=PrincipalKind.USER, name="a@acme.test", actor=ACTOR)
     directory.delete_tenant("acme", actor=ACTOR)
     assert [v.tenant.name for v in directory.list_tenants()] == ["default"]
+
+
+@pytest.mark.parametrize("backend", ["world", "sql_world"])
+def test_a_tenant_goes_with_its_roles_rules_and_spent_tokens_but_not_a_live_token(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
+    """Once its principals and groups are gone, a tenant is deleted with what only configured
+    it; a registration token that could still register an agent keeps it."""
+    world: World = request.getfixturevalue(backend)
+    directory, agents = world.identity.directory, world.identity.agents
+    admin = world.services.authz.admin
+    directory.create_tenant(name="acme", display_name="", actor=ACTOR)
+    admin.save_role(
+        tenant_name="acme",
+        name="lead",
+        permissions=["patterns:read"],
+        inherits=[],
+        actor=ACTOR,
+        create=True,
+    )
+    admin.add_rule(
+        tenant_name="acme",
+        resource="patterns/x",
+        allowed_users=[],
+        allowed_roles=["lead"],
+        actions=["read"],
+        actor=ACTOR,
+    )
+
+    def token(ttl: timedelta) -> str:
+        made, _ = agents.create_token(
+            tenant_name="acme", capabilities=["analysis"], roles=[], ttl=ttl, actor=ACTOR
+        )
+        return made.id
+
+    revoked, live = token(timedelta(hours=1)), token(timedelta(hours=2))
+    token(timedelta(minutes=1))  # spent by expiry
+    agents.revoke_token(tenant_name="acme", token_id=revoked, actor=ACTOR)
+    world.clock.advance(minutes=5)
+    with pytest.raises(ConflictError, match=f"registration token {live}, which could register"):
+        directory.delete_tenant("acme", actor=ACTOR)
+    agents.revoke_token(tenant_name="acme", token_id=live, actor=ACTOR)
+    old = directory.show_tenant("acme").tenant.id
+    directory.delete_tenant("acme", actor=ACTOR)
+    assert [v.tenant.name for v in directory.list_tenants()] == ["default"]
+    with world.services.storage.transaction() as tx:
+        assert tx.roles.list(old) == [] and tx.resource_rules.list(old) == []
+        assert tx.registration_tokens.list(old) == [] and tx.bindings.list(old) == []
+        [event] = [e for e in tx.audit.query(AuditQuery(limit=1000)) if e.action == "tenant.delete"]
+    assert event.details == {
+        "rolesDeleted": 1,
+        "resourceRulesDeleted": 1,
+        "agentRegistrationsDeleted": 3,
+    }
+    # A tenant of the same name starts with none of the old one's roles.
+    directory.create_tenant(name="acme", display_name="", actor=ACTOR)
+    assert "lead" not in [r.name for r in admin.list_roles("acme")]
+
+
+def test_registration_tokens_are_forgotten_a_week_after_they_expire(world: World) -> None:
+    agents = world.identity.agents
+
+    def token(ttl: timedelta) -> str:
+        made, _ = agents.create_token(
+            tenant_name="default", capabilities=["analysis"], roles=[], ttl=ttl, actor=ACTOR
+        )
+        return made.id
+
+    for hours in (1, 2):
+        token(timedelta(hours=hours))
+    third = token(timedelta(hours=3))
+    world.clock.advance(days=7, hours=2, minutes=30)  # the first two expired over a week ago
+    fourth = token(timedelta(hours=1))
+    assert [t.id for t in agents.list_tokens(tenant_name="default")] == [third, fourth]
 
 
 def test_group_membership_is_visible_to_the_authorizer(world: World) -> None:

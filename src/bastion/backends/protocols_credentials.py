@@ -94,6 +94,13 @@ class RegistrationTokenStore(Protocol):
     def revoke(self, tenant_id: str, token_id: str, *, at: datetime) -> RegistrationToken:
         """Revoke (idempotent); `NotFoundError` if absent from the tenant."""
 
+    def delete(self, tenant_id: str, token_id: str) -> None:
+        """Remove a token (its tenant is being deleted); `NotFoundError` if absent."""
+
+    def forget_expired(self, *, before: datetime, limit: int) -> int:
+        """Remove at most ``limit`` tokens, of any tenant and state, that expired before
+        ``before``, soonest first; how many went."""
+
 
 class SigningKeyStore(Protocol):
     def create(self, key: SigningKey) -> None:

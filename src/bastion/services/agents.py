@@ -5,6 +5,10 @@ A token's capabilities become the agent's scopes: ``classification`` stands for
 ``classification:*``, and a capability already written ``resource:action`` is kept as it is.
 Single use holds under concurrency and across replicas: the claim is one conditional UPDATE
 (`RegistrationTokenStore.claim`); the loser is refused and audited.
+
+A token stays listed, in whatever state, until a week after it expired; each new token then
+removes two older than that, so tokens do not pile up. A forgotten token is refused like an
+unknown one (it had expired anyway); the audit trail keeps its creation and its use.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ from bastion.services.lookups import get_registration_token, get_tenant
 REGISTRATION_PREFIX = "bat_"
 _TOKEN_LENGTH = len(REGISTRATION_PREFIX) + 40
 MAX_TTL = timedelta(days=30)
+TOKEN_AFTERLIFE = timedelta(days=7)
+_FORGET_PER_TOKEN = 2
 _RESERVED = "name_reserved_by_configured_binding"
 _NAMED_BY_POLICY = "name_reserved_by_cedar_policy"
 
@@ -114,6 +120,8 @@ class AgentService:
                 expires_at=now + ttl,
             )
             tx.registration_tokens.create(token)
+            before = now - TOKEN_AFTERLIFE
+            tx.registration_tokens.forget_expired(before=before, limit=_FORGET_PER_TOKEN)
             details = {
                 "capabilities": list(scopes),
                 "roles": list(token.roles),

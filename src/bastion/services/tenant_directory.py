@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from bastion.backends.protocols import Storage, UnitOfWork
-from bastion.core.credentials import TenantState
+from bastion.core.credentials import RegistrationToken, TenantState
 from bastion.core.ids import new_id
 from bastion.core.model import Tenant
 from bastion.errors import ConflictError
@@ -90,20 +90,54 @@ class TenantDirectory:
         return view
 
     def delete_tenant(self, name: str, *, actor: dict[str, Any]) -> Tenant:
-        """Delete a tenant that has no principals, groups or bindings left."""
+        """Delete a tenant that has no principals or groups left, nor a registration token
+        that could still register an agent. What only configured it goes with it (custom
+        roles, resource rules, stored bindings, spent registration tokens), counted in the
+        ``tenant.delete`` event."""
         now = self._clock.now()
         with self._storage.transaction() as tx:
             tenant = get_tenant(tx, name)
-            if tx.principals.count(tenant.id) or tx.groups.list(tenant.id):
+            if tx.principals.count(tenant.id) or tx.groups.page(tenant.id, after=None, limit=1):
                 raise ConflictError(f"tenant {tenant.name!r} still has principals or groups")
-            for token in tx.registration_tokens.list(tenant.id):
-                raise ConflictError(
-                    f"tenant {tenant.name!r} still has registration token {token.id}"
-                )
+            tokens = tx.registration_tokens.list(tenant.id)
+            for token in tokens:
+                if token.used_at is None and token.revoked_at is None and token.expires_at > now:
+                    raise ConflictError(
+                        f"tenant {tenant.name!r} still has registration token {token.id}, "
+                        "which could register an agent; revoke it first"
+                    )
+            deleted = _delete_configuration(tx, tenant, tokens)
             tx.tenant_states.delete(tenant.id)
             tx.tenants.delete(tenant.id)
-            _record(tx, "tenant.delete", tenant, now, actor)
+            _record(tx, "tenant.delete", tenant, now, actor, deleted or None)
         return tenant
+
+
+def _delete_configuration(
+    tx: UnitOfWork, tenant: Tenant, tokens: builtins.list[RegistrationToken]
+) -> dict[str, int]:
+    """Remove the tenant's roles, rules, bindings and (spent) tokens; how many of each went.
+    A change to roles, rules or bindings moves the authorization version, so no replica keeps
+    a compiled model of the tenant (one of the same name made later starts with none)."""
+    roles, rules = tx.roles.list(tenant.id), tx.resource_rules.list(tenant.id)
+    bindings = tx.bindings.list(tenant.id)
+    for binding in bindings:
+        tx.bindings.delete(tenant.id, binding.id)
+    for rule in rules:
+        tx.resource_rules.delete(tenant.id, rule.id)
+    for role in roles:
+        tx.roles.delete(tenant.id, role.name)
+    for token in tokens:
+        tx.registration_tokens.delete(tenant.id, token.id)
+    if roles or rules or bindings:
+        tx.authz_versions.bump()
+    counts = {
+        "rolesDeleted": len(roles),
+        "resourceRulesDeleted": len(rules),
+        "bindingsDeleted": len(bindings),
+        "agentRegistrationsDeleted": len(tokens),
+    }
+    return {key: count for key, count in counts.items() if count}
 
 
 def _record(

@@ -137,6 +137,16 @@ class MemoryRegistrationTokenStore:
             self._t.registration_tokens[token_id] = token
         return token
 
+    def delete(self, tenant_id: str, token_id: str) -> None:
+        self.get(tenant_id, token_id)
+        del self._t.registration_tokens[token_id]
+
+    def forget_expired(self, *, before: datetime, limit: int) -> int:
+        before = utc(before, "forget registration tokens")
+        tokens = self._t.registration_tokens
+        due = ((t.expires_at, i) for i, t in tokens.items() if t.expires_at < before)
+        return forget_soonest(tokens, due, limit)
+
 
 class MemorySigningKeyStore:
     def __init__(self, tables: IdentityTables) -> None:

@@ -141,6 +141,7 @@ registration_tokens = Table(
     Column("agent_id", String, nullable=True),
     Column("revoked_at", UtcDateTime, nullable=True),
     Index("ux_registration_tokens_token_hash", "token_hash", unique=True),
+    Index("ix_registration_tokens_expires_at", "expires_at"),
 )
 
 signing_keys = Table(

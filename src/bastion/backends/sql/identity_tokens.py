@@ -44,6 +44,9 @@ def _refresh(row: Row[Any]) -> RefreshToken:
 
 _FORGET = forgetting(refresh_tokens, refresh_tokens.c.id, refresh_tokens.c.expires_at)
 _FORGET_REVOKED = forgetting(revoked_tokens, revoked_tokens.c.jti, revoked_tokens.c.expires_at)
+_FORGET_REGISTRATION = forgetting(
+    registration_tokens, registration_tokens.c.id, registration_tokens.c.expires_at
+)
 
 
 class SQLRefreshTokenStore:
@@ -204,6 +207,19 @@ class SQLRegistrationTokenStore:
         if row is None:
             raise NotFoundError("revoke registration token: no such token in this tenant")
         return _registration(row)
+
+    def delete(self, tenant_id: str, token_id: str) -> None:
+        c = registration_tokens.c
+        query = delete(registration_tokens).where(c.tenant_id == tenant_id, c.id == token_id)
+        with translated("delete registration token"):
+            if self._conn.execute(query).rowcount != 1:
+                raise NotFoundError("delete registration token: no such token in this tenant")
+
+    def forget_expired(self, *, before: datetime, limit: int) -> int:
+        statements = _FORGET_REGISTRATION
+        return forget(
+            self._conn, statements, before=before, limit=limit, what="registration tokens"
+        )
 
 
 class SQLSigningKeyStore:
