@@ -194,11 +194,7 @@ def test_a_tenant_goes_with_its_roles_rules_and_spent_tokens_but_not_a_live_toke
         assert tx.roles.list(old) == [] and tx.resource_rules.list(old) == []
         assert tx.registration_tokens.list(old) == [] and tx.bindings.list(old) == []
         [event] = [e for e in tx.audit.query(AuditQuery(limit=1000)) if e.action == "tenant.delete"]
-    assert event.details == {
-        "rolesDeleted": 1,
-        "resourceRulesDeleted": 1,
-        "agentRegistrationsDeleted": 3,
-    }
+    assert event.details == {"deleted": {"roles": 1, "resourceRules": 1, "agentRegistrations": 3}}
     # A tenant of the same name starts with none of the old one's roles.
     directory.create_tenant(name="acme", display_name="", actor=ACTOR)
     assert "lead" not in [r.name for r in admin.list_roles("acme")]

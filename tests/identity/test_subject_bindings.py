@@ -1,6 +1,7 @@
-"""Stored role bindings live exactly as long as their subject: a principal or group created under
-a deleted one's name never inherits its roles, and a binding cannot name a subject that does not
-exist. On memory, SQLite and PostgreSQL, through the services the API and the CLI share."""
+"""Stored role bindings live exactly as long as their subject and their role: a principal or
+group created under a deleted one's name never inherits its roles, a role created under a deleted
+one's name is held by nobody, and a binding cannot name a subject that does not exist. On
+memory, SQLite and PostgreSQL, through the services the API and the CLI share."""
 
 from __future__ import annotations
 
@@ -117,6 +118,58 @@ def test_deleted_group_bindings_do_not_pass_to_a_new_group_of_the_same_name(
     groups.create(tenant_name="default", name="ops", actor=ACTOR)
     groups.add_member(tenant_name="default", name="ops", member="carol@example.com", actor=ACTOR)
     assert not may_delete_users(world, "carol@example.com")
+
+
+def test_bindings_to_a_deleted_role_do_not_pass_to_a_new_role_of_the_same_name(
+    any_world: World,
+) -> None:
+    world, admin = any_world, any_world.services.authz.admin
+
+    def lead(permissions: list[str]) -> None:
+        admin.save_role(
+            tenant_name="default",
+            name="lead",
+            permissions=permissions,
+            inherits=[],
+            actor=ACTOR,
+            create=True,
+        )
+
+    world.principal("bob@example.com", PrincipalKind.USER)
+    lead(["patterns:read"])
+    binding = bind(world, SubjectType.USER, "bob@example.com", role="lead")
+    kept = bind(world, SubjectType.USER, "bob@example.com", role="viewer")
+    before = authz_version(world)
+    admin.delete_role(tenant_name="default", name="lead", actor=ACTOR)
+    assert binding.id not in binding_ids(world) and kept.id in binding_ids(world)
+    assert authz_version(world) > before
+    assert last_event(world, "role.delete").details["bindingsDeleted"] == [binding.id]
+    lead(["*:*"])  # a later role of the same name, however wide, is not bob's
+    assert not may_delete_users(world, "bob@example.com")
+    assert "staleBindingsDeleted" not in last_event(world, "role.create").details
+
+
+def test_a_new_role_deletes_bindings_an_earlier_bastion_left_under_its_name(
+    any_world: World,
+) -> None:
+    world = any_world
+    bob = world.principal("bob@example.com", PrincipalKind.USER)
+    stale = RoleBinding(
+        "bnd-old", bob.tenant_id, SubjectType.USER, bob.name, "lead", bob.created_at
+    )
+    with world.services.storage.transaction() as tx:  # as a database written before the rule
+        tx.bindings.create(stale)
+    world.services.authz.admin.save_role(
+        tenant_name="default",
+        name="lead",
+        permissions=["*:*"],
+        inherits=[],
+        actor=ACTOR,
+        create=True,
+    )
+    assert "bnd-old" not in binding_ids(world)
+    assert last_event(world, "role.create").details["staleBindingsDeleted"] == ["bnd-old"]
+    assert not may_delete_users(world, "bob@example.com")
 
 
 def test_a_new_principal_never_meets_a_deleted_namesakes_cached_access(world: World) -> None:

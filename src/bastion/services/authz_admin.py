@@ -25,7 +25,11 @@ from bastion.services.authz_model import compile_catalog, role_definition
 from bastion.services.changes import plain_name, unique, valid_name
 from bastion.services.clock import Clock
 from bastion.services.lookups import get_binding, get_custom_role, get_rule, get_tenant
-from bastion.services.subject_bindings import SUBJECT_NOUNS, require_subject
+from bastion.services.subject_bindings import (
+    SUBJECT_NOUNS,
+    delete_bindings_to,
+    require_subject,
+)
 
 T = TypeVar("T")
 
@@ -170,9 +174,14 @@ class AuthzAdmin:
             now = self._clock.now()
             role = CustomRole(new_id("rol"), tenant.id, name, perms, tuple(inherits), now, now)
             self._catalog_with(tx, tenant, role, new=create)
+            stale: dict[str, Any] = {}
             if create:
                 with unique(f"a role named {name} already exists"):
                     tx.roles.create(role)
+                # Only bindings stored before they went with their role (or whose role left
+                # bastion.yaml) can name a new role: they were made for another one.
+                if found := delete_bindings_to(tx, tenant.id, name):
+                    stale = {"staleBindingsDeleted": found}
             else:
                 role = CustomRole(
                     get_custom_role(tx, tenant, name).id,
@@ -193,6 +202,7 @@ class AuthzAdmin:
                 actor=actor,
                 permissions=list(perms),
                 inherits=list(role.inherits),
+                **stale,
             )
             return role
 
@@ -205,7 +215,11 @@ class AuthzAdmin:
             if heirs:
                 raise ConflictError(f"role {name} is inherited by {', '.join(heirs)}")
             tx.roles.delete(tenant.id, name)
-            self._audit(tx, tenant, "role.delete", {"type": "role", "id": name}, actor=actor)
+            unbound = delete_bindings_to(tx, tenant.id, name)
+            details = {"bindingsDeleted": unbound} if unbound else {}
+            self._audit(
+                tx, tenant, "role.delete", {"type": "role", "id": name}, actor=actor, **details
+            )
 
         self._change(tenant_name, work)
 

@@ -1,12 +1,15 @@
-"""Stored role bindings live exactly as long as their subject (a principal or a group).
+"""Stored role bindings live exactly as long as their subject (a principal or a group) and
+their role.
 
 A binding names its subject by kind and canonical name, not by id, so a binding that outlived
 its subject would pass to the next principal or group created under that name. Hence: a new
 binding must name a subject that exists in its tenant (`require_subject`); deleting a subject
 deletes its bindings in the same transaction (`delete_bindings_of`); and creating a subject
 deletes any bindings still stored under its name, which only a database written before this
-rule can hold. Bindings declared in bastion.yaml are not stored and are untouched: they name
-whoever holds the name, on purpose.
+rule can hold. Likewise a binding names its role by name: deleting a custom role deletes the
+bindings to it (`delete_bindings_to`), or whoever held it would hold whatever a later role of
+that name grants. Bindings declared in bastion.yaml are not stored and are untouched: they
+name whoever holds the name, on purpose.
 """
 
 from __future__ import annotations
@@ -50,4 +53,11 @@ def delete_bindings_of(
     advances the authorization version in this transaction: compiled models are dropped.
     """
     found = tx.bindings.for_subject(tenant_id, subject_type, name)
+    return sorted(tx.bindings.delete(tenant_id, binding.id).id for binding in found)
+
+
+def delete_bindings_to(tx: UnitOfWork, tenant_id: str, role: str) -> list[str]:
+    """Delete every stored binding to ``role`` and return their ids, sorted (each through
+    `BindingStore.delete`, as `delete_bindings_of`)."""
+    found = [b for b in tx.bindings.list(tenant_id) if b.role == role]
     return sorted(tx.bindings.delete(tenant_id, binding.id).id for binding in found)

@@ -109,14 +109,17 @@ class TenantDirectory:
             deleted = _delete_configuration(tx, tenant, tokens)
             tx.tenant_states.delete(tenant.id)
             tx.tenants.delete(tenant.id)
-            _record(tx, "tenant.delete", tenant, now, actor, deleted or None)
+            _record(
+                tx, "tenant.delete", tenant, now, actor, {"deleted": deleted} if deleted else None
+            )
         return tenant
 
 
 def _delete_configuration(
     tx: UnitOfWork, tenant: Tenant, tokens: builtins.list[RegistrationToken]
 ) -> dict[str, int]:
-    """Remove the tenant's roles, rules, bindings and (spent) tokens; how many of each went.
+    """Remove the tenant's roles, rules, bindings and (spent) tokens; how many of each went
+    (each kind with any).
     A change to roles, rules or bindings moves the authorization version, so no replica keeps
     a compiled model of the tenant (one of the same name made later starts with none)."""
     roles, rules = tx.roles.list(tenant.id), tx.resource_rules.list(tenant.id)
@@ -132,10 +135,10 @@ def _delete_configuration(
     if roles or rules or bindings:
         tx.authz_versions.bump()
     counts = {
-        "rolesDeleted": len(roles),
-        "resourceRulesDeleted": len(rules),
-        "bindingsDeleted": len(bindings),
-        "agentRegistrationsDeleted": len(tokens),
+        "roles": len(roles),
+        "resourceRules": len(rules),
+        "bindings": len(bindings),
+        "agentRegistrations": len(tokens),
     }
     return {key: count for key, count in counts.items() if count}
 
