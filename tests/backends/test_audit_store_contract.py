@@ -70,6 +70,25 @@ def test_event_round_trips_exactly(storage: Storage) -> None:
     assert stored.timestamp.utcoffset() == timedelta(0)
 
 
+def test_an_event_whose_actor_and_resource_hold_a_nul_is_kept_whole_and_found(
+    storage: Storage,
+) -> None:
+    """A name a client made up may hold U+0000, which PostgreSQL cannot store in a column: the
+    event is still written (an unaudited failure would be worse), its body keeps every
+    character, and a query by that actor or resource finds it on every backend."""
+    event = make_event(
+        1,
+        actor={"id": "mallory\x00admin", "type": "anonymous"},
+        resource={"type": "user", "id": "a\x00b"},
+        details={"username": "mallory\x00admin"},
+    )
+    _insert(storage, [event, make_event(2)])
+    with storage.transaction() as uow:
+        (stored,) = uow.audit.query(AuditQuery(actor="mallory\x00admin"))
+        assert uow.audit.query(AuditQuery(resource="user/a\x00b")) == [stored]
+    assert stored == event
+
+
 def test_duplicate_seq_or_event_id_is_conflict(storage: Storage) -> None:
     _insert(storage, [make_event(1)])
     with pytest.raises(ConflictError):

@@ -94,6 +94,20 @@ def test_principal_pages_are_one_kind_by_name_after_a_cursor(storage: Storage) -
         assert [p.name for p in agents] == ["bot"]
 
 
+def test_a_name_holding_a_nul_is_not_found_nor_an_outage(storage: Storage) -> None:
+    """PostgreSQL cannot bind text holding U+0000; no stored name holds one, so a look-up by
+    such a name is "not found" there as on SQLite and in memory, never a storage error."""
+    [acme] = seed_tenant(storage, "acme")
+    with storage.transaction() as uow:
+        uow.principals.create(make_principal(acme, "alice"))
+    with storage.transaction() as uow:
+        with pytest.raises(NotFoundError):
+            uow.principals.get_by_name(acme.id, "alice\x00")
+        with pytest.raises(NotFoundError):
+            uow.tenants.get_by_name("acme\x00")
+        assert uow.api_keys.find_by_hash(b"h\x00") is None  # bytes bind as they are
+
+
 def test_principal_count_and_look_up_by_ids_stay_in_their_tenant(storage: Storage) -> None:
     acme, globex = seed_tenant(storage, "acme", "globex")
     alice, bob = make_principal(acme, "alice"), make_principal(acme, "bob")

@@ -560,3 +560,18 @@ def test_external_user_provisioned_under_a_leftover_binding_name_does_not_inheri
         assert tx.bindings.for_subject(world.tenant.id, SubjectType.USER, "pat@example.com") == []
         created = tx.audit.query(AuditQuery(action="user.create", limit=1000))[-1]
     assert created.details == {"provisioned": "jwt", "staleBindingsDeleted": ["bnd_left"]}
+
+
+@pytest.mark.parametrize(
+    "subject", ["pat\x00admin@example.com", "pat\n@example.com", "ops/pat", "p" * 255]
+)
+def test_a_subject_that_breaks_the_rules_of_a_name_is_never_provisioned(
+    world: World, external: Any, idp_key: rsa.RSAPrivateKey, subject: str
+) -> None:
+    """The issuer vouches for who the subject is, not that it is a name bastion can hold: one
+    with a NUL or another control character, a slash or over 254 characters is refused."""
+    verifier, _, _ = external
+    token = idp_token(idp_key, idp_claims(world, sub=subject))
+    assert reason(world, verifier, token) == "invalid_subject"
+    listed = world.identity.directory.list(tenant_name="default", kind=PrincipalKind.USER)
+    assert [p.name for p, _ in listed] == ["admin@example.com"]

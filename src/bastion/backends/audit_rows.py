@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from bastion.core.jcs import CanonicalJSONError, fast_text
 from bastion.core.model import AuditEvent
+from bastion.core.names import storable
 from bastion.errors import StorageError
 
 
 def actor_id(event: AuditEvent) -> str:
     """The actor's id as the actor_id column holds it ("" without one)."""
     value = event.actor.get("id")
-    return "" if value is None else str(value)
+    return "" if value is None else storable(str(value))
 
 
 def resource_key(event: AuditEvent) -> str:
@@ -25,7 +26,14 @@ def resource_key(event: AuditEvent) -> str:
     ident = event.resource.get("id")
     if kind is None:
         return ""
-    return str(kind) if ident is None else f"{kind}/{ident}"
+    return storable(str(kind) if ident is None else f"{kind}/{ident}")
+
+
+def filter_text(value: str) -> str:
+    """A query's actor or resource as the columns above hold it. They are index keys: a name a
+    client made up (a login's, a client id) may hold a NUL, which PostgreSQL cannot store, so
+    they hold it as U+FFFD (`storable`) while the event's body keeps every character."""
+    return storable(value)
 
 
 def encode_body(event: AuditEvent) -> str:

@@ -12,10 +12,12 @@ def canonical_name(name: str) -> str:
 
 
 # A surrogate code point left in a str is a lone one (JSON's "\ud800"; a pair is one character):
-# it has no UTF-8 form and would raise in every hash, database driver and log writer.
-_SURROGATE = re.compile("[\ud800-\udfff]")
+# it has no UTF-8 form and would raise in every hash, database driver and log writer. NUL is
+# well-formed, but PostgreSQL can neither store nor compare text that holds it.
+_UNSTORABLE = re.compile("[\ud800-\udfff\x00]")
 
 
-def well_formed(text: str) -> str:
-    """``text`` with every lone surrogate replaced by U+FFFD, so it is well-formed Unicode."""
-    return _SURROGATE.sub("\ufffd", text)
+def storable(text: str) -> str:
+    """``text`` with every lone surrogate and NUL replaced by U+FFFD: well-formed Unicode that
+    every database bastion runs on can store and compare."""
+    return _UNSTORABLE.sub("\ufffd", text)

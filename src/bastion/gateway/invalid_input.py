@@ -42,6 +42,7 @@ _FIXED_REASONS = {
     "datetime_parsing": "must be an RFC 3339 date-time",
     "datetime_from_date_parsing": "must be an RFC 3339 date-time",
     "uuid_parsing": "must be a UUID",
+    "nul_character": "must not hold a NUL character",
 }
 
 _CTX_REASONS = {

@@ -34,8 +34,9 @@ from bastion.crypto.jwt import (
     split_compact,
     verify_jwt,
 )
-from bastion.errors import AuthenticationError, NotFoundError, StorageError
+from bastion.errors import AuthenticationError, NotFoundError, RequestRejectedError, StorageError
 from bastion.services.authn import Authenticated
+from bastion.services.changes import plain_name
 from bastion.services.clock import Clock
 from bastion.services.directory import record
 from bastion.services.revocation import RevocationState
@@ -223,6 +224,12 @@ class ExternalJwtVerifier:
         return principal
 
     def _provision(self, tx: UnitOfWork, tenant: Tenant, name: str, now: datetime) -> Principal:
+        # The issuer vouches for who the subject is, not for bastion's rules of a name: one
+        # with a control character (NUL too), a slash or over 254 characters is no user here.
+        try:
+            plain_name(name, "user")
+        except RequestRejectedError:
+            raise AuthenticationError("invalid_subject") from None
         principal = Principal(new_id("usr"), tenant.id, PrincipalKind.USER, name, now)
         tx.principals.create(principal)
         # As for any new principal: bindings an older bastion left under the name are not its.

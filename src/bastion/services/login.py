@@ -26,7 +26,7 @@ from bastion.backends.protocols import Storage, UnitOfWork
 from bastion.core.credentials import PasswordCredential
 from bastion.core.lockout import ThrottlePolicy, count_attempt, refund_attempt
 from bastion.core.model import Principal, PrincipalKind, Tenant
-from bastion.core.names import canonical_name, well_formed
+from bastion.core.names import canonical_name, storable
 from bastion.core.password_policy import is_expired, normalised
 from bastion.errors import AuthenticationError, NotFoundError, PasswordChangeRequiredError
 from bastion.services.audit import append_events, build_event
@@ -226,13 +226,15 @@ class LoginService:
         append_events(tx, [event])
 
 
-# A lone surrogate in a name would fail in the database driver after the attempt was counted.
-# The gateway already replaces them (JSON can carry them); this keeps every other caller just
-# as safe. The password needs nothing: the hasher takes any string.
+# A lone surrogate or a NUL in a name would fail in the database driver after the attempt was
+# counted. The gateway already replaces them (JSON can carry them); this keeps every other
+# caller (HTTP Basic, the CLI) just as safe. The password needs nothing: the hasher takes any
+# string.
 def _storable(request: LoginRequest) -> LoginRequest:
-    """``request`` with lone surrogates in its tenant and user names replaced by U+FFFD: an
-    unknown name like any other, counted, checked against the dummy hash and audited."""
-    tenant, username = well_formed(request.tenant), well_formed(request.username)
+    """``request`` with lone surrogates and NULs in its tenant and user names replaced by
+    U+FFFD: an unknown name like any other, counted, checked against the dummy hash and
+    audited."""
+    tenant, username = storable(request.tenant), storable(request.username)
     if tenant == request.tenant and username == request.username:
         return request
     return replace(request, tenant=tenant, username=username)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from bastion.backends.audit_rows import actor_id, encode_body, resource_key
+from bastion.backends.audit_rows import actor_id, encode_body, filter_text, resource_key
 from bastion.core.audit_checkpoint import AuditCheckpoint
 from bastion.core.model import AuditEvent, AuditQuery
 from bastion.errors import ConflictError, StorageError
@@ -89,8 +89,8 @@ def _matches(stored: StoredEvent, query: AuditQuery) -> bool:
         query.since is None or head.timestamp >= query.since,
         query.until is None or head.timestamp < query.until,
         query.action is None or head.action == query.action,
-        query.actor is None or stored.actor_id == query.actor,
-        query.resource is None or stored.resource_key == query.resource,
+        query.actor is None or stored.actor_id == filter_text(query.actor),
+        query.resource is None or stored.resource_key == filter_text(query.resource),
         query.outcome is None or head.outcome == query.outcome,
         query.tenant is None or head.tenant == query.tenant,
     )

@@ -20,6 +20,7 @@ from sqlalchemy import (
     text,
 )
 
+from bastion.backends.audit_rows import filter_text
 from bastion.backends.sql.audit_raw import insert_rows, read_head, rows_of
 from bastion.backends.sql.audit_tables import audit_checkpoints
 from bastion.backends.sql.errors import translated
@@ -81,9 +82,9 @@ def _filters(query: AuditQuery) -> list[ColumnElement[bool]]:
     if query.action is not None:
         where.append(c.action == query.action)
     if query.actor is not None:
-        where.append(c.actor_id == query.actor)
+        where.append(c.actor_id == filter_text(query.actor))
     if query.resource is not None:
-        where.append(c.resource_key == query.resource)
+        where.append(c.resource_key == filter_text(query.resource))
     if query.outcome is not None:
         where.append(c.outcome == query.outcome)
     if query.tenant is not None:

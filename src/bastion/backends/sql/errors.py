@@ -34,8 +34,26 @@ def _cause(exc: SQLAlchemyError) -> str:
     return f"{name}, SQLSTATE {sqlstate}" if sqlstate else name
 
 
+def _binds_nul(params: object) -> bool:
+    """Whether a bound text (of one row or many) holds U+0000, which PostgreSQL can neither
+    store nor compare."""
+    if isinstance(params, str):
+        return "\x00" in params
+    if isinstance(params, dict):
+        return any(_binds_nul(value) for value in params.values())
+    if isinstance(params, list | tuple):
+        return any(_binds_nul(value) for value in params)
+    return False
+
+
 def translate(exc: SQLAlchemyError, operation: str) -> StorageError:
-    """The `bastion.errors` exception that stands for ``exc`` raised during ``operation``."""
+    """The `bastion.errors` exception that stands for ``exc`` raised during ``operation``.
+
+    Text with a NUL character (U+0000) is what no row holds: PostgreSQL refuses to bind it, so
+    a look-up by such a name is "not found" there as it is on SQLite, never an outage. The
+    edges refuse or replace NUL first (`bastion.core.names.storable`); this is the backstop."""
+    if _binds_nul(getattr(exc, "params", None)):
+        return NotFoundError(f"{operation}: no stored text holds a NUL character")
     if isinstance(exc, IntegrityError):
         kind = _constraint_kind(exc)
         if kind in _FOREIGN_KEY:

@@ -7,8 +7,10 @@ recorded in front of bastion would not be what bastion did. Both are refused wit
 naming the parameter or key, as the gateway refuses them in proxied JSON bodies
 (`bastion.core.bodies`) and the OAuth endpoints refuse a repeated form parameter.
 
-Only those two ambiguities are judged here. A body that is not JSON at all (or nests too deep
-to read) goes on to the framework, which says precisely what is wrong with it.
+So is a query parameter holding a NUL character (``%00``), which a reader in C takes for
+the end of the text. Only those ambiguities are judged here. A body that is not JSON at all
+(or nests too deep to read) goes on to the framework, which says precisely what is wrong with
+it.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ class StrictInput:
             await self.app(scope, receive, send)
             return
         error: RequestRejectedError | None = None
-        problem = repeated_parameter(scope.get("query_string", b""))
+        problem = query_problem(scope.get("query_string", b""))
         headers = scope.get("headers", [])
         if (
             problem is None
@@ -60,12 +62,17 @@ class StrictInput:
         await self.app(scope, receive, send)
 
 
-def repeated_parameter(query_string: bytes) -> str | None:
-    """``query parameter X is given more than once`` for the first repeated name, else None."""
+def query_problem(query_string: bytes) -> str | None:
+    """What is wrong with the query, for the first parameter given more than once or holding
+    a NUL character (``%00``: a reader in C ends the text there, and PostgreSQL can neither
+    store nor compare it), else None."""
     seen: set[str] = set()
-    for name, _ in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
+    for name, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
+        shown = name[:80].replace("\x00", "\ufffd")
+        if "\x00" in name or "\x00" in value:
+            return f"query parameter {shown} must not hold a NUL character"
         if name in seen:
-            return f"query parameter {name[:80]} is given more than once"
+            return f"query parameter {shown} is given more than once"
         seen.add(name)
     return None
 

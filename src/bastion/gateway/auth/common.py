@@ -17,7 +17,7 @@ from bastion.core.bodies import (
     media_type,
     no_duplicate_keys,
 )
-from bastion.core.names import well_formed
+from bastion.core.names import storable
 from bastion.errors import InvalidBodyError, RequestRejectedError, UnsupportedMediaTypeError
 from bastion.gateway.invalid_input import not_json
 from bastion.gateway.network import client_ip_of
@@ -54,13 +54,13 @@ async def form(request: Request) -> dict[str, str]:
     for name, value in pairs:
         if name in parsed:
             raise RequestRejectedError(f"parameter {name} is repeated")
-        parsed[name] = value
+        parsed[name] = storable(value)  # %00 matches nothing, as in a JSON body
     return parsed
 
 
 async def json_body(request: Request) -> dict[str, Any]:
     """A small JSON object, declared ``application/json``, UTF-8, nested at most
-    `MAX_JSON_DEPTH` deep, its strings well-formed Unicode (`_well_formed`). Another declared
+    `MAX_JSON_DEPTH` deep, its strings storable (`_storable`). Another declared
     type is 415, as at the admin API: a browser sends ``text/plain`` across sites without
     asking first, and a login is never such a request."""
     if not is_json(media_type(request.headers.get("content-type"))):
@@ -86,21 +86,21 @@ async def json_body(request: Request) -> dict[str, Any]:
         raise InvalidBodyError("invalid_json", "the body could not be read as JSON") from None
     if not isinstance(parsed, dict):
         raise RequestRejectedError("the body must be a JSON object")
-    cleaned: dict[str, Any] = _well_formed(parsed)
+    cleaned: dict[str, Any] = _storable(parsed)
     return cleaned
 
 
-def _well_formed(value: Any) -> Any:
-    """``value`` with every lone surrogate in its strings (keys too) replaced by U+FFFD, so a
-    client's strings are well-formed Unicode: such a password is then an ordinary wrong one
-    (counted, hashed alike, audited), such a token one that matches nothing. The depth is
-    bounded by `MAX_JSON_DEPTH`."""
+def _storable(value: Any) -> Any:
+    """``value`` with every lone surrogate and NUL in its strings (keys too) replaced by U+FFFD
+    (`bastion.core.names.storable`): such a password is then an ordinary wrong one (counted,
+    hashed alike, audited), such a name or token one that matches nothing, on PostgreSQL as
+    on SQLite. The depth is bounded by `MAX_JSON_DEPTH`."""
     if isinstance(value, str):
-        return well_formed(value)
+        return storable(value)
     if isinstance(value, dict):
-        return {_well_formed(k): _well_formed(v) for k, v in value.items()}
+        return {_storable(k): _storable(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_well_formed(item) for item in value]
+        return [_storable(item) for item in value]
     return value
 
 
@@ -119,7 +119,7 @@ def basic_credentials(request: Request) -> tuple[str, str] | None:
     client, sep, secret = decoded.partition(":")
     if not sep:
         return ("", "")
-    return unquote(client), unquote(secret)
+    return storable(unquote(client)), storable(unquote(secret))
 
 
 def oauth_error(error: str, status: int = 400, description: str | None = None) -> Response:
