@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import secrets
 import threading
 from datetime import UTC, timedelta, timezone
 from typing import Any
@@ -86,6 +87,22 @@ def test_an_event_whose_actor_and_resource_hold_a_nul_is_kept_whole_and_found(
     with storage.transaction() as uow:
         (stored,) = uow.audit.query(AuditQuery(actor="mallory\x00admin"))
         assert uow.audit.query(AuditQuery(resource="user/a\x00b")) == [stored]
+    assert stored == event
+
+
+def test_an_event_whose_actor_and_resource_are_too_long_to_index_is_kept_whole_and_found(
+    storage: Storage,
+) -> None:
+    """PostgreSQL's B-tree holds about 2,700 bytes a row; a client id of 9,000 random
+    characters (which it cannot compress) is still an event, whole, found by its actor."""
+    actor, ident = secrets.token_hex(4500), secrets.token_hex(4500)
+    twin = actor[:-1] + ("0" if actor[-1] != "0" else "1")  # the same start, another id
+    event = make_event(1, actor={"id": actor}, resource={"type": "client", "id": ident})
+    _insert(storage, [event, make_event(2, actor={"id": twin})])
+    with storage.transaction() as uow:
+        (stored,) = uow.audit.query(AuditQuery(actor=actor))
+        assert uow.audit.query(AuditQuery(resource=f"client/{ident}")) == [stored]
+        assert [e.seq for e in uow.audit.query(AuditQuery(actor=twin))] == [2]
     assert stored == event
 
 

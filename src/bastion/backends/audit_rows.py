@@ -8,6 +8,8 @@ events chained by `bastion.core.audit.chain_encoded` store their whole canonical
 
 from __future__ import annotations
 
+import hashlib
+
 from bastion.core.jcs import CanonicalJSONError, fast_text
 from bastion.core.model import AuditEvent
 from bastion.core.names import storable
@@ -17,7 +19,7 @@ from bastion.errors import StorageError
 def actor_id(event: AuditEvent) -> str:
     """The actor's id as the actor_id column holds it ("" without one)."""
     value = event.actor.get("id")
-    return "" if value is None else storable(str(value))
+    return "" if value is None else filter_text(str(value))
 
 
 def resource_key(event: AuditEvent) -> str:
@@ -26,14 +28,26 @@ def resource_key(event: AuditEvent) -> str:
     ident = event.resource.get("id")
     if kind is None:
         return ""
-    return storable(str(kind) if ident is None else f"{kind}/{ident}")
+    return filter_text(str(kind) if ident is None else f"{kind}/{ident}")
+
+
+# Index keys longer than this hold a prefix and a digest of the rest: PostgreSQL's B-tree takes
+# about 2,700 bytes a row, and 600 characters are at most 2,400 bytes of UTF-8.
+_INDEX_KEY_CHARACTERS = 600
+_KEPT = _INDEX_KEY_CHARACTERS - 1 - 64
 
 
 def filter_text(value: str) -> str:
-    """A query's actor or resource as the columns above hold it. They are index keys: a name a
-    client made up (a login's, a client id) may hold a NUL, which PostgreSQL cannot store, so
-    they hold it as U+FFFD (`storable`) while the event's body keeps every character."""
-    return storable(value)
+    """A query's actor or resource as the columns above hold it. They are index keys, and a
+    name a client made up (a login's, a client id) may hold a NUL, which PostgreSQL cannot
+    store, or run to thousands of characters, which its index cannot hold: so a NUL is held
+    as U+FFFD (`storable`) and a long value as its start, "…" and the SHA-256 of the whole.
+    The event's body keeps every character; a query by the value as sent still finds it."""
+    value = storable(value)
+    if len(value) <= _INDEX_KEY_CHARACTERS:
+        return value
+    digest = hashlib.sha256(value.encode()).hexdigest()
+    return f"{value[:_KEPT]}…{digest}"
 
 
 def encode_body(event: AuditEvent) -> str:

@@ -30,6 +30,7 @@ from bastion.core.names import canonical_name, storable
 from bastion.core.password_policy import is_expired, normalised
 from bastion.errors import AuthenticationError, NotFoundError, PasswordChangeRequiredError
 from bastion.services.audit import append_events, build_event
+from bastion.services.changes import MAX_NAME_LENGTH
 from bastion.services.clock import Clock
 from bastion.services.passwords import HashingPool, PasswordService
 from bastion.services.request_events import client_text
@@ -230,11 +231,20 @@ class LoginService:
 # counted. The gateway already replaces them (JSON can carry them); this keeps every other
 # caller (HTTP Basic, the CLI) just as safe. The password needs nothing: the hasher takes any
 # string.
+def _bounded(name: str) -> str:
+    """A name longer in canonical form than any stored name can be, cut to that length and
+    marked with "…" (which no stored name of that length can hold): still unknown, and the
+    throttle key and audit columns made from it stay short enough for any database's index
+    (PostgreSQL's holds about 2,700 bytes a row)."""
+    canonical = canonical_name(name)
+    return name if len(canonical) <= MAX_NAME_LENGTH else canonical[:MAX_NAME_LENGTH] + "…"
+
+
 def _storable(request: LoginRequest) -> LoginRequest:
     """``request`` with lone surrogates and NULs in its tenant and user names replaced by
-    U+FFFD: an unknown name like any other, counted, checked against the dummy hash and
-    audited."""
-    tenant, username = storable(request.tenant), storable(request.username)
+    U+FFFD, and names too long to exist cut short (`_bounded`): an unknown name like any other,
+    counted, checked against the dummy hash and audited."""
+    tenant, username = _bounded(storable(request.tenant)), _bounded(storable(request.username))
     if tenant == request.tenant and username == request.username:
         return request
     return replace(request, tenant=tenant, username=username)
