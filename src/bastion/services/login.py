@@ -227,10 +227,6 @@ class LoginService:
         append_events(tx, [event])
 
 
-# A lone surrogate or a NUL in a name would fail in the database driver after the attempt was
-# counted. The gateway already replaces them (JSON can carry them); this keeps every other
-# caller (HTTP Basic, the CLI) just as safe. The password needs nothing: the hasher takes any
-# string.
 def _bounded(name: str) -> str:
     """A name longer in canonical form than any stored name can be, cut to that length and
     marked with "…" (which no stored name of that length can hold): still unknown, and the
@@ -240,6 +236,10 @@ def _bounded(name: str) -> str:
     return name if len(canonical) <= MAX_NAME_LENGTH else canonical[:MAX_NAME_LENGTH] + "…"
 
 
+# A lone surrogate or a NUL in a name would fail in the database driver after the attempt was
+# counted. The gateway already replaces them (JSON can carry them); this keeps every other
+# caller (HTTP Basic, the CLI) just as safe. The password needs nothing: the hasher takes any
+# string.
 def _storable(request: LoginRequest) -> LoginRequest:
     """``request`` with lone surrogates and NULs in its tenant and user names replaced by
     U+FFFD, and names too long to exist cut short (`_bounded`): an unknown name like any other,

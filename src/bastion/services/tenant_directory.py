@@ -118,10 +118,10 @@ class TenantDirectory:
 def _delete_configuration(
     tx: UnitOfWork, tenant: Tenant, tokens: builtins.list[RegistrationToken]
 ) -> dict[str, int]:
-    """Remove the tenant's roles, rules, bindings and (spent) tokens; how many of each went
-    (each kind with any).
-    A change to roles, rules or bindings moves the authorization version, so no replica keeps
-    a compiled model of the tenant (one of the same name made later starts with none)."""
+    """Remove the tenant's roles, rules, bindings and (spent) tokens; how many of each kind
+    went, for the kinds it had. A change to roles, rules or bindings moves the authorization
+    version, so no replica keeps a compiled model of the tenant (one of the same name made
+    later starts with none)."""
     roles, rules = tx.roles.list(tenant.id), tx.resource_rules.list(tenant.id)
     bindings = tx.bindings.list(tenant.id)
     for binding in bindings:

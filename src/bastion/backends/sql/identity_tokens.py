@@ -216,9 +216,8 @@ class SQLRegistrationTokenStore:
                 raise NotFoundError("delete registration token: no such token in this tenant")
 
     def forget_expired(self, *, before: datetime, limit: int) -> int:
-        statements = _FORGET_REGISTRATION
         return forget(
-            self._conn, statements, before=before, limit=limit, what="registration tokens"
+            self._conn, _FORGET_REGISTRATION, before=before, limit=limit, what="registration tokens"
         )
 
 

@@ -20,7 +20,7 @@ from bastion.errors import RequestRejectedError
 from bastion.gateway.api.authz_guard import ensure_scopes_within
 from bastion.gateway.api.deps import actor_of, require, services_dep
 from bastion.gateway.api.inputs import Body
-from bastion.gateway.api.paging import MAX_PAGE, PAGED_RESPONSES, PageAfter, PageLimit, next_link
+from bastion.gateway.api.paging import MAX_PAGE, PAGED_RESPONSES, PageAfter, PageLimit, one_page
 from bastion.services.access import Caller
 from bastion.wiring import Services
 
@@ -72,9 +72,7 @@ def list_keys(
     services: Services = Depends(services_dep),
 ) -> list[ApiKeyOut]:
     found = services.api_keys.list(tenant_name=caller.identity.tenant, after=after, limit=limit + 1)
-    page = found[:limit]
-    if len(found) > limit:
-        response.headers["Link"] = next_link(page[-1].key.name, limit)
+    page = one_page(found, limit, response, lambda item: item.key.name)
     return [_out(item.key, item.owner) for item in page]
 
 

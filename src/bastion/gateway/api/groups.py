@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from bastion.gateway.api.authz_guard import ensure_within, holdings
 from bastion.gateway.api.deps import actor_of, require, services_dep
 from bastion.gateway.api.inputs import Body
-from bastion.gateway.api.paging import MAX_PAGE, PAGED_RESPONSES, PageAfter, PageLimit, next_link
+from bastion.gateway.api.paging import MAX_PAGE, PAGED_RESPONSES, PageAfter, PageLimit, one_page
 from bastion.services.access import Caller
 from bastion.services.groups import GroupView
 from bastion.wiring import Services
@@ -68,10 +68,7 @@ def list_groups(
 ) -> list[GroupOut]:
     groups = services.identity.groups
     found = groups.list(tenant_name=caller.identity.tenant, after=after, limit=limit + 1)
-    page = found[:limit]
-    if len(found) > limit:
-        response.headers["Link"] = next_link(page[-1].group.name, limit)
-    return [_out(v) for v in page]
+    return [_out(v) for v in one_page(found, limit, response, lambda view: view.group.name)]
 
 
 @router.post("", response_model=GroupOut, status_code=201)

@@ -12,10 +12,13 @@ there throughout.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode
 
-from fastapi import Query
+from fastapi import Query, Response
+
+T = TypeVar("T")
 
 MAX_PAGE = 1000
 PageLimit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"items a page (1 to {MAX_PAGE})")]
@@ -42,3 +45,14 @@ PAGED_RESPONSES: dict[int | str, dict[str, Any]] = {
 def next_link(last_name: str, limit: int) -> str:
     """The ``Link`` header value that names the page after ``last_name``."""
     return f'<?{urlencode({"after": last_name, "limit": limit})}>; rel="next"'
+
+
+def one_page(
+    found: Sequence[T], limit: int, response: Response, name: Callable[[T], str]
+) -> list[T]:
+    """The first ``limit`` of ``found`` (read with ``limit + 1``, so that one more says there
+    are more), with the ``Link`` header naming the next page when there are."""
+    page = list(found[:limit])
+    if len(found) > limit:
+        response.headers["Link"] = next_link(name(page[-1]), limit)
+    return page

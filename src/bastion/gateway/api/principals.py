@@ -21,7 +21,7 @@ from bastion.errors import ConflictError
 from bastion.gateway.api.authz_guard import ensure_within, holdings
 from bastion.gateway.api.deps import actor_of, require, services_dep
 from bastion.gateway.api.inputs import Body, Flag
-from bastion.gateway.api.paging import MAX_PAGE, PAGED_RESPONSES, PageAfter, PageLimit, next_link
+from bastion.gateway.api.paging import MAX_PAGE, PAGED_RESPONSES, PageAfter, PageLimit, one_page
 from bastion.services.access import Caller
 from bastion.services.lookups import NOUNS
 from bastion.wiring import Services
@@ -112,9 +112,7 @@ def principal_router(
         found = services.identity.directory.list(
             tenant_name=caller.identity.tenant, kind=kind, after=after, limit=limit + 1
         )
-        page = found[:limit]
-        if len(found) > limit:
-            response.headers["Link"] = next_link(page[-1][0].name, limit)
+        page = one_page(found, limit, response, lambda item: item[0].name)
         return [principal_out(p, groups) for p, groups in page]
 
     if create is None:
