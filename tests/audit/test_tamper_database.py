@@ -69,6 +69,22 @@ def test_edited_index_column_is_found(sealed: tuple[Rig, RowTamper]) -> None:
     assert report.first_broken_seq == 9 and "index" in report.reason
 
 
+def test_index_columns_written_whole_by_an_earlier_bastion_still_verify(
+    sealed: tuple[Rig, RowTamper], storage_url: str
+) -> None:
+    """An actor id over 600 characters (or, where the database can hold it, with a NUL) was
+    indexed whole before such columns were made storable: upgrading never makes it look
+    changed. Rewriting the column to anything else still does."""
+    rig, tamper = sealed
+    names = ["x" * 700] + ([] if storage_url.startswith("postgresql") else ["a\x00b"])
+    for name in names:
+        [event] = rig.append(rig.event(actor={"type": "anonymous", "id": name}))
+        tamper.write(event)  # the columns as the earlier bastion wrote them: the text whole
+    assert verify(rig).ok, verify(rig).reason
+    tamper.write(event, index_actor=name + "!")
+    assert verify(rig).first_broken_seq == event.seq
+
+
 def test_deleted_event_is_found(sealed: tuple[Rig, RowTamper]) -> None:
     rig, tamper = sealed
     tamper.delete(12)

@@ -18,17 +18,38 @@ from bastion.errors import StorageError
 
 def actor_id(event: AuditEvent) -> str:
     """The actor's id as the actor_id column holds it ("" without one)."""
-    value = event.actor.get("id")
-    return "" if value is None else filter_text(str(value))
+    return filter_text(_actor_text(event))
 
 
 def resource_key(event: AuditEvent) -> str:
     """``type/id`` of the event's resource, as AuditQuery.resource matches it."""
+    return filter_text(_resource_text(event))
+
+
+def index_columns_match(event: AuditEvent, actor_column: str, resource_column: str) -> bool:
+    """Whether the stored index columns are the event's: as written now, or as written before
+    they were made storable (the text whole, which SQLite kept), so an upgrade never makes a
+    true event look changed."""
+    for actor, resource in (
+        (actor_id(event), resource_key(event)),
+        (_actor_text(event), _resource_text(event)),
+    ):
+        if (actor_column, resource_column) == (actor, resource):
+            return True
+    return False
+
+
+def _actor_text(event: AuditEvent) -> str:
+    value = event.actor.get("id")
+    return "" if value is None else str(value)
+
+
+def _resource_text(event: AuditEvent) -> str:
     kind = event.resource.get("type")
     ident = event.resource.get("id")
     if kind is None:
         return ""
-    return filter_text(str(kind) if ident is None else f"{kind}/{ident}")
+    return str(kind) if ident is None else f"{kind}/{ident}"
 
 
 # Index keys longer than this hold a prefix and a digest of the rest: PostgreSQL's B-tree takes

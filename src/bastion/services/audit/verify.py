@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from bastion.backends.audit_rows import actor_id, resource_key
+from bastion.backends.audit_rows import index_columns_match
 from bastion.backends.protocols import Storage
 from bastion.core.audit import event_hash as compute_hash
 from bastion.core.audit import hash_canonical
@@ -115,7 +115,7 @@ def _check_stored(
 ) -> None:
     """What the hash does not cover but queries read: the index columns, the timestamp below
     the millisecond (a filter such as ``until`` compares it); and a retention record's cut."""
-    if (actor_column, resource_column) != (actor_id(event), resource_key(event)):
+    if not index_columns_match(event, actor_column, resource_column):
         verifier.reject(
             event.seq, f"event {event.seq} was changed: its index columns do not match it"
         )
