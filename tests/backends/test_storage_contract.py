@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from bastion.backends.protocols import Storage
-from bastion.core.model import PrincipalKind, SubjectType
+from bastion.core.model import PrincipalKind, RoleBinding, SubjectType
 from bastion.errors import ConflictError, NotFoundError, StorageError
 
 from .factories import (
@@ -313,6 +313,46 @@ def test_binding_create_for_subject_and_list(storage: Storage) -> None:
         assert uow.bindings.list(acme.id) == [group, admin, viewer]
         assert uow.bindings.list(globex.id) == [elsewhere]
     assert alices[1].subject_type is SubjectType.USER
+
+
+def test_binding_pages_follow_subject_type_name_and_role_after_a_cursor(
+    storage: Storage,
+) -> None:
+    acme, globex = seed_tenant(storage, "acme", "globex")
+    user, group, agent = SubjectType.USER, SubjectType.GROUP, SubjectType.AGENT
+    made = [
+        make_binding(acme, "bob", "viewer", subject_type=user),
+        make_binding(acme, "alice", "viewer", subject_type=user),
+        make_binding(acme, "alice", "Admin", subject_type=user),
+        make_binding(acme, "ops", "operator", subject_type=group),
+        make_binding(acme, "élan", "viewer", subject_type=user),
+        make_binding(acme, "crawler", "viewer", subject_type=agent),
+    ]
+    with storage.transaction() as uow:
+        for binding in [*made, make_binding(globex, "aaron", "admin")]:
+            uow.bindings.create(binding)
+
+    def keys(found: list[RoleBinding]) -> list[tuple[str, str, str]]:
+        return [(str(b.subject_type), b.subject_name, b.role) for b in found]
+
+    with storage.transaction() as uow:
+        every = keys(uow.bindings.page(acme.id, after=None, limit=None))
+        # Code-point order, field by field: "agent" < "group" < "user", "Admin" < "viewer".
+        assert every == [
+            ("agent", "crawler", "viewer"),
+            ("group", "ops", "operator"),
+            ("user", "alice", "Admin"),
+            ("user", "alice", "viewer"),
+            ("user", "bob", "viewer"),
+            ("user", "élan", "viewer"),
+        ]
+        assert keys(uow.bindings.list(acme.id)) == every
+        assert keys(uow.bindings.page(acme.id, after=None, limit=2)) == every[:2]
+        after = ("user", "alice", "Admin")
+        assert keys(uow.bindings.page(acme.id, after=after, limit=2)) == every[3:5]
+        # A cursor need not be a binding that exists (it may be gone by now).
+        assert keys(uow.bindings.page(acme.id, after=("user", "b", "z"), limit=9)) == every[4:]
+        assert uow.bindings.page(acme.id, after=("zzz", "", ""), limit=9) == []
 
 
 def test_binding_twice_is_conflict(storage: Storage) -> None:

@@ -64,6 +64,14 @@ __all__ = [
 ]
 
 
+# A binding's place in a paged list: (subject type, subject name, role), unique in a tenant.
+BindingKey = tuple[str, str, str]
+
+
+def binding_key(binding: RoleBinding) -> BindingKey:
+    return (str(binding.subject_type), binding.subject_name, binding.role)
+
+
 class TenantStore(Protocol):
     def create(self, tenant: Tenant) -> None:
         """Store a new tenant; `ConflictError` if the name is taken."""
@@ -155,7 +163,14 @@ class BindingStore(Protocol):
         """The bindings of one subject in one tenant, expired ones included."""
 
     def list(self, tenant_id: str) -> list[RoleBinding]:
-        """Every binding of the tenant."""
+        """Every binding of the tenant, ordered by subject type, subject name and role."""
+
+    def page(
+        self, tenant_id: str, *, after: BindingKey | None, limit: int | None
+    ) -> builtins.list[RoleBinding]:
+        """The tenant's bindings after ``after`` (subject type, subject name, role; all when
+        None), at most ``limit`` (no bound when None), ordered by those three in code-point
+        order."""
 
     def get(self, tenant_id: str, binding_id: str) -> RoleBinding:
         """`NotFoundError` if absent from that tenant."""

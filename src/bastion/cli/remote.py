@@ -13,6 +13,7 @@ import json
 import ssl
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn
 from urllib.parse import quote, urlencode, urlsplit
@@ -197,9 +198,11 @@ class RemoteClient:
     def get(self, path: str, **query: object) -> Any:
         return self.call("GET", path, **query)
 
-    def get_all(self, path: str) -> list[Any]:
+    def get_all(
+        self, path: str, cursor: Callable[[Any], str] = lambda item: str(item["name"])
+    ) -> list[Any]:
         """Every item of a list the API answers in pages (`bastion.gateway.api.paging`):
-        pages by the last name until one comes back short."""
+        pages after the last item's ``cursor`` (its name) until one comes back short."""
         items: list[Any] = []
         after = None
         while True:
@@ -207,7 +210,7 @@ class RemoteClient:
             items += page
             if len(page) < MAX_PAGE:
                 return items
-            after = page[-1]["name"]
+            after = cursor(page[-1])
 
     def post(self, path: str, body: Any = None) -> Any:
         return self.call("POST", path, body=body)

@@ -230,13 +230,18 @@ def unbind(
     typer.echo(f"removed binding {removed}")
 
 
+def binding_cursor(document: dict[str, Any]) -> str:
+    """A binding's place in the admin API's list (`bastion.gateway.api.bindings`)."""
+    return f"{document['subject']['type']}/{document['subject']['name']}/{document['role']}"
+
+
 @app.command("bindings")
 def bindings(ctx: typer.Context, tenant: TenantOption = None) -> None:
     """Stored bindings of a tenant (configured ones are in bastion.yaml)."""
     remote = remote_of(ctx, tenant)
     if remote is not None:
         now = datetime.now(UTC)
-        found = remote.get("/bindings")
+        found = remote.get_all("/bindings", cursor=binding_cursor)
     else:
         services, tenant_name = _local(ctx, tenant)
         now = services.clock.now()

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
-from bastion.backends.protocols import Storage, UnitOfWork
+from bastion.backends.protocols import BindingKey, Storage, UnitOfWork
 from bastion.core.ids import new_id
 from bastion.core.model import CustomRole, ResourceRuleRecord, RoleBinding, SubjectType, Tenant
 from bastion.core.names import canonical_name
@@ -225,10 +225,14 @@ class AuthzAdmin:
 
     # -- bindings -------------------------------------------------------------------------
 
-    def list_bindings(self, tenant_name: str) -> list[RoleBinding]:
+    def list_bindings(
+        self, tenant_name: str, *, after: BindingKey | None = None, limit: int | None = None
+    ) -> list[RoleBinding]:
+        """The tenant's stored bindings by subject type, subject name and role: those after
+        ``after``, at most ``limit`` (a page of the admin API), else all of them."""
         with self._storage.transaction() as tx:
             tenant = get_tenant(tx, tenant_name)
-            return tx.bindings.list(tenant.id)
+            return tx.bindings.page(tenant.id, after=after, limit=limit)
 
     def get_binding(self, tenant_name: str, binding_id: str) -> RoleBinding:
         with self._storage.transaction() as tx:

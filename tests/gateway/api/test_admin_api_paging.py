@@ -8,7 +8,7 @@ from urllib.parse import urljoin
 
 import pytest
 
-from bastion.core.model import PrincipalKind
+from bastion.core.model import PrincipalKind, SubjectType
 from tests.gateway.conftest import Gateway, GatewayFactory
 from tests.gateway.problem_checks import problem
 
@@ -119,6 +119,47 @@ def test_a_page_of_groups_shows_each_groups_members(gateway: GatewayFactory) -> 
     ]
 
 
+def test_bindings_come_in_pages_by_subject_and_role(gateway: GatewayFactory) -> None:
+    with gateway() as gw:
+        add_users(gw, "bob@example.com", "carl@example.com")
+        add_groups(gw, "ops")
+        admin = gw.services.authz.admin
+        for kind, name, role in (
+            (SubjectType.USER, "bob@example.com", "viewer"),
+            (SubjectType.USER, "carl@example.com", "operator"),
+            (SubjectType.USER, "bob@example.com", "operator"),
+            (SubjectType.GROUP, "ops", "viewer"),
+        ):
+            admin.bind(
+                tenant_name="default",
+                subject_type=kind,
+                subject_name=name,
+                role=role,
+                expires_at=None,
+                actor=ACTOR,
+            )
+        whole = gw.client.get(f"{API}/bindings", headers=gw.auth()).json()
+        url, seen = f"{API}/bindings?limit=2", []
+        while url:
+            answer = gw.client.get(url, headers=gw.auth())
+            seen += answer.json()
+            link = answer.headers.get("link")
+            url = next_url(link, url) if link else ""
+        wrong = gw.client.get(f"{API}/bindings?after=user/bob", headers=gw.auth())
+    keys = [(b["subject"]["type"], b["subject"]["name"], b["role"]) for b in whole]
+    assert keys == [
+        ("group", "ops", "viewer"),
+        ("user", "admin@example.com", "admin"),
+        ("user", "bob@example.com", "operator"),
+        ("user", "bob@example.com", "viewer"),
+        ("user", "carl@example.com", "operator"),
+    ]
+    assert seen == whole
+    assert problem(wrong, 400, "bad_request")["detail"] == (
+        "query parameter after must be TYPE/NAME/ROLE"
+    )
+
+
 def test_a_page_that_ends_the_list_has_no_link(gateway: GatewayFactory) -> None:
     with gateway() as gw:
         add_users(gw, "bob@example.com")
@@ -139,7 +180,9 @@ def test_a_page_shows_each_users_groups(gateway: GatewayFactory) -> None:
     assert [(u["name"], u["groups"]) for u in page.json()] == [("carl@example.com", ["ops"])]
 
 
-@pytest.mark.parametrize("path", ["users", "serviceaccounts", "agents", "groups", "apikeys"])
+@pytest.mark.parametrize(
+    "path", ["users", "serviceaccounts", "agents", "groups", "apikeys", "bindings"]
+)
 def test_a_limit_outside_1_to_1000_or_an_empty_cursor_is_400(
     gateway: GatewayFactory, path: str
 ) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from bastion.backends.memory.audit import utc
+from bastion.backends.protocols import BindingKey
 from bastion.core.model import CustomRole, ResourceRuleRecord, RoleBinding, SubjectType, Tenant
 from bastion.errors import ConflictError, NotFoundError
 
@@ -142,6 +143,10 @@ class _BaseBindings(Protocol):
 
     def list(self, tenant_id: str) -> builtins.list[RoleBinding]: ...
 
+    def page(
+        self, tenant_id: str, *, after: BindingKey | None, limit: int | None
+    ) -> builtins.list[RoleBinding]: ...
+
 
 class MemoryAuthzBindingStore:
     """The memory binding store plus get / delete; every change advances the version."""
@@ -161,6 +166,11 @@ class MemoryAuthzBindingStore:
 
     def list(self, tenant_id: str) -> builtins.list[RoleBinding]:
         return self._inner.list(tenant_id)
+
+    def page(
+        self, tenant_id: str, *, after: BindingKey | None, limit: int | None
+    ) -> builtins.list[RoleBinding]:
+        return self._inner.page(tenant_id, after=after, limit=limit)
 
     def get(self, tenant_id: str, binding_id: str) -> RoleBinding:
         return binding_get(self._t, tenant_id, binding_id)

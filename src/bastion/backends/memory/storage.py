@@ -39,6 +39,7 @@ from bastion.backends.protocols import (
     ApiKeyStore,
     AuditStore,
     AuthzVersionStore,
+    BindingKey,
     BindingStore,
     ChangeCounters,
     GroupStore,
@@ -53,6 +54,7 @@ from bastion.backends.protocols import (
     TenantStateStore,
     TenantStore,
     ThrottleStore,
+    binding_key,
 )
 from bastion.core.model import ApiKey, Principal, PrincipalKind, RoleBinding, SubjectType, Tenant
 from bastion.errors import ConflictError, NotFoundError, SpoiledUnitError, StorageError
@@ -323,8 +325,17 @@ class MemoryBindingStore:
         ]
 
     def list(self, tenant_id: str) -> builtins.list[RoleBinding]:
-        found = [b for b in self._t.bindings.values() if b.tenant_id == tenant_id]
-        return sorted(found, key=lambda b: (str(b.subject_type), b.subject_name, b.role))
+        return self.page(tenant_id, after=None, limit=None)
+
+    def page(
+        self, tenant_id: str, *, after: BindingKey | None, limit: int | None
+    ) -> builtins.list[RoleBinding]:
+        found = sorted(
+            (b for b in self._t.bindings.values() if b.tenant_id == tenant_id),
+            key=binding_key,
+        )
+        found = [b for b in found if after is None or binding_key(b) > after]
+        return found if limit is None else found[:limit]
 
 
 class MemoryUnitOfWork:

@@ -35,7 +35,7 @@ groups = Table(
     UniqueConstraint("tenant_id", "name", name="uq_groups_tenant_id_name"),
     UniqueConstraint("tenant_id", "id", name="uq_groups_tenant_id_id"),
 )
-code_point_index("ix_groups_name_c", groups, "tenant_id", "name")
+code_point_index("ix_groups_name_c", groups, ("tenant_id",), "name")
 
 group_members = Table(
     "group_members",

@@ -17,12 +17,15 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    literal,
     or_,
     select,
+    tuple_,
     union,
     update,
 )
 
+from bastion.backends.protocols import BindingKey
 from bastion.backends.sql.errors import translated
 from bastion.backends.sql.tables import api_keys, principals, role_bindings, tenants
 from bastion.core.model import ApiKey, Principal, PrincipalKind, RoleBinding, SubjectType, Tenant
@@ -362,18 +365,23 @@ class SQLBindingStore:
             return [_binding(row) for row in self._conn.execute(query)]
 
     def list(self, tenant_id: str) -> builtins.list[RoleBinding]:
-        query = self._ordered(role_bindings.c.tenant_id == tenant_id)
+        return self.page(tenant_id, after=None, limit=None)
+
+    def page(
+        self, tenant_id: str, *, after: BindingKey | None, limit: int | None
+    ) -> builtins.list[RoleBinding]:
+        where = [role_bindings.c.tenant_id == tenant_id]
+        if after is not None:  # a row value: SQLite and PostgreSQL compare it left to right
+            where.append(tuple_(*self._order()) > tuple_(*(literal(part) for part in after)))
+        query = self._ordered(*where).limit(limit)
         with translated("list role bindings"):
             return [_binding(row) for row in self._conn.execute(query)]
 
+    def _order(self) -> builtins.list[ColumnElement[Any]]:
+        c = role_bindings.c
+        return [
+            text_order(self._conn, column) for column in (c.subject_type, c.subject_name, c.role)
+        ]
+
     def _ordered(self, *where: ColumnElement[bool]) -> Any:
-        columns = (
-            role_bindings.c.subject_type,
-            role_bindings.c.subject_name,
-            role_bindings.c.role,
-        )
-        return (
-            select(role_bindings)
-            .where(*where)
-            .order_by(*(text_order(self._conn, column) for column in columns))
-        )
+        return select(role_bindings).where(*where).order_by(*self._order())

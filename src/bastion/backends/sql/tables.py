@@ -118,18 +118,17 @@ api_keys = Table(
 CODE_POINT_INDEXES: list[Index] = []
 
 
-def code_point_index(name: str, table: Table, *columns: str) -> None:
-    """An index on ``columns`` whose last is a name, in the code-point order lists are paged
-    in (`bastion.backends.sql.stores.text_order`). PostgreSQL only: there a unique name's
-    index sorts by the database's collation, and a page would sort the whole tenant; SQLite's
-    BINARY order already is code-point order."""
-    *leading, last = (table.c[column] for column in columns)
-    index = Index(name, *leading, last.collate("C")).ddl_if(dialect="postgresql")
-    CODE_POINT_INDEXES.append(index)
+def code_point_index(name: str, table: Table, leading: tuple[str, ...], *texts: str) -> None:
+    """An index on the ``leading`` columns, then the ``texts`` in the code-point order lists
+    are paged in (`bastion.backends.sql.stores.text_order`). PostgreSQL only: there a unique
+    name's index sorts by the database's collation, and a page would sort the whole tenant;
+    SQLite's BINARY order already is code-point order."""
+    columns = [table.c[c] for c in leading] + [table.c[c].collate("C") for c in texts]
+    CODE_POINT_INDEXES.append(Index(name, *columns).ddl_if(dialect="postgresql"))
 
 
-code_point_index("ix_principals_name_c", principals, "tenant_id", "kind", "name")
-code_point_index("ix_api_keys_name_c", api_keys, "tenant_id", "name")
+code_point_index("ix_principals_name_c", principals, ("tenant_id", "kind"), "name")
+code_point_index("ix_api_keys_name_c", api_keys, ("tenant_id",), "name")
 
 role_bindings = Table(
     "role_bindings",
@@ -150,6 +149,14 @@ role_bindings = Table(
         "tenant_id", "subject_type", "subject_name", "role", name="uq_role_bindings_subject_role"
     ),
     Index("ix_role_bindings_subject", "tenant_id", "subject_type", "subject_name"),
+)
+code_point_index(
+    "ix_role_bindings_order_c",
+    role_bindings,
+    ("tenant_id",),
+    "subject_type",
+    "subject_name",
+    "role",
 )
 
 audit_events = Table(

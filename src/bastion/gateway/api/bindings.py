@@ -7,9 +7,9 @@ decides, so both are then held to `*:*` (`bastion.services.holdings.PolicyReach`
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -20,6 +20,7 @@ from bastion.errors import RequestRejectedError
 from bastion.gateway.api.authz_guard import ensure_within, holdings
 from bastion.gateway.api.deps import actor_of, require, services_dep
 from bastion.gateway.api.inputs import Body
+from bastion.gateway.api.paging import MAX_PAGE, PAGED_RESPONSES, PageLimit, one_page
 from bastion.services.access import Caller
 from bastion.wiring import Services
 
@@ -55,12 +56,44 @@ def _out(binding: RoleBinding) -> BindingOut:
     )
 
 
-@router.get("", response_model=list[BindingOut])
+# A binding's place in the list: its subject's type and name and its role, none of which
+# holds a slash (the rules of every name), so the cursor reads back unambiguously.
+BindingAfter = Annotated[
+    str | None,
+    Query(
+        min_length=5,
+        description="only bindings after this one, `TYPE/NAME/ROLE`: the last of the previous "
+        "page (its subject's type and name, and its role)",
+    ),
+]
+
+
+def _cursor(binding: RoleBinding) -> str:
+    return f"{binding.subject_type}/{binding.subject_name}/{binding.role}"
+
+
+def _after(cursor: str | None) -> tuple[str, str, str] | None:
+    if cursor is None:
+        return None
+    parts = cursor.split("/", 2)
+    if len(parts) != 3 or not all(parts):
+        raise RequestRejectedError("query parameter after must be TYPE/NAME/ROLE")
+    return parts[0], parts[1], parts[2]
+
+
+@router.get("", response_model=list[BindingOut], responses=PAGED_RESPONSES)
 def list_bindings(
+    response: Response,
+    limit: PageLimit = MAX_PAGE,
+    after: BindingAfter = None,
     caller: Caller = Depends(require("bindings", "read")),
     services: Services = Depends(services_dep),
 ) -> list[BindingOut]:
-    return [_out(b) for b in services.authz.admin.list_bindings(caller.identity.tenant)]
+    """The tenant's stored bindings by subject type, subject name and role, in pages."""
+    found = services.authz.admin.list_bindings(
+        caller.identity.tenant, after=_after(after), limit=limit + 1
+    )
+    return [_out(b) for b in one_page(found, limit, response, _cursor)]
 
 
 @router.get("/{binding_id}", response_model=BindingOut)
