@@ -1,5 +1,5 @@
 """In-memory stores for authorization, with the SQL stores' semantics: custom roles, resource
-rules, the model version, and the binding store's removals."""
+rules, role bindings and the model version."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from bastion.backends.memory.audit import utc
-from bastion.backends.protocols import BindingKey
+from bastion.backends.protocols import BindingKey, binding_key
 from bastion.core.model import CustomRole, ResourceRuleRecord, RoleBinding, SubjectType, Tenant
 from bastion.errors import ConflictError, NotFoundError
 
@@ -134,43 +134,53 @@ class MemoryResourceRuleStore:
         self._t.authz.version[0] += 1
 
 
-class _BaseBindings(Protocol):
-    def create(self, binding: RoleBinding) -> None: ...
+class MemoryBindingStore:
+    """Role bindings, with the SQL store's constraints; every change advances the version."""
 
-    def for_subject(
-        self, tenant_id: str, subject_type: SubjectType, subject_name: str
-    ) -> builtins.list[RoleBinding]: ...
-
-    def list(self, tenant_id: str) -> builtins.list[RoleBinding]: ...
-
-    def page(
-        self, tenant_id: str, *, after: BindingKey | None, limit: int | None
-    ) -> builtins.list[RoleBinding]: ...
-
-
-class MemoryAuthzBindingStore:
-    """The memory binding store plus get / delete; every change advances the version."""
-
-    def __init__(self, inner: _BaseBindings, tables: _SharedTables) -> None:
-        self._inner = inner
+    def __init__(self, tables: _SharedTables) -> None:
         self._t = tables
 
     def create(self, binding: RoleBinding) -> None:
-        self._inner.create(binding)
+        operation = "create role binding"
+        expires = binding.expires_at
+        stored = replace(
+            binding,
+            subject_type=SubjectType(binding.subject_type),
+            created_at=utc(binding.created_at, operation),
+            expires_at=None if expires is None else utc(expires, operation),
+        )
+        same = (stored.tenant_id, stored.subject_type, stored.subject_name, stored.role)
+        if stored.id in self._t.bindings or any(
+            (b.tenant_id, b.subject_type, b.subject_name, b.role) == same
+            for b in self._t.bindings.values()
+        ):
+            raise ConflictError(f"{operation}: a value that must be unique is already taken")
+        if stored.tenant_id not in self._t.tenants:
+            raise NotFoundError(f"{operation}: a row it refers to does not exist")
+        self._t.bindings[stored.id] = stored
         self._t.authz.version[0] += 1
 
     def for_subject(
         self, tenant_id: str, subject_type: SubjectType, subject_name: str
     ) -> builtins.list[RoleBinding]:
-        return self._inner.for_subject(tenant_id, subject_type, subject_name)
+        return [
+            b
+            for b in self.list(tenant_id)
+            if b.subject_type == subject_type and b.subject_name == subject_name
+        ]
 
     def list(self, tenant_id: str) -> builtins.list[RoleBinding]:
-        return self._inner.list(tenant_id)
+        return self.page(tenant_id, after=None, limit=None)
 
     def page(
         self, tenant_id: str, *, after: BindingKey | None, limit: int | None
     ) -> builtins.list[RoleBinding]:
-        return self._inner.page(tenant_id, after=after, limit=limit)
+        found = sorted(
+            (b for b in self._t.bindings.values() if b.tenant_id == tenant_id),
+            key=binding_key,
+        )
+        found = [b for b in found if after is None or binding_key(b) > after]
+        return found if limit is None else found[:limit]
 
     def get(self, tenant_id: str, binding_id: str) -> RoleBinding:
         return binding_get(self._t, tenant_id, binding_id)

@@ -17,8 +17,8 @@ from datetime import datetime
 from bastion.backends.memory.audit import AuditLog, MemoryAuditStore, utc
 from bastion.backends.memory.authz_stores import (
     AuthzTables,
-    MemoryAuthzBindingStore,
     MemoryAuthzVersionStore,
+    MemoryBindingStore,
     MemoryResourceRuleStore,
     MemoryRoleStore,
 )
@@ -39,7 +39,6 @@ from bastion.backends.protocols import (
     ApiKeyStore,
     AuditStore,
     AuthzVersionStore,
-    BindingKey,
     BindingStore,
     ChangeCounters,
     GroupStore,
@@ -54,9 +53,8 @@ from bastion.backends.protocols import (
     TenantStateStore,
     TenantStore,
     ThrottleStore,
-    binding_key,
 )
-from bastion.core.model import ApiKey, Principal, PrincipalKind, RoleBinding, SubjectType, Tenant
+from bastion.core.model import ApiKey, Principal, PrincipalKind, RoleBinding, Tenant
 from bastion.errors import ConflictError, NotFoundError, SpoiledUnitError, StorageError
 
 # As long as SQLite's busy_timeout: a transaction opened inside another one fails, not hangs.
@@ -293,51 +291,6 @@ class MemoryApiKeyStore:
         return len(owned)
 
 
-class MemoryBindingStore:
-    def __init__(self, tables: _Tables) -> None:
-        self._t = tables
-
-    def create(self, binding: RoleBinding) -> None:
-        operation = "create role binding"
-        stored = replace(
-            binding,
-            subject_type=SubjectType(binding.subject_type),
-            created_at=utc(binding.created_at, operation),
-            expires_at=_utc_or_none(binding.expires_at, operation),
-        )
-        same = (stored.tenant_id, stored.subject_type, stored.subject_name, stored.role)
-        if stored.id in self._t.bindings or any(
-            (b.tenant_id, b.subject_type, b.subject_name, b.role) == same
-            for b in self._t.bindings.values()
-        ):
-            raise _conflict(operation)
-        if stored.tenant_id not in self._t.tenants:
-            raise _missing_reference(operation)
-        self._t.bindings[stored.id] = stored
-
-    def for_subject(
-        self, tenant_id: str, subject_type: SubjectType, subject_name: str
-    ) -> builtins.list[RoleBinding]:
-        return [
-            b
-            for b in self.list(tenant_id)
-            if b.subject_type == subject_type and b.subject_name == subject_name
-        ]
-
-    def list(self, tenant_id: str) -> builtins.list[RoleBinding]:
-        return self.page(tenant_id, after=None, limit=None)
-
-    def page(
-        self, tenant_id: str, *, after: BindingKey | None, limit: int | None
-    ) -> builtins.list[RoleBinding]:
-        found = sorted(
-            (b for b in self._t.bindings.values() if b.tenant_id == tenant_id),
-            key=binding_key,
-        )
-        found = [b for b in found if after is None or binding_key(b) > after]
-        return found if limit is None else found[:limit]
-
-
 class MemoryUnitOfWork:
     """The stores of one in-memory transaction; valid only inside `MemoryStorage.transaction`."""
 
@@ -347,7 +300,7 @@ class MemoryUnitOfWork:
         self.tenants: TenantStore = MemoryTenantStore(tables)
         self.principals: PrincipalStore = MemoryPrincipalStore(tables)
         self.api_keys: ApiKeyStore = MemoryApiKeyStore(tables)
-        self.bindings: BindingStore = MemoryAuthzBindingStore(MemoryBindingStore(tables), tables)
+        self.bindings: BindingStore = MemoryBindingStore(tables)
         self.audit: AuditStore = self._audit
         ident, principals, tenants = tables.identity, tables.principals, tables.tenants
         self.groups: GroupStore = MemoryGroupStore(ident, principals, tenants)
