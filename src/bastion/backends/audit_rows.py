@@ -64,6 +64,8 @@ def filter_text(value: str) -> str:
     store, or run to thousands of characters, which its index cannot hold: so a NUL is held
     as U+FFFD (`storable`) and a long value as its start, "…" and the SHA-256 of the whole.
     The event's body keeps every character; a query by the value as sent still finds it."""
+    if len(value) <= _INDEX_KEY_CHARACTERS and value.isascii() and "\x00" not in value:
+        return value  # nearly every event: nothing to replace (a surrogate is not ASCII)
     value = storable(value)
     if len(value) <= _INDEX_KEY_CHARACTERS:
         return value
