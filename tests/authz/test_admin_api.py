@@ -134,6 +134,14 @@ def test_scoped_key_cannot_define_a_wider_role(tmp_path: Path) -> None:
 def test_resource_rule_through_api_restricts_admin(tmp_path: Path) -> None:
     with api_world(tmp_path) as world:
         h = world.headers("default")
+        ghost = world.client.post(
+            f"{API}/resource-rules",
+            headers=h,
+            json={"resource": "patterns/secret", "allowedUsers": ["alice@example.com"]},
+        )
+        assert ghost.status_code == 400
+        assert "no user 'alice@example.com'" in ghost.json()["detail"]
+        world.client.post(f"{API}/users", headers=h, json={"name": "alice@example.com"})
         rule = world.client.post(
             f"{API}/resource-rules",
             headers=h,

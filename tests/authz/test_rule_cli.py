@@ -33,11 +33,12 @@ def _json_lines(text: str) -> list[dict[str, object]]:
 def test_rule_create_enforces_lists_audits_and_deletes(workdir: Path) -> None:
     check = ["authz", "check", "-p", "admin@example.com", "-a", "execute", "-r", "patterns/vault"]
     assert bastion(check, cwd=workdir).stdout.strip() == "allow"
+    bastion(["user", "create", "alice@example.com"], cwd=workdir)
 
     created = bastion(
         [
             *("authz", "rule", "create", "patterns/vault"),
-            *("--user", "Alice@Example.com", "--role", "auditor", "--action", "execute"),
+            *("--user", "Alice@Example.com", "--role", "viewer", "--action", "execute"),
         ],
         cwd=workdir,
     )
@@ -53,7 +54,7 @@ def test_rule_create_enforces_lists_audits_and_deletes(workdir: Path) -> None:
         "source": "stored",
         "resource": "patterns/vault",
         "allowedUsers": ["alice@example.com"],
-        "allowedRoles": ["auditor"],
+        "allowedRoles": ["viewer"],
         "actions": ["execute"],
     } in listed
     assert {
@@ -87,7 +88,7 @@ def test_rule_create_enforces_lists_audits_and_deletes(workdir: Path) -> None:
     assert create_event["details"] == {
         "resource": "patterns/vault",
         "allowedUsers": ["alice@example.com"],
-        "allowedRoles": ["auditor"],
+        "allowedRoles": ["viewer"],
         "actions": ["execute"],
     }
     assert events[1]["details"] == {"resource": "patterns/vault"}
@@ -105,6 +106,12 @@ def test_rule_create_enforces_lists_audits_and_deletes(workdir: Path) -> None:
             ["create", "not-a-resource", "--user", "a"],
             "error: 'not-a-resource' is not a resource of the form type/id",
         ),
+        (
+            ["create", "patterns/x", "--user", "Nobody@Example.com"],
+            "error: no user 'nobody@example.com' in tenant 'default'"
+            " (create it before naming it in a resource rule)",
+        ),
+        (["create", "patterns/x", "--role", "no-such-role"], "error: unknown role no-such-role"),
         (
             ["delete", "patterns/from-config"],
             "error: rule security.rbac.resourceRules[0] is in bastion.yaml; change it there",

@@ -186,6 +186,7 @@ def test_roles_bindings_rules_and_signing_keys_run_remotely(remote: Remote) -> N
     assert binding_id not in remote.on_server("role", "bindings")
     assert remote.ok("role", "delete", "reader").strip() == "deleted role reader"
 
+    remote.ok("user", "create", "alice@example.com")
     rule = ("authz", "rule", "create", "patterns/vault", "--user", "Alice@Example.com")
     created = remote.ok(*rule, "--action", "execute")
     rule_id = created.split()[2]
@@ -228,6 +229,7 @@ def test_role_rule_and_signing_key_errors_are_one_line(remote: Remote) -> None:
         ("role", "bind", "no-such-role", "--user", OPERATOR): "unknown role no-such-role",
         ("role", "update", "admin", "--permission", "users:read"): "Not found",
         ("authz", "rule", "create", "vault", "--user", OPERATOR): "not a resource of the form",
+        ("authz", "rule", "create", "patterns/x", "--user", "nobody"): "create it before naming",
         ("authz", "rule", "delete", "rul_missing"): "not visible remotely",
         ("token", "rotate-signing-key", "--algorithm", "HS256"): "algorithm: must be 'RS256'",
     }

@@ -114,3 +114,19 @@ def sql_world(clock: FrozenClock, tmp_path: Path) -> Iterator[World]:
     yield built
     built.services.identity.close()
     built.services.storage.close()
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_world(
+    request: pytest.FixtureRequest, clock: FrozenClock, tmp_path: Path
+) -> Iterator[World]:
+    """A world on memory, SQLite and PostgreSQL in turn."""
+    if request.param == "memory":
+        built = make_world("sqlite:///unused.db", clock=clock, storage=MemoryStorage())
+    elif request.param == "sqlite":
+        built = make_world(f"sqlite:///{tmp_path}/bastion.db", clock=clock)
+    else:
+        built = make_world(request.getfixturevalue("clean_postgres_url"), clock=clock)
+    yield built
+    built.services.identity.close()
+    built.services.storage.close()

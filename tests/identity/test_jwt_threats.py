@@ -17,7 +17,13 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from bastion.core.model import AuditQuery, PrincipalKind, RoleBinding, SubjectType
+from bastion.core.model import (
+    AuditQuery,
+    PrincipalKind,
+    ResourceRuleRecord,
+    RoleBinding,
+    SubjectType,
+)
 from bastion.errors import AuthenticationError
 from bastion.services.access import AccessService, RequestFacts, Verdict
 from bastion.services.authn import Authenticated, Authenticator
@@ -544,22 +550,32 @@ def test_own_tokens_are_identified_reading_only_external_ones_in_a_unit_that_wri
     assert units == ["transaction"]
 
 
-def test_external_user_provisioned_under_a_leftover_binding_name_does_not_inherit_it(
+def test_external_user_provisioned_under_a_leftover_binding_or_rule_name_does_not_inherit_it(
     world: World, external: Any, idp_key: rsa.RSAPrivateKey
 ) -> None:
     # What an older bastion left when it deleted pat@example.com without its bindings.
     stale = RoleBinding(
         "bnd_left", world.tenant.id, SubjectType.USER, "pat@example.com", "admin", world.clock.now()
     )
+    pat = ("pat@example.com",)
+    rule = ResourceRuleRecord(
+        "rul_left", world.tenant.id, "patterns", "vault", pat, (), (), stale.created_at
+    )
     with world.services.storage.transaction() as tx:
         tx.bindings.create(stale)
+        tx.resource_rules.create(rule)
     verifier, _, _ = external
     authenticated = verify_with(world, verifier, idp_token(idp_key, idp_claims(world)))
     assert authenticated.principal.name == "pat@example.com"  # provisioned now
     with world.services.storage.transaction() as tx:
         assert tx.bindings.for_subject(world.tenant.id, SubjectType.USER, "pat@example.com") == []
+        assert tx.resource_rules.get(world.tenant.id, "rul_left").allowed_users == ()
         created = tx.audit.query(AuditQuery(action="user.create", limit=1000))[-1]
-    assert created.details == {"provisioned": "jwt", "staleBindingsDeleted": ["bnd_left"]}
+    assert created.details == {
+        "provisioned": "jwt",
+        "staleBindingsDeleted": ["bnd_left"],
+        "staleRulesUpdated": ["rul_left"],
+    }
 
 
 @pytest.mark.parametrize(

@@ -5,32 +5,14 @@ memory, SQLite and PostgreSQL, through the services the API and the CLI share.""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bastion.backends.memory import MemoryStorage
 from bastion.core.model import AuditQuery, PrincipalKind, RoleBinding, SubjectType
 from bastion.errors import RequestRejectedError
 from bastion.services.authz_checks import CheckQuery
-from tests.identity.conftest import ACTOR, FrozenClock, World, make_world
-
-
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def any_world(
-    request: pytest.FixtureRequest, clock: FrozenClock, tmp_path: Path
-) -> Iterator[World]:
-    if request.param == "memory":
-        built = make_world("sqlite:///unused.db", clock=clock, storage=MemoryStorage())
-    elif request.param == "sqlite":
-        built = make_world(f"sqlite:///{tmp_path}/bastion.db", clock=clock)
-    else:
-        built = make_world(request.getfixturevalue("clean_postgres_url"), clock=clock)
-    yield built
-    built.services.identity.close()
-    built.services.storage.close()
+from tests.identity.conftest import ACTOR, World
 
 
 def bind(world: World, subject_type: SubjectType, name: str, role: str = "admin") -> RoleBinding:

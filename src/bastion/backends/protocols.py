@@ -327,6 +327,10 @@ class ResourceRuleStore(Protocol):
     def list(self, tenant_id: str) -> list[ResourceRuleRecord]:
         """Every rule of the tenant, ordered by resource type and id."""
 
+    def update(self, rule: ResourceRuleRecord) -> None:
+        """Replace the stored rule's allowed users, roles and actions (its resource and
+        creation time stay); `NotFoundError` if absent from that tenant."""
+
     def delete(self, tenant_id: str, rule_id: str) -> None:
         """`NotFoundError` if absent from that tenant."""
 

@@ -28,6 +28,8 @@ from bastion.services.lookups import get_binding, get_custom_role, get_rule, get
 from bastion.services.subject_bindings import (
     SUBJECT_NOUNS,
     delete_bindings_to,
+    remove_from_rules,
+    require_rule_names,
     require_subject,
 )
 
@@ -178,10 +180,12 @@ class AuthzAdmin:
             if create:
                 with unique(f"a role named {name} already exists"):
                     tx.roles.create(role)
-                # Only bindings stored before they went with their role (or whose role left
-                # bastion.yaml) can name a new role: they were made for another one.
+                # Only bindings and rules stored before they went with their role (or whose
+                # role left bastion.yaml) can name a new role: they meant another one.
                 if found := delete_bindings_to(tx, tenant.id, name):
-                    stale = {"staleBindingsDeleted": found}
+                    stale["staleBindingsDeleted"] = found
+                if found := remove_from_rules(tx, tenant.id, role=name):
+                    stale["staleRulesUpdated"] = found
             else:
                 role = CustomRole(
                     get_custom_role(tx, tenant, name).id,
@@ -215,8 +219,11 @@ class AuthzAdmin:
             if heirs:
                 raise ConflictError(f"role {name} is inherited by {', '.join(heirs)}")
             tx.roles.delete(tenant.id, name)
-            unbound = delete_bindings_to(tx, tenant.id, name)
-            details = {"bindingsDeleted": unbound} if unbound else {}
+            details = {}
+            if unbound := delete_bindings_to(tx, tenant.id, name):
+                details["bindingsDeleted"] = unbound
+            if unruled := remove_from_rules(tx, tenant.id, role=name):
+                details["rulesUpdated"] = unruled
             self._audit(
                 tx, tenant, "role.delete", {"type": "role", "id": name}, actor=actor, **details
             )
@@ -306,6 +313,10 @@ class AuthzAdmin:
             tenant = get_tenant(tx, tenant_name)
             return tx.resource_rules.list(tenant.id)
 
+    def get_rule(self, tenant_name: str, rule_id: str) -> ResourceRuleRecord:
+        with self._storage.transaction() as tx:
+            return get_rule(tx, get_tenant(tx, tenant_name), rule_id)
+
     def add_rule(
         self,
         *,
@@ -338,6 +349,8 @@ class AuthzAdmin:
                 tuple(actions),
                 self._clock.now(),
             )
+            catalog = compile_catalog(self._authorizer.settings, tx.roles.list(tenant.id))
+            require_rule_names(tx, tenant, rule.allowed_users, rule.allowed_roles, catalog)
             tx.resource_rules.create(rule)
             self._audit(
                 tx,

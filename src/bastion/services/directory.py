@@ -5,8 +5,9 @@ transaction.
 Names are canonicalised once (NFKC + casefold, `bastion.core.names`), so look-alike spellings
 of a login meet the same account. Disabling or deleting anything that can hold a credential
 advances the revocation epoch, so cached credentials stop working on the next request. A
-principal's stored role bindings go with it, so a later principal of the same name starts
-with none (`bastion.services.subject_bindings`).
+principal's stored role bindings go with it, and a user's name leaves the stored resource
+rules, so a later principal of the same name starts with neither
+(`bastion.services.subject_bindings`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from bastion.core.ids import new_id
 from bastion.core.model import Principal, PrincipalKind, SubjectType, Tenant
 from bastion.services.changes import record, toggle_action, unique, valid_name
 from bastion.services.lookups import get_principal, get_tenant
-from bastion.services.subject_bindings import delete_bindings_of
+from bastion.services.subject_bindings import delete_bindings_of, forget_stale, remove_from_rules
 from bastion.services.tenant_directory import TenantDirectory, TenantView
 
 # Re-exported: the rest of bastion records identity changes and names tenants through here.
@@ -67,8 +68,8 @@ class DirectoryService(TenantDirectory):
     ) -> Principal:
         """Create a principal inside the caller's transaction, with its ``<kind>.create`` event.
 
-        Stored bindings left under its name by an older bastion (which kept them when a
-        principal was deleted) are deleted, not inherited; the event lists them."""
+        Stored bindings and rule entries left under its name by an older bastion (which kept
+        them when a principal was deleted) are deleted, not inherited; the event lists them."""
         now = self._clock.now()
         principal = Principal(
             id=principal_id or new_id(ID_PREFIX[kind]),
@@ -80,9 +81,8 @@ class DirectoryService(TenantDirectory):
         )
         with unique(f"{A_PRINCIPAL[kind]} named {principal.name} already exists"):
             tx.principals.create(principal)
-        stale = delete_bindings_of(tx, tenant.id, SubjectType(kind.value), principal.name)
-        if stale:
-            details = {**(details or {}), "staleBindingsDeleted": stale}
+        if stale := forget_stale(tx, tenant.id, SubjectType(kind.value), principal.name):
+            details = {**(details or {}), **stale}
         resource = {"type": RESOURCE[kind], "id": principal.name}
         record(
             tx,
@@ -182,7 +182,8 @@ class DirectoryService(TenantDirectory):
         self, *, tenant_name: str, kind: PrincipalKind, name: str, actor: dict[str, Any]
     ) -> Principal:
         """Delete a principal with every credential, group membership and stored role binding
-        it has (the bindings name it, and would pass to the next principal of its name)."""
+        it has, and (a user) take its name out of the stored resource rules: bindings and rules
+        name it, and would pass to the next principal of its name."""
         now = self._clock.now()
         with self._storage.transaction() as tx:
             tenant = get_tenant(tx, tenant_name)
@@ -193,6 +194,9 @@ class DirectoryService(TenantDirectory):
             tx.groups.forget_principal(tenant.id, principal.id)
             subject = SubjectType(kind.value)
             bindings = delete_bindings_of(tx, tenant.id, subject, principal.name)
+            details: dict[str, Any] = {"apiKeysDeleted": keys, "bindingsDeleted": bindings}
+            if kind is PrincipalKind.USER:
+                details["rulesUpdated"] = remove_from_rules(tx, tenant.id, user=principal.name)
             tx.principals.delete(tenant.id, principal.id)
             epoch = self._revoker.bump(tx)
             resource = {"type": RESOURCE[kind], "id": principal.name}
@@ -203,7 +207,7 @@ class DirectoryService(TenantDirectory):
                 now=now,
                 actor=actor,
                 resource=resource,
-                details={"apiKeysDeleted": keys, "bindingsDeleted": bindings},
+                details=details,
             )
         self._revoker.announce(epoch)
         return principal

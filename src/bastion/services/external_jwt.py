@@ -40,7 +40,7 @@ from bastion.services.changes import plain_name
 from bastion.services.clock import Clock
 from bastion.services.directory import record
 from bastion.services.revocation import RevocationState
-from bastion.services.subject_bindings import delete_bindings_of
+from bastion.services.subject_bindings import forget_stale
 from bastion.services.verified_cache import Prechecked, Verified, VerifiedCache
 
 
@@ -233,10 +233,7 @@ class ExternalJwtVerifier:
         principal = Principal(new_id("usr"), tenant.id, PrincipalKind.USER, name, now)
         tx.principals.create(principal)
         # As for any new principal: bindings an older bastion left under the name are not its.
-        details: dict[str, Any] = {"provisioned": "jwt"}
-        stale = delete_bindings_of(tx, tenant.id, SubjectType.USER, name)
-        if stale:
-            details["staleBindingsDeleted"] = stale
+        details = {"provisioned": "jwt", **forget_stale(tx, tenant.id, SubjectType.USER, name)}
         actor = {"type": "issuer", "id": self._settings.issuer, "via": "jwt"}
         record(
             tx,

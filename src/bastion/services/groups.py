@@ -18,7 +18,7 @@ from bastion.core.model import Group, Principal, SubjectType, Tenant
 from bastion.services.changes import record, unique, valid_name
 from bastion.services.clock import Clock
 from bastion.services.lookups import get_any_principal, get_group, get_tenant
-from bastion.services.subject_bindings import delete_bindings_of
+from bastion.services.subject_bindings import delete_bindings_of, forget_stale
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +48,8 @@ class GroupService:
             with unique(f"a group named {group.name} already exists"):
                 tx.groups.create(group)
             # Only a database written before bindings went with their group can hold these.
-            stale = delete_bindings_of(tx, tenant.id, SubjectType.GROUP, group.name)
-            details = {"staleBindingsDeleted": stale} if stale else None
+            stale = forget_stale(tx, tenant.id, SubjectType.GROUP, group.name)
+            details = stale or None
             self._record(tx, "group.create", tenant, group, actor, details)
         return group
 

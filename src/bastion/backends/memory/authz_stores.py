@@ -128,6 +128,16 @@ class MemoryResourceRuleStore:
         found = [r for r in self._t.authz.rules.values() if r.tenant_id == tenant_id]
         return sorted(found, key=lambda r: (r.resource_type, r.resource_id))
 
+    def update(self, rule: ResourceRuleRecord) -> None:
+        current = self.get(rule.tenant_id, rule.id)
+        self._t.authz.rules[rule.id] = replace(
+            current,
+            allowed_users=rule.allowed_users,
+            allowed_roles=rule.allowed_roles,
+            actions=rule.actions,
+        )
+        self._t.authz.version[0] += 1
+
     def delete(self, tenant_id: str, rule_id: str) -> None:
         self.get(tenant_id, rule_id)
         del self._t.authz.rules[rule_id]

@@ -205,6 +205,22 @@ class SQLResourceRuleStore:
         with translated("list resource rules"):
             return [_rule(row) for row in self._conn.execute(query)]
 
+    def update(self, rule: ResourceRuleRecord) -> None:
+        c = authz_resource_rules.c
+        query = (
+            update(authz_resource_rules)
+            .where(c.tenant_id == rule.tenant_id, c.id == rule.id)
+            .values(
+                allowed_users=json.dumps(list(rule.allowed_users)),
+                allowed_roles=json.dumps(list(rule.allowed_roles)),
+                actions=json.dumps(list(rule.actions)),
+            )
+        )
+        with translated("update resource rule"):
+            if self._conn.execute(query).rowcount != 1:
+                raise NotFoundError("update resource rule: no such rule in this tenant")
+        self._version.bump()
+
     def delete(self, tenant_id: str, rule_id: str) -> None:
         c = authz_resource_rules.c
         query = delete(authz_resource_rules).where(c.tenant_id == tenant_id, c.id == rule_id)

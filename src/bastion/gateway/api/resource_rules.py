@@ -9,7 +9,6 @@ from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from bastion.core.model import ResourceRuleRecord
-from bastion.errors import NotFoundError
 from bastion.gateway.api.deps import actor_of, require, services_dep
 from bastion.gateway.api.inputs import Body
 from bastion.services.access import Caller
@@ -55,11 +54,7 @@ def get_rule(
     caller: Caller = Depends(require("rules", "read")),
     services: Services = Depends(services_dep),
 ) -> RuleOut:
-    tenant = caller.identity.tenant
-    for rule in services.authz.admin.list_rules(tenant):
-        if rule.id == rule_id:
-            return _out(rule)
-    raise NotFoundError(f"no rule {rule_id!r} in tenant {tenant!r}")
+    return _out(services.authz.admin.get_rule(caller.identity.tenant, rule_id))
 
 
 @router.post("", response_model=RuleOut, status_code=201)
