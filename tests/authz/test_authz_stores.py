@@ -84,6 +84,38 @@ def test_rules_one_per_instance_per_tenant(storage: Storage) -> None:
         assert [r.id for r in tx.resource_rules.list("ten-b")] == ["r2"]
 
 
+def test_rules_naming_a_user_or_role_and_their_update_stay_in_their_tenant(
+    storage: Storage,
+) -> None:
+    def rule(
+        rule_id: str, tenant: str, users: tuple[str, ...], roles: tuple[str, ...]
+    ) -> ResourceRuleRecord:
+        return ResourceRuleRecord(rule_id, tenant, "patterns", rule_id, users, roles, (), T0)
+
+    with storage.transaction() as tx:
+        tx.resource_rules.create(rule("r1", "ten-a", ("U_1", "bö"), ("lead",)))
+        tx.resource_rules.create(rule("r2", "ten-a", ("u_1",), ("Lead", "lead%")))
+        tx.resource_rules.create(rule("r3", "ten-b", ("U_1",), ("lead",)))
+    with storage.transaction() as tx:
+        naming = tx.resource_rules.naming
+        assert [r.id for r in naming("ten-a", user="U_1")] == ["r1"]
+        assert [r.id for r in naming("ten-a", user="u_1")] == ["r2"]  # case counts
+        assert [r.id for r in naming("ten-a", user="uX1")] == []  # _ is no wildcard
+        assert [r.id for r in naming("ten-a", user="bö")] == ["r1"]
+        assert [r.id for r in naming("ten-a", role="lead")] == ["r1"]
+        assert [r.id for r in naming("ten-a", role="lead%")] == ["r2"]
+        assert [r.id for r in naming("ten-a", user="bö", role="Lead")] == ["r1", "r2"]
+        assert naming("ten-a") == []
+        start = tx.authz_versions.current()
+        changed = rule("r1", "ten-a", ("bö",), ())
+        tx.resource_rules.update(changed)
+        assert tx.resource_rules.get("ten-a", "r1") == changed
+        assert tx.authz_versions.current() == start + 1
+        with pytest.raises(NotFoundError):
+            tx.resource_rules.update(rule("r3", "ten-a", (), ()))
+        assert tx.resource_rules.get("ten-b", "r3").allowed_users == ("U_1",)
+
+
 def test_binding_get_and_delete_are_tenant_scoped(storage: Storage) -> None:
     binding = RoleBinding("b1", "ten-a", SubjectType.USER, "u", "viewer", T0)
     with storage.transaction() as tx:

@@ -176,3 +176,31 @@ def test_a_rule_may_name_built_in_configured_and_custom_roles(world: World) -> N
     world.principal("bob@example.com", PrincipalKind.USER)
     rule = add_rule(world, ["bob@example.com"], ["admin", "lead"])
     assert stored_rule(world, rule.id).allowed_roles == ("admin", "lead")
+
+
+def test_names_the_rules_are_searched_by_are_matched_exactly(any_world: World) -> None:
+    # The stores find rules by their stored JSON text first: quotes, LIKE's wildcards, case
+    # and characters JSON escapes must neither hide a rule nor match another one.
+    world = any_world
+    names = ["zoë@example.com", "a_b%c@example.com", 'q"x@example.com', "axbyc@example.com"]
+    for name in names:
+        world.principal(name, PrincipalKind.USER)
+    rule = add_rule(world, names, [])
+    save_role(world, "Lead_%", ["patterns:read"])
+    other = world.services.authz.admin.add_rule(
+        tenant_name="default",
+        resource="patterns/other",
+        allowed_users=[],
+        allowed_roles=["viewer", "Lead_%"],
+        actions=[],
+        actor=ACTOR,
+    )
+    for name in names[:3]:
+        world.identity.directory.delete(
+            tenant_name="default", kind=PrincipalKind.USER, name=name, actor=ACTOR
+        )
+        assert last_event(world, "user.delete").details["rulesUpdated"] == [rule.id]
+    assert stored_rule(world, rule.id).allowed_users == ("axbyc@example.com",)
+    world.services.authz.admin.delete_role(tenant_name="default", name="Lead_%", actor=ACTOR)
+    assert last_event(world, "role.delete").details["rulesUpdated"] == [other.id]
+    assert stored_rule(world, other.id).allowed_roles == ("viewer",)

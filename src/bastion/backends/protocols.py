@@ -327,6 +327,12 @@ class ResourceRuleStore(Protocol):
     def list(self, tenant_id: str) -> list[ResourceRuleRecord]:
         """Every rule of the tenant, ordered by resource type and id."""
 
+    def naming(
+        self, tenant_id: str, *, user: str | None = None, role: str | None = None
+    ) -> builtins.list[ResourceRuleRecord]:
+        """The tenant's rules whose ``allowedUsers`` hold ``user`` or whose ``allowedRoles``
+        hold ``role`` (exactly), ordered as `list`."""
+
     def update(self, rule: ResourceRuleRecord) -> None:
         """Replace the stored rule's allowed users, roles and actions (its resource and
         creation time stay); `NotFoundError` if absent from that tenant."""

@@ -102,7 +102,7 @@ def remove_from_rules(
     ``role`` out of every ``allowedRoles``; return the ids of the rules changed, sorted. Each
     goes through `ResourceRuleStore.update`, which advances the authorization version."""
     changed = []
-    for rule in tx.resource_rules.list(tenant_id):
+    for rule in tx.resource_rules.naming(tenant_id, user=user, role=role):
         users = tuple(u for u in rule.allowed_users if u != user)
         roles = tuple(r for r in rule.allowed_roles if r != role)
         if (users, roles) != (rule.allowed_users, rule.allowed_roles):

@@ -128,6 +128,13 @@ class MemoryResourceRuleStore:
         found = [r for r in self._t.authz.rules.values() if r.tenant_id == tenant_id]
         return sorted(found, key=lambda r: (r.resource_type, r.resource_id))
 
+    def naming(
+        self, tenant_id: str, *, user: str | None = None, role: str | None = None
+    ) -> builtins.list[ResourceRuleRecord]:
+        return [
+            r for r in self.list(tenant_id) if user in r.allowed_users or role in r.allowed_roles
+        ]
+
     def update(self, rule: ResourceRuleRecord) -> None:
         current = self.get(rule.tenant_id, rule.id)
         self._t.authz.rules[rule.id] = replace(

@@ -7,7 +7,7 @@ import builtins
 import json
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, insert, select, update
+from sqlalchemy import Connection, Row, delete, insert, or_, select, update
 
 from bastion.backends.sql.authz_tables import authz_resource_rules, authz_roles, authz_state
 from bastion.backends.sql.errors import translated
@@ -205,6 +205,31 @@ class SQLResourceRuleStore:
         with translated("list resource rules"):
             return [_rule(row) for row in self._conn.execute(query)]
 
+    def naming(
+        self, tenant_id: str, *, user: str | None = None, role: str | None = None
+    ) -> builtins.list[ResourceRuleRecord]:
+        """The rules are found by their JSON text first (``LIKE '%"name"%'``, each list
+        encoded as `create` encodes it), so only those rows are decoded; the exact test
+        follows, SQLite's LIKE ignoring ASCII case."""
+        c = authz_resource_rules.c
+        near = [
+            column.like(f"%{_like_escaped(json.dumps(name))}%", escape="\\")
+            for column, name in ((c.allowed_users, user), (c.allowed_roles, role))
+            if name is not None
+        ]
+        if not near:
+            return []
+        query = (
+            select(authz_resource_rules)
+            .where(c.tenant_id == tenant_id, or_(*near))
+            .order_by(
+                text_order(self._conn, c.resource_type), text_order(self._conn, c.resource_id)
+            )
+        )
+        with translated("find resource rules naming a user or role"):
+            found = [_rule(row) for row in self._conn.execute(query)]
+        return [r for r in found if user in r.allowed_users or role in r.allowed_roles]
+
     def update(self, rule: ResourceRuleRecord) -> None:
         c = authz_resource_rules.c
         query = (
@@ -228,3 +253,8 @@ class SQLResourceRuleStore:
             if self._conn.execute(query).rowcount != 1:
                 raise NotFoundError("delete resource rule: no such rule in this tenant")
         self._version.bump()
+
+
+def _like_escaped(text: str) -> str:
+    """``text`` matched literally by LIKE with the escape character ``\\``."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
