@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from bastion.core.model import AuditQuery, PrincipalKind, ResourceRuleRecord, SubjectType
-from bastion.errors import RequestRejectedError
+from bastion.errors import ConflictError, RequestRejectedError
 from bastion.services.authz_checks import CheckQuery
 from tests.identity.conftest import ACTOR, World
 
@@ -163,8 +163,9 @@ def test_names_an_earlier_bastion_left_in_a_rule_are_not_inherited(any_world: Wo
     ],
 )
 def test_a_rule_naming_a_user_or_role_that_does_not_exist_is_refused(
-    world: World, users: list[str], roles: list[str], message: str
+    any_world: World, users: list[str], roles: list[str], message: str
 ) -> None:
+    world = any_world
     world.principal("ci-bot", PrincipalKind.SERVICE_ACCOUNT)
     with pytest.raises(RequestRejectedError, match=message):
         add_rule(world, users, roles)
@@ -204,3 +205,12 @@ def test_names_the_rules_are_searched_by_are_matched_exactly(any_world: World) -
     world.services.authz.admin.delete_role(tenant_name="default", name="Lead_%", actor=ACTOR)
     assert last_event(world, "role.delete").details["rulesUpdated"] == [other.id]
     assert stored_rule(world, other.id).allowed_roles == ("viewer",)
+
+
+def test_a_second_rule_on_an_instance_is_refused_naming_the_first(any_world: World) -> None:
+    world = any_world
+    world.principal("bob@example.com", PrincipalKind.USER)
+    first = add_rule(world, ["bob@example.com"], [])
+    with pytest.raises(ConflictError, match=f"{VAULT} already has rule {first.id} "):
+        add_rule(world, [], ["admin"])
+    assert world.services.authz.admin.list_rules("default") == [first]

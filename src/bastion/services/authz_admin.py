@@ -333,12 +333,6 @@ class AuthzAdmin:
             raise RequestRejectedError(str(exc)) from None
 
         def work(tx: UnitOfWork, tenant: Tenant) -> ResourceRuleRecord:
-            for existing in tx.resource_rules.list(tenant.id):
-                if (existing.resource_type, existing.resource_id) == (resource_type, resource_id):
-                    raise ConflictError(
-                        f"{resource_type}/{resource_id} already has rule {existing.id}"
-                        " (one rule per resource instance; delete it first)"
-                    )
             rule = ResourceRuleRecord(
                 new_id("rul"),
                 tenant.id,
@@ -349,9 +343,17 @@ class AuthzAdmin:
                 tuple(actions),
                 self._clock.now(),
             )
+            try:
+                tx.resource_rules.create(rule)
+            except ConflictError:
+                raise ConflictError(
+                    f"{resource_type}/{resource_id} already has rule"
+                    f" {_rule_on(tx, tenant, resource_type, resource_id)}"
+                    " (one rule per resource instance; delete it first)"
+                ) from None
+            # Checked once the instance is known to be free: that refusal says more.
             catalog = compile_catalog(self._authorizer.settings, tx.roles.list(tenant.id))
             require_rule_names(tx, tenant, rule.allowed_users, rule.allowed_roles, catalog)
-            tx.resource_rules.create(rule)
             self._audit(
                 tx,
                 tenant,
@@ -382,3 +384,11 @@ class AuthzAdmin:
             )
 
         self._change(tenant_name, work)
+
+
+def _rule_on(tx: UnitOfWork, tenant: Tenant, resource_type: str, resource_id: str) -> str:
+    """The id of the stored rule on one resource instance (read only to name it in a refusal)."""
+    on = (resource_type, resource_id)
+    return next(
+        r.id for r in tx.resource_rules.list(tenant.id) if (r.resource_type, r.resource_id) == on
+    )
