@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import orjson
 
 from bastion.backends.protocols import Storage
@@ -64,6 +66,7 @@ class PlainGroupWriter(GroupCommitWriter[tuple[AuditEvent, str]]):
     def prepare(self, event: AuditEvent) -> tuple[AuditEvent, str]:
         return event, plain_row_body(event)
 
-    def write(self, items: list[tuple[AuditEvent, str]]) -> None:
+    def write(self, items: list[tuple[AuditEvent, str]]) -> Sequence[int]:
         with self._storage.transaction() as tx:
             tx.audit.insert([event for event, _ in items], bodies=[body for _, body in items])
+        return ()

@@ -5,6 +5,7 @@ edge answers 503), and ``required: false`` lets requests through with the loss l
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import timedelta
 
 import pytest
@@ -146,16 +147,16 @@ class GatedWriter(GroupCommitWriter[int]):
 
     def __init__(self, **options: int) -> None:
         super().__init__(**options)
-        self.started: list[tuple[list[int], asyncio.Future[None]]] = []
+        self.started: list[tuple[list[int], asyncio.Future[Sequence[int]]]] = []
 
     def prepare(self, event: AuditEvent) -> int:
         return int(event.details["n"])
 
-    def write(self, items: list[int]) -> None:
+    def write(self, items: list[int]) -> Sequence[int]:
         raise AssertionError("batches go through _begin_write")
 
-    def _begin_write(self, items: list[int]) -> asyncio.Future[None]:
-        gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    def _begin_write(self, items: list[int]) -> asyncio.Future[Sequence[int]]:
+        gate: asyncio.Future[Sequence[int]] = asyncio.get_running_loop().create_future()
         self.started.append((items, gate))
         return gate
 
@@ -168,14 +169,14 @@ def test_a_split_writer_keeps_two_batches_under_way_and_no_more(sqlite_rig: Rig)
         await asyncio.sleep(0)
         # Split as soon as 10 were queued, twice; the other 15 wait for a free slot.
         assert [items for items, _ in writer.started] == [list(range(10)), list(range(10, 20))]
-        writer.started[0][1].set_result(None)
+        writer.started[0][1].set_result(())
         await asyncio.sleep(0)
         await asyncio.sleep(0)
         assert all(task.done() for task in tasks[:10])
         assert not any(task.done() for task in tasks[10:])
         assert [items for items, _ in writer.started[2:]] == [list(range(20, 35))]
         for _, gate in writer.started[1:]:
-            gate.set_result(None)
+            gate.set_result(())
         await asyncio.gather(*tasks)
         await writer.stop()
 
@@ -191,7 +192,7 @@ def test_a_failed_batch_fails_only_its_own_callers_when_two_are_under_way(
         tasks = [asyncio.create_task(writer.record(sqlite_rig.event(n))) for n in range(10)]
         await asyncio.sleep(0)
         (_, first), (_, second) = writer.started
-        second.set_result(None)
+        second.set_result(())
         first.set_exception(StorageError("disk full"))
         results = await asyncio.gather(*tasks, return_exceptions=True)
         await writer.stop()
@@ -213,11 +214,11 @@ def test_a_batch_smaller_than_a_split_waits_for_the_one_under_way(sqlite_rig: Ri
         await asyncio.sleep(0)
         # A gateway's trickle: one commit at a time, the next batch gathering meanwhile.
         assert [items for items, _ in writer.started] == [[0, 1, 2]]
-        writer.started[0][1].set_result(None)
+        writer.started[0][1].set_result(())
         await asyncio.gather(*first)
         await asyncio.sleep(0)
         assert [items for items, _ in writer.started[1:]] == [[3, 4, 5, 6]]
-        writer.started[1][1].set_result(None)
+        writer.started[1][1].set_result(())
         await asyncio.gather(*later)
         await writer.stop()
 
@@ -228,7 +229,7 @@ def test_a_batch_that_cannot_even_start_fails_its_callers_and_the_next_one_runs(
     sqlite_rig: Rig,
 ) -> None:
     class Unstartable(GatedWriter):
-        def _begin_write(self, items: list[int]) -> asyncio.Future[None]:
+        def _begin_write(self, items: list[int]) -> asyncio.Future[Sequence[int]]:
             if 0 in items:
                 raise TypeError("cannot pickle 'generator' object")
             return super()._begin_write(items)
@@ -241,7 +242,7 @@ def test_a_batch_that_cannot_even_start_fails_its_callers_and_the_next_one_runs(
         later = asyncio.create_task(writer.record(sqlite_rig.event(1)))
         await asyncio.sleep(0)
         await asyncio.sleep(0)
-        writer.started[0][1].set_result(None)
+        writer.started[0][1].set_result(())
         await later
         await writer.stop()
 

@@ -4,51 +4,23 @@ verifies. With ``required: false`` requests proceed and the loss is logged."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import psycopg
 import pytest
 
+from tests.audit.refusals import refused_by_the_database
 from tests.e2e.audit_stack import AuditStack, audit_stack, request_id
 
 pytestmark = pytest.mark.e2e
-
-_PG_TRIGGER = """
-CREATE FUNCTION audit_unwritable() RETURNS trigger AS $$
-BEGIN RAISE EXCEPTION 'the audit store is read-only'; END $$ LANGUAGE plpgsql;
-CREATE TRIGGER audit_unwritable BEFORE INSERT ON audit_events
-FOR EACH STATEMENT EXECUTE FUNCTION audit_unwritable();
-"""
 
 
 @contextmanager
 def unwritable_audit(stack: AuditStack, storage_url: str | None) -> Iterator[None]:
     """Make inserts into audit_events fail (as a full disk or a revoked grant would)."""
-    if storage_url is None:
-        db = sqlite3.connect(stack.workdir / "bastion.db", timeout=30)
-        with db:
-            db.execute(
-                "CREATE TRIGGER audit_unwritable BEFORE INSERT ON audit_events"
-                " BEGIN SELECT RAISE(ABORT, 'the audit store is read-only'); END"
-            )
-        try:
-            yield
-        finally:
-            with db:
-                db.execute("DROP TRIGGER audit_unwritable")
-            db.close()
-        return
-    dsn = storage_url.replace("postgresql+psycopg://", "postgresql://", 1)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(_PG_TRIGGER)
-        try:
-            yield
-        finally:
-            conn.execute("DROP TRIGGER audit_unwritable ON audit_events")
-            conn.execute("DROP FUNCTION audit_unwritable()")
+    with refused_by_the_database(storage_url or f"sqlite:///{stack.workdir}/bastion.db", "1 = 1"):
+        yield
 
 
 def mixed_requests(stack: AuditStack) -> list[tuple[int, str | None]]:

@@ -15,9 +15,10 @@ that dies with two batches under way fails both.
 Wire format, on the child's stdin and stdout: frames of a 4-byte big-endian length and a
 pickle (both ends are bastion, on private pipes). Parent to child: the setup (what the
 child's builder needs: the loaded configuration), then one frame a batch, a list of
-`to_wire` tuples. Child to parent: ``("ready",)`` once, then ``("ok", count)`` or
-``("error", code)`` a batch, in the order the batches came. Every event crosses already
-masked, strings included.
+`to_wire` tuples. Child to parent: ``("ready",)`` once, then a batch's outcome, in the order
+the batches came: ``("ok", count)`` (all stored), ``("partial", positions)`` (all but the
+events at those positions, see `store_batch`) or ``("error", code)`` (none). Every event
+crosses already masked, strings included.
 """
 
 from __future__ import annotations
@@ -37,9 +38,13 @@ from bastion.backends.protocols import Storage
 from bastion.core.audit import PreparedEvent
 from bastion.core.masking import mask_value
 from bastion.core.model import AuditEvent
-from bastion.errors import AuditUnavailableError, BastionError
-from bastion.services.audit.recorder import append_prepared_to
-from bastion.services.audit.writer import GroupCommitAuditWriter
+from bastion.errors import AuditUnavailableError
+from bastion.services.audit.writer import (
+    UNWRITTEN,
+    GroupCommitAuditWriter,
+    error_code,
+    store_batch,
+)
 
 log = logging.getLogger("bastion.audit")
 
@@ -122,14 +127,13 @@ def serve_batches(storage: Storage, reader: IO[bytes], writer: IO[bytes]) -> Non
     succeed (a busy or briefly unwritable database)."""
     while (batch := read_frame(reader)) is not None:
         try:
-            with storage.transaction() as tx:
-                append_prepared_to(tx, [from_wire(row) for row in batch])
+            refused = store_batch(storage, [from_wire(row) for row in batch])
         except Exception as exc:
-            code = exc.code if isinstance(exc, BastionError) else type(exc).__name__
+            code = error_code(exc)
             log.error("audit batch of %d events not written: %s", len(batch), code)
             write_frame(writer, ("error", code))
         else:
-            write_frame(writer, ("ok", len(batch)))
+            write_frame(writer, ("partial", refused) if refused else ("ok", len(batch)))
 
 
 class ProcessAuditWriter(GroupCommitAuditWriter):
@@ -188,7 +192,7 @@ class ProcessAuditWriter(GroupCommitAuditWriter):
         if self._reaping:
             await asyncio.gather(*self._reaping)
 
-    def _begin_write(self, items: list[PreparedEvent]) -> asyncio.Future[None]:
+    def _begin_write(self, items: list[PreparedEvent]) -> asyncio.Future[Sequence[int]]:
         payload = frame([to_wire(i) for i in items])
         child = self._child
         if child is not None and child.alive() and not self._spawning:
@@ -198,7 +202,7 @@ class ProcessAuditWriter(GroupCommitAuditWriter):
         self._spawning += 1
         return asyncio.ensure_future(self._send_after_spawn(payload))
 
-    async def _send_after_spawn(self, payload: bytes) -> None:
+    async def _send_after_spawn(self, payload: bytes) -> Sequence[int]:
         """Start a writer if none runs, then send; batches started meanwhile queue behind
         this one (the lock is first come, first served), so they keep their order."""
         try:
@@ -209,10 +213,11 @@ class ProcessAuditWriter(GroupCommitAuditWriter):
                 answer = child.send(payload)
         finally:
             self._spawning -= 1
-        await self._outcome(child, answer)
+        return await self._outcome(child, answer)
 
-    async def _outcome(self, child: _Child, answer: asyncio.Future[Any]) -> None:
-        """Wait for the child's answer to one batch."""
+    async def _outcome(self, child: _Child, answer: asyncio.Future[Any]) -> Sequence[int]:
+        """Wait for the child's answer to one batch: the positions of the events it could not
+        store (`AuditUnavailableError` when it stored none)."""
         try:
             await child.drain()
             reply = await asyncio.wait_for(answer, self._batch_timeout)
@@ -224,8 +229,12 @@ class ProcessAuditWriter(GroupCommitAuditWriter):
         except BaseException:
             self._discard(child)  # cancelled mid-batch: the pipe is out of step with the child
             raise
-        if not (isinstance(reply, tuple) and reply[:1] == ("ok",)):
-            raise AuditUnavailableError("the audit trail could not be written")
+        match reply:
+            case ("ok", int()):
+                return ()
+            case ("partial", [*positions]) if all(isinstance(p, int) for p in positions):
+                return positions
+        raise AuditUnavailableError(UNWRITTEN)
 
     async def _spawn(self) -> _Child:
         """Start the child and wait until it reports ready; `AuditUnavailableError` if not."""

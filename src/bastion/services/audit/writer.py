@@ -25,6 +25,8 @@ from bastion.services.audit.recorder import (
 
 log = logging.getLogger("bastion.audit")
 T = TypeVar("T")
+UNWRITTEN = "the audit trail could not be written"
+GIVE_UP_AFTER = 3  # events of a failed batch refused in a row before the rest are given up
 
 
 class AuditSink(Protocol):
@@ -119,6 +121,9 @@ class GroupCommitWriter(ABC, Generic[T]):
     fsync each) stay few. A full queue makes callers wait (back-pressure) rather than
     dropping events.
 
+    A batch is one transaction, but not one fate: `write` may store all of it but some events
+    (see `store_batch`), and then only those events' callers are refused.
+
     A writer whose batches are stored outside this interpreter (another process) may split:
     as soon as ``split_at`` events are queued they leave as a batch, without waiting for the
     loop's turn to end, even while another batch is under way (up to ``max_in_flight``).
@@ -152,8 +157,10 @@ class GroupCommitWriter(ABC, Generic[T]):
         """What is queued for ``event``, or None when it is not to be recorded."""
 
     @abstractmethod
-    def write(self, items: list[T]) -> None:
-        """Store one batch durably (runs in a worker thread)."""
+    def write(self, items: list[T]) -> Sequence[int]:
+        """Store one batch durably (runs in a worker thread); answer the positions in
+        ``items`` of the events it could not store (each other one is durable), or raise
+        when it stored none."""
 
     async def start(self) -> None:
         self._room, self._idle = asyncio.Event(), asyncio.Event()
@@ -210,6 +217,7 @@ class GroupCommitWriter(ABC, Generic[T]):
         del self._queued[: self._max_batch]
         if len(self._queued) < self._max_queue:
             self._room.set()
+        writing: asyncio.Future[Sequence[int]]
         try:
             writing = self._begin_write([item for item, _ in batch])
         except Exception as exc:  # its callers are refused, not left waiting
@@ -218,24 +226,29 @@ class GroupCommitWriter(ABC, Generic[T]):
         self._in_flight += 1
         writing.add_done_callback(lambda finished: self._written(batch, finished))
 
-    def _begin_write(self, items: list[T]) -> asyncio.Future[None]:
-        """Start storing one batch; the future completes once it is durable (or failed).
-        Batches must be stored in the order they start."""
+    def _begin_write(self, items: list[T]) -> asyncio.Future[Sequence[int]]:
+        """Start storing one batch; the future completes once it is durable (or failed), with
+        what `write` answers. Batches must be stored in the order they start."""
         return asyncio.get_running_loop().run_in_executor(None, self.write, items)
 
     def _written(
-        self, batch: list[tuple[T, asyncio.Future[None]]], finished: asyncio.Future[None]
+        self,
+        batch: list[tuple[T, asyncio.Future[None]]],
+        finished: asyncio.Future[Sequence[int]],
     ) -> None:
         assert self._idle is not None
         self._in_flight -= 1
         error = _failure(finished, len(batch))
-        for _, done in batch:
+        refused = frozenset(() if error is not None else finished.result())
+        for position, (_, done) in enumerate(batch):
             if done.done():  # the caller was cancelled
                 continue
-            if error is None:
-                done.set_result(None)
-            else:
+            if error is not None:
                 done.set_exception(error)
+            elif position in refused:
+                done.set_exception(AuditUnavailableError(UNWRITTEN))
+            else:
+                done.set_result(None)
         if self._queued:
             # Not at once: the callers just answered may be about to queue their next events.
             self._flush_soon()
@@ -286,9 +299,8 @@ class GroupCommitAuditWriter(GroupCommitWriter[PreparedEvent]):
         recorder = self._recorder
         return prepare_event(event) if recorder is None else recorder.prepare_request_event(event)
 
-    def write(self, items: list[PreparedEvent]) -> None:
-        with self._storage.transaction() as tx:
-            append_prepared_to(tx, items)
+    def write(self, items: list[PreparedEvent]) -> Sequence[int]:
+        return store_batch(self._storage, items)
 
     async def _tick(self) -> None:
         """Seal the chain when a checkpoint is due though no batch comes to do it."""
@@ -311,7 +323,69 @@ class GroupCommitAuditWriter(GroupCommitWriter[PreparedEvent]):
                 tx.audit.seal_if_due()
 
 
-def _failure(finished: asyncio.Future[None], size: int) -> AuditUnavailableError | None:
+def store_batch(storage: Storage, items: Sequence[PreparedEvent]) -> list[int]:
+    """Chain and store ``items`` in one transaction; answer the positions of those not stored.
+
+    When the batch fails, a transaction that takes the chain's lock and stores nothing tells
+    whether the database or an event is at fault. If that fails too, so does the batch: the
+    error is raised and every caller refused. If it commits, the events are stored again one
+    a transaction, so an event the database will not take (none that bastion knows of: names,
+    NUL and long index values are made storable before they get here) fails only its own
+    request, not every request it was batched with. After `GIVE_UP_AFTER` failures in a row
+    the rest are refused untried: the database refuses every event (a full disk), so a large
+    batch does not cost one failed transaction an event.
+    """
+    try:
+        _store(storage, items)
+        return []
+    except Exception as exc:
+        if len(items) == 1 or not _reachable(storage):
+            raise
+        log.error(
+            "audit batch of %d events not written (%s); storing them one at a time",
+            len(items),
+            error_code(exc),
+        )
+    refused: list[int] = []
+    in_a_row = 0
+    for position, item in enumerate(items):
+        if in_a_row == GIVE_UP_AFTER:
+            refused.extend(range(position, len(items)))
+            break
+        try:
+            _store(storage, [item])
+        except Exception as exc:
+            log.error("audit event %s not written: %s", item.source.action, error_code(exc))
+            refused.append(position)
+            in_a_row += 1
+        else:
+            in_a_row = 0
+    if len(refused) == len(items):
+        raise AuditUnavailableError(UNWRITTEN)
+    return refused
+
+
+def _store(storage: Storage, items: Sequence[PreparedEvent]) -> None:
+    with storage.transaction() as tx:
+        append_prepared_to(tx, items)
+
+
+def _reachable(storage: Storage) -> bool:
+    """Whether a transaction that takes the audit chain's lock commits."""
+    try:
+        with storage.transaction() as tx:
+            tx.audit.lock_head()
+    except Exception:
+        return False
+    return True
+
+
+def error_code(exc: BaseException) -> str:
+    """What a log line says of a failure: bastion's error code, else the exception's class."""
+    return exc.code if isinstance(exc, BastionError) else type(exc).__name__
+
+
+def _failure(finished: asyncio.Future[Sequence[int]], size: int) -> AuditUnavailableError | None:
     """None when the batch committed, else the error its callers get (the cause is logged)."""
     if finished.cancelled():
         log.error("audit batch of %d events not written: cancelled", size)
@@ -323,4 +397,4 @@ def _failure(finished: asyncio.Future[None], size: int) -> AuditUnavailableError
             log.error("audit batch of %d events not written: %s", size, exc.code)
         else:
             log.error("audit batch of %d events not written", size, exc_info=exc)
-    return AuditUnavailableError("the audit trail could not be written")
+    return AuditUnavailableError(UNWRITTEN)
