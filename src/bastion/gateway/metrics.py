@@ -50,7 +50,7 @@ class GatewayMetrics:
             "bastion_connections_refused",
             "Connections refused before a request reached the gateway, by reason: max and "
             "per_client (gateway.connections), head_too_large (431), head_timeout (408), "
-            "bad_http (400).",
+            "bad_http (400), tls_handshake (a TLS handshake failed or ran out of time).",
             ["reason"],
             registry=self.registry,
         )

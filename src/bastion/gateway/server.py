@@ -16,14 +16,26 @@ protocol below answers 431 once a head passes `MAX_HEAD_BYTES` and 408 once it h
 protocol counts each connection against ``gateway.connections``
 (`bastion.gateway.connections`) and refuses one over a cap, 429 for one client and 503 in
 all, at its first bytes. Every refusal is counted in ``bastion_connections_refused``.
+
+TLS is not uvicorn's to do: a listening socket uvicorn wraps in TLS hands a connection to
+the protocol only once its handshake is done, and asyncio lets a handshake take 60 s, so a
+host opening connections and sending nothing held them uncounted until the process ran out
+of descriptors (and then no one's connection was accepted). `DeferredTlsConfig` keeps the TLS
+context from the listening socket; the protocol counts the plain connection as it is
+accepted, closes one over a cap at once, and then runs the handshake itself within
+``gateway.timeouts.requestHead``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
 import resource
+import socket
 import ssl
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,6 +43,7 @@ from typing import Any, TypeVar
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from uvicorn.supervisors import Multiprocess
 
 from bastion.config import BastionConfig
 from bastion.core.ids import new_id
@@ -53,6 +66,8 @@ from bastion.wiring_tls import tls_options
 _T = TypeVar("_T")
 
 CONFIG_ENV = "BASTION_CONFIG"
+STARTUP_FAILURE = 3  # uvicorn's exit status when the server did not start
+_HANDSHAKES: set[asyncio.Task[None]] = set()  # TLS handshakes under way in this process
 FACTORY = "bastion.gateway.app:create_app"
 DEFAULT_HEAD_TIMEOUT = 30.0
 FILES_BESIDE_CONNECTIONS = 256
@@ -151,25 +166,83 @@ class GatewayHttpProtocol(HttpToolsProtocol):
     _admitted = False  # counted against gateway.connections, to be released when it ends
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        context = getattr(self.config, "deferred_tls", None)
+        if isinstance(context, ssl.SSLContext) and not transport.get_extra_info("sslcontext"):
+            self._accept_tls(transport, context)
+            return
         super().connection_made(transport)
         self._tls = tls_extension(transport)
         self._head_timeout = request_head_timeout(self.app)
         self._head_started = self.loop.time()
-        self._refusals = refusals = _Refusals(self.app)
         wait = self._head_timeout
-        if refusals.counter is not None:
-            self._over_cap = refusals.counter.admit(self._peer)
-            self._admitted = self._over_cap is None
-            if self._over_cap is not None:
-                wait = min(wait, OVER_CAP_WAIT)
-                self._note_over_cap(refusals.counter)
+        if self._refusals is None:  # not counted at accept already (`_accept_tls`)
+            self._refusals = refusals = _Refusals(self.app)
+            if refusals.counter is not None:
+                self._over_cap = refusals.counter.admit(self._peer)
+                self._admitted = self._over_cap is None
+                if self._over_cap is not None:
+                    wait = min(wait, OVER_CAP_WAIT)
+                    self._note_over_cap(refusals.counter, self._peer)
         self._head_timer = self.loop.call_later(wait, self._check_head)
+
+    def _accept_tls(self, transport: asyncio.Transport, context: ssl.SSLContext) -> None:
+        """Count a connection as it is accepted, before its TLS handshake: one over a cap is
+        closed at once (there is no TLS yet to answer it in); one within is handed, as an
+        accepted socket, to the loop's TLS with a handshake bounded by
+        ``gateway.timeouts.requestHead``, and then served by a protocol of its own.
+
+        This plain transport is closed here, before the loop reads from it (uvloop starts
+        reading once this method returns and would not let it be paused): the handshake's
+        bytes wait in the socket, which a duplicate descriptor keeps open."""
+        peername = transport.get_extra_info("peername")
+        peer = str(peername[0]) if peername else None
+        self._refusals = refusals = _Refusals(self.app)
+        if refusals.counter is not None:
+            over_cap = refusals.counter.admit(peer)
+            if over_cap is not None:
+                self._over_cap = over_cap
+                self._note_over_cap(refusals.counter, peer)
+                transport.abort()
+                return
+            self._admitted = True
+        try:
+            accepted = socket.socket(fileno=os.dup(transport.get_extra_info("socket").fileno()))
+        except OSError:
+            self._release(peer)
+            transport.abort()
+            return
+        transport.abort()
+        served = type(self)(self.config, self.server_state, self.app_state, self.loop)
+        served._refusals, served._admitted = self._refusals, self._admitted
+        self._admitted = False  # the place is the served protocol's to give back
+        handshake = self.loop.create_task(
+            served._shake_hands(accepted, context, peer, request_head_timeout(self.app))
+        )
+        _HANDSHAKES.add(handshake)  # held until done: the loop keeps tasks weakly
+        handshake.add_done_callback(_HANDSHAKES.discard)
+
+    async def _shake_hands(
+        self, accepted: socket.socket, context: ssl.SSLContext, peer: str | None, limit: float
+    ) -> None:
+        try:
+            await self.loop.connect_accepted_socket(
+                lambda: self, accepted, ssl=context, ssl_handshake_timeout=limit
+            )
+        except BaseException as exc:
+            self._release(peer)
+            accepted.close()
+            if not isinstance(exc, Exception):
+                raise  # cancelled: the server is stopping
+            # A wrong or expired client certificate, a client that sent no ClientHello in
+            # time, or one that went away: no request was read, so nothing is audited.
+            self.logger.debug("TLS handshake from %s failed: %s", peer, type(exc).__name__)
+            self._count_refusal("tls_handshake")
 
     @property
     def _peer(self) -> str | None:
         return self.client[0] if self.client else None
 
-    def _note_over_cap(self, counter: ConnectionCounter) -> None:
+    def _note_over_cap(self, counter: ConnectionCounter, peer: str | None) -> None:
         reason = self._over_cap or ""
         self._count_refusal(reason)
         refused = counter.refused(self.loop.time())
@@ -178,13 +251,15 @@ class GatewayHttpProtocol(HttpToolsProtocol):
             self.logger.warning(
                 "connection from %s refused: gateway.connections.%s reached "
                 "(%d refused since the last report; %d open)",
-                self._peer,
+                peer,
                 setting,
                 refused,
                 counter.open,
             )
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.transport is None:  # closed over a cap before any TLS: never served
+            return
         self._stop_head_timer()
         self._release()
         super().connection_lost(exc)
@@ -194,9 +269,10 @@ class GatewayHttpProtocol(HttpToolsProtocol):
             self._head_timer.cancel()
             self._head_timer = None
 
-    def _release(self) -> None:
+    def _release(self, peer: str | None = None) -> None:
+        """Give back the connection's place (``peer``: its address, before it is served)."""
         if self._admitted and self._refusals is not None and self._refusals.counter is not None:
-            self._refusals.counter.release(self._peer)
+            self._refusals.counter.release(peer if peer is not None else self._peer)
         self._admitted = False
 
     def data_received(self, data: bytes) -> None:
@@ -359,9 +435,49 @@ def run(
         **ws_limit(config),
         **tls_options(config, config_dir=config_path.resolve().parent),
     }
+    # What uvicorn.run does, with `DeferredTlsConfig`. uvicorn re-raises the SIGINT it
+    # stopped on once it has shut down: that is the end of serving, not an error.
     if workers > 1:
         os.environ[CONFIG_ENV] = str(config_path.resolve())
-        uvicorn.run(FACTORY, factory=True, workers=workers, **options)
-    else:
-        freeze_startup_heap()
-        uvicorn.run(app, **options)
+        served = DeferredTlsConfig(FACTORY, factory=True, workers=workers, **options)
+        with contextlib.suppress(KeyboardInterrupt):
+            Multiprocess(served, sockets=[served.bind_socket()]).run()
+        return
+    freeze_startup_heap()
+    served = DeferredTlsConfig(app, **options)
+    served.load_app()
+    server = uvicorn.Server(served)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    if not server.started:
+        sys.exit(STARTUP_FAILURE)
+
+
+class DeferredTlsConfig(uvicorn.Config):
+    """uvicorn's configuration, but the TLS context it builds from the ``ssl_*`` options goes
+    to the protocol (``deferred_tls``), not to the listening socket: `GatewayHttpProtocol`
+    counts each connection against ``gateway.connections`` as it is accepted, then runs the
+    handshake itself. Built in each worker (a context does not cross to a process)."""
+
+    deferred_tls: ssl.SSLContext | None = None
+
+    def load(self) -> None:
+        super().load()
+        self.deferred_tls, self.ssl = self.ssl, None
+        started = logging.getLogger("uvicorn.error")
+        if self.deferred_tls is not None and _HTTPS not in started.filters:
+            started.addFilter(_HTTPS)
+
+
+class _HttpsInStartLine(logging.Filter):
+    """uvicorn's "Uvicorn running on http://…" line names the scheme by the TLS it gave the
+    listening socket, none with `DeferredTlsConfig`: this makes it say https."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if str(record.msg).startswith("Uvicorn running on") and isinstance(args, tuple):
+            record.args = ("https", *args[1:]) if args[:1] == ("http",) else args
+        return True
+
+
+_HTTPS = _HttpsInStartLine()
