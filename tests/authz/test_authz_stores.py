@@ -116,6 +116,24 @@ def test_rules_naming_a_user_or_role_and_their_update_stay_in_their_tenant(
         assert tx.resource_rules.get("ten-b", "r3").allowed_users == ("U_1",)
 
 
+def test_rules_come_in_pages_by_resource_in_code_point_order(storage: Storage) -> None:
+    instances = [("patterns", "b"), ("patterns", "é"), ("agents", "z"), ("patterns", "B")]
+    with storage.transaction() as tx:
+        for n, (kind, name) in enumerate(instances):
+            tx.resource_rules.create(
+                ResourceRuleRecord(f"r{n}", "ten-a", kind, name, (), (), (), T0)
+            )
+        tx.resource_rules.create(ResourceRuleRecord("rb", "ten-b", "agents", "a", (), (), (), T0))
+    with storage.transaction() as tx:
+        page = tx.resource_rules.page
+        whole = [(r.resource_type, r.resource_id) for r in page("ten-a", after=None, limit=None)]
+        assert whole == [("agents", "z"), ("patterns", "B"), ("patterns", "b"), ("patterns", "é")]
+        after = page("ten-a", after=("agents", "z"), limit=2)
+        assert [(r.resource_type, r.resource_id) for r in after] == whole[1:3]
+        assert page("ten-a", after=("patterns", "é"), limit=5) == []
+        assert tx.resource_rules.list("ten-a") == page("ten-a", after=None, limit=None)
+
+
 def test_binding_get_and_delete_are_tenant_scoped(storage: Storage) -> None:
     binding = RoleBinding("b1", "ten-a", SubjectType.USER, "u", "viewer", T0)
     with storage.transaction() as tx:

@@ -70,7 +70,7 @@ def test_migration_builds_exactly_the_declared_schema(sql_storage: SQLStorage) -
         f"({', '.join(str(c).split('.', 1)[1] for c in index.expressions)})"
         for index in CODE_POINT_INDEXES
     } <= built
-    assert len(code_point) == 4
+    assert len(code_point) == 5
 
 
 def test_upgrading_keeps_rows_stored_before_the_forgetting_migrations(sql_url: str) -> None:

@@ -327,6 +327,12 @@ class ResourceRuleStore(Protocol):
     def list(self, tenant_id: str) -> list[ResourceRuleRecord]:
         """Every rule of the tenant, ordered by resource type and id."""
 
+    def page(
+        self, tenant_id: str, *, after: tuple[str, str] | None, limit: int | None
+    ) -> builtins.list[ResourceRuleRecord]:
+        """The tenant's rules ordered by resource type, then id, in code-point order: those
+        after ``after`` (a type and an id), at most ``limit``."""
+
     def naming(
         self, tenant_id: str, *, user: str | None = None, role: str | None = None
     ) -> builtins.list[ResourceRuleRecord]:

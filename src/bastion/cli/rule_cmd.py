@@ -99,7 +99,7 @@ def _remote_rows(remote: RemoteClient) -> list[RuleRow]:
             allowed_roles=tuple(r["allowedRoles"]),
             actions=tuple(r["actions"]),
         )
-        for r in remote.get("/resource-rules")
+        for r in remote.get_all("/resource-rules", cursor=lambda rule: str(rule["resource"]))
     ]
 
 

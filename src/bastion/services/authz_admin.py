@@ -308,10 +308,14 @@ class AuthzAdmin:
 
     # -- resource rules -------------------------------------------------------------------
 
-    def list_rules(self, tenant_name: str) -> list[ResourceRuleRecord]:
+    def list_rules(
+        self, tenant_name: str, *, after: tuple[str, str] | None = None, limit: int | None = None
+    ) -> list[ResourceRuleRecord]:
+        """The tenant's stored rules by resource type and id: those after ``after`` (a type
+        and an id), at most ``limit`` (a page of the admin API), else all of them."""
         with self._storage.transaction() as tx:
             tenant = get_tenant(tx, tenant_name)
-            return tx.resource_rules.list(tenant.id)
+            return tx.resource_rules.page(tenant.id, after=after, limit=limit)
 
     def get_rule(self, tenant_name: str, rule_id: str) -> ResourceRuleRecord:
         with self._storage.transaction() as tx:

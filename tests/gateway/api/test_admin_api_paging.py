@@ -1,5 +1,5 @@
-"""Lists of principals, groups and API keys come in pages: bounded answers, a Link to the next
-page, nothing lost."""
+"""Lists of principals, groups, API keys, bindings and resource rules come in pages: bounded
+answers, a Link to the next page, nothing lost."""
 
 from __future__ import annotations
 
@@ -160,6 +160,37 @@ def test_bindings_come_in_pages_by_subject_and_role(gateway: GatewayFactory) -> 
     )
 
 
+def test_resource_rules_come_in_pages_by_resource(gateway: GatewayFactory) -> None:
+    with gateway() as gw:
+        for resource in ("patterns/b", "patterns/é", "agents/z", "patterns/a/x", "patterns/B"):
+            gw.services.authz.admin.add_rule(
+                tenant_name="default",
+                resource=resource,
+                allowed_users=[],
+                allowed_roles=["admin"],
+                actions=[],
+                actor=ACTOR,
+            )
+        whole = gw.client.get(f"{API}/resource-rules", headers=gw.auth()).json()
+        url, seen = f"{API}/resource-rules?limit=2", []
+        while url:
+            answer = gw.client.get(url, headers=gw.auth())
+            assert len(answer.json()) <= 2
+            seen += answer.json()
+            link = answer.headers.get("link")
+            url = next_url(link, url) if link else ""
+        wrong = gw.client.get(f"{API}/resource-rules?after=patterns", headers=gw.auth())
+    assert [r["resource"] for r in whole] == [
+        "agents/z",
+        "patterns/B",
+        "patterns/a/x",
+        "patterns/b",
+        "patterns/é",
+    ]
+    assert seen == whole
+    assert problem(wrong, 400, "bad_request")["detail"] == "query parameter after must be TYPE/ID"
+
+
 def test_a_page_that_ends_the_list_has_no_link(gateway: GatewayFactory) -> None:
     with gateway() as gw:
         add_users(gw, "bob@example.com")
@@ -181,7 +212,8 @@ def test_a_page_shows_each_users_groups(gateway: GatewayFactory) -> None:
 
 
 @pytest.mark.parametrize(
-    "path", ["users", "serviceaccounts", "agents", "groups", "apikeys", "bindings"]
+    "path",
+    ["users", "serviceaccounts", "agents", "groups", "apikeys", "bindings", "resource-rules"],
 )
 def test_a_limit_outside_1_to_1000_or_an_empty_cursor_is_400(
     gateway: GatewayFactory, path: str

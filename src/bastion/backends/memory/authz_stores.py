@@ -125,8 +125,18 @@ class MemoryResourceRuleStore:
         return rule
 
     def list(self, tenant_id: str) -> builtins.list[ResourceRuleRecord]:
-        found = [r for r in self._t.authz.rules.values() if r.tenant_id == tenant_id]
-        return sorted(found, key=lambda r: (r.resource_type, r.resource_id))
+        return self.page(tenant_id, after=None, limit=None)
+
+    def page(
+        self, tenant_id: str, *, after: tuple[str, str] | None, limit: int | None
+    ) -> builtins.list[ResourceRuleRecord]:
+        found = sorted(
+            (r for r in self._t.authz.rules.values() if r.tenant_id == tenant_id),
+            key=lambda r: (r.resource_type, r.resource_id),
+        )
+        if after is not None:
+            found = [r for r in found if (r.resource_type, r.resource_id) > after]
+        return found[:limit]
 
     def naming(
         self, tenant_id: str, *, user: str | None = None, role: str | None = None

@@ -7,7 +7,7 @@ import builtins
 import json
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, insert, or_, select, update
+from sqlalchemy import Connection, Row, delete, insert, literal, or_, select, tuple_, update
 
 from bastion.backends.sql.authz_tables import authz_resource_rules, authz_roles, authz_state
 from bastion.backends.sql.errors import translated
@@ -194,16 +194,19 @@ class SQLResourceRuleStore:
         return _rule(row)
 
     def list(self, tenant_id: str) -> builtins.list[ResourceRuleRecord]:
+        return self.page(tenant_id, after=None, limit=None)
+
+    def page(
+        self, tenant_id: str, *, after: tuple[str, str] | None, limit: int | None
+    ) -> builtins.list[ResourceRuleRecord]:
         c = authz_resource_rules.c
-        query = (
-            select(authz_resource_rules)
-            .where(c.tenant_id == tenant_id)
-            .order_by(
-                text_order(self._conn, c.resource_type), text_order(self._conn, c.resource_id)
-            )
-        )
+        order = [text_order(self._conn, c.resource_type), text_order(self._conn, c.resource_id)]
+        query = select(authz_resource_rules).where(c.tenant_id == tenant_id)
+        if after is not None:  # a row value: SQLite and PostgreSQL compare it left to right
+            query = query.where(tuple_(*order) > tuple_(*(literal(part) for part in after)))
         with translated("list resource rules"):
-            return [_rule(row) for row in self._conn.execute(query)]
+            rows = self._conn.execute(query.order_by(*order).limit(limit))
+            return [_rule(row) for row in rows]
 
     def naming(
         self, tenant_id: str, *, user: str | None = None, role: str | None = None

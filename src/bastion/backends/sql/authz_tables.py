@@ -16,7 +16,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from bastion.backends.sql.tables import UtcDateTime, metadata
+from bastion.backends.sql.tables import UtcDateTime, code_point_index, metadata
 
 authz_roles = Table(
     "authz_roles",
@@ -55,6 +55,14 @@ authz_resource_rules = Table(
     UniqueConstraint(
         "tenant_id", "resource_type", "resource_id", name="uq_authz_resource_rules_instance"
     ),
+)
+
+code_point_index(
+    "ix_authz_resource_rules_order_c",
+    authz_resource_rules,
+    ("tenant_id",),
+    "resource_type",
+    "resource_id",
 )
 
 # One row (id 1): the version every compiled-model cache compares against.

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from bastion.core.model import ResourceRuleRecord
+from bastion.core.resource_rules import parse_resource
+from bastion.errors import RequestRejectedError
 from bastion.gateway.api.deps import actor_of, require, services_dep
 from bastion.gateway.api.inputs import Body
+from bastion.gateway.api.paging import MAX_PAGE, PAGED_RESPONSES, PageLimit, one_page
 from bastion.services.access import Caller
 from bastion.wiring import Services
 
@@ -32,7 +36,7 @@ class RuleOut(RuleIn):
 def _out(rule: ResourceRuleRecord) -> RuleOut:
     return RuleOut(
         id=rule.id,
-        resource=f"{rule.resource_type}/{rule.resource_id}",
+        resource=_resource(rule),
         allowedUsers=list(rule.allowed_users),
         allowedRoles=list(rule.allowed_roles),
         actions=list(rule.actions),
@@ -40,12 +44,44 @@ def _out(rule: ResourceRuleRecord) -> RuleOut:
     )
 
 
-@router.get("", response_model=list[RuleOut])
+# A resource type holds no slash (`parse_resource` splits at the first), so the cursor
+# reads back unambiguously.
+RuleAfter = Annotated[
+    str | None,
+    Query(
+        min_length=3,
+        description="only rules after this one, `TYPE/ID`: the resource of the last rule of "
+        "the previous page",
+    ),
+]
+
+
+def _resource(rule: ResourceRuleRecord) -> str:
+    return f"{rule.resource_type}/{rule.resource_id}"
+
+
+def _after(cursor: str | None) -> tuple[str, str] | None:
+    if cursor is None:
+        return None
+    try:
+        return parse_resource(cursor)
+    except ValueError:
+        raise RequestRejectedError("query parameter after must be TYPE/ID") from None
+
+
+@router.get("", response_model=list[RuleOut], responses=PAGED_RESPONSES)
 def list_rules(
+    response: Response,
+    limit: PageLimit = MAX_PAGE,
+    after: RuleAfter = None,
     caller: Caller = Depends(require("rules", "read")),
     services: Services = Depends(services_dep),
 ) -> list[RuleOut]:
-    return [_out(r) for r in services.authz.admin.list_rules(caller.identity.tenant)]
+    """The tenant's stored rules by resource type and id, in pages."""
+    found = services.authz.admin.list_rules(
+        caller.identity.tenant, after=_after(after), limit=limit + 1
+    )
+    return [_out(r) for r in one_page(found, limit, response, _resource)]
 
 
 @router.get("/{rule_id}", response_model=RuleOut)
