@@ -351,7 +351,7 @@ class AuthzAdmin:
                 tx.resource_rules.create(rule)
             except ConflictError:
                 raise ConflictError(
-                    f"{resource_type}/{resource_id} already has rule"
+                    f"{resource_type}/{resource_id} already has"
                     f" {_rule_on(tx, tenant, resource_type, resource_id)}"
                     " (one rule per resource instance; delete it first)"
                 ) from None
@@ -391,8 +391,9 @@ class AuthzAdmin:
 
 
 def _rule_on(tx: UnitOfWork, tenant: Tenant, resource_type: str, resource_id: str) -> str:
-    """The id of the stored rule on one resource instance (read only to name it in a refusal)."""
+    """The id of the stored rule on one resource instance (read only to name it in a refusal;
+    "a rule" should the conflict have been another)."""
     on = (resource_type, resource_id)
-    return next(
-        r.id for r in tx.resource_rules.list(tenant.id) if (r.resource_type, r.resource_id) == on
-    )
+    rules = tx.resource_rules.list(tenant.id)
+    found = (f"rule {r.id}" for r in rules if (r.resource_type, r.resource_id) == on)
+    return next(found, "a rule")

@@ -333,7 +333,8 @@ def store_batch(storage: Storage, items: Sequence[PreparedEvent]) -> list[int]:
     NUL and long index values are made storable before they get here) fails only its own
     request, not every request it was batched with. After `GIVE_UP_AFTER` failures in a row
     the rest are refused untried: the database refuses every event (a full disk), so a large
-    batch does not cost one failed transaction an event.
+    batch does not cost one failed transaction an event. A batch whose commit did happen but
+    whose answer was lost is not stored twice: each event's id is unique, so its retry fails.
     """
     try:
         _store(storage, items)
