@@ -9,6 +9,7 @@ Clients are told apart by binding to 127.0.0.1, 127.0.0.2, ... (see test_gateway
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 import socket
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import websockets
 
 from tests.e2e.gwstack import GatewayStack, answer_within, gateway_stack
 from tests.e2e.test_mtls_e2e import Authority
@@ -155,3 +157,18 @@ def test_served_tls_connections_are_counted_and_released(tls: TlsStack) -> None:
 def test_the_start_line_names_https(tls: TlsStack) -> None:
     logs = "".join(path.read_text() for path in Path(tls.stack.workdir).glob("bastion*.log"))
     assert re.search(r"running on https://127\.0\.0\.1:\d+", logs), logs[-2000:]
+
+
+def test_a_websocket_over_tls_is_relayed_and_keeps_its_place(tls: TlsStack) -> None:
+    async def scenario() -> str:
+        headers = {"Authorization": f"Bearer {tls.stack.limited_key}"}
+        url = f"wss://127.0.0.1:{tls.stack.port}/ws"
+        async with websockets.connect(
+            url, ssl=tls.trust, additional_headers=headers, local_addr=("127.0.0.6", 0)
+        ) as ws:
+            greeting = str(await ws.recv())
+            await asyncio.to_thread(tls.wait_until_open, 1)
+            return greeting
+
+    assert asyncio.run(scenario()).startswith("hello ")
+    tls.wait_until_open(0)
