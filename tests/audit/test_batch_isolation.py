@@ -16,8 +16,8 @@ import pytest
 from bastion.backends.protocols import UnitOfWork
 from bastion.errors import AuditUnavailableError
 from bastion.services.audit import GroupCommitAuditWriter
+from bastion.services.audit.batches import GIVE_UP_AFTER
 from bastion.services.audit.verify import verify_storage
-from bastion.services.audit.writer import GIVE_UP_AFTER
 
 from .conftest import Rig, make_rig
 from .refusals import refused_by_the_database

@@ -17,7 +17,7 @@ from bastion.gateway.connections import (
     ConnectionLimits,
     client_key,
 )
-from bastion.gateway.server import FILES_BESIDE_CONNECTIONS
+from bastion.gateway.serving import FILES_BESIDE_CONNECTIONS
 
 PROXY = ipaddress.ip_network("10.0.0.0/8")
 
@@ -121,7 +121,7 @@ def _in_child(soft: int, hard: int, connections: int) -> tuple[str, int]:
     """raise_open_file_limit(connections) in a child process that starts at (soft, hard)."""
     code = textwrap.dedent(f"""
         import resource
-        from bastion.gateway.server import raise_open_file_limit
+        from bastion.gateway.serving import raise_open_file_limit
         resource.setrlimit(resource.RLIMIT_NOFILE, ({soft}, {hard}))
         print(raise_open_file_limit({connections}))
         print(resource.getrlimit(resource.RLIMIT_NOFILE)[0])

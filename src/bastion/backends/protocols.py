@@ -5,7 +5,9 @@ work commits together or not at all, which is how a security-relevant change and
 record land atomically (DESIGN.md section 6). Every read of a tenant-owned row takes the tenant
 id as a required argument. Implementations raise only `bastion.errors` exceptions. The stores of
 credentials (passwords, throttles, tokens, signing keys, revocations) are in
-`protocols_credentials` and imported here, so every protocol can be named from this module.
+`protocols_credentials`, those of the authorization model (bindings, custom roles, resource
+rules, its version) in `protocols_authz`; both are imported here, so every protocol can be
+named from this module.
 """
 
 from __future__ import annotations
@@ -17,6 +19,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from bastion.backends.protocols_authz import (
+    AuthzVersionStore,
+    BindingKey,
+    BindingStore,
+    ResourceRuleStore,
+    RoleStore,
+    binding_key,
+)
 from bastion.backends.protocols_credentials import (
     PasswordStore,
     RefreshTokenStore,
@@ -31,13 +41,9 @@ from bastion.core.model import (
     ApiKey,
     AuditEvent,
     AuditQuery,
-    CustomRole,
     Group,
     Principal,
     PrincipalKind,
-    ResourceRuleRecord,
-    RoleBinding,
-    SubjectType,
     Tenant,
 )
 
@@ -45,6 +51,7 @@ __all__ = [
     "ApiKeyStore",
     "AuditStore",
     "AuthzVersionStore",
+    "BindingKey",
     "BindingStore",
     "ChangeCounters",
     "GroupStore",
@@ -61,15 +68,8 @@ __all__ = [
     "TenantStore",
     "ThrottleStore",
     "UnitOfWork",
+    "binding_key",
 ]
-
-
-# A binding's place in a paged list: (subject type, subject name, role), unique in a tenant.
-BindingKey = tuple[str, str, str]
-
-
-def binding_key(binding: RoleBinding) -> BindingKey:
-    return (str(binding.subject_type), binding.subject_name, binding.role)
 
 
 class TenantStore(Protocol):
@@ -151,32 +151,6 @@ class ApiKeyStore(Protocol):
 
     def delete_owned(self, tenant_id: str, principal_id: str) -> int:
         """Remove every key of a principal; the number removed."""
-
-
-class BindingStore(Protocol):
-    def create(self, binding: RoleBinding) -> None:
-        """Store a binding; `ConflictError` for the same subject, role and tenant twice."""
-
-    def for_subject(
-        self, tenant_id: str, subject_type: SubjectType, subject_name: str
-    ) -> list[RoleBinding]:
-        """The bindings of one subject in one tenant, expired ones included."""
-
-    def list(self, tenant_id: str) -> list[RoleBinding]:
-        """Every binding of the tenant, ordered by subject type, subject name and role."""
-
-    def page(
-        self, tenant_id: str, *, after: BindingKey | None, limit: int | None
-    ) -> builtins.list[RoleBinding]:
-        """The tenant's bindings after ``after`` (subject type, subject name, role; all when
-        None), at most ``limit`` (no bound when None), ordered by those three in code-point
-        order."""
-
-    def get(self, tenant_id: str, binding_id: str) -> RoleBinding:
-        """`NotFoundError` if absent from that tenant."""
-
-    def delete(self, tenant_id: str, binding_id: str) -> RoleBinding:
-        """Remove a binding and return it; `NotFoundError` if absent from that tenant."""
 
 
 class AuditStore(Protocol):
@@ -294,68 +268,6 @@ class TenantStateStore(Protocol):
 
     def delete(self, tenant_id: str) -> None:
         """Forget the tenant's state."""
-
-
-class RoleStore(Protocol):
-    """Custom roles defined through the admin API, per tenant."""
-
-    def create(self, role: CustomRole) -> None:
-        """Store a role; `ConflictError` if its name is taken in its tenant."""
-
-    def update(self, role: CustomRole) -> None:
-        """Replace permissions and inherits; `NotFoundError` if absent from its tenant."""
-
-    def get(self, tenant_id: str, name: str) -> CustomRole:
-        """`NotFoundError` if absent from that tenant."""
-
-    def list(self, tenant_id: str) -> list[CustomRole]:
-        """Every custom role of the tenant, ordered by name."""
-
-    def delete(self, tenant_id: str, name: str) -> None:
-        """`NotFoundError` if absent from that tenant."""
-
-
-class ResourceRuleStore(Protocol):
-    """Resource rules (allowed users / roles per resource instance), per tenant."""
-
-    def create(self, rule: ResourceRuleRecord) -> None:
-        """Store a rule; `ConflictError` if the instance already has one in its tenant."""
-
-    def get(self, tenant_id: str, rule_id: str) -> ResourceRuleRecord:
-        """`NotFoundError` if absent from that tenant."""
-
-    def list(self, tenant_id: str) -> list[ResourceRuleRecord]:
-        """Every rule of the tenant, ordered by resource type and id."""
-
-    def page(
-        self, tenant_id: str, *, after: tuple[str, str] | None, limit: int | None
-    ) -> builtins.list[ResourceRuleRecord]:
-        """The tenant's rules ordered by resource type, then id, in code-point order: those
-        after ``after`` (a type and an id), at most ``limit``."""
-
-    def naming(
-        self, tenant_id: str, *, user: str | None = None, role: str | None = None
-    ) -> builtins.list[ResourceRuleRecord]:
-        """The tenant's rules whose ``allowedUsers`` hold ``user`` or whose ``allowedRoles``
-        hold ``role`` (exactly), ordered as `list`."""
-
-    def update(self, rule: ResourceRuleRecord) -> None:
-        """Replace the stored rule's allowed users, roles and actions (its resource and
-        creation time stay); `NotFoundError` if absent from that tenant."""
-
-    def delete(self, tenant_id: str, rule_id: str) -> None:
-        """`NotFoundError` if absent from that tenant."""
-
-
-class AuthzVersionStore(Protocol):
-    """A counter that grows with every change of roles, bindings or rules (compiled-model
-    caches of every replica compare against it)."""
-
-    def current(self) -> int:
-        """The current version (0 before any change)."""
-
-    def bump(self) -> int:
-        """Advance the version inside this unit of work and return the new value."""
 
 
 class UnitOfWork(Protocol):

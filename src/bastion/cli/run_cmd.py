@@ -141,7 +141,7 @@ def run_gateway(
     config_path: Path = Path("bastion.yaml"),
 ) -> None:
     from bastion.gateway.app import build_app
-    from bastion.gateway.server import raise_open_file_limit, run
+    from bastion.gateway.serving import raise_open_file_limit, run
 
     short = raise_open_file_limit(services.config.gateway.connections.max)
     if short is not None:

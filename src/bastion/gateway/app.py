@@ -17,7 +17,7 @@ from bastion.gateway.edge import Edge
 from bastion.gateway.limits import RateLimiter
 from bastion.gateway.metrics import GatewayMetrics
 from bastion.gateway.proxy import Timeouts, UpstreamProxy
-from bastion.gateway.server import CONFIG_ENV
+from bastion.gateway.serving import CONFIG_ENV
 from bastion.gateway.settings import edge_settings_from, rate_policy_from
 from bastion.heap import freeze_startup_heap
 from bastion.wiring import Services, build_services

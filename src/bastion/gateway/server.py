@@ -1,5 +1,6 @@
-"""Running the gateway under uvicorn: TLS / mTLS options, worker processes, the ASGI TLS
-extension in every scope, and a bound on request heads (uvicorn is imported only here).
+"""The gateway's connections under uvicorn: the ASGI TLS extension in every scope, a bound on
+request heads, caps on open connections and the TLS handshake (`bastion.gateway.serving`
+runs uvicorn with these protocols).
 
 uvicorn does not fill ``scope["extensions"]["tls"]`` itself; the protocol subclasses below add
 it, once per connection, from the verified peer certificate. A certificate that fails
@@ -20,8 +21,8 @@ all, at its first bytes. Every refusal is counted in ``bastion_connections_refus
 TLS is not uvicorn's to do: a listening socket uvicorn wraps in TLS hands a connection to
 the protocol only once its handshake is done, and asyncio lets a handshake take 60 s, so a
 host opening connections and sending nothing held them uncounted until the process ran out
-of descriptors (and then no one's connection was accepted). `DeferredTlsConfig` keeps the TLS
-context from the listening socket; the protocol counts the plain connection as it is
+of descriptors (and then no one's connection was accepted). `serving.DeferredTlsConfig` keeps
+the TLS context from the listening socket; the protocol counts the plain connection as it is
 accepted, closes one over a cap at once, and then runs the handshake itself within
 ``gateway.timeouts.requestHead``.
 """
@@ -29,23 +30,15 @@ accepted, closes one over a cap at once, and then runs the handshake itself with
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 import os
-import resource
 import socket
 import ssl
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
-import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
-from uvicorn.supervisors import Multiprocess
 
-from bastion.config import BastionConfig
 from bastion.core.ids import new_id
 from bastion.crypto.certificates import der_to_pem
 from bastion.errors import BastionError, RequestRejectedError
@@ -60,19 +53,11 @@ from bastion.gateway.problems import (
     response_headers,
     status_for,
 )
-from bastion.heap import freeze_startup_heap
-from bastion.wiring_tls import tls_options
 
 _T = TypeVar("_T")
 
-CONFIG_ENV = "BASTION_CONFIG"
-STARTUP_FAILURE = 3  # uvicorn's exit status when the server did not start
 _HANDSHAKES: set[asyncio.Task[None]] = set()  # TLS handshakes under way in this process
-FACTORY = "bastion.gateway.app:create_app"
 DEFAULT_HEAD_TIMEOUT = 30.0
-FILES_BESIDE_CONNECTIONS = 256
-"""Descriptors a process needs besides its client connections: upstream pool, database,
-audit pipe, logs and listening sockets."""
 OVER_CAP_WAIT = 1.0
 """Seconds a connection over a cap may take to send its first bytes before it is closed."""
 MAX_HEAD_BYTES = 64 * 1024
@@ -382,102 +367,3 @@ class GatewayWebSocketProtocol(WebSocketsSansIOProtocol):
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
         _add_extension(getattr(self, "scope", None), self._tls)
-
-
-def raise_open_file_limit(connections: int) -> str | None:
-    """Raise this process's open-file limit (inherited by workers) to what
-    ``gateway.connections.max`` needs, as far as the hard limit allows; a warning when even
-    that is short (connections past it would fail to be accepted, not be refused)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = connections + FILES_BESIDE_CONNECTIONS
-    if soft != resource.RLIM_INFINITY and soft < wanted:
-        raised = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-        if raised > soft:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
-            soft = raised
-    if soft != resource.RLIM_INFINITY and soft < wanted:
-        return (
-            f"gateway.connections.max is {connections} but the open-file limit is {soft} "
-            f"(hard limit {hard}); raise it (ulimit -n, LimitNOFILE=) or lower the cap"
-        )
-    return None
-
-
-def ws_limit(config: BastionConfig) -> dict[str, int]:
-    """uvicorn refuses (1009) a client WebSocket message over ``inputValidation.maxSize``
-    before buffering it whole; without input validation, uvicorn's own default holds."""
-    rules = config.security.input_validation
-    return {"ws_max_size": rules.max_size} if rules.enabled else {}
-
-
-def run(
-    config: BastionConfig,
-    *,
-    app: Any,
-    config_path: Path,
-    host: str | None,
-    port: int | None,
-    log_level: str,
-    workers: int = 1,
-) -> None:
-    """Serve until stopped. With ``workers`` > 1, each worker process builds its own app from
-    the configuration file named in ``$BASTION_CONFIG`` (uvicorn's factory mode)."""
-    options: dict[str, Any] = {
-        "host": host or config.gateway.host,
-        "port": port or config.gateway.port,
-        "log_level": log_level,
-        "proxy_headers": False,  # client addresses come only from gateway.trustedProxies
-        "server_header": False,
-        "access_log": False,
-        "lifespan": "on",
-        "http": GatewayHttpProtocol,
-        "ws": GatewayWebSocketProtocol,
-        **ws_limit(config),
-        **tls_options(config, config_dir=config_path.resolve().parent),
-    }
-    # What uvicorn.run does, with `DeferredTlsConfig`. uvicorn re-raises the SIGINT it
-    # stopped on once it has shut down: that is the end of serving, not an error.
-    if workers > 1:
-        os.environ[CONFIG_ENV] = str(config_path.resolve())
-        served = DeferredTlsConfig(FACTORY, factory=True, workers=workers, **options)
-        with contextlib.suppress(KeyboardInterrupt):
-            Multiprocess(served, sockets=[served.bind_socket()]).run()
-        return
-    freeze_startup_heap()
-    served = DeferredTlsConfig(app, **options)
-    served.load_app()
-    server = uvicorn.Server(served)
-    with contextlib.suppress(KeyboardInterrupt):
-        server.run()
-    if not server.started:
-        sys.exit(STARTUP_FAILURE)
-
-
-class DeferredTlsConfig(uvicorn.Config):
-    """uvicorn's configuration, but the TLS context it builds from the ``ssl_*`` options goes
-    to the protocol (``deferred_tls``), not to the listening socket: `GatewayHttpProtocol`
-    counts each connection against ``gateway.connections`` as it is accepted, then runs the
-    handshake itself. Built in each worker (a context does not cross to a process)."""
-
-    deferred_tls: ssl.SSLContext | None = None
-
-    def load(self) -> None:
-        super().load()
-        self.deferred_tls, self.ssl = self.ssl, None
-        started = logging.getLogger("uvicorn.error")
-        if self.deferred_tls is not None and _HTTPS not in started.filters:
-            started.addFilter(_HTTPS)
-
-
-class _HttpsInStartLine(logging.Filter):
-    """uvicorn's "Uvicorn running on http://…" line names the scheme by the TLS it gave the
-    listening socket, none with `DeferredTlsConfig`: this makes it say https."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args
-        if str(record.msg).startswith("Uvicorn running on") and isinstance(args, tuple):
-            record.args = ("https", *args[1:]) if args[:1] == ("http",) else args
-        return True
-
-
-_HTTPS = _HttpsInStartLine()

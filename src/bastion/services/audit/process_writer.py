@@ -39,12 +39,8 @@ from bastion.core.audit import PreparedEvent
 from bastion.core.masking import mask_value
 from bastion.core.model import AuditEvent
 from bastion.errors import AuditUnavailableError
-from bastion.services.audit.writer import (
-    UNWRITTEN,
-    GroupCommitAuditWriter,
-    error_code,
-    store_batch,
-)
+from bastion.services.audit.batches import UNWRITTEN, error_code, store_batch
+from bastion.services.audit.writer import GroupCommitAuditWriter
 
 log = logging.getLogger("bastion.audit")
 
