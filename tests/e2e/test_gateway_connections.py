@@ -1,17 +1,21 @@
 """gateway.connections: one host cannot hold every connection of `bastion serve` (real process).
 
 Loopback answers on all of 127.0.0.0/8, so a test is several clients by binding its sockets to
-127.0.0.1, 127.0.0.2, ... (the stack caps 3 connections a client and 5 in all).
+127.0.0.1, 127.0.0.2, ... (the stack caps 3 connections a client and 5 in all). With
+``--workers 2`` the caps are the server's, not each worker's: the workers share their counts.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
+import signal
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -30,6 +34,14 @@ HEALTH = b"GET /_bastion/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayStack]:
     with gateway_stack(tmp_path_factory.mktemp("gw-connections"), CONFIG) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayStack]:
+    """`bastion serve --workers 2`: the kernel hands each connection to either worker."""
+    workdir = tmp_path_factory.mktemp("gw-connections-workers")
+    with gateway_stack(workdir, CONFIG, bastion_args=["--workers", "2"]) as running:
         yield running
 
 
@@ -96,7 +108,63 @@ def test_one_client_cannot_hold_more_than_its_share(stack: GatewayStack) -> None
         assert ask_from(stack, "127.0.0.1").startswith(b"HTTP/1.1 200 ")
 
 
-def test_all_clients_together_cannot_pass_max(stack: GatewayStack) -> None:
+def worker_pids(stack: GatewayStack) -> list[int]:
+    server = stack.processes[-1].pid
+    children = Path(f"/proc/{server}/task/{server}/children").read_text().split()
+    return [
+        pid for pid in map(int, children) if b"spawn" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
+
+
+@contextlib.contextmanager
+def stopped(pid: int) -> Iterator[None]:
+    """The worker ``pid`` accepts nothing meanwhile (the other one takes every connection).
+    Kept short: uvicorn replaces a worker that does not answer its health check in 5 s."""
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+def kept_open(stack: GatewayStack, source: str) -> socket.socket:
+    """A connection that was served (so a running worker holds it) and stays open."""
+    sock = connect(stack, source)
+    sock.settimeout(10)
+    sock.sendall(b"GET /_bastion/health HTTP/1.1\r\nHost: x\r\n\r\n")
+    answer = sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+    return sock
+
+
+def test_with_workers_one_client_is_held_to_its_share_by_all_of_them(
+    workers: GatewayStack,
+) -> None:
+    """Each worker in turn is stopped so that the other accepts; no metrics are read, as a
+    stopped worker would still count a scrape's connection that closed meanwhile."""
+    first, second = worker_pids(workers)
+    held: list[socket.socket] = []
+    try:
+        with stopped(first):
+            held += [kept_open(workers, "127.0.0.1") for _ in range(PER_CLIENT - 1)]
+        with stopped(second):
+            # The first worker holds none of these but knows of them: one more, then no more.
+            held.append(kept_open(workers, "127.0.0.1"))
+            refused = ask_from(workers, "127.0.0.1")
+            assert refused.startswith(b"HTTP/1.1 429 "), refused[:200]
+            assert ask_from(workers, "127.0.0.2").startswith(b"HTTP/1.1 200 ")
+    finally:
+        for sock in held:
+            sock.close()
+    deadline = time.monotonic() + 10
+    while not ask_from(workers, "127.0.0.1").startswith(b"HTTP/1.1 200 "):
+        assert time.monotonic() < deadline, "the closed connections were never given back"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("serving", ["stack", "workers"], ids=["one-process", "two-workers"])
+def test_all_clients_together_cannot_pass_max(serving: str, request: pytest.FixtureRequest) -> None:
+    stack: GatewayStack = request.getfixturevalue(serving)
     # The observer's connection would be over the cap too: it sees all but the last one.
     sources = ["127.0.0.1"] * PER_CLIENT + ["127.0.0.2"] * (MAX - PER_CLIENT - 1)
     with idle(stack, *sources), connect(stack, "127.0.0.2"):

@@ -13,6 +13,7 @@ from bastion.crypto.identity import IdentitySigner
 from bastion.gateway.api.app import build_admin_api
 from bastion.gateway.audit_metrics import AuditDeliveryCollector
 from bastion.gateway.auth.app import auth_paths, build_auth_app
+from bastion.gateway.connection_table import tally_from_environment
 from bastion.gateway.edge import Edge
 from bastion.gateway.limits import RateLimiter
 from bastion.gateway.metrics import GatewayMetrics
@@ -69,6 +70,7 @@ def build_app(
         auth_paths=frozenset(auth_paths(config.gateway.prefix)),
         limiter=limiter,
         metrics=metrics,
+        connection_tally=tally_from_environment() if serving else None,
     )
 
 

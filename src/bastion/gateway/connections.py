@@ -1,4 +1,5 @@
-"""How many connections one ``bastion serve`` process holds open: in all, and from one client.
+"""How many connections ``bastion serve`` holds open (all its workers together): in all, and
+from one client.
 
 Every open connection costs a file descriptor and some memory for as long as it lasts, and
 the request-head and keep-alive timeouts only bound each one: without a cap, one host that
@@ -9,8 +10,10 @@ commonly given whole). The addresses in ``gateway.trustedProxies`` are not cappe
 many clients reach bastion through each of them. A WebSocket counts as the connection it
 was upgraded from, for as long as it stays open.
 
-The counts are this process's (with ``--workers N`` each worker counts its own). A connection
-over a cap is not counted; the HTTP protocol answers its first request with a refusal.
+The counts are kept by a `Tally`: this process's own, or with ``--workers N`` one shared by
+the workers (`bastion.gateway.connection_table`), so that the caps are the server's. A
+connection over a cap is not counted; the HTTP protocol answers its first request with a
+refusal.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from bastion.core.netrules import Network
+from bastion.gateway.connection_table import LocalTally, Tally
 from bastion.gateway.headers import is_trusted
 
 IPV6_CLIENT_PREFIX = 64
@@ -51,14 +55,18 @@ def client_key(peer: str | None) -> str | None:
 
 
 class ConnectionCounter:
-    """The connections open in this process, by client. Used from the event loop only."""
+    """The connections open, by client (this process's, or every worker's with a shared
+    ``tally``). Used from the event loop only."""
 
-    def __init__(self, limits: ConnectionLimits) -> None:
+    def __init__(self, limits: ConnectionLimits, tally: Tally | None = None) -> None:
         self.limits = limits
-        self.open = 0
-        self._by_client: dict[str, int] = {}
+        self._tally = tally or LocalTally()
         self._refused_since_report = 0
         self._reported_at = float("-inf")
+
+    @property
+    def open(self) -> int:
+        return self._tally.total()
 
     def _capped_key(self, peer: str | None) -> str | None:
         if self.limits.per_client is None:
@@ -70,15 +78,13 @@ class ConnectionCounter:
     def admit(self, peer: str | None) -> str | None:
         """Count a new connection from ``peer``; None when it is admitted, else why it is not
         (``"max"`` or ``"per_client"``), and then nothing is counted."""
-        if self.open >= self.limits.max_open:
+        tally = self._tally
+        if tally.total() >= self.limits.max_open:
             return "max"
-        key = self._capped_key(peer)
-        if key is not None:
-            held = self._by_client.get(key, 0)
-            if self.limits.per_client is not None and held >= self.limits.per_client:
-                return "per_client"
-            self._by_client[key] = held + 1
-        self.open += 1
+        key, per_client = self._capped_key(peer), self.limits.per_client
+        if key is not None and per_client is not None and tally.held(key) >= per_client:
+            return "per_client"
+        tally.add(key, 1)
         return None
 
     def refused(self, now: float) -> int | None:
@@ -93,17 +99,9 @@ class ConnectionCounter:
 
     def release(self, peer: str | None) -> None:
         """A connection `admit` admitted from ``peer`` ended."""
-        self.open = max(self.open - 1, 0)
-        key = self._capped_key(peer)
-        if key is None:
-            return
-        held = self._by_client.get(key, 0) - 1
-        if held > 0:
-            self._by_client[key] = held
-        else:
-            self._by_client.pop(key, None)
+        self._tally.add(self._capped_key(peer), -1)
 
     def held_by(self, peer: str | None) -> int:
         """Connections open from ``peer``'s client (its /64 for IPv6); 0 when uncapped."""
         key = self._capped_key(peer)
-        return self._by_client.get(key, 0) if key is not None else 0
+        return self._tally.held(key) if key is not None else 0

@@ -28,6 +28,7 @@ from bastion.errors import (
     StorageError,
 )
 from bastion.gateway import problems
+from bastion.gateway.connection_table import Tally
 from bastion.gateway.connections import ConnectionCounter, ConnectionLimits
 from bastion.gateway.forward import Forwarder
 from bastion.gateway.forward_auth import OriginalRequest, original_request
@@ -98,6 +99,7 @@ class Edge:
         auth_paths: frozenset[str] = frozenset(),
         limiter: RateLimiter | None = None,
         metrics: GatewayMetrics | None = None,
+        connection_tally: Tally | None = None,
     ) -> None:
         self._settings = settings
         self._verify_path = (settings.prefix + "/verify").encode()
@@ -114,7 +116,7 @@ class Edge:
         # Read by the HTTP protocol of `bastion serve` (bastion.gateway.server).
         self.request_head_timeout = settings.request_head_timeout
         self.metrics = metrics or GatewayMetrics()
-        self.connections = ConnectionCounter(settings.connections)
+        self.connections = ConnectionCounter(settings.connections, connection_tally)
         self.metrics.connections_open.set_function(lambda: self.connections.open)
         self._gate = Gate(access=access, limiter=limiter, allowlist=settings.allowlist, clock=clock)
         self._outcomes = Outcomes(

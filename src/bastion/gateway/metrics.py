@@ -1,6 +1,7 @@
 """The gateway's Prometheus metrics, in a registry of its own (no process-global state).
 
-Served at ``<prefix>/metrics``. With ``bastion serve --workers N`` each worker counts for itself.
+Served at ``<prefix>/metrics``. With ``bastion serve --workers N`` each worker counts for itself,
+but for ``bastion_connections_open``: the workers share their connection counts.
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ class GatewayMetrics:
         self.rate_limit_store_up.set(1)
         self.connections_open = Gauge(
             "bastion_connections_open",
-            "Client connections this process holds open (WebSockets included), counted "
-            "against gateway.connections.max.",
+            "Client connections open (WebSockets included; with --workers, in all workers), "
+            "counted against gateway.connections.max.",
             registry=self.registry,
         )
         self.connections_refused = Counter(

@@ -17,6 +17,7 @@ import uvicorn
 from uvicorn.supervisors import Multiprocess
 
 from bastion.config import BastionConfig
+from bastion.gateway.connection_table import TABLE_ENV, connection_table
 from bastion.gateway.server import GatewayHttpProtocol, GatewayWebSocketProtocol
 from bastion.heap import freeze_startup_heap
 from bastion.wiring_tls import tls_options
@@ -85,7 +86,8 @@ def run(
     if workers > 1:
         os.environ[CONFIG_ENV] = str(config_path.resolve())
         served = DeferredTlsConfig(FACTORY, factory=True, workers=workers, **options)
-        with contextlib.suppress(KeyboardInterrupt):
+        with connection_table(workers) as table, contextlib.suppress(KeyboardInterrupt):
+            os.environ[TABLE_ENV] = str(table)  # gateway.connections caps all workers together
             Multiprocess(served, sockets=[served.bind_socket()]).run()
         return
     freeze_startup_heap()
