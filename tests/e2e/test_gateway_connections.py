@@ -2,7 +2,8 @@
 
 Loopback answers on all of 127.0.0.0/8, so a test is several clients by binding its sockets to
 127.0.0.1, 127.0.0.2, ... (the stack caps 3 connections a client and 5 in all). With
-``--workers 2`` the caps are the server's, not each worker's: the workers share their counts.
+``--workers 2`` the caps are the server's, not each worker's: the workers share their counts, and
+a scrape of the metrics reports every worker's.
 """
 
 from __future__ import annotations
@@ -160,6 +161,31 @@ def test_with_workers_one_client_is_held_to_its_share_by_all_of_them(
     while not ask_from(workers, "127.0.0.1").startswith(b"HTTP/1.1 200 "):
         assert time.monotonic() < deadline, "the closed connections were never given back"
         time.sleep(0.05)
+
+
+def test_with_workers_one_scrape_adds_up_every_workers_metrics(workers: GatewayStack) -> None:
+    """Each worker keeps its own counts; whichever answers a scrape reports them all."""
+    served = 'bastion_requests_total{mode="proxy",status="2xx"}'
+    auth = {"Authorization": f"Bearer {workers.limited_key}"}
+    before = metric(metrics(workers), served)
+    for pid in worker_pids(workers):
+        transport = httpx.HTTPTransport(local_address="127.0.0.5")
+        with stopped(pid), httpx.Client(transport=transport, timeout=10) as client:
+            for _ in range(10):  # one kept-alive connection: the worker not stopped serves all
+                response = client.get(
+                    workers.base + "/api/patterns/content-classifier", headers=auth
+                )
+                assert response.status_code == 200
+    # A worker counts a request once its answer is sent: wait for the last one to be counted.
+    deadline = time.monotonic() + 10
+    while metric(metrics(workers), served) != before + 20:
+        assert time.monotonic() < deadline, "the requests were never all counted"
+        time.sleep(0.05)
+    for pid in worker_pids(workers):
+        with stopped(pid):
+            text = metrics(workers)
+        assert metric(text, served) == before + 20
+        assert metric(text, "bastion_rate_limit_store_up") == 1
 
 
 @pytest.mark.parametrize("serving", ["stack", "workers"], ids=["one-process", "two-workers"])

@@ -20,6 +20,7 @@ from bastion.gateway.metrics import GatewayMetrics
 from bastion.gateway.proxy import Timeouts, UpstreamProxy
 from bastion.gateway.serving import CONFIG_ENV
 from bastion.gateway.settings import edge_settings_from, rate_policy_from
+from bastion.gateway.workers import shared_metrics
 from bastion.heap import freeze_startup_heap
 from bastion.wiring import Services, build_services
 from bastion.wiring_audit import audit_sink_from, spool_states
@@ -51,8 +52,8 @@ def build_app(
     signer = IdentitySigner(
         pepper.get_secret_value().encode(), issuer=f"bastion:{config.security.default_tenant}"
     )
-    metrics = GatewayMetrics()
-    metrics.registry.register(AuditDeliveryCollector(lambda: spool_states(config)))
+    metrics = GatewayMetrics(shared_metrics() if serving else None)
+    metrics.sample(AuditDeliveryCollector(lambda: spool_states(config)))
     services.identity.start_listening()
     services.authz.start()
     limiter = rate_limiter_from(config, metrics)

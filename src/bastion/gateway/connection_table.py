@@ -35,12 +35,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
+from bastion.gateway.workers import is_live_sibling, shared_directory
+
 TABLE_ENV = "BASTION_CONNECTION_TABLE"
 BUCKETS = 8192
 SPARE_ROWS = 16
 _MAGIC = b"BCT1"
 _HEADER = struct.Struct("<4sII16s")  # magic, rows, buckets, bucket key
-_PROC = Path("/proc")
 _CELL = 4  # int32 cells: a row is [pid, open, bucket 0, ..., bucket BUCKETS-1]
 
 
@@ -86,8 +87,7 @@ class TableError(RuntimeError):
 def connection_table(workers: int) -> Iterator[Path]:
     """A new table for ``workers`` workers, removed when the block ends."""
     rows = 2 * workers + SPARE_ROWS
-    directory = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108 (shared memory)
-    fd, name = tempfile.mkstemp(prefix="bastion-connections-", dir=directory)
+    fd, name = tempfile.mkstemp(prefix="bastion-connections-", dir=shared_directory())
     path = Path(name)
     try:
         with os.fdopen(fd, "wb") as file:
@@ -128,7 +128,7 @@ class SharedTally:
             free = []
             for row in range(self._rows):
                 start = row * stride
-                if not _serving_sibling(cells[start]):
+                if not is_live_sibling(cells[start]):
                     cells[start : start + stride] = empty
                     free.append(row)
             if not free:
@@ -154,28 +154,6 @@ class SharedTally:
         if key is not None:
             bucket = row + self._bucket(key)
             cells[bucket] = max(cells[bucket] + delta, 0)
-
-
-def _serving_sibling(pid: int) -> bool:
-    """Whether ``pid`` is a live worker of this server: a child of the same parent, not a
-    process that took the number of a worker that has ended."""
-    if pid <= 0:
-        return False
-    if not _PROC.is_dir():  # no /proc (not Linux): whether the number is in use at all
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    try:
-        stat = (_PROC / str(pid) / "stat").read_text()
-    except OSError:
-        return False
-    fields = stat.rsplit(")", 1)[1].split()
-    state, parent = fields[0], int(fields[1])
-    return state not in ("Z", "X") and parent == os.getppid()
 
 
 def tally_from_environment() -> Tally:

@@ -117,7 +117,7 @@ class Edge:
         self.request_head_timeout = settings.request_head_timeout
         self.metrics = metrics or GatewayMetrics()
         self.connections = ConnectionCounter(settings.connections, connection_tally)
-        self.metrics.connections_open.set_function(lambda: self.connections.open)
+        self.metrics.track_connections(lambda: self.connections.open)
         self._gate = Gate(access=access, limiter=limiter, allowlist=settings.allowlist, clock=clock)
         self._outcomes = Outcomes(
             audit=audit,

@@ -19,6 +19,7 @@ from uvicorn.supervisors import Multiprocess
 from bastion.config import BastionConfig
 from bastion.gateway.connection_table import TABLE_ENV, connection_table
 from bastion.gateway.server import GatewayHttpProtocol, GatewayWebSocketProtocol
+from bastion.gateway.workers import METRICS_ENV, PROMETHEUS_ENV, metrics_directory
 from bastion.heap import freeze_startup_heap
 from bastion.wiring_tls import tls_options
 
@@ -86,8 +87,13 @@ def run(
     if workers > 1:
         os.environ[CONFIG_ENV] = str(config_path.resolve())
         served = DeferredTlsConfig(FACTORY, factory=True, workers=workers, **options)
-        with connection_table(workers) as table, contextlib.suppress(KeyboardInterrupt):
+        with (
+            connection_table(workers) as table,
+            metrics_directory() as metrics,
+            contextlib.suppress(KeyboardInterrupt),
+        ):
             os.environ[TABLE_ENV] = str(table)  # gateway.connections caps all workers together
+            os.environ[METRICS_ENV] = os.environ[PROMETHEUS_ENV] = str(metrics)  # one /metrics
             Multiprocess(served, sockets=[served.bind_socket()]).run()
         return
     freeze_startup_heap()
