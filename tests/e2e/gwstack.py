@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -247,3 +249,23 @@ def body_json(response: bytes) -> Any:
             body = rest[size + 2 :]
         body = out
     return json.loads(body)
+
+
+def worker_pids(stack: GatewayStack) -> list[int]:
+    """The worker processes of a stack started with ``--workers N``."""
+    server = stack.processes[-1].pid
+    children = Path(f"/proc/{server}/task/{server}/children").read_text().split()
+    return [
+        pid for pid in map(int, children) if b"spawn" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
+
+
+@contextlib.contextmanager
+def stopped(pid: int) -> Iterator[None]:
+    """The worker ``pid`` accepts nothing meanwhile (the other one takes every connection).
+    Kept short: uvicorn replaces a worker that does not answer its health check in 5 s."""
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)

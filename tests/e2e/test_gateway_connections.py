@@ -10,19 +10,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
-import signal
 import socket
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 import websockets
 
-from tests.e2e.gwstack import GatewayStack, answer_within, body_json, gateway_stack
+from tests.e2e.gwstack import (
+    GatewayStack,
+    answer_within,
+    body_json,
+    gateway_stack,
+    stopped,
+    worker_pids,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -107,25 +111,6 @@ def test_one_client_cannot_hold_more_than_its_share(stack: GatewayStack) -> None
         held.pop().close()
         wait_until_open(stack, PER_CLIENT - 1)
         assert ask_from(stack, "127.0.0.1").startswith(b"HTTP/1.1 200 ")
-
-
-def worker_pids(stack: GatewayStack) -> list[int]:
-    server = stack.processes[-1].pid
-    children = Path(f"/proc/{server}/task/{server}/children").read_text().split()
-    return [
-        pid for pid in map(int, children) if b"spawn" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    ]
-
-
-@contextlib.contextmanager
-def stopped(pid: int) -> Iterator[None]:
-    """The worker ``pid`` accepts nothing meanwhile (the other one takes every connection).
-    Kept short: uvicorn replaces a worker that does not answer its health check in 5 s."""
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        os.kill(pid, signal.SIGCONT)
 
 
 def kept_open(stack: GatewayStack, source: str) -> socket.socket:

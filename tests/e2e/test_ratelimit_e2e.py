@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.e2e import procs
-from tests.e2e.gwstack import GatewayStack, gateway_stack, start_bastion
+from tests.e2e.gwstack import GatewayStack, gateway_stack, start_bastion, stopped, worker_pids
 
 pytestmark = pytest.mark.e2e
 
@@ -52,6 +52,22 @@ def test_exactly_the_limit_passes_under_concurrency_in_memory(tmp_path: Path) ->
         assert event["outcome"] == "denied"
         passed = next(r for r in responses if r.status_code == 200)
         assert int(passed.headers["ratelimit-remaining"]) < 50
+
+
+def test_workers_without_redis_share_one_limit(tmp_path: Path) -> None:
+    """`--workers 2` without Redis: the workers count in one table, so the limit is the
+    server's. Each worker is stopped in turn so that the other serves a burst."""
+    config = {"security": {"rateLimit": {"enabled": True, "perClient": TIGHT}}}
+    with gateway_stack(tmp_path, config, bastion_args=["--workers", "2"]) as stack:
+        first, second = worker_pids(stack)
+        url = [stack.base + "/api/patterns"]
+        with stopped(first):
+            served_by_second = asyncio.run(burst(url, stack.limited_key, 80))
+        with stopped(second):
+            served_by_first = asyncio.run(burst(url, stack.limited_key, 20))
+    assert Counter(r.status_code for r in served_by_second) == {200: 50, 429: 30}
+    # Counted apart, the first worker would have let all twenty through.
+    assert Counter(r.status_code for r in served_by_first) == {429: 20}
 
 
 @pytest.mark.redis

@@ -103,12 +103,6 @@ def serve(
     qs.ensure_port_free(host or config.gateway.host, port or config.gateway.port)
     services = build_services(config)
     warn_not_enforced(services.config)
-    limits = services.config.security.rate_limit
-    if workers > 1 and limits.enabled and services.config.storage.redis_url is None:
-        typer.echo(
-            "warning: rate limits are counted per worker without storage.redisUrl",
-            err=True,
-        )
     services.storage.migrate()
     seed_basic_auth_users(services)
     run_gateway(

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from bastion.backends.ratelimit import RateLimitStore
 from bastion.backends.ratelimit.memory import MemoryRateLimitStore
+from bastion.backends.ratelimit.shared import SharedRateLimitStore
 from bastion.config import BastionConfig, load_config
 from bastion.crypto.identity import IdentitySigner
 from bastion.gateway.api.app import build_admin_api
@@ -20,7 +21,7 @@ from bastion.gateway.metrics import GatewayMetrics
 from bastion.gateway.proxy import Timeouts, UpstreamProxy
 from bastion.gateway.serving import CONFIG_ENV
 from bastion.gateway.settings import edge_settings_from, rate_policy_from
-from bastion.gateway.workers import shared_metrics
+from bastion.gateway.workers import shared_metrics, shared_rate_limits
 from bastion.heap import freeze_startup_heap
 from bastion.wiring import Services, build_services
 from bastion.wiring_audit import audit_sink_from, spool_states
@@ -56,7 +57,7 @@ def build_app(
     metrics.sample(AuditDeliveryCollector(lambda: spool_states(config)))
     services.identity.start_listening()
     services.authz.start()
-    limiter = rate_limiter_from(config, metrics)
+    limiter = rate_limiter_from(config, metrics, table=shared_rate_limits() if serving else None)
     return Edge(
         settings=edge_settings_from(config),
         access=services.access,
@@ -75,8 +76,11 @@ def build_app(
     )
 
 
-def rate_limiter_from(config: BastionConfig, metrics: GatewayMetrics) -> RateLimiter | None:
-    """Counters in Redis when ``storage.redisUrl`` is set (shared by replicas), else in memory."""
+def rate_limiter_from(
+    config: BastionConfig, metrics: GatewayMetrics, *, table: Path | None = None
+) -> RateLimiter | None:
+    """Counters in Redis when ``storage.redisUrl`` is set (shared by replicas), else in the
+    ``table`` the workers of one `bastion serve --workers N` share, else in memory."""
     if not config.security.rate_limit.enabled:
         return None
     store: RateLimitStore
@@ -84,6 +88,8 @@ def rate_limiter_from(config: BastionConfig, metrics: GatewayMetrics) -> RateLim
         from bastion.backends.ratelimit.redis import RedisRateLimitStore
 
         store = RedisRateLimitStore(config.storage.redis_url, prefix=config.storage.redis_prefix)
+    elif table is not None:
+        store = SharedRateLimitStore(table)
     else:
         store = MemoryRateLimitStore()
     return RateLimiter(

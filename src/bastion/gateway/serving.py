@@ -16,10 +16,17 @@ from typing import Any
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
+from bastion.backends.ratelimit.shared import rate_limit_table
 from bastion.config import BastionConfig
 from bastion.gateway.connection_table import TABLE_ENV, connection_table
 from bastion.gateway.server import GatewayHttpProtocol, GatewayWebSocketProtocol
-from bastion.gateway.workers import METRICS_ENV, PROMETHEUS_ENV, metrics_directory
+from bastion.gateway.workers import (
+    METRICS_ENV,
+    PROMETHEUS_ENV,
+    RATE_LIMIT_ENV,
+    metrics_directory,
+    shared_directory,
+)
 from bastion.heap import freeze_startup_heap
 from bastion.wiring_tls import tls_options
 
@@ -87,13 +94,15 @@ def run(
     if workers > 1:
         os.environ[CONFIG_ENV] = str(config_path.resolve())
         served = DeferredTlsConfig(FACTORY, factory=True, workers=workers, **options)
-        with (
-            connection_table(workers) as table,
-            metrics_directory() as metrics,
-            contextlib.suppress(KeyboardInterrupt),
-        ):
-            os.environ[TABLE_ENV] = str(table)  # gateway.connections caps all workers together
-            os.environ[METRICS_ENV] = os.environ[PROMETHEUS_ENV] = str(metrics)  # one /metrics
+        with contextlib.ExitStack() as shared, contextlib.suppress(KeyboardInterrupt):
+            # gateway.connections caps all workers together; one /metrics reports them all.
+            os.environ[TABLE_ENV] = str(shared.enter_context(connection_table(workers)))
+            metrics = str(shared.enter_context(metrics_directory()))
+            os.environ[METRICS_ENV] = os.environ[PROMETHEUS_ENV] = metrics
+            if config.security.rate_limit.enabled and not config.storage.redis_url:
+                # Without Redis the rate limits are counted in a table all workers share.
+                table = shared.enter_context(rate_limit_table(shared_directory()))
+                os.environ[RATE_LIMIT_ENV] = str(table)
             Multiprocess(served, sockets=[served.bind_socket()]).run()
         return
     freeze_startup_heap()

@@ -1,7 +1,8 @@
 """What the worker processes of ``bastion serve --workers N`` share, made by the serving process
 before it starts them and removed when it ends: the connection table
-(`bastion.gateway.connection_table`) and the directory of Prometheus's multiprocess mode, in
-which each worker keeps its metrics in files of its own and a scrape adds them up.
+(`bastion.gateway.connection_table`), the rate-limit table when the limits are not in Redis
+(`bastion.backends.ratelimit.shared`), and the directory of Prometheus's multiprocess mode,
+in which each worker keeps its metrics in files of its own and a scrape adds them up.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 METRICS_ENV = "BASTION_METRICS_DIR"
+RATE_LIMIT_ENV = "BASTION_RATE_LIMIT_TABLE"
 PROMETHEUS_ENV = "PROMETHEUS_MULTIPROC_DIR"  # the same directory, by prometheus_client's name
 _PROC = Path("/proc")
 
@@ -36,6 +38,12 @@ def metrics_directory() -> Iterator[Path]:
 def shared_metrics() -> Path | None:
     """The metrics directory the serving process made for its workers, or None."""
     path = os.environ.get(METRICS_ENV)
+    return Path(path) if path else None
+
+
+def shared_rate_limits() -> Path | None:
+    """The rate-limit table the serving process made for its workers, or None."""
+    path = os.environ.get(RATE_LIMIT_ENV)
     return Path(path) if path else None
 
 

@@ -1,7 +1,9 @@
-"""Rate-limit counter stores: the protocol the gateway uses, with memory and Redis backends.
+"""Rate-limit counter stores: the protocol the gateway uses, with memory, shared-table and Redis
+backends.
 
-`memory.MemoryRateLimitStore` serves one process; `redis.RedisRateLimitStore` is shared by
-replicas. Both run the GCRA of `bastion.core.ratelimit`, all buckets of a request at once.
+`memory.MemoryRateLimitStore` serves one process, `shared.SharedRateLimitStore` the workers of
+one `bastion serve --workers N`; `redis.RedisRateLimitStore` is shared by replicas. All run the
+GCRA of `bastion.core.ratelimit`, all buckets of a request at once.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ def monotonic_micros() -> int:
 
 
 class MemoryRateLimitStore:
-    """Buckets live in this process only: with several workers each has its own counters.
+    """Buckets live in this process only (`shared.SharedRateLimitStore` serves several workers).
 
     A decision reads and writes every bucket under one lock, so concurrent requests are
     counted exactly. Buckets that are full again (TAT in the past) equal absent ones and are
