@@ -14,14 +14,14 @@ from bastion.crypto.identity import IdentitySigner
 from bastion.gateway.api.app import build_admin_api
 from bastion.gateway.audit_metrics import AuditDeliveryCollector
 from bastion.gateway.auth.app import auth_paths, build_auth_app
-from bastion.gateway.connection_table import tally_from_environment
+from bastion.gateway.connection_table import SharedTally
 from bastion.gateway.edge import Edge
 from bastion.gateway.limits import RateLimiter
 from bastion.gateway.metrics import GatewayMetrics
 from bastion.gateway.proxy import Timeouts, UpstreamProxy
 from bastion.gateway.serving import CONFIG_ENV
 from bastion.gateway.settings import edge_settings_from, rate_policy_from
-from bastion.gateway.workers import shared_metrics, shared_rate_limits
+from bastion.gateway.workers import CONNECTIONS_ENV, METRICS_ENV, RATE_LIMIT_ENV, shared
 from bastion.heap import freeze_startup_heap
 from bastion.wiring import Services, build_services
 from bastion.wiring_audit import audit_sink_from, spool_states
@@ -53,11 +53,12 @@ def build_app(
     signer = IdentitySigner(
         pepper.get_secret_value().encode(), issuer=f"bastion:{config.security.default_tenant}"
     )
-    metrics = GatewayMetrics(shared_metrics() if serving else None)
+    metrics = GatewayMetrics(shared(METRICS_ENV) if serving else None)
+    connections = shared(CONNECTIONS_ENV) if serving else None
     metrics.sample(AuditDeliveryCollector(lambda: spool_states(config)))
     services.identity.start_listening()
     services.authz.start()
-    limiter = rate_limiter_from(config, metrics, table=shared_rate_limits() if serving else None)
+    limiter = rate_limiter_from(config, metrics, table=shared(RATE_LIMIT_ENV) if serving else None)
     return Edge(
         settings=edge_settings_from(config),
         access=services.access,
@@ -72,7 +73,7 @@ def build_app(
         auth_paths=frozenset(auth_paths(config.gateway.prefix)),
         limiter=limiter,
         metrics=metrics,
-        connection_tally=tally_from_environment() if serving else None,
+        connection_tally=SharedTally(connections) if connections is not None else None,
     )
 
 

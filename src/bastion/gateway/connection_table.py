@@ -37,7 +37,6 @@ from typing import Protocol
 
 from bastion.gateway.workers import is_live_sibling, shared_directory
 
-TABLE_ENV = "BASTION_CONNECTION_TABLE"
 BUCKETS = 8192
 SPARE_ROWS = 16
 _MAGIC = b"BCT1"
@@ -154,10 +153,3 @@ class SharedTally:
         if key is not None:
             bucket = row + self._bucket(key)
             cells[bucket] = max(cells[bucket] + delta, 0)
-
-
-def tally_from_environment() -> Tally:
-    """The shared tally when the serving process made a table (``--workers N``), else a
-    local one."""
-    path = os.environ.get(TABLE_ENV)
-    return SharedTally(Path(path)) if path else LocalTally()

@@ -18,9 +18,10 @@ from uvicorn.supervisors import Multiprocess
 
 from bastion.backends.ratelimit.shared import rate_limit_table
 from bastion.config import BastionConfig
-from bastion.gateway.connection_table import TABLE_ENV, connection_table
+from bastion.gateway.connection_table import connection_table
 from bastion.gateway.server import GatewayHttpProtocol, GatewayWebSocketProtocol
 from bastion.gateway.workers import (
+    CONNECTIONS_ENV,
     METRICS_ENV,
     PROMETHEUS_ENV,
     RATE_LIMIT_ENV,
@@ -96,7 +97,7 @@ def run(
         served = DeferredTlsConfig(FACTORY, factory=True, workers=workers, **options)
         with contextlib.ExitStack() as shared, contextlib.suppress(KeyboardInterrupt):
             # gateway.connections caps all workers together; one /metrics reports them all.
-            os.environ[TABLE_ENV] = str(shared.enter_context(connection_table(workers)))
+            os.environ[CONNECTIONS_ENV] = str(shared.enter_context(connection_table(workers)))
             metrics = str(shared.enter_context(metrics_directory()))
             os.environ[METRICS_ENV] = os.environ[PROMETHEUS_ENV] = metrics
             if config.security.rate_limit.enabled and not config.storage.redis_url:

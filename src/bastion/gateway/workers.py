@@ -14,6 +14,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+# How the serving process names what it made to its workers (their environment).
+CONNECTIONS_ENV = "BASTION_CONNECTION_TABLE"
 METRICS_ENV = "BASTION_METRICS_DIR"
 RATE_LIMIT_ENV = "BASTION_RATE_LIMIT_TABLE"
 PROMETHEUS_ENV = "PROMETHEUS_MULTIPROC_DIR"  # the same directory, by prometheus_client's name
@@ -35,15 +37,10 @@ def metrics_directory() -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def shared_metrics() -> Path | None:
-    """The metrics directory the serving process made for its workers, or None."""
-    path = os.environ.get(METRICS_ENV)
-    return Path(path) if path else None
-
-
-def shared_rate_limits() -> Path | None:
-    """The rate-limit table the serving process made for its workers, or None."""
-    path = os.environ.get(RATE_LIMIT_ENV)
+def shared(name: str) -> Path | None:
+    """What the serving process made for its workers under the environment variable ``name``
+    (one of the ``*_ENV`` above), or None when this process is not such a worker."""
+    path = os.environ.get(name)
     return Path(path) if path else None
 
 
