@@ -13,7 +13,7 @@ from bastion.crypto.checkpoints import CheckpointSigner
 from bastion.services.audit.export import export
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from workload import SEAL_EVERY, T0  # bench/audit/workload.py
+from workload import SEAL_EVERY, SEAL_INTERVAL, T0  # bench/audit/workload.py
 
 
 class Sink:
@@ -56,6 +56,7 @@ def main() -> None:
         signature_valid=signer.verifier().valid,
         now=T0 + timedelta(days=40),
         max_unsigned=SEAL_EVERY,
+        seal_interval=SEAL_INTERVAL,
     )
     seconds = time.perf_counter() - start
     peak_kib = peak_rss_kib()

@@ -25,6 +25,8 @@ from bastion.services.audit import AuditRecorder, RecordingStorage, SealPolicy, 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 # A signed checkpoint every this many events (what `bastion audit verify` allows unsigned).
 SEAL_EVERY = 1000
+# ... or this long after the last one (with its slack, how long verify allows them unsigned).
+SEAL_INTERVAL = timedelta(seconds=60)
 ACTIONS = [f"{r}.{v}" for r in ("pattern", "execution", "agent", "apikey") for v in "abcde"]
 PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
 
@@ -86,7 +88,7 @@ def recorder(clock: Callable[[], datetime]) -> AuditRecorder:
         signer=CheckpointSigner.from_pepper(b"bench-pepper-" + b"x" * 32),
         clock=Clock(),
         policy=AuditPolicy.of(CATEGORIES, "standard"),
-        seal=SealPolicy(every=SEAL_EVERY, interval=timedelta(seconds=60)),
+        seal=SealPolicy(every=SEAL_EVERY, interval=SEAL_INTERVAL),
     )
 
 

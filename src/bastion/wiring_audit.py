@@ -41,6 +41,7 @@ from bastion.services.audit import (
     SealPolicy,
 )
 from bastion.services.audit.process_writer import ProcessAuditWriter
+from bastion.services.audit.recorder import seal_each_commit
 from bastion.services.audit.retention import RetentionJob
 from bastion.services.audit.writer import AuditSinkWithJobs, BackgroundJob
 from bastion.services.clock import Clock
@@ -129,6 +130,8 @@ def audit_sink_from(
     a writer process of their own (`ProcessAuditWriter`); otherwise by a thread."""
     audit = config.security.audit
     if not audit.enabled:
+        # No writer, so no idle sealer: the changes still recorded are sealed as they commit.
+        seal_each_commit(storage)
         return NullAuditSink()
     where = base_dir or Path.cwd()
     jobs: list[BackgroundJob] = []

@@ -15,7 +15,7 @@ import pytest
 from bastion.backends import open_storage
 from bastion.backends.protocols import Storage
 from bastion.core.audit_policy import ALL, AuditPolicy
-from bastion.core.audit_verify import VerifyReport
+from bastion.core.audit_verify import SealWait, VerifyReport
 from bastion.core.masking import FieldMasker
 from bastion.core.model import AuditEvent
 from bastion.crypto.checkpoints import CheckpointSigner, CheckpointVerifier
@@ -55,6 +55,10 @@ class Rig:
     clock: FrozenClock
     signer: CheckpointSigner
     raw: Storage = field(repr=False)
+
+    def wait(self) -> SealWait:
+        """How long the newest events may be unsealed, judged at the rig's clock."""
+        return SealWait(self.recorder.seal.interval, self.clock.now())
 
     def append(self, *events: AuditEvent) -> list[AuditEvent]:
         from bastion.services.audit import append_events

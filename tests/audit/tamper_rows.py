@@ -1,5 +1,5 @@
-"""Two more writes of the attacker in `tests.audit.tamper`: checkpoints removed below a seq
-(the oldest events deleted as if by retention), and a timestamp column moved."""
+"""More writes of the attacker in `tests.audit.tamper`: checkpoints removed below a seq (the
+oldest events deleted as if by retention), a timestamp column moved, or re-spelled."""
 
 from __future__ import annotations
 
@@ -37,3 +37,8 @@ class RowTamper(Tamper):
             return
         value = sqlite_timestamp(moment) if self._sqlite else moment
         self._sql("UPDATE audit_events SET timestamp = :t WHERE seq = :seq", t=value, seq=seq)
+
+    def set_timestamp_text(self, seq: int, text: str) -> None:
+        """SQLite only, where the column is text: any spelling, the same instant or not."""
+        assert self._sqlite
+        self._sql("UPDATE audit_events SET timestamp = :t WHERE seq = :seq", t=text, seq=seq)

@@ -73,7 +73,7 @@ def record_all(
 
 def verifies(rig: Rig) -> bool:
     report = verify_storage(
-        rig.storage, signature_valid=rig.signer.verifier().valid, max_unsigned=10
+        rig.storage, signature_valid=rig.signer.verifier().valid, max_unsigned=10, wait=rig.wait()
     )
     return report.first_broken_seq is None
 

@@ -10,6 +10,7 @@ import contextlib
 import os
 import signal
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ import pytest
 from bastion.backends import open_storage
 from bastion.config import BastionConfig, parse_config
 from bastion.core.audit import prepare_event
+from bastion.core.audit_verify import SealWait
 from bastion.core.model import AuditEvent
 from bastion.errors import AuditUnavailableError
 from bastion.services.audit import build_event
@@ -78,6 +80,7 @@ class World:
             self.storage,
             signature_valid=checkpoint_verifier_from(self.config).valid,
             max_unsigned=self.config.security.audit.checkpoints.every,
+            wait=SealWait(self.config.security.audit.checkpoints.interval, datetime.now(UTC)),
         )
         return report.first_broken_seq is None
 

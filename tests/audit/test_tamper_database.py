@@ -1,17 +1,21 @@
 """Tampering with the stored trail is found, and ``verify`` names the first broken seq:
-an edited field, index column or timestamp, a deleted or reordered event, a truncated tail,
-the oldest events deleted as if by retention, and a chain re-hashed from scratch by someone
-without the signing key."""
+an edited field, index column or timestamp (moved, or re-spelled on SQLite), a deleted or
+reordered event, a truncated tail, the oldest events deleted as if by retention, a chain
+re-hashed from scratch by someone without the signing key (also after removing the newest
+checkpoints, once a running bastion would have sealed it), and a body bastion cannot have
+written."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
+from bastion.backends.audit_rows import sqlite_timestamp
 from bastion.core.audit_verify import VerifyReport
+from bastion.core.model import AuditQuery
 from bastion.crypto.checkpoints import CheckpointSigner
 from bastion.services.audit import append_events, build_event
 from bastion.services.audit.retention import SYSTEM_ACTOR, prune
@@ -37,6 +41,7 @@ def verify(rig: Rig, **kw: object) -> VerifyReport:
         rig.storage,
         signature_valid=rig.signer.verifier().valid,
         max_unsigned=rig.recorder.seal.every,
+        wait=rig.wait(),
         **kw,  # type: ignore[arg-type]
     )
 
@@ -282,3 +287,124 @@ def test_timestamp_edited_below_the_millisecond_is_found(sealed: tuple[Rig, RowT
     assert tamper.event(15).timestamp == moved
     report = verify(rig)
     assert report.first_broken_seq == 15 and "timestamp" in report.reason
+
+
+@pytest.mark.parametrize("value", [float("nan"), 2**53 + 1], ids=["nan", "huge-integer"])
+def test_body_no_canonical_json_can_hold_is_found_at_its_seq(
+    sealed: tuple[Rig, RowTamper], value: float
+) -> None:
+    """JSON parsing accepts NaN and any integer; RFC 8785 holds neither, so bastion never
+    wrote one: the event is named as changed, not ``unexpected CanonicalJSONError``."""
+    rig, tamper = sealed
+    tamper.edit(13, lambda e: replace(e, details={"n": value}))
+    report = verify(rig)
+    assert report.first_broken_seq == 13 and "changed" in report.reason
+
+
+# On SQLite the timestamp column is text, which time filters compare: another spelling of the
+# same instant reads back as the same time (the hash still matches) but sorts elsewhere.
+
+
+@pytest.fixture
+def spaced(sqlite_url: str) -> Iterator[tuple[Rig, RowTamper]]:
+    """20 events two seconds apart on SQLite, sealed at 1, 10 and 20."""
+    rig = make_rig(sqlite_url, every=10)
+    for n in range(20):
+        rig.append(rig.event(n))
+        rig.clock.advance(seconds=2)
+    tamper = RowTamper(rig.storage, sqlite_url)
+    yield rig, tamper
+    tamper.close()
+    rig.storage.close()
+
+
+def respelled(moment: datetime, *, earlier_by: int) -> str:
+    """``moment`` as a text that reads back as the same instant but sorts ``earlier_by``
+    seconds earlier: the local time of a negative offset."""
+    return sqlite_timestamp(moment - timedelta(seconds=earlier_by)) + f"-00:00:{earlier_by:02d}"
+
+
+def seqs(rig: Rig, **filters: object) -> list[int]:
+    with rig.storage.transaction() as tx:
+        return [e.seq for e in tx.audit.query(AuditQuery(limit=100, **filters))]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("spelling", ["offset", "T", "milliseconds"])
+def test_timestamp_column_respelled_as_the_same_instant_is_found(
+    spaced: tuple[Rig, RowTamper], spelling: str
+) -> None:
+    rig, tamper = spaced
+    moment = tamper.event(15).timestamp
+    text = {
+        "offset": respelled(moment, earlier_by=11),
+        "T": sqlite_timestamp(moment).replace(" ", "T"),
+        "milliseconds": sqlite_timestamp(moment)[:23],
+    }[spelling]
+    tamper.set_timestamp_text(15, text)
+    assert tamper.event(15).timestamp == moment  # so its hash still matches
+    report = verify(rig)
+    assert report.first_broken_seq == 15 and "timestamp column" in report.reason
+
+
+def test_respelled_timestamp_hides_no_other_event_from_since(
+    spaced: tuple[Rig, RowTamper],
+) -> None:
+    """Event 15's text made to sort just after ``since`` (its time is 10 s later): taken for
+    the first event of the window, it hid events 10-14 from ``audit list --since``."""
+    rig, tamper = spaced
+    since = tamper.event(10).timestamp - timedelta(seconds=1)
+    assert seqs(rig, since=since) == list(range(10, 21))
+    tamper.set_timestamp_text(15, respelled(tamper.event(15).timestamp, earlier_by=11))
+    assert seqs(rig, since=since) == list(range(10, 21))
+
+
+def test_respelled_timestamp_hides_no_other_event_from_until(
+    spaced: tuple[Rig, RowTamper],
+) -> None:
+    """Event 12 spelled with a ``T`` sorts after every same-day time written with a space:
+    taken for the first event at or after ``until``, it hid events 12-20. Now it hides only
+    itself (its text is after ``until``), and verify names it."""
+    rig, tamper = spaced
+    until = tamper.event(20).timestamp + timedelta(seconds=1)
+    tamper.set_timestamp_text(12, sqlite_timestamp(tamper.event(12).timestamp).replace(" ", "T"))
+    assert seqs(rig, until=until) == [seq for seq in range(1, 21) if seq != 12]
+    assert verify(rig).first_broken_seq == 12
+
+
+# The newest events: unsealed, but no more of them, nor for longer, than a running bastion
+# leaves (checkpoints every 10 events or 1 hour here, so 95 minutes with the slack).
+
+
+def test_rehashed_tail_without_its_checkpoints_is_found_once_bastion_would_have_sealed_it(
+    sealed: tuple[Rig, RowTamper],
+) -> None:
+    """The checkpoints after seq 20 deleted, event 25 edited, 25-30 re-hashed: ten unsealed
+    events, within the count limit. While a running bastion may not have sealed them yet it
+    verifies (the database alone cannot tell); after that, never again."""
+    rig, tamper = sealed
+    tamper.delete_checkpoints(from_seq=21)
+    tamper.rehash_from(25, lambda e: replace(e, actor={**e.actor, "id": "mallory@example.com"}))
+    assert verify(rig).ok
+    rig.clock.advance(hours=1)
+    assert verify(rig).ok, "a tail within the interval and its slack still verifies"
+    rig.clock.advance(minutes=36)
+    report = verify(rig)
+    assert report.first_broken_seq == 21, report.reason
+    assert "waited for a checkpoint" in report.reason
+    assert "the checkpoints after seq 20 were removed, or bastion stopped" in report.reason
+
+
+def test_unsealed_event_dated_after_the_sealer_was_due_is_found_at_once(
+    sealed: tuple[Rig, RowTamper],
+) -> None:
+    """The same forgery dated two hours on: a running bastion seals an event recorded that
+    long after its newest checkpoint in the event's own transaction."""
+    rig, tamper = sealed
+    tamper.delete_checkpoints(from_seq=21)
+    later = rig.clock.now() + timedelta(hours=2)
+    tamper.rehash_from(27, lambda e: replace(e, timestamp=later))
+    for seq in range(27, 31):  # the columns too (the chain keeps timestamps from decreasing)
+        tamper.set_timestamp(seq, later)
+    report = verify(rig)
+    assert report.first_broken_seq == 27, report.reason
+    assert "yet no checkpoint seals it" in report.reason

@@ -1,7 +1,8 @@
 """Exports verify offline with the public key alone, and every kind of tampering with the
 file is found: an edited field, a deleted or reordered event, a truncated tail, a re-hashed
 forgery (with or without its checkpoints), another key. And an export refuses to sign a
-stored trail that has been tampered with: a re-hashed history, a cut tail or head."""
+stored trail that has been tampered with: a re-hashed history, a cut tail or head, a tail
+whose checkpoints were removed, a timestamp re-spelled to move the start of its range."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ import io
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bastion.backends.audit_rows import sqlite_timestamp
 from bastion.crypto.checkpoints import CheckpointSigner
 from bastion.errors import AuditIntegrityError
 from bastion.services.audit.verify import verify_export, verify_storage
@@ -232,3 +235,47 @@ def test_export_stops_unsealed_when_the_trail_changes_after_its_check(
     path.write_text(written)
     assert "auditCheckpoint" not in written.splitlines()[-1]
     assert not offline(trail, path).ok
+
+
+def test_export_refuses_to_seal_a_tail_whose_checkpoints_were_removed(sqlite_url: str) -> None:
+    """Checkpoints every 1,000 events or hour: the head sealed at 25 (the idle sealer), that
+    checkpoint deleted, event 22 edited and 22-25 re-hashed. 24 unsealed events are within
+    the count limit; once a running bastion would have sealed them, no export signs them."""
+    rig = make_rig(sqlite_url, every=1000, interval=timedelta(hours=1))
+    tamper = RowTamper(rig.storage, sqlite_url)
+    try:
+        rig.fill(25)
+        with rig.storage.transaction() as tx:
+            tx.audit.seal_now()  # type: ignore[attr-defined]
+        tamper.delete_checkpoints(from_seq=2)
+        tamper.rehash_from(22, lambda e: replace(e, actor={**e.actor, "id": "mallory"}))
+        rig.clock.advance(hours=2)
+        error, written = refused_export(rig)
+    finally:
+        tamper.close()
+        rig.storage.close()
+    assert "first broken seq 2" in error and "waited for a checkpoint" in error
+    assert written == ""
+
+
+def test_export_refuses_a_range_whose_start_a_respelled_timestamp_moved(sqlite_url: str) -> None:
+    """25 events two seconds apart; event 20's timestamp text made to sort between ``since``
+    and event 14 (the same instant, written as the local time of an offset): an export from
+    ``since`` started at 20, sealed and verifying offline, without events 14-19."""
+    rig = make_rig(sqlite_url, every=10)
+    tamper = RowTamper(rig.storage, sqlite_url)
+    try:
+        for n in range(25):
+            rig.append(rig.event(n))
+            rig.clock.advance(seconds=2)
+        since = tamper.event(14).timestamp - timedelta(seconds=1)
+        moment = tamper.event(20).timestamp
+        offset = int((moment - since).total_seconds())
+        tamper.set_timestamp_text(20, sqlite_timestamp(since) + f"-00:00:{offset:02d}")
+        assert tamper.event(20).timestamp == moment
+        error, written = refused_export(rig, since=since)
+    finally:
+        tamper.close()
+        rig.storage.close()
+    assert "first broken seq 20" in error and "timestamp column" in error
+    assert written == ""

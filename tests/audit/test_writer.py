@@ -10,10 +10,12 @@ from datetime import timedelta
 
 import pytest
 
+from bastion.config import parse_config
 from bastion.core.model import AuditEvent
 from bastion.errors import AuditUnavailableError, StorageError
-from bastion.services.audit import BestEffortAuditSink, GroupCommitAuditWriter
+from bastion.services.audit import BestEffortAuditSink, GroupCommitAuditWriter, NullAuditSink
 from bastion.services.audit.writer import GroupCommitWriter
+from bastion.wiring_audit import audit_sink_from
 
 from .conftest import Rig, make_rig
 
@@ -140,6 +142,59 @@ def test_idle_writer_seals_the_chain(sqlite_url: str) -> None:
     with rig.storage.transaction() as tx:
         last = tx.audit.last_checkpoint()
     assert last is not None and last.seq == 2
+
+
+def last_sealed(rig: Rig) -> int | None:
+    with rig.storage.transaction() as tx:
+        last = tx.audit.last_checkpoint()
+    return None if last is None else last.seq
+
+
+def test_writer_seals_at_start_a_tail_a_crash_left_unsealed(sqlite_url: str) -> None:
+    """Events 2-4 were stored but not yet due a checkpoint when bastion was killed: the next
+    start seals them before any request, so `verify` never sees them wait past the interval."""
+    rig = make_rig(sqlite_url, every=1000, interval=timedelta(hours=1))
+    rig.fill(4)  # sealed at 1 only
+    assert last_sealed(rig) == 1
+
+    async def scenario() -> int | None:
+        writer = GroupCommitAuditWriter(rig.storage)
+        await writer.start()
+        sealed = last_sealed(rig)
+        await writer.stop()
+        return sealed
+
+    assert asyncio.run(scenario()) == 4
+
+
+def test_writer_seals_its_last_batches_when_it_stops(sqlite_url: str) -> None:
+    """A graceful stop leaves no unsealed tail behind it, however soon after a checkpoint."""
+    rig = make_rig(sqlite_url, every=1000, interval=timedelta(hours=1))
+    rig.fill(1)
+
+    async def scenario() -> None:
+        writer = GroupCommitAuditWriter(rig.storage)
+        await writer.start()
+        await asyncio.gather(*(writer.record(rig.event(n)) for n in range(5)))
+        assert last_sealed(rig) == 1  # not due yet
+        await writer.stop()
+
+    asyncio.run(scenario())
+    assert last_sealed(rig) == stored_count(rig) == 6
+
+
+def test_with_request_events_off_each_recorded_change_is_sealed(sqlite_url: str) -> None:
+    """``security.audit.enabled: false`` runs no writer, so no idle sealer: the changes still
+    recorded (here a second one within the interval) are sealed as they commit."""
+    config = parse_config(
+        f"storage:\n  url: {sqlite_url}\nsecurity:\n  pepper: {'w' * 40}\n"
+        "  audit:\n    enabled: false\n",
+        source="test",
+    )
+    rig = make_rig(sqlite_url, every=1000, interval=timedelta(hours=1))
+    assert isinstance(audit_sink_from(config, storage=rig.storage, clock=rig.clock), NullAuditSink)
+    rig.fill(2)
+    assert last_sealed(rig) == 2
 
 
 class GatedWriter(GroupCommitWriter[int]):

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from bastion.backends.audit_rows import sqlite_timestamp
 from bastion.backends.protocols import Storage
 from bastion.core.audit_checkpoint import AuditCheckpoint
 from bastion.core.model import AuditEvent, AuditQuery
@@ -302,11 +303,25 @@ def test_iterate_indexed_returns_the_index_columns(storage: Storage) -> None:
     _insert(storage, _varied_events()[:3])
     with storage.transaction() as uow:
         rows = list(uow.audit.iterate_indexed())
-    assert [(e.seq, actor, key) for e, actor, key in rows] == [
+    assert [(r.event.seq, r.actor_id, r.resource_key) for r in rows] == [
         (1, "alice", "patterns/p1"),
         (2, "alice", "patterns/p1"),
         (3, "alice", "patterns/p1"),
     ]
+
+
+def test_iterate_indexed_returns_the_timestamp_text_where_it_is_text(
+    storage: Storage, backend: Backend
+) -> None:
+    """SQLite keeps the timestamp as text, which time filters compare: it comes back as
+    stored, the text bastion writes; a typed column (PostgreSQL, memory) gives None."""
+    _insert(storage, _varied_events()[:2])
+    with storage.transaction() as uow:
+        texts = [row.timestamp_text for row in uow.audit.iterate_indexed()]
+    if backend.name == "sqlite":
+        assert texts == [sqlite_timestamp(e.timestamp) for e in _varied_events()[:2]]
+    else:
+        assert texts == [None, None]
 
 
 def test_checkpoints_round_trip_in_seq_order(storage: Storage) -> None:

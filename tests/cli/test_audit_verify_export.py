@@ -2,15 +2,24 @@
 ndjson export, or a file that cannot be read, is one ``error:`` line naming it and a non-zero
 exit, never ``ok``; a real export still verifies. ``bastion audit export -o``: the file is
 0600 whatever was there, a path it cannot write is one line, and a trail that does not verify
-leaves no file."""
+leaves no file. A command records and seals in one go; a tail that lost its checkpoints long
+ago is refused by both, in one line."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import yaml
 
+from bastion.config import load_config
+from bastion.services.audit import append_events, build_event
+from bastion.wiring import build_services
+from tests.audit.tamper import Tamper
 from tests.e2e.procs import bastion
 
 
@@ -107,3 +116,62 @@ def test_offline_verify_names_the_line_with_a_duplicate_key(workdir: Path) -> No
         "error: the audit trail does not verify: first broken seq 2: dup.json:"
         f" line {number + 1}: the key 'tenant' appears twice in one object (RFC 8785 forbids it)"
     )
+
+
+def test_a_command_seals_the_events_it_records(tmp_path: Path) -> None:
+    """No sealer runs after a command: what ``init`` and ``auth create-key`` record is sealed
+    before they exit, so it never waits for a `bastion serve` that may not come."""
+    bastion(["init"], cwd=tmp_path)
+    bastion(["auth", "create-key", "--name", "ci", "--scopes", "patterns:read"], cwd=tmp_path)
+    status = json.loads(bastion(["audit", "status", "--json"], cwd=tmp_path).stdout)
+    assert status["unsealed"] == 0 and status["lastCheckpoint"]["seq"] == status["headSeq"]
+
+
+class March:
+    """A clock stopped long before the test runs."""
+
+    def now(self) -> datetime:
+        return datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+
+
+def test_a_tail_whose_checkpoints_were_removed_long_ago_is_refused_in_one_line(
+    tmp_path: Path,
+) -> None:
+    """Recorded in March: events 1-6, sealed at 1 and, by the idle sealer,
+    at 6. The checkpoint at 6 deleted, event 4 edited and 4-6 re-hashed: five unsealed
+    events, far fewer than ``every``, but far older than a running bastion leaves them."""
+    document = {
+        "storage": {"url": f"sqlite:///{tmp_path / 'bastion.db'}"},
+        "security": {"pepper": f"file:{tmp_path / 'pepper'}"},
+    }
+    (tmp_path / "pepper").write_text("cli-stale-tail-pepper-" + "p" * 40 + "\n")
+    (tmp_path / "bastion.yaml").write_text(yaml.safe_dump(document))
+    services = build_services(load_config(tmp_path / "bastion.yaml"), clock=March())
+    services.storage.migrate()
+    for n in range(6):
+        with services.storage.transaction() as tx:
+            event = build_event(
+                action="pattern.read",
+                outcome="success",
+                tenant="default",
+                now=services.clock.now(),
+                details={"n": n},
+            )
+            append_events(tx, [event])
+    with services.storage.transaction() as tx:
+        tx.audit.seal_now()  # type: ignore[attr-defined]
+    tamper = Tamper(services.storage, document["storage"]["url"])
+    tamper.delete_checkpoints(from_seq=2)
+    tamper.rehash_from(4, lambda e: replace(e, details={"n": -1}))
+    tamper.close()
+    services.storage.close()
+    verified = bastion(["audit", "verify"], cwd=tmp_path, check=False)
+    export = ["audit", "export", "--format", "ndjson", "-o", "a.ndjson"]
+    exported = bastion(export, cwd=tmp_path, check=False)
+    assert verified.returncode == exported.returncode == 1
+    assert verified.stdout == exported.stdout == ""
+    [line] = verified.stderr.splitlines()
+    assert line.startswith("error: the audit trail does not verify: first broken seq 2: ")
+    assert "waited for a checkpoint" in line and "stopped before sealing" in line
+    assert exported.stderr.splitlines() == [line + "; nothing exported"]
+    assert not (tmp_path / "a.ndjson").exists()

@@ -9,6 +9,7 @@ events chained by `bastion.core.audit.chain_encoded` store their whole canonical
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime
 
 from bastion.core.jcs import CanonicalJSONError, fast_text
 from bastion.core.model import AuditEvent
@@ -37,6 +38,25 @@ def index_columns_match(event: AuditEvent, actor_column: str, resource_column: s
         if (actor_column, resource_column) == (actor, resource):
             return True
     return False
+
+
+def sqlite_timestamp(moment: datetime) -> str:
+    """The text SQLAlchemy's SQLite DATETIME stores for an aware ``moment``: naive UTC with
+    microseconds, ``YYYY-MM-DD HH:MM:SS.ffffff``, fixed width so that text order is time
+    order (time filters compare the text)."""
+    if moment.tzinfo is not UTC:
+        if moment.utcoffset() is None:
+            raise StorageError("insert audit events failed (naive datetime)")
+        moment = moment.astimezone(UTC)
+    return moment.isoformat(" ", "microseconds")[:26]  # without "+00:00"
+
+
+def timestamp_column_matches(event: AuditEvent, stored_text: str | None) -> bool:
+    """Whether a timestamp column kept as text (``stored_text``; None where the store keeps a
+    typed timestamp) is exactly what bastion writes for the event's time. Another spelling
+    of the same instant (a ``T``, an offset, fewer digits) reads back as the same time, but
+    sorts elsewhere among the texts a time filter compares."""
+    return stored_text is None or stored_text == sqlite_timestamp(event.timestamp)
 
 
 def _actor_text(event: AuditEvent) -> str:

@@ -17,7 +17,7 @@ from collections.abc import Collection, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from bastion.backends.protocols_authz import (
     AuthzVersionStore,
@@ -153,6 +153,18 @@ class ApiKeyStore(Protocol):
         """Remove every key of a principal; the number removed."""
 
 
+class IndexedAuditRow(NamedTuple):
+    """An event with the columns a store keeps beside it for queries (`AuditStore.iterate_indexed`),
+    so that verification can check them against the event."""
+
+    event: AuditEvent
+    actor_id: str
+    resource_key: str
+    # The timestamp column's text where the store keeps it as text (SQLite), else None: time
+    # filters compare that text, so it must be exactly what bastion writes.
+    timestamp_text: str | None = None
+
+
 class AuditStore(Protocol):
     def lock_head(self) -> tuple[int, str]:
         """Lock the chain for this unit of work and return (last seq, last hash); (0, "") if empty.
@@ -191,9 +203,9 @@ class AuditStore(Protocol):
 
     def iterate_indexed(
         self, *, after_seq: int = 0, batch: int = 1000, through_seq: int | None = None
-    ) -> Iterator[tuple[AuditEvent, str, str]]:
-        """`iterate`, with each event's stored actor_id and resource_key index columns (so
-        that verification can check them against the event)."""
+    ) -> Iterator[IndexedAuditRow]:
+        """`iterate`, with the columns each event is found by (its actor_id and resource_key
+        index columns, and its timestamp as text where the store keeps text)."""
 
     def bounds(self) -> tuple[int, int] | None:
         """(first seq, last seq) of the stored events; None when there are none."""

@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from bastion.cli.context import state
 from bastion.config.units import moment_before, parse_duration
-from bastion.core.audit_verify import VerifyReport
+from bastion.core.audit_verify import SealWait, VerifyReport
 from bastion.errors import AuditIntegrityError, BastionError
 from bastion.services.audit.export import FORMATS, ExportFormat, export, plan_export
 from bastion.services.audit.verify import read_export_checkpoints, verify_export, verify_storage
@@ -131,6 +131,7 @@ def export_events(
             signature_valid=signer.verifier().valid,
             now=now,
             max_unsigned=services.config.security.audit.checkpoints.every,
+            seal_interval=services.config.security.audit.checkpoints.interval,
             progress=advance,
         )
     sealed = f", sealed by key {signer.key_id}" if result.sealed else ""
@@ -179,6 +180,9 @@ def verify(
         services = state(ctx).services()
         verifier = checkpoint_verifier_from(services.config, keys)
         extra = read_export_checkpoints(list(checkpoints or []))
+        sealing = services.config.security.audit.checkpoints
+        # Taken before the trail is read: a checkpoint sealed meanwhile is not held against it.
+        wait = SealWait(sealing.interval, services.clock.now())
         with services.storage.transaction() as tx:
             bounds = tx.audit.bounds()
         total = bounds[1] - bounds[0] + 1 if bounds else 0
@@ -186,7 +190,8 @@ def verify(
             report = verify_storage(
                 services.storage,
                 signature_valid=verifier.valid,
-                max_unsigned=services.config.security.audit.checkpoints.every,
+                max_unsigned=sealing.every,
+                wait=wait,
                 extra_checkpoints=extra,
                 progress=advance,
             )

@@ -24,6 +24,7 @@ from bastion.cli.remote import RemoteClient, client_from_credentials, unsupporte
 from bastion.config import BastionConfig, load_config
 from bastion.config.units import MOMENT_OUT_OF_RANGE
 from bastion.errors import BastionError
+from bastion.services.audit.recorder import seal_each_commit
 from bastion.wiring import Services, build_services
 
 DEFAULT_CONFIG = "bastion.yaml"
@@ -64,11 +65,17 @@ class CliState:
         """The local services; a command without a remote form stops here in remote mode."""
         if self.remote() is not None:
             unsupported(f"`{self.command}`")
-        return self.local_services()
+        return self.local_services(one_shot=True)
 
-    def local_services(self) -> Services:
-        """The services of the local bastion.yaml, whatever the mode (serve, init, migrate)."""
-        return build_services(self.load())
+    def local_services(self, *, one_shot: bool = False) -> Services:
+        """The services of the local bastion.yaml, whatever the mode (serve, init, migrate).
+
+        ``one_shot``: a command that ends when its work is done seals every commit that
+        appends audit events, since no sealer runs after it (`seal_each_commit`)."""
+        services = build_services(self.load())
+        if one_shot:
+            seal_each_commit(services.storage)
+        return services
 
 
 # Options whose empty value means something: a display name can be cleared.

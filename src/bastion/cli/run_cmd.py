@@ -52,7 +52,7 @@ def init(
     if not cli.config_path.exists():
         qs.write_minimal_config(cli.config_path)
         typer.echo(f"wrote {cli.config_path}, its pepper file and audit signing key", err=True)
-    services = cli.local_services()
+    services = cli.local_services(one_shot=True)
     services.storage.migrate()
     done = initialise(
         storage=services.storage,

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bastion.backends.audit_rows import actor_id, encode_body, filter_text, resource_key
+from bastion.backends.protocols import IndexedAuditRow
 from bastion.core.audit_checkpoint import AuditCheckpoint
 from bastion.core.model import AuditEvent, AuditQuery
 from bastion.errors import ConflictError, StorageError
@@ -199,7 +200,7 @@ class MemoryAuditStore:
 
     def iterate_indexed(
         self, *, after_seq: int = 0, batch: int = 1000, through_seq: int | None = None
-    ) -> Iterator[tuple[AuditEvent, str, str]]:
+    ) -> Iterator[IndexedAuditRow]:
         after = max(after_seq, self.pending.deleted_through)
         merged = sorted(
             (s for log in (self._log, self.pending) for s in log.events if s.head.seq > after),
@@ -208,7 +209,7 @@ class MemoryAuditStore:
         for stored in merged:
             if through_seq is not None and stored.head.seq > through_seq:
                 return
-            yield stored.event(), stored.actor_id, stored.resource_key
+            yield IndexedAuditRow(stored.event(), stored.actor_id, stored.resource_key)
 
     def bounds(self) -> tuple[int, int] | None:
         first = self.query(AuditQuery(limit=1))

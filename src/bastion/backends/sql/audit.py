@@ -13,14 +13,18 @@ from sqlalchemy import (
     Connection,
     Row,
     ScalarSelect,
+    String,
+    case,
     delete,
     func,
     insert,
     select,
     text,
+    type_coerce,
 )
 
 from bastion.backends.audit_rows import filter_text
+from bastion.backends.protocols import IndexedAuditRow
 from bastion.backends.sql.audit_raw import insert_rows, read_head, rows_of
 from bastion.backends.sql.audit_tables import audit_checkpoints
 from bastion.backends.sql.errors import translated
@@ -61,11 +65,39 @@ def _checkpoint(row: Row[Any]) -> AuditCheckpoint:
     )
 
 
-def _first_seq_at(moment: datetime) -> ScalarSelect[Any]:
-    """The lowest seq whose timestamp is at or after ``moment`` (two index seeks)."""
+def _boundary(moment: datetime) -> tuple[ScalarSelect[Any], ScalarSelect[Any]]:
+    """Where ``moment`` falls along seq, found twice with two index seeks each: the first seq
+    at the lowest timestamp at or after it, and the seq after the last one at the highest
+    timestamp before it (NULL where there is no such event).
+
+    Both are the same seq while every timestamp is as bastion writes it. On SQLite the column
+    is text, and an event whose text was re-spelled (the same instant with a ``T`` or an
+    offset, which verification reports) sorts elsewhere than its time: either seek alone
+    could take that one event for the boundary and skip every event in between, but one
+    such event cannot move both the same way. The filters still compare each event's text.
+    """
     c = audit_events.c
-    first_time = select(func.min(c.timestamp)).where(c.timestamp >= moment).scalar_subquery()
-    return select(func.min(c.seq)).where(c.timestamp == first_time).scalar_subquery()
+    at_or_after = select(func.min(c.timestamp)).where(c.timestamp >= moment).scalar_subquery()
+    first = select(func.min(c.seq)).where(c.timestamp == at_or_after).scalar_subquery()
+    before = select(func.max(c.timestamp)).where(c.timestamp < moment).scalar_subquery()
+    after_last = select(func.max(c.seq) + 1).where(c.timestamp == before).scalar_subquery()
+    return first, after_last
+
+
+def _first_seq_at(moment: datetime) -> ColumnElement[Any]:
+    """A seq at or below every event whose timestamp is at or after ``moment``: the lower of
+    the two boundaries."""
+    first, after_last = _boundary(moment)
+    after = func.coalesce(after_last, 1)
+    return case((first < after, first), else_=after)
+
+
+def _seq_after(moment: datetime) -> ColumnElement[Any]:
+    """A seq above every event whose timestamp is before ``moment``: the higher of the two
+    boundaries (the ceiling when no event is at or after it)."""
+    first, after_last = _boundary(moment)
+    bound = func.coalesce(first, _SEQ_CEILING)
+    return case((bound < after_last, after_last), else_=bound)
 
 
 def _filters(query: AuditQuery) -> list[ColumnElement[bool]]:
@@ -77,7 +109,7 @@ def _filters(query: AuditQuery) -> list[ColumnElement[bool]]:
         where.append(c.seq >= _first_seq_at(query.since))
         where.append(c.timestamp >= query.since)
     if query.until is not None:
-        where.append(c.seq < func.coalesce(_first_seq_at(query.until), _SEQ_CEILING))
+        where.append(c.seq < _seq_after(query.until))
         where.append(c.timestamp < query.until)
     if query.action is not None:
         where.append(c.action == query.action)
@@ -159,31 +191,38 @@ class SQLAuditStore:
     def iterate(
         self, *, after_seq: int = 0, batch: int = 1000, through_seq: int | None = None
     ) -> Iterator[AuditEvent]:
-        for event, _, _ in self.iterate_indexed(
-            after_seq=after_seq, batch=batch, through_seq=through_seq
-        ):
-            yield event
+        for row in self.iterate_indexed(after_seq=after_seq, batch=batch, through_seq=through_seq):
+            yield row.event
 
     def iterate_indexed(
         self, *, after_seq: int = 0, batch: int = 1000, through_seq: int | None = None
-    ) -> Iterator[tuple[AuditEvent, str, str]]:
+    ) -> Iterator[IndexedAuditRow]:
         last = after_seq
         size = max(batch, 1)
         c = audit_events.c
+        sqlite = self._conn.dialect.name == "sqlite"
+        columns: list[Any] = [audit_events]
+        if sqlite:  # the column as stored, not as it parses
+            columns.append(type_coerce(c.timestamp, String).label("timestamp_text"))
         while True:
-            statement = select(audit_events).where(c.seq > last)
+            statement = select(*columns).where(c.seq > last)
             if through_seq is not None:
                 statement = statement.where(c.seq <= through_seq)
             statement = statement.order_by(c.seq).limit(size)
             with translated("read audit events"):
                 page = [
-                    (_event(row), row.actor_id, row.resource_key)
+                    IndexedAuditRow(
+                        _event(row),
+                        row.actor_id,
+                        row.resource_key,
+                        row.timestamp_text if sqlite else None,
+                    )
                     for row in self._conn.execute(statement)
                 ]
             yield from page
             if len(page) < size:
                 return
-            last = page[-1][0].seq
+            last = page[-1].event.seq
 
     def bounds(self) -> tuple[int, int] | None:
         c = audit_events.c

@@ -20,7 +20,7 @@ from typing import Any
 import psycopg
 from sqlalchemy import Connection
 
-from bastion.backends.audit_rows import actor_id, encode_body, resource_key
+from bastion.backends.audit_rows import actor_id, encode_body, resource_key, sqlite_timestamp
 from bastion.core.model import AuditEvent
 from bastion.errors import ConflictError, StorageError
 
@@ -46,15 +46,6 @@ _PG_COPY = f"COPY audit_events ({', '.join(COLUMNS)}) FROM STDIN"
 _HEAD = "SELECT seq, hash, timestamp FROM audit_events ORDER BY seq DESC LIMIT 1"
 _OPERATION = "insert audit events"
 _SQLITE_UNIQUE = ("SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY")
-
-
-def sqlite_timestamp(moment: datetime) -> str:
-    """The text SQLAlchemy's SQLite DATETIME stores for an aware ``moment`` (naive UTC, µs)."""
-    if moment.tzinfo is not UTC:
-        if moment.utcoffset() is None:
-            raise StorageError(f"{_OPERATION} failed (naive datetime)")
-        moment = moment.astimezone(UTC)
-    return moment.isoformat(" ", "microseconds")[:26]  # without "+00:00"
 
 
 def _aware(moment: datetime) -> datetime:

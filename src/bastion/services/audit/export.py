@@ -3,9 +3,10 @@
 ``json`` and ``ndjson`` exports are verifiable offline: they carry the stored checkpoints of
 their range (and an anchor for the event before it) ahead of the events, and end with a seal,
 a checkpoint signed at export time over the last exported event. Before a byte is written, the
-whole stored trail is checked exactly as `bastion audit verify` checks it (the same unsigned
-limit, every checkpoint, the start explained by retention): a seal or an anchor signed over a
-trail that does not verify would launder a rewritten or cut history with the real key. The
+whole stored trail is checked exactly as `bastion audit verify` checks it (the same limits on
+the unsealed tail, in events and in time, every checkpoint, the start explained by retention):
+a seal or an anchor signed over a trail that does not verify would launder a rewritten or cut
+history with the real key. The
 events are then streamed and must be the very chain that was checked, from the hash before
 the first to the hash of the last. ``csv``, ``syslog`` and ``cef`` are for SIEMs: one event per
 line, no checkpoints.
@@ -17,7 +18,7 @@ import csv
 import socket
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal, TextIO
 
 from bastion import __version__
@@ -26,6 +27,8 @@ from bastion.core.audit import event_hash, format_timestamp
 from bastion.core.audit_checkpoint import AuditCheckpoint, checkpoint_to_json
 from bastion.core.audit_formats import CSV_COLUMNS, ascii_json, cef_line, csv_row, json_line
 from bastion.core.audit_formats import syslog_line as syslog_text
+from bastion.core.audit_verify import SealWait
+from bastion.core.jcs import CanonicalJSONError
 from bastion.core.model import AuditEvent, AuditQuery
 from bastion.errors import AuditIntegrityError
 from bastion.services.audit.export_file import CHECKPOINT_KEY, DOCUMENT_FORMAT, HEADER_KEY
@@ -101,15 +104,16 @@ def export(
     signature_valid: SignatureCheck,
     now: datetime,
     max_unsigned: int | None = None,
+    seal_interval: timedelta | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> ExportResult:
     """Write the export to ``out``.
 
     A json or ndjson export is refused with `AuditIntegrityError`, before anything is
-    written, when `bastion audit verify` would fail on the stored trail; and left unsealed if
-    the trail changes while it streams. ``max_unsigned`` is verify's limit
-    (``security.audit.checkpoints.every``); by default, that of the recorder sealing
-    ``storage``.
+    written, when `bastion audit verify` would fail on the stored trail at ``now``; and left
+    unsealed if the trail changes while it streams. ``max_unsigned`` and ``seal_interval``
+    are verify's limits on the unsealed tail (``security.audit.checkpoints.every`` and
+    ``interval``); by default, those of the recorder sealing ``storage``.
     """
     plan = plan_export(storage, since=since)
     if plan is None:
@@ -119,8 +123,9 @@ def export(
     events = stored_events(storage, after_seq=plan.first_seq - 1, through_seq=plan.last_seq)
     checkpoints = list(plan.checkpoints)
     if fmt in VERIFIABLE:
-        limit = _sealed_every(storage) if max_unsigned is None else max_unsigned
-        ends = _verified_ends(storage, plan, signature_valid, limit, progress)
+        every, interval = _sealing(storage, max_unsigned, seal_interval)
+        wait = SealWait(interval, now)
+        ends = _verified_ends(storage, plan, signature_valid, every, wait, progress)
         events = _same_chain(events, ends)
         if plan.first_seq > 1 and all(c.seq != plan.first_seq - 1 for c in checkpoints):
             checkpoints.insert(0, signer.sign(plan.first_seq - 1, ends.before, now=now))
@@ -141,11 +146,16 @@ def export(
     return ExportResult(count, plan.first_seq, last_seq, sealed=seal is not None)
 
 
-def _sealed_every(storage: Storage) -> int:
-    """How many newest events may be unsigned: as many as the recorder leaves unsealed."""
+def _sealing(
+    storage: Storage, every: int | None, interval: timedelta | None
+) -> tuple[int, timedelta]:
+    """How many newest events may be unsigned, and how long: as the recorder leaves them."""
+    if every is not None and interval is not None:
+        return every, interval
     if not isinstance(storage, RecordingStorage):
-        raise ValueError("export: max_unsigned is needed for a storage without a recorder")
-    return storage.recorder.seal.every
+        raise ValueError("export: the seal limits are needed for a storage without a recorder")
+    seal = storage.recorder.seal
+    return (seal.every if every is None else every, seal.interval if interval is None else interval)
 
 
 def _verified_ends(
@@ -153,6 +163,7 @@ def _verified_ends(
     plan: ExportPlan,
     signature_valid: SignatureCheck,
     max_unsigned: int,
+    wait: SealWait,
     progress: Callable[[int], None] | None,
 ) -> _Ends:
     """Verify the stored trail as `bastion audit verify` does, from the export's anchor (the
@@ -171,6 +182,7 @@ def _verified_ends(
         storage,
         signature_valid=signature_valid,
         max_unsigned=max_unsigned,
+        wait=wait,
         progress=progress,
         watch=note,
         anchor_seq=plan.anchor_seq,
@@ -190,12 +202,19 @@ def _same_chain(events: Iterable[AuditEvent], ends: _Ends) -> Iterator[AuditEven
     previous, seq = ends.before, ends.first_seq - 1
     for event in events:
         seq = event.seq
-        if event.prev_hash != previous or event_hash(event) != event.hash:
+        if event.prev_hash != previous or not _hash_matches(event):
             raise _changed(seq)
         previous = event.hash
         yield event
     if previous != ends.last:
         raise _changed(seq + 1)
+
+
+def _hash_matches(event: AuditEvent) -> bool:
+    try:
+        return event_hash(event) == event.hash
+    except CanonicalJSONError:  # a body bastion could not have written
+        return False
 
 
 def _changed(seq: int) -> AuditIntegrityError:

@@ -3,8 +3,10 @@
 The database is read a page at a time, each page in its own short transaction (a long read
 would hold SQLite's write lock), up to the head seen at the start. Besides the chain, what is
 read back must be what the hash covers: the index columns, a timestamp no finer than the
-milliseconds hashed, and a start after seq 1 only where a signed retention record cut it
-(`bastion.services.audit.retention`). Export files (NDJSON or
+milliseconds hashed (on SQLite, the very text bastion writes for it), and a start after seq 1
+only where a signed retention record cut it (`bastion.services.audit.retention`). The newest
+events may be unsealed, but no more of them, nor for longer, than a running bastion leaves
+(`bastion.core.audit_verify.SealWait`). Export files (NDJSON or
 the JSON document `bastion.services.audit.export` writes, plain or gzipped, several in order)
 are read twice by `bastion.services.audit.export_file`, which refuses any other file: once for
 their checkpoints, once for their events. Offline verification fails closed: a file with no
@@ -19,12 +21,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from bastion.backends.audit_rows import index_columns_match
-from bastion.backends.protocols import Storage
+from bastion.backends.audit_rows import index_columns_match, timestamp_column_matches
+from bastion.backends.protocols import IndexedAuditRow, Storage
 from bastion.core.audit import event_hash as compute_hash
 from bastion.core.audit import hash_canonical
 from bastion.core.audit_checkpoint import AuditCheckpoint
-from bastion.core.audit_verify import ChainVerifier, VerifyReport
+from bastion.core.audit_verify import ChainVerifier, SealWait, VerifyReport
 from bastion.core.jcs import CanonicalJSONError
 from bastion.core.model import AuditEvent
 from bastion.errors import RequestRejectedError
@@ -51,13 +53,13 @@ Watch = Callable[[AuditEvent], None]
 
 def stored_events(storage: Storage, *, after_seq: int, through_seq: int) -> Iterator[AuditEvent]:
     """Events after_seq < seq <= through_seq, a page per short transaction."""
-    for event, _, _ in _stored_rows(storage, after_seq=after_seq, through_seq=through_seq):
-        yield event
+    for row in _stored_rows(storage, after_seq=after_seq, through_seq=through_seq):
+        yield row.event
 
 
 def _stored_rows(
     storage: Storage, *, after_seq: int, through_seq: int
-) -> Iterator[tuple[AuditEvent, str, str]]:
+) -> Iterator[IndexedAuditRow]:
     last = after_seq
     while last < through_seq:
         with storage.transaction() as tx:
@@ -66,7 +68,7 @@ def _stored_rows(
         if not page:
             return
         yield from page
-        last = page[-1][0].seq
+        last = page[-1].event.seq
 
 
 def verify_storage(
@@ -74,6 +76,7 @@ def verify_storage(
     *,
     signature_valid: SignatureCheck,
     max_unsigned: int | None,
+    wait: SealWait | None,
     extra_checkpoints: Sequence[AuditCheckpoint] = (),
     progress: Progress | None = None,
     watch: Watch | None = None,
@@ -81,10 +84,12 @@ def verify_storage(
 ) -> VerifyReport:
     """Verify every stored event against the chain and the stored (and extra) checkpoints.
 
-    With ``anchor_seq``, only the events after it: the first must link to the signed stored
-    checkpoint at ``anchor_seq``, and what lies before it (and whether retention explains
-    where the trail starts) is not looked at. An export of a later range needs no more.
-    ``watch`` sees each event once it has verified (an export notes the hashes at its ends).
+    ``max_unsigned`` and ``wait`` say how many of the newest events may be unsealed, and for
+    how long (None: no limit). With ``anchor_seq``, only the events after it: the first must
+    link to the signed stored checkpoint at ``anchor_seq``, and what lies before it (and
+    whether retention explains where the trail starts) is not looked at. An export of a
+    later range needs no more. ``watch`` sees each event once it has verified (an export
+    notes the hashes at its ends).
     """
     with storage.transaction() as tx:
         bounds = tx.audit.bounds()
@@ -94,13 +99,20 @@ def verify_storage(
         signature_valid=signature_valid,
         max_unsigned=max_unsigned,
         cut_needs_record=anchor_seq is None,
+        wait=wait,
     )
     if bounds is not None:
         first = bounds[0] if anchor_seq is None else anchor_seq + 1
-        rows = _stored_rows(storage, after_seq=first - 1, through_seq=bounds[1])
-        for event, actor_column, resource_column in rows:
-            verifier.add(event.seq, event.prev_hash, event.hash, compute_hash(event))
-            _check_stored(verifier, event, actor_column, resource_column)
+        for row in _stored_rows(storage, after_seq=first - 1, through_seq=bounds[1]):
+            event = row.event
+            verifier.add(
+                event.seq,
+                event.prev_hash,
+                event.hash,
+                _stored_hash(event),
+                timestamp=event.timestamp,
+            )
+            _check_stored(verifier, row)
             if verifier.failed:
                 break
             if watch is not None:
@@ -110,14 +122,30 @@ def verify_storage(
     return verifier.finish()
 
 
-def _check_stored(
-    verifier: ChainVerifier, event: AuditEvent, actor_column: str, resource_column: str
-) -> None:
+def _stored_hash(event: AuditEvent) -> str:
+    """The hash of a stored event's content; a body no canonical JSON can hold (a NaN, an
+    integer beyond 2**53, which JSON parsing accepts) was not written by bastion, so it
+    matches no hash."""
+    try:
+        return compute_hash(event)
+    except CanonicalJSONError:
+        return "not canonical JSON"
+
+
+def _check_stored(verifier: ChainVerifier, row: IndexedAuditRow) -> None:
     """What the hash does not cover but queries read: the index columns, the timestamp below
-    the millisecond (a filter such as ``until`` compares it); and a retention record's cut."""
-    if not index_columns_match(event, actor_column, resource_column):
+    the millisecond and, where it is text, its spelling (time filters compare the column);
+    and a retention record's cut."""
+    event = row.event
+    if not index_columns_match(event, row.actor_id, row.resource_key):
         verifier.reject(
             event.seq, f"event {event.seq} was changed: its index columns do not match it"
+        )
+    if not timestamp_column_matches(event, row.timestamp_text):
+        verifier.reject(
+            event.seq,
+            f"event {event.seq} was changed: its timestamp column is not the text bastion"
+            " writes for its time (a time filter would place it elsewhere)",
         )
     if event.timestamp.microsecond % 1000:
         verifier.reject(

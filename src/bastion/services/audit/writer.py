@@ -258,7 +258,9 @@ class GroupCommitWriter(ABC, Generic[T]):
 class GroupCommitAuditWriter(GroupCommitWriter[PreparedEvent]):
     """The per-request sink of `bastion serve`: events levelled and masked by the recorder
     in the request's task, chained and stored a batch per transaction. While idle, the
-    writer seals the chain with a checkpoint when one is due."""
+    writer seals the chain with a checkpoint when one is due; it seals the head when it
+    starts (events a crash left unsealed) and when it stops, after the last batch, so that
+    no tail outlives a running bastion unsealed (verification refuses one that has)."""
 
     def __init__(
         self,
@@ -284,6 +286,7 @@ class GroupCommitAuditWriter(GroupCommitWriter[PreparedEvent]):
     async def start(self) -> None:
         await super().start()
         if self._recorder is not None:
+            await self._seal_idle(now=True)
             self._ticker = asyncio.create_task(self._tick(), name="bastion-audit-sealer")
 
     async def stop(self) -> None:
@@ -292,7 +295,8 @@ class GroupCommitAuditWriter(GroupCommitWriter[PreparedEvent]):
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
-        self._ticker = None
+            self._ticker = None
+            await self._seal_idle(now=True)
 
     def prepare(self, event: AuditEvent) -> PreparedEvent | None:
         recorder = self._recorder
@@ -310,16 +314,20 @@ class GroupCommitAuditWriter(GroupCommitWriter[PreparedEvent]):
             await asyncio.sleep(seconds)
             await self._seal_idle()
 
-    async def _seal_idle(self) -> None:
+    async def _seal_idle(self, *, now: bool = False) -> None:
+        """A checkpoint at the head when one is due (``now``: unless the head has one)."""
         try:
-            await asyncio.to_thread(self._seal)
+            await asyncio.to_thread(self._seal, now)
         except Exception as exc:  # the next batch or tick tries again
             log.warning("audit checkpoint not written: %s", type(exc).__name__)
 
-    def _seal(self) -> None:
+    def _seal(self, now: bool) -> None:
         with self._storage.transaction() as tx:
             if isinstance(tx.audit, RecordingAuditStore):
-                tx.audit.seal_if_due()
+                if now:
+                    tx.audit.seal_now()
+                else:
+                    tx.audit.seal_if_due()
 
 
 def _failure(finished: asyncio.Future[Sequence[int]], size: int) -> AuditUnavailableError | None:
