@@ -150,6 +150,16 @@ def test_role_create_holds_names_to_the_rules_and_says_the_name_saved(workdir: P
     assert alike.stderr.strip() == "error: a role named viewer already exists"
 
 
+def test_role_create_refuses_a_name_read_as_two_roles(workdir: Path) -> None:
+    refused = bastion(["role", "create", "reader,admin"], cwd=workdir, check=False)
+    assert refused.returncode == 1
+    assert refused.stderr.strip().startswith(
+        "error: a role name must not contain a comma or white space"
+    )
+    listed = bastion(["role", "list"], cwd=workdir).stdout
+    assert "reader,admin" not in listed
+
+
 PLATFORM_BINDING = """
   rbac:
     platformBindings:

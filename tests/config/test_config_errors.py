@@ -661,3 +661,29 @@ def test_rbac_built_in_code_keeps_its_custom_roles() -> None:
         bindings=(BindingConfig(subject=SubjectConfig(type="user", name="x"), role="ops"),),
     )
     assert rbac.bindings[0].role == "ops"
+
+
+ROLE_NAME_RULE = (
+    "a role name must not contain a comma or white space: the upstream gets a principal's roles "
+    "as one comma-separated list (X-Bastion-Roles), which would read such a name as two roles"
+)
+
+
+@pytest.mark.parametrize("name", ["reader,admin", "reader admin", "reader, admin"])
+def test_a_role_named_like_two_roles_is_refused_at_its_key_path(name: str) -> None:
+    """``reader,admin`` reached the upstream as ``X-Bastion-Roles: reader,admin``."""
+    issues = issues_of(
+        f"""
+        security:
+          rbac:
+            roles:
+              - {{name: "{name}", permissions: [{{resource: patterns, actions: [read]}}]}}
+            bindings:
+              - subject: {{type: user, name: alice}}
+                role: "{name}"
+        """
+    )
+    assert issues == [
+        f"security.rbac.roles[0].name: {ROLE_NAME_RULE}",
+        f"security.rbac.bindings[0].role: {ROLE_NAME_RULE}",
+    ]

@@ -11,12 +11,15 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.e2e.gwstack import GatewayStack, gateway_stack
+from tests.e2e.gwstack import GatewayStack, body_json, gateway_stack, raw_request
 
 pytestmark = pytest.mark.e2e
 
 CONFIG = {
-    "gateway": {"trustedProxies": ["127.0.0.1/32"]},
+    "gateway": {
+        "trustedProxies": ["127.0.0.1/32"],
+        "cors": {"enabled": True, "allowOrigins": ["https://app.example.com"]},
+    },
     "security": {
         "network": {
             "ipAllowlist": {
@@ -132,3 +135,39 @@ def test_an_admin_api_change_records_the_client_a_trusted_proxy_names(
         ).headers["x-bastion-request-id"]
     )
     assert read["actor"]["ip"] == "10.8.8.9"
+
+
+OUTSIDE = b"X-Forwarded-For: 203.0.113.5\r\n"
+PREFLIGHT = (
+    b"OPTIONS /admin/anything HTTP/1.1\r\nHost: 127.0.0.1\r\n" + OUTSIDE + b"Origin: "
+    b"https://app.example.com\r\nAccess-Control-Request-Method: DELETE\r\nConnection: close\r\n\r\n"
+)
+DOT_SEGMENT = (
+    b"GET /x/%2e%2e/y HTTP/1.1\r\nHost: 127.0.0.1\r\n" + OUTSIDE + b"Connection: close\r\n\r\n"
+)
+BAD_HOST = b"GET /api/patterns HTTP/1.1\r\nHost: a,b\r\n" + OUTSIDE + b"Connection: close\r\n\r\n"
+CODED = (
+    b"POST /api/patterns HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    + OUTSIDE
+    + b"Transfer-Encoding: gzip, chunked\r\nConnection: close\r\n\r\n0\r\n\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [PREFLIGHT, DOT_SEGMENT, BAD_HOST, CODED],
+    ids=["cors-preflight", "dot-segment", "bad-host", "transfer-coding"],
+)
+def test_nothing_but_403_is_answered_outside_the_allowlist(
+    stack: GatewayStack, request_bytes: bytes
+) -> None:
+    """A preflight (204 and the CORS policy) and malformed requests (400, 501) were answered,
+    and audited, before the allowlist ran."""
+    status, response = raw_request(stack.port, request_bytes)
+    assert status == 403
+    head = response.partition(b"\r\n\r\n")[0].lower()
+    assert b"access-control-allow-methods" not in head
+    problem = body_json(response)
+    assert problem["code"] == "address_not_allowed"
+    [event] = stack.audit_for(problem["requestId"])
+    assert event["details"]["reasons"] == ["client address is not in security.network.ipAllowlist"]

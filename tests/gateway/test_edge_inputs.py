@@ -95,6 +95,66 @@ def test_valid_json_goes_on_to_the_upstream(gateway: GatewayFactory) -> None:
         assert response.status_code == 502  # got through: nothing listens upstream
 
 
+UNTYPED = b'{"name": "<script>alert(1)</script>", "name": "dup", "x": NaN}'
+
+
+@pytest.mark.parametrize(
+    "validation",
+    [{}, {"sanitize": {"html": True}}, {"sanitize": {"scripts": True}}],
+    ids=["json-checks", "sanitize-html", "sanitize-scripts"],
+)
+def test_json_body_without_content_type_cannot_skip_the_json_checks(
+    gateway: GatewayFactory, validation: dict[str, Any]
+) -> None:
+    """Sent without a Content-Type, a body with duplicate keys, NaN and a script went to the
+    upstream raw, and many frameworks read an untyped body as JSON."""
+    with gateway({"security": {"inputValidation": validation}}) as gw:
+        for headers in ({}, {"Content-Type": ""}):
+            response = gw.client.post(
+                "/api/patterns", content=UNTYPED, headers={**gw.auth(), **headers}
+            )
+            assert response.status_code == 415
+            problem = response.json()
+            assert problem["code"] == "unsupported_media_type"
+            assert "must say its Content-Type" in problem["detail"]
+            [event] = [e for e in gw.events() if e.request.get("requestId") == problem["requestId"]]
+            assert (event.action, event.details["status"]) == ("request.reject", 415)
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/json, text/plain", "text/plain,application/json"]
+)
+def test_content_type_listing_two_types_cannot_skip_the_json_checks(
+    gateway: GatewayFactory, content_type: str
+) -> None:
+    """One line listing two types is two Content-Type headers (RFC 9110 section 5.3): bastion
+    read ``application/json, text/plain`` as not JSON and passed the body on unchecked."""
+    with gateway() as gw:
+        headers = {**gw.auth(), "Content-Type": content_type}
+        response = gw.client.post("/api/patterns", content=UNTYPED, headers=headers)
+        assert response.status_code == 400
+        assert response.json()["detail"] == "request has more than one Content-Type header"
+
+
+def test_a_quoted_comma_in_a_content_type_parameter_is_one_type(gateway: GatewayFactory) -> None:
+    with gateway() as gw:
+        headers = {**gw.auth(), "Content-Type": 'multipart/form-data; boundary="a,b"'}
+        response = gw.client.post("/api/patterns", content=b"--a,b--\r\n", headers=headers)
+        assert response.status_code == 502  # got through: nothing listens upstream
+
+
+def test_untyped_body_is_refused_before_authentication(gateway: GatewayFactory) -> None:
+    with gateway() as gw:
+        response = gw.client.post("/api/patterns", content=b"{}")
+        assert response.status_code == 415
+
+
+def test_request_without_a_body_needs_no_content_type(gateway: GatewayFactory) -> None:
+    with gateway() as gw:
+        assert gw.client.get("/api/patterns", headers=gw.auth()).status_code == 502
+        assert gw.client.post("/api/patterns", headers=gw.auth()).status_code == 502
+
+
 def test_disabled_validation_checks_nothing(gateway: GatewayFactory) -> None:
     extra = {"security": {"inputValidation": {"enabled": False, "maxSize": "10B"}}}
     with gateway(extra) as gw:

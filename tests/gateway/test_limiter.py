@@ -11,12 +11,14 @@ import pytest
 
 from bastion.backends.ratelimit.memory import MemoryRateLimitStore
 from bastion.core.model import Principal, PrincipalKind
+from bastion.core.netrules import client_key
 from bastion.core.ratelimit import Bucket, BucketState, Quota
 from bastion.core.routes import RouteMatch, RouteSpec
 from bastion.errors import AuthenticationError, RateLimitUnavailableError
 from bastion.gateway.limits import RateLimiter, RatePolicy, rate_headers
 from bastion.gateway.metrics import GatewayMetrics
 from bastion.services.access import Identity, RequestFacts, Verdict
+from tests.gateway.conftest import GatewayFactory
 
 
 class FlakyStore:
@@ -87,6 +89,47 @@ def test_buckets_for_authenticated_request() -> None:
 def test_failed_or_anonymous_request_is_counted_by_address_only(ip: str | None, key: str) -> None:
     keys = [b.key for b in limiter().buckets_for(verdict(identity=None, allowed=False, ip=ip))]
     assert keys == [key]
+
+
+@pytest.mark.parametrize(
+    ("ip", "key"),
+    [
+        ("2001:db8:1:2::1", "client:ip:2001:db8:1:2::/64"),
+        ("2001:db8:1:2:dead:beef:0:9", "client:ip:2001:db8:1:2::/64"),
+        ("::ffff:192.0.2.1", "client:ip:192.0.2.1"),
+    ],
+)
+def test_an_ipv6_client_cannot_rotate_addresses_in_its_64_for_fresh_buckets(
+    ip: str, key: str
+) -> None:
+    """Counted like the connection caps (`client_key`), not by the full address."""
+    keys = [b.key for b in limiter().buckets_for(verdict(identity=None, allowed=False, ip=ip))]
+    assert keys == [key]
+    assert key == f"client:ip:{client_key(ip)}"
+
+
+def test_rotating_ipv6_client_is_refused_at_the_edge_once_its_64_is_spent(
+    gateway: GatewayFactory,
+) -> None:
+    config = {
+        "gateway": {"trustedProxies": ["127.0.0.1/32"]},
+        "security": {
+            "rateLimit": {
+                "enabled": True,
+                "perClient": {"requestsPerSecond": 0.001, "burstSize": 3},
+            }
+        },
+    }
+    with gateway(config) as gw:
+        statuses = [
+            gw.client.get(
+                "/api/patterns", headers={"X-Forwarded-For": f"2001:db8:1:2::{i + 100:x}"}
+            ).status_code
+            for i in range(5)
+        ]
+        other = gw.client.get("/api/patterns", headers={"X-Forwarded-For": "2001:db8:1:3::1"})
+    assert statuses == [401, 401, 401, 429, 429]
+    assert other.status_code == 401  # another /64 is another client
 
 
 def test_fail_closed_when_store_is_down() -> None:

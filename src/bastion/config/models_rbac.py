@@ -25,7 +25,7 @@ from bastion.config.models_base import (
     UtcDatetime,
 )
 from bastion.config.units import Duration
-from bastion.core.rbac import BUILTIN_ROLES
+from bastion.core.rbac import BUILTIN_ROLES, ROLE_NAME_RULE, role_name_breaks_rule
 from bastion.core.resource_rules import parse_resource
 
 SubjectKind = Literal["user", "group", "serviceAccount", "agent"]
@@ -158,7 +158,9 @@ def _role_reference_issues(data: Mapping[str, object]) -> list[tuple[KeyPath, st
     for key in ("bindings", "platformBindings"):
         for index, item in _items(_field(data, key)):
             role_name = item.get("role")
-            if isinstance(role_name, str) and role_name not in known:
+            if isinstance(role_name, str) and role_name_breaks_rule(role_name):
+                issues.append(((key, index, "role"), ROLE_NAME_RULE))
+            elif isinstance(role_name, str) and role_name not in known:
                 issues.append(((key, index, "role"), f"unknown role {role_name}"))
     default_role = _field(data, "defaultRole")
     if isinstance(default_role, str) and default_role not in known:
@@ -192,7 +194,9 @@ def _role_name_issues(roles: Sequence[_RoleEntry]) -> list[tuple[KeyPath, str]]:
     issues: list[tuple[KeyPath, str]] = []
     seen: set[str] = set()
     for role in roles:
-        if role.name in BUILTIN_ROLES:
+        if role_name_breaks_rule(role.name):
+            issues.append((("roles", role.position, "name"), ROLE_NAME_RULE))
+        elif role.name in BUILTIN_ROLES:
             message = f"{role.name} is a built-in role; give the custom role another name"
             issues.append((("roles", role.position, "name"), message))
         elif role.name in seen:

@@ -1,4 +1,5 @@
-"""Network rules: IP allowlists over IPv4 and IPv6 CIDRs, failing closed on an unknown client."""
+"""Network rules: IP allowlists over IPv4 and IPv6 CIDRs, failing closed on an unknown client, and
+what one client is when its connections and requests are counted."""
 
 from __future__ import annotations
 
@@ -7,6 +8,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+IPV6_CLIENT_PREFIX = 64
+"""An IPv6 client is counted by its /64: one host is commonly given a whole /64 and can pick a
+new address in it for every request."""
 
 
 def parse_address(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -24,6 +29,16 @@ def parse_address(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Add
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped
     return address
+
+
+def client_key(text: str | None) -> str | None:
+    """What a client address is counted as, by the connection caps and the per-client rate
+    limit alike: the IPv4 address, or the /64 of an IPv6 one (an IPv4-mapped IPv6 address
+    counts as its IPv4 address); None when absent or not an IP address (a unix socket)."""
+    address = parse_address(text)
+    if isinstance(address, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((address, IPV6_CLIENT_PREFIX), strict=False))
+    return None if address is None else str(address)
 
 
 @dataclass(frozen=True, slots=True)

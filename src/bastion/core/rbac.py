@@ -128,6 +128,18 @@ def scopes_within(inner: Iterable[str], outer: Iterable[str] | None) -> bool:
     )
 
 
+ROLE_NAME_RULE = (
+    "a role name must not contain a comma or white space: the upstream gets a principal's roles "
+    "as one comma-separated list (X-Bastion-Roles), which would read such a name as two roles"
+)
+
+
+def role_name_breaks_rule(name: str) -> bool:
+    """Whether ``name`` breaks `ROLE_NAME_RULE`: ``reader,admin`` would be listed to the
+    upstream as ``reader`` and ``admin``, and header consumers also split on white space."""
+    return any(ch == "," or ch.isspace() for ch in name)
+
+
 @dataclass(frozen=True, slots=True)
 class RoleDefinition:
     name: str

@@ -6,8 +6,9 @@ the request-head and keep-alive timeouts only bound each one: without a cap, one
 opens connections faster than they time out fills the process's descriptor table, and then
 nobody's connection is accepted. `gateway.connections` sets both caps (``max`` in all,
 ``perClient`` from one address; an IPv6 client is counted by its /64, which one host is
-commonly given whole). The addresses in ``gateway.trustedProxies`` are not capped per client:
-many clients reach bastion through each of them. A WebSocket counts as the connection it
+commonly given whole: `bastion.core.netrules.client_key`, as the per-client rate limit
+counts). The addresses in ``gateway.trustedProxies`` are not capped per client: many clients
+reach bastion through each of them. A WebSocket counts as the connection it
 was upgraded from, for as long as it stays open.
 
 The counts are kept by a `Tally`: this process's own, or with ``--workers N`` one shared by
@@ -18,14 +19,12 @@ refusal.
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 
-from bastion.core.netrules import Network
+from bastion.core.netrules import Network, client_key
 from bastion.gateway.connection_table import LocalTally, Tally
 from bastion.gateway.headers import is_trusted
 
-IPV6_CLIENT_PREFIX = 64
 REPORT_EVERY = 60.0
 """Seconds between two log lines about refused connections: a flood must not flood the log."""
 
@@ -35,23 +34,6 @@ class ConnectionLimits:
     max_open: int = 10_000
     per_client: int | None = 512
     exempt: tuple[Network, ...] = ()
-
-
-def client_key(peer: str | None) -> str | None:
-    """What a peer address is counted as: the IPv4 address, or the /64 of an IPv6 one (an
-    IPv4-mapped IPv6 address counts as its IPv4 address); None for a non-IP peer (a unix
-    socket)."""
-    if not peer:
-        return None
-    try:
-        address = ipaddress.ip_address(peer)
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        return str(ipaddress.IPv6Network((address, IPV6_CLIENT_PREFIX), strict=False))
-    return str(address)
 
 
 class ConnectionCounter:

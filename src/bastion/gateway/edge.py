@@ -1,9 +1,10 @@
 """The gateway as one pure ASGI application (no BaseHTTPMiddleware: bodies stream).
 
-Dispatch: forward-auth (``<prefix>/verify``, which answers every refusal as a deny) → Host and
-canonical path (400 on any ambiguity) → bastion's own endpoints under the prefix (health, ready,
-metrics, the admin API) and the JWKS → CORS preflight → the decision pipeline (`pipeline.Gate`)
-→ forward to the upstream (`forward.Forwarder`) or relay a WebSocket
+Dispatch: forward-auth (``<prefix>/verify``, which answers every refusal as a deny) → the stages
+before anything is answered (`pipeline.Gate.screen`: IP allowlist, global limit, then Host,
+transfer coding and canonical path, 400 on any ambiguity) → bastion's own endpoints under the
+prefix (health, ready, metrics, the admin API) and the JWKS → CORS preflight → the decision
+(`pipeline.Gate.admit`) → forward to the upstream (`forward.Forwarder`) or relay a WebSocket
 (`websocket.WebSocketRelay`). Every request that is decided produces exactly one audit event;
 every failure on the way is a deny with a problem+json body.
 """
@@ -50,8 +51,8 @@ from bastion.gateway.pipeline import Admission, Gate
 from bastion.gateway.proxy import UpstreamProxy
 from bastion.gateway.responses import CorsPolicy, HeaderPolicy
 from bastion.gateway.validation import BodyPolicy, body_deadline, has_body, header
-from bastion.gateway.websocket import WebSocketRelay
-from bastion.services.access import AccessService, Verdict
+from bastion.gateway.websocket import WebSocketRelay, handshake_send
+from bastion.services.access import AccessService, RequestFacts, Verdict
 from bastion.services.audit import AuditSink
 from bastion.services.clock import Clock
 
@@ -61,7 +62,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-# Bastion's own endpoints under the prefix that only answer GET and HEAD.
+# Bastion's own endpoints under the prefix that only answer GET and HEAD: the probes, which
+# `security.network.ipAllowlist` does not cover (load balancers probe from anywhere).
 _READ_ONLY = frozenset({"/health", "/ready", "/metrics"})
 
 
@@ -127,7 +129,9 @@ class Edge:
             cors=settings.cors,
             metrics=self.metrics,
         )
-        self._own_apps = OwnApps(self._outcomes, settings.allowlist)
+        self._own_apps = OwnApps(self._outcomes)
+        self._own_root = settings.prefix + "/"
+        self._probe_paths = frozenset(settings.prefix + p for p in _READ_ONLY)
         self._forwarder = Forwarder(
             proxy=proxy,
             outcomes=self._outcomes,
@@ -202,16 +206,8 @@ class Edge:
         if suffix is not None:
             await self._verify(inbound, suffix or None, send)
             return
-        try:
-            http_version = scope.get("http_version", "1.1")
-            request_host(inbound.headers, http_version=http_version)
-            check_body_headers(inbound.headers, http_version=http_version)
-            path = canonical_path(raw_path)
-        except (NonCanonicalPathError, RequestRejectedError) as exc:
-            error = exc if isinstance(exc, RequestRejectedError) else RequestRejectedError(str(exc))
-            await self._outcomes.deny(
-                inbound, self._outcomes.reject(inbound, error), send, detail=str(exc)
-            )
+        path = await self._enter(inbound, send)
+        if path is None:
             return
         prefix = self._settings.prefix
         if path in self._auth_paths and self._auth_app is not None:
@@ -251,6 +247,25 @@ class Edge:
             return
         await self._forwarder.forward(inbound, admission, receive, send)
 
+    async def _enter(self, inbound: Inbound, send: Send) -> str | None:
+        """The stages every request passes before it is served or decided (`Gate.screen`):
+        the IP allowlist, the global limit, then the Host, the transfer coding and the
+        canonical path. The path, or None when one refused (answered and audited here).
+
+        Only a valid HTTP request for health, readiness or metrics skips them, so that probes
+        reach those from anywhere; bastion's own endpoints skip the global limit alone.
+        """
+        path, rejected = _request_line(inbound)
+        if path in self._probe_paths and inbound.scope["type"] == "http":
+            return path
+        facts = inbound.facts(path or inbound.raw_path.decode("latin-1"))
+        own = path is not None and (path in self._auth_paths or path.startswith(self._own_root))
+        refused = await self._gate.screen(facts, rejected=rejected, global_limit=not own)
+        if refused is not None:
+            await self._outcomes.deny(inbound, refused, send)
+            return None
+        return path
+
     def _verify_suffix(self, raw_path: bytes) -> str | None:
         """The raw path after ``<prefix>/verify`` ("" for the check path itself), or None when
         the request is not a forward-auth check.
@@ -269,17 +284,16 @@ class Edge:
     async def _verify(self, inbound: Inbound, suffix: str | None, send: Send) -> None:
         """Forward-auth: decide the original request and answer 200 / 401 / 403 / 429."""
         mode = "forward-auth"
+        rejected: BastionError | None = None
         try:
             original = self._original(inbound, suffix)
         except BastionError as exc:
-            admission = self._outcomes.reject(inbound, exc)
-            await self._outcomes.deny(inbound, admission, send, mode=mode, extra={"mode": mode})
-            return
-        admission = await self._gate.admit(
-            inbound.facts(original.path, method=original.method),
-            headers=inbound.headers,
-            scope=inbound.scope,
-        )
+            facts, rejected = inbound.facts(inbound.raw_path.decode("latin-1")), exc
+        else:
+            facts = inbound.facts(original.path, method=original.method)
+        admission = await self._gate.screen(facts, rejected=rejected)
+        if admission is None:
+            admission = await self._gate.admit(facts, headers=inbound.headers, scope=inbound.scope)
         if not admission.allowed:
             await self._outcomes.deny(inbound, admission, send, mode=mode, extra={"mode": mode})
             return
@@ -314,30 +328,42 @@ class Edge:
         await self._outcomes.send_own(inbound, send, 200, headers, b"")
 
     async def _preflight(self, inbound: Inbound, path: str, send: Send) -> None:
-        """A CORS preflight, answered by bastion (browsers send it without credentials)."""
+        """A CORS preflight, answered by bastion: browsers send it without credentials, so
+        the CORS policy decides it instead of authentication, after the same stages."""
         granted = self._settings.cors.preflight(
             inbound.origin,
             header(inbound.headers, b"access-control-request-method"),
             header(inbound.headers, b"access-control-request-headers"),
         )
-        facts, extra = inbound.facts(path), {"cors": "preflight"}
-        if not granted:
+
+        def decide(facts: RequestFacts) -> Verdict:
+            if granted:
+                return Verdict(facts, None, None, None, ("cors preflight",), public=True)
             reasons = ("cors preflight refused",)
-            refused = Verdict(facts, None, None, AuthorizationError(reasons), reasons)
-            await self._outcomes.deny(inbound, Admission(refused), send, extra=extra)
+            return Verdict(facts, None, None, AuthorizationError(reasons), reasons)
+
+        extra = {"cors": "preflight"}
+        admission = await self._gate.admit(
+            inbound.facts(path), headers=inbound.headers, scope=inbound.scope, decide=decide
+        )
+        if not admission.allowed:
+            await self._outcomes.deny(inbound, admission, send, extra=extra)
             return
-        allowed = Verdict(facts, None, None, None, ("cors preflight",), public=True)
         try:
-            await self._outcomes.record(allowed, 204, extra)
+            await self._outcomes.record(admission.verdict, 204, extra)
         except BastionError as exc:
-            await self._outcomes.deny(inbound, Admission(allowed).failed(exc), send)
+            await self._outcomes.deny(inbound, admission.failed(exc), send)
             return
         await self._outcomes.send_own(inbound, send, 204, granted, b"")
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         message = await receive()
-        if message["type"] == "websocket.connect":
-            await self._websockets.handle(self._inbound(scope), receive, send)
+        if message["type"] != "websocket.connect":
+            return
+        inbound = self._inbound(scope)
+        path = await self._enter(inbound, handshake_send(scope, send))
+        if path is not None:
+            await self._websockets.handle(inbound, path, receive, send)
 
     async def _internal(self, inbound: Inbound, subpath: str, send: Send) -> None:
         if subpath in _READ_ONLY and inbound.method not in ("GET", "HEAD"):
@@ -381,6 +407,21 @@ class Edge:
     ) -> None:
         headers = [(b"content-type", content_type), (b"cache-control", b"no-store")]
         await self._outcomes.send_own(inbound, send, status, headers, json.dumps(payload).encode())
+
+
+def _request_line(inbound: Inbound) -> tuple[str | None, BastionError | None]:
+    """The request's canonical path, or how its request line and headers fail the input checks
+    (one valid Host, no transfer coding but chunked, a canonical path). What a failure means
+    is decided in pipeline order by `Gate.screen`."""
+    http_version = inbound.scope.get("http_version", "1.1")
+    try:
+        request_host(inbound.headers, http_version=http_version)
+        check_body_headers(inbound.headers, http_version=http_version)
+        return canonical_path(inbound.raw_path), None
+    except NonCanonicalPathError as exc:
+        return None, RequestRejectedError(str(exc))
+    except RequestRejectedError as exc:
+        return None, exc
 
 
 def _own_state(scope: Scope, inbound: Inbound) -> dict[str, Any]:

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import logging
 import string
 from collections.abc import Iterable, Sequence
 from urllib.parse import quote
 
+from bastion.core.rbac import role_name_breaks_rule
 from bastion.crypto.identity import IdentitySigner
 from bastion.errors import RequestRejectedError, UnsupportedTransferCodingError
 from bastion.services.access import Identity
@@ -18,6 +20,7 @@ from bastion.services.clock import Clock
 
 Headers = list[tuple[bytes, bytes]]
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+log = logging.getLogger("bastion.gateway")
 
 # Headers only bastion (or a trusted proxy in front of it) may set: who is calling, from which
 # address, with which certificate, and which method and path the upstream should act on. A
@@ -160,16 +163,18 @@ def check_body_headers(headers: Iterable[tuple[bytes, bytes]], *, http_version: 
     `UnsupportedTransferCodingError` (501) unless the only transfer coding is ``chunked``: the
     server has already undone the chunking, and a coding such as ``gzip`` before it would reach
     the upstream as bytes labelled nothing (RFC 9112 section 6.1). `RequestRejectedError` (400)
-    for more than one ``Content-Type``: bastion checks one against ``allowedContentTypes`` and
-    the upstream may read another; and for ``Transfer-Encoding`` in an HTTP/1.0 request, whose
-    framing RFC 9112 section 6.1 says to treat as faulty (an HTTP/1.0 hop in front reads the
-    body by its ``Content-Length``, or to the end, not by chunks).
+    for more than one ``Content-Type`` (two lines, or one value listing two): bastion checks one
+    against ``allowedContentTypes`` and for JSON, and the upstream may read another; and for
+    ``Transfer-Encoding`` in an HTTP/1.0 request, whose framing RFC 9112 section 6.1 says to
+    treat as faulty (an HTTP/1.0 hop in front reads the body by its ``Content-Length``, or to
+    the end, not by chunks).
     """
     content_types = 0
     for name, value in headers:
         lowered = name.lower()
         if lowered == b"content-type":
-            content_types += 1
+            # Two lines, or one listing two types (RFC 9110 section 5.3: the same thing).
+            content_types += 1 + _unquoted_commas(value)
             if content_types > 1:
                 raise RequestRejectedError("request has more than one Content-Type header")
         elif lowered == b"transfer-encoding" and http_version == "1.0":
@@ -179,6 +184,22 @@ def check_body_headers(headers: Iterable[tuple[bytes, bytes]], *, http_version: 
                 "only the chunked transfer coding is supported, not "
                 + repr(value.decode("latin-1"))
             )
+
+
+def _unquoted_commas(value: bytes) -> int:
+    """Commas outside quoted strings: ``application/json, text/plain`` lists two media types,
+    where ``multipart/form-data; boundary="a,b"`` has one."""
+    commas, quoted, escaped = 0, False, False
+    for byte in value:
+        if escaped:
+            escaped = False
+        elif quoted and byte == 0x5C:  # backslash
+            escaped = True
+        elif byte == 0x22:  # quote
+            quoted = not quoted
+        elif byte == 0x2C and not quoted:
+            commas += 1
+    return commas
 
 
 @functools.lru_cache(maxsize=1024)
@@ -263,7 +284,7 @@ def identity_headers(identity: Identity, signer: IdentitySigner, clock: Clock) -
     decides for itself must intersect the two as well, never act on the user's roles alone.
     """
     principal = identity.principal
-    roles = ",".join(identity.roles)
+    roles = listed_roles(identity.roles)
     claims: dict[str, object] = {
         "sub": principal.name,
         "tenant": identity.tenant,
@@ -279,7 +300,7 @@ def identity_headers(identity: Identity, signer: IdentitySigner, clock: Clock) -
     ]
     acting = identity.acting
     if acting is not None:
-        acting_roles = ",".join(identity.acting_roles)
+        acting_roles = listed_roles(identity.acting_roles)
         claims["act"] = {"sub": acting.name, "kind": acting.kind.value, "roles": acting_roles}
         key = (*key, acting.name, acting.kind.value, acting_roles)
         headers += [
@@ -289,6 +310,26 @@ def identity_headers(identity: Identity, signer: IdentitySigner, clock: Clock) -
     assertion = signer.assertion(claims, now=clock.now(), key=key)
     headers.append((b"x-bastion-identity", assertion.encode()))
     return headers
+
+
+@functools.lru_cache(maxsize=4096)
+def listed_roles(roles: tuple[str, ...]) -> str:
+    """``roles`` as the upstream gets them (``X-Bastion-Roles``, ``X-Bastion-Actor-Roles`` and
+    the assertion's claims): one comma-separated list. A role whose name holds a comma or
+    white space (`bastion.core.rbac.ROLE_NAME_RULE`: one stored before such names were
+    refused) is left out, since ``reader,admin`` would read as ``admin``, and logged (once
+    while this list is cached, not on every request)."""
+    listed: list[str] = []
+    for role in roles:
+        if not role_name_breaks_rule(role):
+            listed.append(role)
+            continue
+        log.warning(
+            "role %r is left out of the identity headers: its name holds a comma or white "
+            "space. Define the role under another name and move its bindings to it",
+            role,
+        )
+    return ",".join(listed)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -1,7 +1,8 @@
 """The rate-limit stages: a global bucket before any work, then per client, tenant and pattern.
 
 Buckets: ``global``; ``perClient`` keyed by the authenticated principal, or by the client
-address for anonymous and failed requests (so credential guessing is throttled too);
+address for anonymous and failed requests (so credential guessing is throttled too; an IPv6
+address by its /64, as `bastion.core.netrules.client_key` counts clients);
 ``perTenant`` keyed by the caller's tenant; ``perPattern`` keyed by route and resource id,
 shared by every client. All buckets of one stage are charged together or not at all.
 
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 
 from bastion.backends.ratelimit import RateLimitStore
 from bastion.backends.ratelimit.memory import MemoryRateLimitStore
+from bastion.core.netrules import client_key
 from bastion.core.ratelimit import Bucket, LimitDecision, Quota, summarise
 from bastion.errors import RateLimitedError, RateLimitUnavailableError
 from bastion.gateway.metrics import GatewayMetrics
@@ -82,7 +84,10 @@ class RateLimiter:
             return []
         if identity is not None:
             return [Bucket(quota, f"client:p:{identity.principal.id}")]
-        return [Bucket(quota, f"client:ip:{verdict.facts.client_ip or 'unknown'}")]
+        # Counted like the connection caps: an IPv6 client by its /64, which it could otherwise
+        # rotate through for a fresh bucket each request.
+        address = client_key(verdict.facts.client_ip) or "unknown"
+        return [Bucket(quota, f"client:ip:{address}")]
 
     def buckets_for(self, verdict: Verdict) -> list[Bucket]:
         policy, identity = self.policy, verdict.identity

@@ -100,6 +100,7 @@ class Outcomes:
     ) -> int:
         """Audit and answer a deny; returns the status sent."""
         verdict = admission.verdict
+        detail = admission.detail if detail is None else detail
         error: BastionError = verdict.error or BastionError("denied")
         status, _ = problems.status_for(error)
         if mode == "forward-auth":
@@ -125,9 +126,9 @@ class Outcomes:
         await send_body(send, status, headers, body)
         return status
 
-    def reject(self, inbound: Inbound, error: BastionError, path: str | None = None) -> Admission:
+    def reject(self, inbound: Inbound, error: BastionError) -> Admission:
         """An admission that denies with ``error`` before any decision was made."""
-        facts = inbound.facts(path or inbound.raw_path.decode("latin-1"))
+        facts = inbound.facts(inbound.raw_path.decode("latin-1"))
         return Admission(Verdict(facts, None, None, error))
 
     async def send_own(

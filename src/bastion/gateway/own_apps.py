@@ -1,22 +1,21 @@
-"""`OwnApps`: how the edge runs bastion's own applications (the admin API, and the login,
-logout, OAuth and ``/.well-known`` endpoints).
+"""`OwnApps`: how the edge runs bastion's own applications (the admin API, and the login, logout,
+OAuth and ``/.well-known`` endpoints).
 
-``security.network.ipAllowlist`` applies to them as to proxied requests (``403``, audited).
-They read a body whole before they authenticate, so its size is capped here whatever
-``inputValidation.maxSize`` says: a declared length over the cap is ``413``, audited, before a
-byte is read, and a streamed body is refused as it passes the cap; no client, authenticated
-or not, can make bastion hold more. Every answer carries bastion's response headers (HSTS over
-TLS, nosniff, referrer policy, frame-ancestors), the request's id, and ``Cache-Control:
-no-store`` unless the application chose its own (the JWKS is public).
+``security.network.ipAllowlist`` applies to them as to proxied requests (``403``, audited), in
+the edge before they are reached (`bastion.gateway.pipeline.Gate.screen`). They read a body
+whole before they authenticate, so its size is capped here whatever ``inputValidation.maxSize``
+says: a declared length over the cap is ``413``, audited, before a byte is read, and a streamed
+body is refused as it passes the cap; no client, authenticated or not, can make bastion hold
+more. Every answer carries bastion's response headers (HSTS over TLS, nosniff, referrer policy,
+frame-ancestors), the request's id, and ``Cache-Control: no-store`` unless the application chose
+its own (the JWKS is public).
 """
 
 from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bastion.core.netrules import Allowlist
 from bastion.gateway.outcomes import Inbound, Outcomes
-from bastion.gateway.pipeline import address_refusal
 from bastion.gateway.validation import body_too_large, capped, declared_length
 
 AUTH_MAX_BODY = 64 * 1024
@@ -27,9 +26,8 @@ ADMIN_API_MAX_BODY = 8 * 1024 * 1024
 
 
 class OwnApps:
-    def __init__(self, outcomes: Outcomes, allowlist: Allowlist) -> None:
+    def __init__(self, outcomes: Outcomes) -> None:
         self._outcomes = outcomes
-        self._allowlist = allowlist
 
     async def serve(
         self,
@@ -41,12 +39,6 @@ class OwnApps:
         *,
         max_body: int = AUTH_MAX_BODY,
     ) -> None:
-        refused = address_refusal(
-            self._allowlist, inbound.facts(inbound.raw_path.decode("latin-1"))
-        )
-        if refused is not None:
-            await self._outcomes.deny(inbound, refused, send)
-            return
         length = declared_length(inbound.headers)
         if length is not None and length > max_body:
             error = body_too_large(max_body)

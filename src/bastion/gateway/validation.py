@@ -1,14 +1,14 @@
 """Input validation of request bodies: size (while streaming), content type, JSON, sanitising.
 
 Header checks (`BodyPolicy.check_headers`) run before authentication and cost nothing: a
-declared ``Content-Length`` over ``maxSize`` is 413 and a content type outside
-``allowedContentTypes`` is 415, before the upstream is called. JSON bodies are read whole (at
-most ``maxJsonSize``, 400 beyond it, as too deep is) because depth and sanitising need the
-whole document; they are checked before the upstream is called. Any other body streams, and
-the size limit is enforced on the bytes as they arrive. nh3 (the Ammonia sanitiser) cleans
-HTML in JSON strings. Every body has ``gateway.timeouts.requestBody`` to arrive
-(`body_deadline`), and the bodies of bastion's own endpoints have fixed caps
-(`bastion.gateway.own_apps`).
+declared ``Content-Length`` over ``maxSize`` is 413, and a body without a content type or
+with one outside ``allowedContentTypes`` is 415, before the upstream is called. JSON bodies
+are read whole (at most ``maxJsonSize``, 400 beyond it, as too deep is) because depth and
+sanitising need the whole document; they are checked before the upstream is called. Any
+other body streams uninspected (``allowedContentTypes`` is how to refuse such types), and the
+size limit is enforced on the bytes as they arrive. nh3 (the Ammonia sanitiser) cleans HTML
+in JSON strings. Every body has ``gateway.timeouts.requestBody`` to arrive (`body_deadline`),
+and the bodies of bastion's own endpoints have fixed caps (`bastion.gateway.own_apps`).
 """
 
 from __future__ import annotations
@@ -40,6 +40,11 @@ from bastion.gateway.problems import RequestTimeoutError
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 
+UNTYPED_BODY = (
+    "a request with a body must say its Content-Type: bastion checks JSON bodies before the "
+    "upstream sees them, and cannot tell whether an untyped body is JSON"
+)
+
 
 @dataclass(frozen=True, slots=True)
 class BodyPolicy:
@@ -52,16 +57,19 @@ class BodyPolicy:
     strip_scripts: bool = False
 
     def check_headers(self, headers: Headers) -> None:
-        """413 / 415 from the request headers alone."""
+        """413 / 415 from the request headers alone. A body without a content type is 415:
+        bastion checks and sanitises JSON bodies only, and many frameworks read an untyped
+        body as JSON, so one could carry JSON past every check."""
         if not self.enabled or not has_body(headers):
             return
         length = declared_length(headers)
         if length is not None and length > self.max_size:
             raise PayloadTooLargeError(f"body of {length} bytes exceeds maxSize")
-        if self.allowed_types:
-            media = media_type(header(headers, b"content-type"))
-            if not media_allowed(media, self.allowed_types):
-                raise UnsupportedMediaTypeError("content type is not allowed")
+        media = media_type(header(headers, b"content-type"))
+        if media is None:
+            raise UnsupportedMediaTypeError(UNTYPED_BODY)
+        if self.allowed_types and not media_allowed(media, self.allowed_types):
+            raise UnsupportedMediaTypeError("content type is not allowed")
 
     def sanitise(self, text: str) -> str:
         if "<" not in text:

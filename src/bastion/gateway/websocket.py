@@ -1,12 +1,13 @@
 """WebSocket pass-through: the handshake is decided like any GET, then frames flow both ways.
 
-The upgrade request goes through the same pipeline (Host and path, allowlist, limits, credential,
-route, authorization). A deny is answered as a plain HTTP response to the handshake (ASGI
-``websocket.http.response``), audited once. An allowed handshake is audited with status 101
-before the client's connection is accepted; the upstream sees the identity headers, and none of
-the client's reserved headers (`headers.strip_for_upstream`). A client message longer than
-``inputValidation.maxSize`` closes both sides with 1009 (message too big) and is not forwarded;
-``bastion serve`` also gives uvicorn that limit, so such a frame is never buffered whole.
+The upgrade request goes through the same pipeline (allowlist, global limit, Host and path in
+the edge; then credential, route, authorization, limits). A deny is answered as a plain HTTP
+response to the handshake (ASGI ``websocket.http.response``), audited once. An allowed handshake
+is audited with status 101 before the client's connection is accepted; the upstream sees the
+identity headers, and none of the client's reserved headers (`headers.strip_for_upstream`). A
+client message longer than ``inputValidation.maxSize`` closes both sides with 1009 (message too
+big) and is not forwarded; ``bastion serve`` also gives uvicorn that limit, so such a frame is
+never buffered whole.
 
 An open connection is decided again every ``gateway.websocket.recheck`` (uncached, with the
 handshake's credential): once its key is revoked, its token expired or its binding removed, it
@@ -20,16 +21,14 @@ import contextlib
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from bastion.core.paths import NonCanonicalPathError, canonical_path
 from bastion.errors import (
     AuditUnavailableError,
     BastionError,
     NotFoundError,
-    RequestRejectedError,
     UpstreamError,
 )
 from bastion.gateway.forward import Forwarder
-from bastion.gateway.headers import Headers, request_host, strip_for_upstream
+from bastion.gateway.headers import Headers, strip_for_upstream
 from bastion.gateway.outcomes import Inbound, Outcomes
 from bastion.gateway.pipeline import Admission, Gate
 from bastion.gateway.problems import status_for
@@ -79,23 +78,16 @@ class WebSocketRelay:
         self._gate = gate
         self._prefix = prefix
 
-    async def handle(self, inbound: Inbound, receive: Receive, send: Send) -> None:
-        """Decide the handshake (after ``websocket.connect``), then relay or refuse it."""
+    async def handle(self, inbound: Inbound, path: str, receive: Receive, send: Send) -> None:
+        """Decide the handshake (after ``websocket.connect``, and after the edge's first
+        stages let its canonical ``path`` through), then relay or refuse it."""
         refuse = handshake_send(inbound.scope, send)
-        try:
-            request_host(inbound.headers, http_version=inbound.scope.get("http_version", "1.1"))
-            path = canonical_path(inbound.raw_path)
-        except (NonCanonicalPathError, RequestRejectedError) as exc:
-            rejected = self._outcomes.reject(inbound, RequestRejectedError(str(exc)))
-            await self._outcomes.deny(inbound, rejected, refuse, detail=str(exc))
-            return
+        facts = inbound.facts(path, method="GET")
         if path.startswith(self._prefix + "/"):
             error = NotFoundError("bastion's own endpoints do not speak WebSocket")
-            await self._outcomes.deny(inbound, self._outcomes.reject(inbound, error, path), refuse)
+            await self._outcomes.deny(inbound, await self._gate.refuse(facts, error), refuse)
             return
-        admission = await self._gate.admit(
-            inbound.facts(path, method="GET"), headers=inbound.headers, scope=inbound.scope
-        )
+        admission = await self._gate.admit(facts, headers=inbound.headers, scope=inbound.scope)
         if not admission.allowed:
             await self._outcomes.deny(inbound, admission, refuse)
             return

@@ -16,7 +16,14 @@ from bastion.backends.protocols import BindingKey, Storage, UnitOfWork
 from bastion.core.ids import new_id
 from bastion.core.model import CustomRole, ResourceRuleRecord, RoleBinding, SubjectType, Tenant
 from bastion.core.names import canonical_name
-from bastion.core.rbac import BUILTIN_ROLES, Permission, RoleCatalog, compile_roles
+from bastion.core.rbac import (
+    BUILTIN_ROLES,
+    ROLE_NAME_RULE,
+    Permission,
+    RoleCatalog,
+    compile_roles,
+    role_name_breaks_rule,
+)
 from bastion.core.resource_rules import parse_resource
 from bastion.errors import ConflictError, RequestRejectedError
 from bastion.services.audit import append_events, build_event
@@ -51,10 +58,13 @@ class NoBroadcast:
 def role_name(raw: str) -> str:
     """A new custom role's name: trimmed, and held to the rules of every other name (1 to 254
     characters, no control characters or slashes; `valid_name` checks its canonical form, this
-    the name as it will be stored). Unlike other names it keeps its case: roles are matched
-    exactly where bastion.yaml, bindings, resource rules and Cedar policies name them."""
+    the name as it will be stored) and to `ROLE_NAME_RULE` (no comma or white space). Unlike
+    other names it keeps its case: roles are matched exactly where bastion.yaml, bindings,
+    resource rules and Cedar policies name them."""
     name = raw.strip()
     valid_name(name, "role")
+    if role_name_breaks_rule(name):
+        raise RequestRejectedError(ROLE_NAME_RULE)
     return plain_name(name, "role")
 
 

@@ -365,6 +365,25 @@ def test_injected_control_characters_in_a_new_keys_name_or_scopes_are_refused(
     assert len(created) == 1  # the bootstrap key only
 
 
+@pytest.mark.parametrize("name", ["reader,admin", "reader admin", "reader,"])
+def test_a_role_named_like_two_roles_is_refused(gateway: GatewayFactory, name: str) -> None:
+    """A delegated administrator made ``reader,admin`` (holding ``patterns:read``), bound
+    itself, and the upstream read ``X-Bastion-Roles: reader,admin`` as holding ``admin``."""
+    with gateway() as gw:
+        response = gw.client.post(
+            f"{API}/v1/roles",
+            json={"name": name, "permissions": ["patterns:read"]},
+            headers=gw.auth(),
+        )
+        created = [e for e in gw.events() if e.action == "role.create"]
+    assert problem(response, 400, "bad_request")["detail"] == (
+        "a role name must not contain a comma or white space: the upstream gets a principal's "
+        "roles as one comma-separated list (X-Bastion-Roles), which would read such a name as "
+        "two roles"
+    )
+    assert created == []
+
+
 def test_a_role_name_is_trimmed_and_the_answer_is_the_role_saved(gateway: GatewayFactory) -> None:
     with gateway() as gw:
         created = gw.client.post(
