@@ -114,14 +114,6 @@ def build_identity(
     authn = config.security.authentication
     issuer = issuer_from(config)
     directory = DirectoryService(storage=storage, clock=clock, revoker=revoker)
-    passwords = PasswordService(hasher=PasswordHasher(), policy=password_policy_from(config))
-    logins = LoginService(
-        storage=storage,
-        clock=clock,
-        passwords=passwords,
-        account_policy=_throttle(authn.lockout.account),
-        address_policy=_throttle(authn.lockout.address),
-    )
     keys = SigningKeys(
         storage=storage,
         sealer=Sealer(pepper, purpose=SEAL_PURPOSE),
@@ -129,6 +121,7 @@ def build_identity(
         algorithm=authn.tokens.algorithm,
         token_lifetime=authn.tokens.access_token_ttl,
         audit_tenant=config.security.default_tenant,
+        revoker=revoker,
     )
     settings = TokenSettings(
         issuer=issuer,
@@ -137,6 +130,16 @@ def build_identity(
     )
     tokens = TokenService(
         storage=storage, hasher=hasher, clock=clock, keys=keys, settings=settings, revoker=revoker
+    )
+    passwords = PasswordService(
+        hasher=PasswordHasher(), policy=password_policy_from(config), sessions=tokens.sessions
+    )
+    logins = LoginService(
+        storage=storage,
+        clock=clock,
+        passwords=passwords,
+        account_policy=_throttle(authn.lockout.account),
+        address_policy=_throttle(authn.lockout.address),
     )
     issued = IssuedTokenVerifier(keys=keys, clock=clock, issuer=issuer, state=revoker.state)
     issuers: list[IssuerVerifier] = [issued]

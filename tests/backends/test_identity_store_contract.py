@@ -376,12 +376,37 @@ def test_refresh_token_single_use_and_family_revocation(storage: Storage) -> Non
         assert tx.refresh_tokens.revoke_family("fam-1", at=T0) == 2
         assert tx.refresh_tokens.revoke_family("fam-1", at=T0) == 0
         assert not tx.refresh_tokens.mark_used(two.id, at=T0)
-        assert tx.refresh_tokens.revoke_for_principal(acme.id, bob.id, at=T0) == 1
+        assert tx.refresh_tokens.revoke_for_principal(acme.id, bob.id, at=T0) == ["fam-2"]
+        assert tx.refresh_tokens.revoke_for_principal(acme.id, bob.id, at=T0) == []
     with pytest.raises(ConflictError), storage.transaction() as tx:
         tx.refresh_tokens.create(replace(one, id="rt-dup"))
     with storage.transaction() as tx:
         tx.refresh_tokens.delete_owned(acme.id, alice.id)
         assert tx.refresh_tokens.find_by_hash(b"hash-two") is None
+
+
+def test_a_family_revocation_shows_for_a_successor_stored_after_it(storage: Storage) -> None:
+    """What `TokenService.refresh` relies on: a revocation marks the tokens it saw, and a
+    successor stored after it (on PostgreSQL: concurrently, outside its snapshot) still finds
+    its family revoked. The revocation of a principal's tokens names their families."""
+    _, _, alice, _, _ = seed_people(storage)
+    with storage.transaction() as tx:
+        tx.refresh_tokens.create(make_refresh(alice, "t0"))
+        tx.refresh_tokens.create(make_refresh(alice, "other", family="fam-other"))
+        assert not tx.refresh_tokens.family_revoked("fam-1")
+    with storage.transaction() as tx:
+        assert tx.refresh_tokens.revoke_family("fam-1", at=T0) == 1
+    with storage.transaction() as tx:
+        tx.refresh_tokens.create(make_refresh(alice, "t1"))
+        stored = tx.refresh_tokens.find_by_hash(b"hash-t1")
+        assert stored is not None and stored.revoked_at is None
+        assert tx.refresh_tokens.family_revoked("fam-1")
+        assert not tx.refresh_tokens.family_revoked("fam-other")
+        assert not tx.refresh_tokens.family_revoked("fam-unknown")
+    with storage.transaction() as tx:
+        families = tx.refresh_tokens.revoke_for_principal(alice.tenant_id, alice.id, at=T0)
+        assert families == ["fam-1", "fam-other"]  # t1 and other: each family once
+        assert tx.refresh_tokens.family_revoked("fam-other")
 
 
 def test_expired_refresh_tokens_are_forgotten_soonest_first(storage: Storage) -> None:

@@ -1,6 +1,7 @@
 """A token minted from another credential dies with it, on the next request: a client-credentials
 token with its API key, a delegated (RFC 8693) token with the subject token it was exchanged
-from and with the key or token of its actor. Before, each lived out its lifetime (15 minutes)."""
+from and with the key, token or login session of its actor. Before, each lived out its
+lifetime (15 minutes)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,8 @@ import pytest
 
 from bastion.errors import AuthenticationError
 from bastion.services.authn import Authenticated
-from bastion.services.exchange import ACCESS_TOKEN_TYPE
 from tests.identity.conftest import ACTOR, World
-from tests.identity.test_tokens import login_tokens, service_account, whois
+from tests.identity.test_tokens import exchanged, login_tokens, service_account, whois
 
 
 def _client(world: World, secret: str) -> Authenticated:
@@ -19,14 +19,7 @@ def _client(world: World, secret: str) -> Authenticated:
 
 
 def _delegated(world: World, subject_token: str, client: Authenticated) -> str:
-    return world.identity.exchange.exchange(
-        subject_token=subject_token,
-        subject_token_type=ACCESS_TOKEN_TYPE,
-        client=client,
-        actor_token=None,
-        actor_token_type=None,
-        scope=None,
-    ).access_token
+    return exchanged(world, subject_token, client=client).access_token
 
 
 def _refused(world: World, token: str) -> str:
@@ -60,5 +53,21 @@ def test_delegated_token_dies_with_its_actors_api_key(world: World) -> None:
     delegated = _delegated(world, subject_token, _client(world, secret))
     world.services.api_keys.revoke(tenant_name="default", reference="ci-secret", actor=ACTOR)
     assert _refused(world, delegated) == "revoked_key"
+    # The user's own token is untouched.
+    assert whois(world, subject_token).principal.name == "admin@example.com"
+
+
+def test_delegated_token_dies_with_its_actors_session(world: World) -> None:
+    """The actor acts by its own login token: logging out (its refresh-token family revoked)
+    stops the delegated token too, as it stops the actor's own access token."""
+    subject_token = str(login_tokens(world)["access_token"])
+    world.user("carol@example.com")
+    carol = login_tokens(world, "carol@example.com")
+    delegated = exchanged(world, subject_token, actor_token=str(carol["access_token"])).access_token
+    acting = whois(world, delegated).actor
+    assert acting is not None and acting.principal.name == "carol@example.com"
+    assert world.identity.tokens.revoke_refresh(str(carol["refresh_token"]), owner=None)
+    assert _refused(world, str(carol["access_token"])) == "revoked_token"
+    assert _refused(world, delegated) == "revoked_token"
     # The user's own token is untouched.
     assert whois(world, subject_token).principal.name == "admin@example.com"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -13,6 +13,7 @@ from bastion.core.model import AuditQuery, PrincipalKind
 from bastion.errors import AuthenticationError, AuthorizationError
 from bastion.services.authn import Authenticated
 from bastion.services.exchange import ACCESS_TOKEN_TYPE
+from bastion.services.tokens import IssuedTokens
 from tests.identity.conftest import ACTOR, World, make_world
 
 
@@ -153,17 +154,37 @@ def test_two_concurrent_refreshes_one_wins_and_the_family_is_revoked(shared_worl
         replica.services.storage.close()
 
 
-def service_account(world: World, scopes: list[str]) -> tuple[str, str]:
+def service_account(
+    world: World, scopes: list[str], *, expires_at: datetime | None = None
+) -> tuple[str, str]:
     account = world.principal("ci-bot", PrincipalKind.SERVICE_ACCOUNT)
     key = world.services.api_keys.create(
         tenant_name="default",
         owner_name="ci-bot",
         name="ci-secret",
         scopes=scopes,
-        expires_at=None,
+        expires_at=expires_at,
         actor=ACTOR,
     )
     return account.id, key.secret
+
+
+def exchanged(
+    world: World,
+    subject_token: str,
+    *,
+    client: Authenticated | None = None,
+    actor_token: str | None = None,
+) -> IssuedTokens:
+    """A delegated token for ``subject_token``, the actor being ``client`` or ``actor_token``."""
+    return world.identity.exchange.exchange(
+        subject_token=subject_token,
+        subject_token_type=ACCESS_TOKEN_TYPE,
+        client=client,
+        actor_token=actor_token,
+        actor_token_type=None if actor_token is None else ACCESS_TOKEN_TYPE,
+        scope=None,
+    )
 
 
 def test_client_credentials_issues_a_scoped_token_without_refresh(world: World) -> None:

@@ -63,8 +63,14 @@ class RefreshTokenStore(Protocol):
     def revoke_family(self, family_id: str, *, at: datetime) -> int:
         """Revoke every token of a rotation family not revoked yet; how many were."""
 
-    def revoke_for_principal(self, tenant_id: str, principal_id: str, *, at: datetime) -> int:
-        """Revoke every live token of a principal; how many were."""
+    def family_revoked(self, family_id: str) -> bool:
+        """True when any token of the family is revoked (as committed now, or by this unit of
+        work): a revocation marks the tokens it sees, and may miss a successor being stored
+        concurrently."""
+
+    def revoke_for_principal(self, tenant_id: str, principal_id: str, *, at: datetime) -> list[str]:
+        """Revoke every token of a principal not revoked yet; the families they belong to,
+        each once, in id order."""
 
     def delete_owned(self, tenant_id: str, principal_id: str) -> None:
         """Remove every token of a principal."""

@@ -97,7 +97,8 @@ def user_set_password(
     ] = False,
     tenant: TenantOption = None,
 ) -> None:
-    """Set a user's password (prompted, or from stdin); the policy and history apply."""
+    """Set a user's password (prompted, or from stdin); the policy and history apply, and the
+    user's sessions (refresh tokens and the access tokens issued from them) end."""
     secret = _read_password(not password_stdin, password_stdin) or ""
     remote = remote_of(ctx, tenant)
     if remote is not None:
@@ -105,11 +106,12 @@ def user_set_password(
         typer.echo(f"password set for {name}")
         return
     services = state(ctx).services()
+    passwords = services.identity.passwords
     now = services.clock.now()
     with services.storage.transaction() as tx:
         found = get_tenant(tx, _default(ctx, tenant))
         user = get_principal(tx, found, PrincipalKind.USER, name)
-        services.identity.passwords.set_password(tx, user, secret, now=now)
+        ended = passwords.set_password(tx, user, secret, now=now)
         record(
             tx,
             action="user.password.set",
@@ -117,7 +119,9 @@ def user_set_password(
             now=now,
             actor=operator_actor(),
             resource={"type": "user", "id": user.name},
+            details=ended.details(),
         )
+    passwords.sessions.announce(ended)
     typer.echo(f"password set for {user.name}")
 
 

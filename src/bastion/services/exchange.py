@@ -10,7 +10,6 @@ token cannot be exchanged again.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bastion.backends.protocols import Storage
@@ -57,13 +56,14 @@ class TokenExchange:
         now = self._clock.now()
         with self._storage.transaction() as tx:
             subject, claims = self._verifier.verify_claims(tx, subject_token)
-            # Revoking either token revokes the delegated one, which never outlives them.
-            sources, expiries = [str(claims["jti"])], [float(claims["exp"])]
-            actor = client
+            # Revoking either token (or its session) revokes the delegated one, which never
+            # outlives them nor an API key they came from (their ``expires_at``).
+            sources = [str(claims["jti"])]
+            actor, actor_family = client, None
             if actor_token is not None:
                 actor, actor_claims = self._verifier.verify_claims(tx, actor_token)
                 sources.append(str(actor_claims["jti"]))
-                expiries.append(float(actor_claims["exp"]))
+                actor_family = _family(actor_claims)
             if actor is None:
                 raise RequestRejectedError("an actor_token or client authentication is required")
             _check_pair(subject, actor)
@@ -71,19 +71,18 @@ class TokenExchange:
             if scope is not None:
                 narrow(scope, actor.scopes)
             tenant = tx.tenants.get(subject.principal.tenant_id)
-            remaining = datetime.fromtimestamp(min(expiries), tz=UTC) - now
-            lifetime = max(min(self._tokens.settings.access_ttl, remaining), timedelta(seconds=1))
+            ends = [e for e in (subject.expires_at, actor.expires_at) if e is not None]
             acting = replace(actor, actor=None)
             delegated = Authenticated(
                 subject.principal, subject.credential_id, "token_exchange", scopes, acting
             )
-            family = claims.get("fam")
             token, seconds = self._tokens.access_token(
                 delegated,
                 tenant=tenant,
                 now=now,
-                lifetime=lifetime,
-                family=family if isinstance(family, str) else None,
+                not_after=min(ends) if ends else None,
+                family=_family(claims),
+                actor_family=actor_family,
                 sources=tuple(sources),
             )
             details: dict[str, Any] = {
@@ -102,6 +101,12 @@ class TokenExchange:
                 details=details,
             )
         return IssuedTokens(token, seconds, scopes)
+
+
+def _family(claims: dict[str, Any]) -> str | None:
+    """The session (refresh-token family) a token of a login comes from, if it does."""
+    family = claims.get("fam")
+    return family if isinstance(family, str) else None
 
 
 def _check_pair(subject: Authenticated, actor: Authenticated) -> None:

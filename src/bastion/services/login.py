@@ -10,7 +10,9 @@ Three short steps, so that no database lock is held while a hash is computed:
    so the same time; for an attempt a lock refused, a wait as long as a verification, which
    costs no CPU when a storm keeps hitting locked accounts);
 3. record the outcome: a success refunds the attempt, upgrades a bcrypt or outdated hash to
-   Argon2id, and is audited ``login.success``; a failure is audited ``login.failure`` with the
+   Argon2id, stores a ``newPassword`` (which ends the user's other sessions, counted in the
+   event's ``sessionsEnded``; the session this login starts comes after, and stands), and is
+   audited ``login.success``; a failure is audited ``login.failure`` with the
    real reason (``unknown_user``, ``wrong_password``, ``locked_account``, ``locked_address``,
    ``disabled_principal``, ``disabled_tenant``, ``no_password``).
 
@@ -34,6 +36,7 @@ from bastion.services.changes import MAX_NAME_LENGTH
 from bastion.services.clock import Clock
 from bastion.services.passwords import HashingPool, PasswordService
 from bastion.services.request_events import client_text
+from bastion.services.sessions import EndedSessions
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +170,7 @@ class LoginService:
     ) -> LoggedIn:
         now = self._clock.now()
         expired = False
+        ended: EndedSessions | None = None
         with self._storage.transaction() as tx:
             if reason is None:
                 assert attempt.principal is not None and attempt.tenant is not None
@@ -179,11 +183,13 @@ class LoginService:
                 assert attempt.credential is not None
                 expired = is_expired(attempt.credential.changed_at, self._passwords.policy, now=now)
                 if request.new_password is not None:
-                    self._passwords.set_password(
+                    ended = self._passwords.set_password(
                         tx, attempt.principal, request.new_password, now=now
                     )
                     expired = False
-            self._audit(tx, request, attempt, reason, upgraded is not None, expired)
+            self._audit(tx, request, attempt, reason, upgraded is not None, expired, ended)
+        if ended is not None:
+            self._passwords.sessions.announce(ended)
         if reason is not None:
             raise AuthenticationError(reason)
         if expired:
@@ -199,6 +205,7 @@ class LoginService:
         reason: str | None,
         upgraded: bool,
         expired: bool,
+        ended: EndedSessions | None,
     ) -> None:
         actor: dict[str, Any] = {
             "type": "user" if attempt.principal is not None else "anonymous",
@@ -213,6 +220,8 @@ class LoginService:
             details["rehashed"] = "argon2id"
         if expired:
             details["reason"] = "password_expired"
+        if ended is not None:
+            details.update(ended.details())
         tenant = attempt.tenant.name if attempt.tenant else canonical_name(request.tenant)
         event = build_event(
             action="login.success" if reason is None and not expired else "login.failure",

@@ -2,6 +2,10 @@
 checked by its structure first, `core.password_hashes.hash_problem`), and the bounded pool
 every hash runs in, so that a login storm cannot take the event loop or every core.
 
+Storing a new hash ends the principal's sessions in the same transaction (`Sessions.end_all`),
+whoever sets it (the admin API, the CLI, a login's ``newPassword``): a session started with the
+old password, perhaps by whoever stole it, does not outlive it.
+
 The common-password list is zxcvbn's (30,000 entries from leaked-password corpora).
 """
 
@@ -25,6 +29,7 @@ from bastion.core.password_hashes import hash_problem
 from bastion.core.password_policy import PasswordPolicy, normalised, policy_violations
 from bastion.crypto.passwords import PasswordHasher
 from bastion.errors import LoginBusyError, RequestRejectedError
+from bastion.services.sessions import EndedSessions, Sessions
 
 T = TypeVar("T")
 
@@ -97,9 +102,12 @@ def _yield_to_requests() -> None:
 class PasswordService:
     """Checks passwords against the policy and stores their Argon2id hashes with history."""
 
-    def __init__(self, *, hasher: PasswordHasher, policy: PasswordPolicy) -> None:
+    def __init__(
+        self, *, hasher: PasswordHasher, policy: PasswordPolicy, sessions: Sessions
+    ) -> None:
         self.hasher = hasher
         self.policy = policy
+        self.sessions = sessions
 
     def violations(
         self, password: str, *, login: str = "", previous: PasswordCredential | None = None
@@ -116,18 +124,22 @@ class PasswordService:
 
     def set_password(
         self, tx: UnitOfWork, principal: Principal, password: str, *, now: datetime
-    ) -> None:
-        """Check the policy (and reuse), hash and store. Blocking: run it in the pool."""
+    ) -> EndedSessions:
+        """Check the policy (and reuse), hash and store (`store_hash`). Blocking: run it in
+        the pool."""
         previous = tx.passwords.get(principal.tenant_id, principal.id)
         problems = self.violations(password, login=principal.name, previous=previous)
         if problems:
             raise RequestRejectedError("the password " + "; ".join(problems))
-        self.store_hash(tx, principal, self.hasher.hash(normalised(password)), now=now)
+        return self.store_hash(tx, principal, self.hasher.hash(normalised(password)), now=now)
 
     def store_hash(
         self, tx: UnitOfWork, principal: Principal, hashed: str, *, now: datetime
-    ) -> None:
-        """Store a hash, moving the previous one into the history (newest first)."""
+    ) -> EndedSessions:
+        """Store a hash, moving the previous one into the history (newest first), and end the
+        principal's sessions: its refresh-token families and their access tokens are revoked
+        in ``tx``. The caller audits the change with `EndedSessions.details` and,
+        after commit, announces the revocation (`Sessions.announce`)."""
         previous = tx.passwords.get(principal.tenant_id, principal.id)
         history: tuple[str, ...] = ()
         if previous is not None:
@@ -136,16 +148,17 @@ class PasswordService:
         tx.passwords.put(
             PasswordCredential(principal.tenant_id, principal.id, hashed, now, history)
         )
+        return self.sessions.end_all(tx, principal, now=now)
 
     def import_hash(
         self, tx: UnitOfWork, principal: Principal, hashed: str, *, now: datetime
-    ) -> None:
+    ) -> EndedSessions:
         """Store an existing bcrypt or Argon2id hash (rehashed to Argon2id at the next login);
         one `hash_problem` refuses is a `RequestRejectedError` naming ``passwordHash``."""
         problem = hash_problem(hashed)
         if problem is not None:
             raise RequestRejectedError(f"passwordHash: {problem}")
-        self.store_hash(tx, principal, hashed, now=now)
+        return self.store_hash(tx, principal, hashed, now=now)
 
     def rehash(self, credential: PasswordCredential, password: str) -> PasswordCredential | None:
         """An Argon2id replacement for a bcrypt or outdated hash, after a successful check."""

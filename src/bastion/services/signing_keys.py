@@ -4,10 +4,16 @@ published in the JWKS until the last token each one signed has expired.
 Private keys are stored only sealed (AES-256-GCM under a key derived from the pepper, the AAD
 binding each to its ``kid``). Every replica reads the same keys from the database; a replica
 that meets an unknown ``kid`` (another one rotated) reloads them, at most once per cooldown.
+
+A retired key vouches for a token only while it is published (`vouched_until`, the rule the
+JWKS follows too) and only for a token issued before it was retired. A rotation advances the
+revocation epoch, so every replica drops the tokens it verified before and reads the keys
+again before it verifies the next one (within a second, as for any revocation).
 """
 
 from __future__ import annotations
 
+import builtins
 import json
 import threading
 import time
@@ -19,6 +25,7 @@ from bastion.backends.protocols import Storage, UnitOfWork
 from bastion.core.credentials import SigningKey
 from bastion.crypto.jwt import (
     SIGNING_ALGORITHMS,
+    InvalidJwtError,
     JwtSigner,
     PinnedKey,
     generate_private_key,
@@ -29,6 +36,7 @@ from bastion.crypto.seal import Sealer
 from bastion.errors import RequestRejectedError
 from bastion.services.clock import Clock
 from bastion.services.directory import record
+from bastion.services.revocation import Revoker
 
 SEAL_PURPOSE = b"signing keys"
 # How often a replica re-reads the keys, so that it stops signing with a key another replica
@@ -36,6 +44,9 @@ SEAL_PURPOSE = b"signing keys"
 # could expire.
 REFRESH_SECONDS = 30.0
 PUBLISH_MARGIN = timedelta(seconds=REFRESH_SECONDS + 60)
+# A replica that has not re-read the keys yet signs with a retired key for up to
+# REFRESH_SECONDS after its retirement: such tokens are genuine.
+SIGNED_AFTER_RETIREMENT = timedelta(seconds=REFRESH_SECONDS)
 
 
 def _aad(kid: str) -> bytes:
@@ -52,6 +63,7 @@ class SigningKeys:
         algorithm: str,
         token_lifetime: timedelta,
         audit_tenant: str,
+        revoker: Revoker,
         reload_cooldown: float = 1.0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -63,6 +75,7 @@ class SigningKeys:
         self.algorithm = algorithm
         self._lifetime = token_lifetime
         self._audit_tenant = audit_tenant
+        self._revoker = revoker
         self._cooldown = reload_cooldown
         self._monotonic = monotonic
         self._lock = threading.Lock()
@@ -70,6 +83,8 @@ class SigningKeys:
         self._pinned: dict[str, PinnedKey] = {}
         self._signer: JwtSigner | None = None
         self._loaded_at = float("-inf")
+        # The revocation epoch under which `vouched_until` last read the keys.
+        self._read_under: int | None = None
 
     def signer(self) -> JwtSigner:
         """The active key's signer, creating the first key if there is none.
@@ -100,6 +115,54 @@ class SigningKeys:
             if self._monotonic() - self._loaded_at >= self._cooldown:
                 self._load(tx)
         return self._pinned.get(kid)
+
+    def vouched_until(
+        self,
+        kid: object,
+        claims: dict[str, Any],
+        tx: UnitOfWork,
+        *,
+        now: datetime,
+        epoch: int,
+        leeway_seconds: float,
+    ) -> datetime | None:
+        """Whether the key named ``kid``, whose signature on ``claims`` has been checked, may
+        vouch for them now: `InvalidJwtError` (``retired_key``) for a retired key past its
+        ``publish_until`` or a token it signed (``iat``) after its retirement; else until when
+        it vouches (None: an active key, no end). The keys are re-read through ``tx`` when the
+        revocation epoch has moved since they were last read here, or they are older than
+        REFRESH_SECONDS, so a rotation in another process holds on the next request."""
+        stored = next((k for k in self._current(tx, epoch) if k.kid == kid), None)
+        if stored is None:
+            raise InvalidJwtError("unknown_kid")
+        if stored.retired_at is None:
+            return None
+        issued = claims.get("iat")
+        signed_in_time = (
+            isinstance(issued, int | float)
+            and not isinstance(issued, bool)
+            and issued <= (stored.retired_at + SIGNED_AFTER_RETIREMENT).timestamp() + leeway_seconds
+        )
+        if not (signed_in_time and _published(stored, now)):
+            raise InvalidJwtError("retired_key")
+        return stored.publish_until
+
+    def _current(self, tx: UnitOfWork, epoch: int) -> builtins.list[SigningKey]:
+        """The keys, re-read through ``tx`` when this view may be stale. What is read is kept
+        unless it is older than the view (another thread's newer read) or the lock is busy (a
+        load in progress; blocking on it while holding ``tx`` could deadlock a writer)."""
+        fresh = self._monotonic() - self._loaded_at < REFRESH_SECONDS
+        if self._read_under == epoch and fresh:
+            return self._keys
+        keys = tx.signing_keys.list()
+        if self._lock.acquire(blocking=False):
+            try:
+                if _generation(keys) >= _generation(self._keys):
+                    self._install(keys)
+                    self._read_under = epoch
+            finally:
+                self._lock.release()
+        return keys
 
     def jwks(self) -> dict[str, Any]:
         """The public keys of every key still published."""
@@ -135,7 +198,11 @@ class SigningKeys:
                 resource={"type": "signingkey", "id": created.kid},
                 details={"algorithm": algorithm},
             )
+            # Caches of verified tokens are dropped everywhere, and each replica re-reads the
+            # keys before verifying again (`vouched_until`): the retired key's limits hold.
+            epoch = self._revoker.bump(tx)
             self._load(tx)
+        self._revoker.announce(epoch)
         return created
 
     def _create(self, tx: UnitOfWork, algorithm: str) -> SigningKey:
@@ -153,7 +220,9 @@ class SigningKeys:
         return key
 
     def _load(self, tx: UnitOfWork) -> None:
-        keys = tx.signing_keys.list()
+        self._install(tx.signing_keys.list())
+
+    def _install(self, keys: builtins.list[SigningKey]) -> None:
         pinned = {}
         for key in keys:
             pinned[key.kid] = pinned_from_jwk(json.loads(key.public_jwk), allowed=(key.algorithm,))
@@ -168,4 +237,12 @@ class SigningKeys:
 
 
 def _published(key: SigningKey, now: datetime) -> bool:
+    """In the JWKS, and able to vouch for a token: active, or retired less than its last
+    token's lifetime ago."""
     return key.retired_at is None or (key.publish_until is not None and now < key.publish_until)
+
+
+def _generation(keys: list[SigningKey]) -> tuple[int, int]:
+    """Keys are only ever added and retired, never removed or restored: a later state of the
+    table has at least as many of each."""
+    return len(keys), sum(1 for k in keys if k.retired_at is not None)

@@ -2,9 +2,11 @@
 
 `JwtBearerVerifier` routes a JWT-shaped credential by its (unverified) ``iss`` to the verifier
 that then verifies everything with its own pinned keys; a token of any other issuer is refused.
-A token verified before is served from a bounded cache until it expires or the revocation epoch
-moves; a miss checks the signature, the claims, the revoked-token list (its ``jti`` and its
-refresh family) and that its principal (and ``act`` actor) and tenant are still enabled.
+A token verified before is served from a bounded cache until it expires — or the API key it
+was minted from does, or its retired signing key leaves the JWKS — or the revocation epoch
+moves; a miss checks the signature, that the signing key may still vouch for it, the claims,
+the revoked-token list (its ``jti``, its refresh family and its actor's) and that its
+principal (and ``act`` actor), their API keys and tenant are still enabled.
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ from bastion.errors import AuthenticationError, NotFoundError
 from bastion.services.authn import Authenticated
 from bastion.services.clock import Clock
 from bastion.services.revocation import RevocationState
+from bastion.services.sessions import FAMILY_JTI
 from bastion.services.signing_keys import SigningKeys
-from bastion.services.tokens import FAMILY_JTI
 from bastion.services.verified_cache import Prechecked, Verified, VerifiedCache
 
 # Bastion's own tokens: replicas' clocks may differ a little, never by a minute.
@@ -87,7 +89,7 @@ class IssuedTokenVerifier:
         self._cache: VerifiedCache[str, tuple[Authenticated, dict[str, Any]]] = VerifiedCache(
             cache_capacity
         )
-        self._prechecked: Prechecked[dict[str, Any]] = Prechecked()
+        self._prechecked: Prechecked[tuple[object, dict[str, Any]]] = Prechecked()
 
     def prepare(self, presented: str) -> None:
         """Before the transaction: a token not seen before, signed by a key this process
@@ -106,7 +108,7 @@ class IssuedTokenVerifier:
             claims = self._verified(presented, key, now=self._clock.now())
         except InvalidJwtError as exc:
             raise AuthenticationError(exc.reason) from None
-        self._prechecked.put(presented, claims)
+        self._prechecked.put(presented, (header.get("kid"), claims))
 
     def seen(self, presented: str) -> bool:
         return presented in self._cache
@@ -124,7 +126,7 @@ class IssuedTokenVerifier:
         prechecked = self._prechecked.take(presented)
         try:
             if prechecked is not None:  # signature checked by `prepare`; claims again, as of now
-                claims = prechecked
+                kid, claims = prechecked
                 check_claims(
                     claims,
                     issuer=self.issuer,
@@ -134,13 +136,17 @@ class IssuedTokenVerifier:
                 )
             else:
                 header, _ = split_compact(presented)
-                key = self._keys.verification_key(header.get("kid"), tx)
+                kid = header.get("kid")
+                key = self._keys.verification_key(kid, tx)
                 if key is None:
                     raise InvalidJwtError("unknown_kid")
                 claims = self._verified(presented, key, now=now)
+            vouched = self._keys.vouched_until(
+                kid, claims, tx, now=now, epoch=epoch, leeway_seconds=OWN_LEEWAY_SECONDS
+            )
         except InvalidJwtError as exc:
             raise AuthenticationError(exc.reason) from None
-        authenticated = self._authenticated(tx, claims, now=now)
+        authenticated = self._authenticated(tx, claims, now=now, vouched=vouched)
         self._cache.put(
             presented, Verified((authenticated, claims), epoch, authenticated.expires_at)
         )
@@ -157,13 +163,15 @@ class IssuedTokenVerifier:
         )
 
     def _authenticated(
-        self, tx: UnitOfWork, claims: dict[str, Any], *, now: datetime
+        self, tx: UnitOfWork, claims: dict[str, Any], *, now: datetime, vouched: datetime | None
     ) -> Authenticated:
-        jti, family = claims.get("jti"), claims.get("fam")
+        """Who the verified ``claims`` name, if every credential they come from still stands;
+        valid until the earliest of the token's ``exp``, ``vouched`` (a retired signing key's
+        end) and the expiry of the API keys it was minted from (its ``cid`` and ``act.cid``)."""
+        jti = claims.get("jti")
         if not isinstance(jti, str) or tx.revocations.is_token_revoked(jti):
             raise AuthenticationError("revoked_token")
-        if isinstance(family, str) and tx.revocations.is_token_revoked(FAMILY_JTI + family):
-            raise AuthenticationError("revoked_token")
+        _session_alive(tx, claims.get("fam"))
         sources = claims.get("src", [])
         if not isinstance(sources, list) or any(
             not isinstance(s, str) or tx.revocations.is_token_revoked(s) for s in sources
@@ -176,14 +184,16 @@ class IssuedTokenVerifier:
             raise AuthenticationError("unknown_principal") from None
         if tx.tenant_states.get(tenant.id).disabled:
             raise AuthenticationError("disabled_tenant")
-        _key_alive(tx, tenant.id, claims.get("cid"), now)
+        ends = [datetime.fromtimestamp(float(claims["exp"]), tz=UTC), vouched]
+        ends.append(_key_alive(tx, tenant.id, claims.get("cid"), now))
         principal = _enabled(tx, tenant.id, claims.get("sub"))
         actor = None
         act = claims.get("act")
         if act is not None:
             if not isinstance(act, dict):
                 raise AuthenticationError("malformed_act")
-            _key_alive(tx, tenant.id, act.get("cid"), now)
+            _session_alive(tx, act.get("fam"))
+            ends.append(_key_alive(tx, tenant.id, act.get("cid"), now))
             actor = Authenticated(
                 _enabled(tx, tenant.id, act.get("sub")), "act", "delegation", scopes_of(act)
             )
@@ -193,22 +203,34 @@ class IssuedTokenVerifier:
             "bearer_jwt",
             scopes_of(claims),
             actor,
-            expires_at=datetime.fromtimestamp(float(claims["exp"]), tz=UTC),
+            expires_at=min(e for e in ends if e is not None),
             reusable=True,
         )
 
 
-def _key_alive(tx: UnitOfWork, tenant_id: str, credential_id: object, now: datetime) -> None:
+def _session_alive(tx: UnitOfWork, family: object) -> None:
+    """A token of a login (its subject's ``fam``, or its actor's ``act.fam``) dies with the
+    session: logout, reuse of a refresh token, a new password."""
+    if isinstance(family, str) and tx.revocations.is_token_revoked(FAMILY_JTI + family):
+        raise AuthenticationError("revoked_token")
+
+
+def _key_alive(
+    tx: UnitOfWork, tenant_id: str, credential_id: object, now: datetime
+) -> datetime | None:
     """A token minted with an API key (client credentials, or an actor's key in an exchange)
-    dies with the key: revoked, expired or deleted, it is `revoked_key` on the next request."""
+    dies with the key: revoked, expired or deleted, it is `revoked_key` on the next request.
+    When the key will expire (None: it does not, or the credential is no key), so that a
+    cached verification ends then too (a rotation's old key at the end of its grace)."""
     if not isinstance(credential_id, str) or not credential_id.startswith(API_KEY_ID_PREFIX):
-        return
+        return None
     try:
         key = tx.api_keys.get(tenant_id, credential_id)
     except NotFoundError:
         raise AuthenticationError("revoked_key") from None
     if not key.is_active(now):
         raise AuthenticationError("revoked_key")
+    return key.expires_at
 
 
 def _enabled(tx: UnitOfWork, tenant_id: str, principal_id: object) -> Any:

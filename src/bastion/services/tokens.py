@@ -1,10 +1,11 @@
 """OAuth 2.0 tokens bastion issues (RFC 6749, RFC 8693): client credentials, refresh with
 rotation and reuse detection, token exchange for delegation, and revocation.
 
-Access tokens are short-lived JWTs signed by `SigningKeys`. Refresh tokens are opaque
-(``brt_…``), stored as keyed hashes, single use: each refresh returns a successor of the same
-family, and presenting a used one again — a replay, or two concurrent refreshes — revokes the
-whole family (RFC 9700 section 4.14.2).
+Access tokens are short-lived JWTs signed by `SigningKeys`; one minted from an API key never
+outlives the key. Refresh tokens are opaque (``brt_…``), stored as keyed hashes, single use:
+each refresh returns a successor of the same family, and presenting a used one again — a
+replay, or two concurrent refreshes — revokes the whole family (RFC 9700 section 4.14.2). A
+token of a family revoked in any way (`bastion.services.sessions`) never refreshes again.
 """
 
 from __future__ import annotations
@@ -24,19 +25,15 @@ from bastion.services.authn import Authenticated
 from bastion.services.clock import Clock
 from bastion.services.directory import record
 from bastion.services.revocation import Revoker
+from bastion.services.sessions import Sessions, family_revoked, remember_revoked
 from bastion.services.signing_keys import SigningKeys
 
 REFRESH_PREFIX = "brt_"
-FAMILY_JTI = "fam:"
 # Long-expired refresh tokens removed by each one issued (a refresh adds one row, so two keep
 # the table bounded however long sessions rotate). A token is kept one refresh lifetime past
 # its expiry: a client that comes back within that time with a token someone else has used
 # is still caught as reuse, and its family revoked.
 FORGET_PER_ISSUE = 2
-# A revocation is kept this long after the tokens it names have expired: far past any leeway
-# a verifier allows (at most a minute), so a revoked token can never verify again. Each new
-# revocation removes two older than that.
-REVOCATION_AFTERLIFE = timedelta(hours=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +100,7 @@ class TokenService:
         self._keys = keys
         self.settings = settings
         self._revoker = revoker
+        self.sessions = Sessions(access_ttl=settings.access_ttl, revoker=revoker)
 
     def warm(self) -> None:
         """Make sure the signing key is loaded; call before opening a transaction."""
@@ -114,14 +112,19 @@ class TokenService:
         *,
         tenant: Tenant,
         now: datetime,
-        lifetime: timedelta | None = None,
+        not_after: datetime | None = None,
         family: str | None = None,
+        actor_family: str | None = None,
         sources: tuple[str, ...] = (),
     ) -> tuple[str, int]:
-        """A signed access token for ``authenticated`` (and its ``act``), with its lifetime.
-        ``sources`` are the ids of the tokens it was exchanged from: revoking one revokes it."""
-        seconds = int((lifetime or self.settings.access_ttl).total_seconds())
+        """A signed access token for ``authenticated`` (and its ``act``), with its lifetime:
+        the configured one, cut short at ``not_after`` (when a credential it comes from
+        expires). ``sources`` are the ids of the tokens it was exchanged from, ``family`` and
+        ``actor_family`` the sessions of its subject and actor: revoking one revokes it."""
         issued = int(now.timestamp())
+        expires = issued + int(self.settings.access_ttl.total_seconds())
+        if not_after is not None:
+            expires = min(expires, int(not_after.timestamp()))
         principal = authenticated.principal
         claims: dict[str, Any] = {
             "iss": self.settings.issuer,
@@ -133,7 +136,7 @@ class TokenService:
             "cid": authenticated.credential_id,
             "jti": new_id("jti"),
             "iat": issued,
-            "exp": issued + seconds,
+            "exp": expires,
         }
         if authenticated.scopes is not None:
             claims["scope"] = " ".join(authenticated.scopes)
@@ -148,8 +151,10 @@ class TokenService:
             act["cid"] = actor.credential_id
             if actor.scopes is not None:
                 act["scope"] = " ".join(actor.scopes)
+            if actor_family is not None:
+                act["fam"] = actor_family
             claims["act"] = act
-        return self._keys.signer().sign(claims), seconds
+        return self._keys.signer().sign(claims), max(expires - issued, 0)
 
     def issue_with_refresh(
         self,
@@ -205,18 +210,23 @@ class TokenService:
         return issued
 
     def client_credentials(self, client: Authenticated, *, scope: str | None) -> IssuedTokens:
-        """RFC 6749 section 4.4: an access token for a service account or agent; no refresh."""
+        """RFC 6749 section 4.4: an access token for a service account or agent; no refresh.
+        It expires no later than the client's API key."""
         if client.principal.kind is PrincipalKind.USER:
             raise AuthenticationError("client_is_a_user")
         scopes = narrow(scope, client.scopes)
         now = self._clock.now()
+        if client.expires_at is not None and now >= client.expires_at:
+            raise AuthenticationError("expired_key")
         self._keys.signer()  # (re)load the keys before the transaction opens
         with self._storage.transaction() as tx:
             tenant = tx.tenants.get(client.principal.tenant_id)
             narrowed = Authenticated(
                 client.principal, client.credential_id, "client_credentials", scopes
             )
-            token, seconds = self.access_token(narrowed, tenant=tenant, now=now)
+            token, seconds = self.access_token(
+                narrowed, tenant=tenant, now=now, not_after=client.expires_at
+            )
             record(
                 tx,
                 action="token.issue",
@@ -241,18 +251,26 @@ class TokenService:
                 raise AuthenticationError("unknown_refresh_token")
             tenant = tx.tenants.get(token.tenant_id)
             principal = tx.principals.get(token.tenant_id, token.principal_id)
+            revokes = False
             if token.revoked_at is not None:
                 reason = "revoked_refresh_token"
             elif token.used_at is not None or not tx.refresh_tokens.mark_used(token.id, at=now):
-                reason = "refresh_token_reuse"
-                self._revoke_family(tx, token, now)
+                reason, revokes = "refresh_token_reuse", True
+            elif family_revoked(tx, token.family_id):
+                # Read after taking the token, so any revocation of the family committed by
+                # then is seen. One committing later marks this token (its UPDATE waits for
+                # ours), so the successor issued here, which it may not see, is refused by this
+                # check at its own refresh: a revoked family never rotates on.
+                reason, revokes = "revoked_refresh_token", True
             elif now >= token.expires_at:
                 reason = "expired_refresh_token"
             elif principal.disabled or tx.tenant_states.get(tenant.id).disabled:
                 reason = "disabled_principal"
             if reason is not None:
+                if revokes:
+                    self._revoke_family(tx, token, now)
+                    epoch = self._revoker.bump(tx)
                 self._audit_refresh(tx, tenant, principal, token, now, reason)
-                epoch = self._revoker.bump(tx) if reason == "refresh_token_reuse" else None
             else:
                 scopes = narrow(scope, token.scopes)
                 held = Authenticated(principal, token.family_id, "refresh_token", scopes)
@@ -266,12 +284,7 @@ class TokenService:
         return issued
 
     def _revoke_family(self, tx: UnitOfWork, token: RefreshToken, now: datetime) -> None:
-        tx.refresh_tokens.revoke_family(token.family_id, at=now)
-        # Access tokens of the family carry "fam": remember it until the last one expires.
-        expires = now + self.settings.access_ttl
-        _remember_revoked(
-            tx, RevokedToken(FAMILY_JTI + token.family_id, token.tenant_id, expires, now)
-        )
+        self.sessions.revoke_family(tx, token.tenant_id, token.family_id, now=now)
 
     def _audit_refresh(
         self,
@@ -327,7 +340,7 @@ class TokenService:
         expires = datetime.fromtimestamp(float(claims["exp"]), tz=now.tzinfo)
         with self._storage.transaction() as tx:
             tenant = tx.tenants.get_by_name(str(claims["tid"]))
-            _remember_revoked(tx, RevokedToken(str(claims["jti"]), tenant.id, expires, now))
+            remember_revoked(tx, RevokedToken(str(claims["jti"]), tenant.id, expires, now))
             epoch = self._revoker.bump(tx)
             record(
                 tx,
@@ -338,11 +351,3 @@ class TokenService:
                 resource={"type": "accesstoken", "id": str(claims["jti"])},
             )
         self._revoker.announce(epoch)
-
-
-def _remember_revoked(tx: UnitOfWork, revoked: RevokedToken) -> None:
-    """Store a revocation, and remove two whose tokens expired long ago (so logouts, which
-    each revoke a family, do not grow the table without end)."""
-    tx.revocations.revoke_token(revoked)
-    before = revoked.revoked_at - REVOCATION_AFTERLIFE
-    tx.revocations.forget_expired(before=before, limit=FORGET_PER_ISSUE)

@@ -61,13 +61,22 @@ class MemoryRefreshTokenStore:
         ]
         return self._revoke_where(live, at)
 
-    def revoke_for_principal(self, tenant_id: str, principal_id: str, *, at: datetime) -> int:
+    def family_revoked(self, family_id: str) -> bool:
+        return any(
+            t.family_id == family_id and t.revoked_at is not None
+            for t in self._t.refresh_tokens.values()
+        )
+
+    def revoke_for_principal(
+        self, tenant_id: str, principal_id: str, *, at: datetime
+    ) -> builtins.list[str]:
         live = [
             t
             for t in self._t.refresh_tokens.values()
             if t.tenant_id == tenant_id and t.principal_id == principal_id and t.revoked_at is None
         ]
-        return self._revoke_where(live, at)
+        self._revoke_where(live, at)
+        return sorted({t.family_id for t in live})
 
     def delete_owned(self, tenant_id: str, principal_id: str) -> None:
         for token in list(self._t.refresh_tokens.values()):

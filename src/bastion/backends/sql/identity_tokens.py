@@ -95,15 +95,22 @@ class SQLRefreshTokenStore:
         with translated("revoke refresh token family"):
             return int(self._conn.execute(query).rowcount)
 
-    def revoke_for_principal(self, tenant_id: str, principal_id: str, *, at: datetime) -> int:
+    def family_revoked(self, family_id: str) -> bool:
+        c = refresh_tokens.c
+        query = select(c.id).where(c.family_id == family_id, c.revoked_at.is_not(None)).limit(1)
+        with translated("check refresh token family"):
+            return self._conn.execute(query).first() is not None
+
+    def revoke_for_principal(self, tenant_id: str, principal_id: str, *, at: datetime) -> list[str]:
         c = refresh_tokens.c
         query = (
             update(refresh_tokens)
             .where(c.tenant_id == tenant_id, c.principal_id == principal_id, c.revoked_at.is_(None))
             .values(revoked_at=at)
+            .returning(c.family_id)
         )
         with translated("revoke refresh tokens"):
-            return int(self._conn.execute(query).rowcount)
+            return sorted(set(self._conn.execute(query).scalars()))
 
     def delete_owned(self, tenant_id: str, principal_id: str) -> None:
         c = refresh_tokens.c

@@ -24,6 +24,7 @@ from bastion.gateway.api.principals import (
 )
 from bastion.services.access import Caller
 from bastion.services.directory import get_principal, record
+from bastion.services.sessions import EndedSessions
 from bastion.wiring import Services
 
 
@@ -95,14 +96,15 @@ async def set_password(
     identity, guard = services.identity, holdings(services)
     actor = actor_of(caller, request)
 
-    def work() -> None:
+    def work() -> EndedSessions:
         now = services.clock.now()
         with services.storage.transaction() as tx:
             tenant = tx.tenants.get_by_name(caller.identity.tenant)
             user = get_principal(tx, tenant, PrincipalKind.USER, name)
             held = guard.of_principal_in(tx, tenant, user)
             ensure_within(caller, held, f"the password of user {user.name}")
-            identity.passwords.set_password(tx, user, body.password.get_secret_value(), now=now)
+            password = body.password.get_secret_value()
+            ended = identity.passwords.set_password(tx, user, password, now=now)
             record(
                 tx,
                 action="user.password.set",
@@ -110,6 +112,9 @@ async def set_password(
                 now=now,
                 actor=actor,
                 resource={"type": "user", "id": canonical_name(name)},
+                details=ended.details(),
             )
+        return ended
 
-    await identity.hashing.run(work)
+    # Whoever held a session under the old password loses it, on every replica.
+    identity.passwords.sessions.announce(await identity.hashing.run(work))
