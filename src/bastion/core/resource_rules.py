@@ -35,6 +35,13 @@ class ResourceRule:
     def applies_to(self, action: str) -> bool:
         return self.actions is None or action in self.actions or "*" in self.actions
 
+    def admits(self, principal: str, roles: frozenset[str], *, is_user: bool) -> bool:
+        """True when the rule lets in ``principal`` holding ``roles`` (inherited ones included),
+        whatever the action."""
+        return (is_user and principal in self.allowed_users) or not roles.isdisjoint(
+            self.allowed_roles
+        )
+
 
 def parse_resource(text: str) -> tuple[str, str]:
     """``patterns/sensitive-analysis`` → ("patterns", "sensitive-analysis"); ValueError else."""
@@ -61,6 +68,16 @@ class RuleIndex:
         if resource_id is None or not self._rules:
             return ()
         return self._rules.get((resource_type, resource_id), ())
+
+    def admitting(self, roles: frozenset[str], *, user: str | None = None) -> list[ResourceRule]:
+        """Every rule that admits a holder of ``roles`` (inherited ones included), or the user
+        named ``user``, in resource order."""
+        return [
+            rule
+            for key in sorted(self._rules)
+            for rule in self._rules[key]
+            if rule.admits(user or "", roles, is_user=user is not None)
+        ]
 
     def __len__(self) -> int:
         return sum(len(rules) for rules in self._rules.values())

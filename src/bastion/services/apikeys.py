@@ -52,6 +52,9 @@ from bastion.services.verified_cache import Verified, VerifiedCache
 TOUCH_INTERVAL_SECONDS = 60
 TOUCH_INTERVAL = timedelta(seconds=TOUCH_INTERVAL_SECONDS)
 MAX_GRACE = timedelta(days=30)
+# `Authenticated.method` of a caller that presented an API key itself (a token minted with the
+# key carries the key's id as its credential id too, but another method).
+API_KEY_METHOD = "api_key"
 
 log = logging.getLogger(__name__)
 
@@ -206,11 +209,12 @@ class ApiKeyService:
         grace: timedelta,
         actor: dict[str, Any],
         owner_id: str | None = None,
-        check: Callable[[ApiKey], None] | None = None,
+        check: Callable[[UnitOfWork, Tenant, ApiKey, Principal], None] | None = None,
     ) -> IssuedKey:
         """A new key with the same owner, scopes, name and expiry; the old one keeps working
         for ``grace`` (at most 30 days), then expires. ``owner_id`` restricts to one owner;
-        ``check`` sees the key first and raises to refuse the rotation."""
+        ``check`` sees the key and its owner first (in the transaction) and raises to refuse
+        the rotation."""
         if grace < timedelta(0) or grace > MAX_GRACE:
             raise RequestRejectedError("the grace period must be between 0 and 30 days")
         now = self._clock.now()
@@ -227,12 +231,12 @@ class ApiKeyService:
                     f"key {old.id} was already replaced by a rotation; rotate its replacement,"
                     f" {replaced_name(old)}"
                 )
+            owner = tx.principals.get(tenant.id, old.principal_id)
             if check is not None:
-                check(old)
+                check(tx, tenant, old, owner)
             retired = tx.api_keys.retire(
                 tenant.id, old.id, expires_at=now + grace, name=retired_name(old)
             )
-            owner = tx.principals.get(tenant.id, old.principal_id)
             issued = self.issue(
                 tx,
                 tenant=tenant,
@@ -300,7 +304,7 @@ class ApiKeyService:
             self._note_use(key.id, now)
             touched = now
         authenticated = Authenticated(
-            principal, key.id, "api_key", key.scopes, expires_at=key.expires_at, reusable=True
+            principal, key.id, API_KEY_METHOD, key.scopes, expires_at=key.expires_at, reusable=True
         )
         # ``touched_at`` of a cached entry holds when the next touch is due.
         entry = Verified(authenticated, epoch, key.expires_at, touched + TOUCH_INTERVAL)

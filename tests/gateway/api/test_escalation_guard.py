@@ -88,6 +88,28 @@ def test_rotating_another_principals_key_does_not_hand_out_its_secret(world: Api
     assert "rotate its replacement" in again.json()["detail"]
 
 
+def test_a_token_minted_with_a_key_cannot_rotate_that_key_past_its_own_scopes(
+    world: ApiWorld,
+) -> None:
+    """A client_credentials token carries its key's id, but is not the key: narrowed to
+    ``apikeys:update``, it must not get a new secret with the key's full scopes."""
+    scopes = ["apikeys:update", "apikeys:read", "patterns:*"]
+    limited(world, "svc", ["apikeys:*", "patterns:*"], scopes, kind=PrincipalKind.SERVICE_ACCOUNT)
+    issued = world.client.post(
+        "/_bastion/oauth/token",
+        data={"grant_type": "client_credentials", "scope": "apikeys:update"},
+        auth=("svc", world.keys["svc"]),
+    )
+    assert issued.status_code == 200, issued.text
+    world.keys["narrowed"] = issued.json()["access_token"]
+    keys = call(world, "GET", "/apikeys", "default").json()
+    source = next(k for k in keys if k["owner"] == "svc")
+    rotated = call(world, "POST", f"/apikeys/{source['id']}/rotate", "narrowed")
+    assert rotated.status_code == 403
+    assert "secret" not in rotated.text
+    assert call(world, "GET", "/apikeys", "svc").status_code == 200  # the key still works
+
+
 def test_registration_token_cannot_carry_roles_the_caller_lacks(world: ApiWorld) -> None:
     limited(world, "maker@example.com", ["agents:create"], ["agents:create"])
     body = {"capabilities": ["*"], "roles": ["admin"]}

@@ -108,11 +108,17 @@ async def create_token(
         ttl = parse_duration(body.ttl) if body.ttl is not None else None
     except ValueError as exc:
         raise RequestRejectedError(f"ttl: {exc}") from None
-    if body.roles:  # the agent will hold them: the caller must hold everything they grant
-        granted = await run_in_threadpool(
-            holdings(services).of_roles, tenant_name=caller.identity.tenant, roles=body.roles
-        )
-        ensure_within(caller, granted, f"a registration token for roles {', '.join(body.roles)}")
+    # The agent will hold the roles, or with none the default role: the caller must hold
+    # everything they give.
+    guard, tenant = holdings(services), caller.identity.tenant
+    if body.roles:
+        granted = await run_in_threadpool(guard.of_roles, tenant_name=tenant, roles=body.roles)
+        what = f"a registration token for roles {', '.join(body.roles)}"
+    else:
+        granted = await run_in_threadpool(guard.of_default_role, tenant_name=tenant)
+        default = services.authz.authorizer.settings.default_role
+        what = f"a registration token without roles (its agent gets the default role {default})"
+    ensure_within(caller, granted, what)
     token, secret = await run_in_threadpool(
         services.identity.agents.create_token,
         tenant_name=caller.identity.tenant,

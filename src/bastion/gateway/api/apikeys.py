@@ -2,8 +2,11 @@
 
 A key created through the API belongs to the caller, and its scopes must lie within what the
 caller holds (roles ∩ scopes, and its actor's when it acts for someone), so no credential can
-mint a more powerful one. Rotating any key but the one presented hands out a new secret with
-that key's scopes, so it needs the same: the caller must hold everything those scopes stand for.
+mint a more powerful one. Rotating any key but the API key presented (a token minted with a key
+is not that key) hands out a new secret with that key's scopes, so it needs the same: the
+caller must hold everything those scopes stand for. The secret acts as the key's owner, which
+resource rules and Cedar policies see by name, so rotating another principal's key needs,
+as setting its password does, everything the owner holds as well.
 """
 
 from __future__ import annotations
@@ -14,14 +17,16 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from bastion.backends.protocols import UnitOfWork
 from bastion.config.units import UtcMoment, parse_duration
-from bastion.core.model import ApiKey
+from bastion.core.model import ApiKey, Principal, Tenant
 from bastion.errors import RequestRejectedError
-from bastion.gateway.api.authz_guard import ensure_scopes_within
+from bastion.gateway.api.authz_guard import ensure_scopes_within, ensure_within, holdings
 from bastion.gateway.api.deps import actor_of, require, services_dep
 from bastion.gateway.api.inputs import Body
 from bastion.gateway.api.paging import MAX_PAGE, PAGED_RESPONSES, PageAfter, PageLimit, one_page
 from bastion.services.access import Caller
+from bastion.services.apikeys import API_KEY_METHOD
 from bastion.wiring import Services
 
 router = APIRouter(prefix="/v1/apikeys", tags=["apikeys"])
@@ -137,10 +142,17 @@ async def rotate_key(
     except ValueError as exc:
         raise RequestRejectedError(f"grace: {exc}") from None
 
-    def check(key: ApiKey) -> None:
+    guard = holdings(services)
+    presented = caller.method == API_KEY_METHOD and caller.actor is None
+
+    def check(tx: UnitOfWork, tenant: Tenant, key: ApiKey, owner: Principal) -> None:
         # The key presenting itself gains nothing new; any other key's secret is handed out.
-        if key.id != caller.identity.credential_id or caller.actor is not None:
-            ensure_scopes_within(caller, key.scopes, f"rotating API key {key.name}")
+        if presented and key.id == caller.identity.credential_id:
+            return
+        what = f"rotating API key {key.name}"
+        ensure_scopes_within(caller, key.scopes, what)
+        if owner.id != caller.identity.principal.id or caller.actor is not None:
+            ensure_within(caller, guard.of_principal_in(tx, tenant, owner), what)
 
     issued = await run_in_threadpool(
         services.api_keys.rotate,

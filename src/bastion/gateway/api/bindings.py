@@ -1,8 +1,10 @@
 """``/v1/bindings``: the tenant's stored role bindings; bind (optionally until an expiry).
 
-Binding gives the role's permissions, so the caller must hold them. Where a Cedar policy names
-the role (or one it inherits), binding or unbinding also gives or takes whatever that policy
-decides, so both are then held to `*:*` (`bastion.services.holdings.PolicyReach`)."""
+Binding gives the role's permissions, and the admission of every resource rule that admits its
+holders, so the caller must hold them (`bastion.services.holdings.RuleAdmission`). Where a
+Cedar policy names the role (or one it inherits), binding or unbinding also gives or takes
+whatever that policy decides, so both are then held to `*:*` (`PolicyReach`). Unbinding can
+leave the subject with the default role only, so it needs what that role gives."""
 
 from __future__ import annotations
 
@@ -15,9 +17,8 @@ from starlette.concurrency import run_in_threadpool
 
 from bastion.config.units import UtcMoment
 from bastion.core.model import RoleBinding, SubjectType
-from bastion.core.rbac import Permission
 from bastion.errors import RequestRejectedError
-from bastion.gateway.api.authz_guard import ensure_within, holdings
+from bastion.gateway.api.authz_guard import ensure_may_remove, ensure_within, holdings
 from bastion.gateway.api.deps import actor_of, require, services_dep
 from bastion.gateway.api.inputs import Body
 from bastion.gateway.api.paging import MAX_PAGE, PAGED_RESPONSES, PageLimit, one_page
@@ -105,11 +106,6 @@ def get_binding(
     return _out(services.authz.admin.get_binding(caller.identity.tenant, binding_id))
 
 
-async def _policy_reach(services: Services, tenant: str, role: str) -> tuple[Permission, ...]:
-    """What Cedar policies naming ``role`` (or a role it inherits) may give or take."""
-    return await run_in_threadpool(holdings(services).of_names, tenant_name=tenant, roles=[role])
-
-
 @router.post("", response_model=BindingOut, status_code=201)
 async def create_binding(
     body: BindingIn,
@@ -118,12 +114,10 @@ async def create_binding(
     services: Services = Depends(services_dep),
 ) -> BindingOut:
     tenant = caller.identity.tenant
-    roles = {v.name: v for v in services.authz.admin.list_roles(tenant)}
-    if body.role not in roles:
-        raise RequestRejectedError(f"unknown role {body.role}")
-    granted = [Permission.parse(p) for p in roles[body.role].effective]
-    reach = await _policy_reach(services, tenant, body.role)
-    ensure_within(caller, [*granted, *reach], f"binding to role {body.role}")
+    granted = await run_in_threadpool(
+        holdings(services).of_roles, tenant_name=tenant, roles=[body.role]
+    )
+    ensure_within(caller, granted, f"binding to role {body.role}")
     binding = await run_in_threadpool(
         services.authz.admin.bind,
         tenant_name=tenant,
@@ -145,8 +139,12 @@ async def delete_binding(
 ) -> Response:
     tenant = caller.identity.tenant
     binding = await run_in_threadpool(services.authz.admin.get_binding, tenant, binding_id)
-    reach = await _policy_reach(services, tenant, binding.role)
-    ensure_within(caller, reach, f"removing a binding to role {binding.role}")
+    what = f"removing a binding to role {binding.role}"
+    reach = await run_in_threadpool(
+        holdings(services).of_names, tenant_name=tenant, roles=[binding.role]
+    )
+    ensure_within(caller, reach, what)
+    await ensure_may_remove(caller, services, what)
     await run_in_threadpool(
         services.authz.admin.unbind,
         tenant_name=caller.identity.tenant,

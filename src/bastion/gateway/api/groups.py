@@ -1,9 +1,12 @@
 """``/v1/groups``: groups of the caller's tenant and their members.
 
 Joining a group bound to roles gives its roles, as a binding does, so adding a member needs
-the caller to hold everything the group brings (gateway/api/authz_guard.py). A group that a
-Cedar policy names gives or takes whatever that policy decides, with no tenant in the name:
-creating it, deleting it, or adding or removing a member is held to that too."""
+the caller to hold everything the group brings, the admission of the resource rules that admit
+those roles included (gateway/api/authz_guard.py). A group that a Cedar policy names gives or
+takes whatever that policy decides, with no tenant in the name: creating it, deleting it, or
+adding or removing a member is held to that too. Removing a member or deleting a group can
+leave someone with no binding in force, holding the default role only: that needs what the
+default role gives."""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from bastion.gateway.api.authz_guard import ensure_within, holdings
+from bastion.gateway.api.authz_guard import ensure_may_remove, ensure_within, holdings
 from bastion.gateway.api.deps import actor_of, require, services_dep
 from bastion.gateway.api.inputs import Body
 from bastion.gateway.api.paging import MAX_PAGE, PAGED_RESPONSES, PageAfter, PageLimit, one_page
@@ -125,6 +128,7 @@ async def delete_group(
     services: Services = Depends(services_dep),
 ) -> None:
     _ensure_policies_allow(services, caller, name, f"deleting group {name}")
+    await ensure_may_remove(caller, services, f"deleting group {name}")
     await run_in_threadpool(
         services.identity.groups.delete,
         tenant_name=caller.identity.tenant,
@@ -166,6 +170,7 @@ async def _membership(
         ensure_within(caller, brings, f"membership of group {name}")
     else:
         _ensure_policies_allow(services, caller, name, f"leaving group {name}")
+        await ensure_may_remove(caller, services, f"removing a member from group {name}")
     change = groups.add_member if add else groups.remove_member
     return await _changed(
         services,

@@ -2,7 +2,10 @@
 
 A role's holders are ``in Role::"<name>"`` for Cedar, and in every role it inherits: defining,
 changing or deleting a role that a policy names, or that inherits one, is held to what the
-policy decides (`bastion.services.holdings.PolicyReach`)."""
+policy decides (`bastion.services.holdings.PolicyReach`). Resource rules see the same roles, so
+defining or changing one hands out the admission of every rule that admits it or a role it
+inherits (`RuleAdmission`). Deleting one takes its bindings, which can leave their subjects
+with the default role only."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from bastion.core.rbac import Permission
 from bastion.errors import NotFoundError, RequestRejectedError
-from bastion.gateway.api.authz_guard import ensure_within, holdings
+from bastion.gateway.api.authz_guard import ensure_may_remove, ensure_within, holdings
 from bastion.gateway.api.deps import actor_of, require, services_dep
 from bastion.gateway.api.inputs import Body
 from bastion.services.access import Caller
@@ -96,10 +99,10 @@ async def _save(
         wanted = own + [Permission.parse(p) for v in inherited for p in v.effective]
     except ValueError as exc:
         raise RequestRejectedError(str(exc)) from None
-    reach = await run_in_threadpool(
-        holdings(services).of_names, tenant_name=tenant, roles=[name, *body.inherits]
-    )
-    ensure_within(caller, [*wanted, *reach], f"role {name}")
+    guard, held = holdings(services), [name, *body.inherits]
+    reach = await run_in_threadpool(guard.of_names, tenant_name=tenant, roles=held)
+    admitted = await run_in_threadpool(guard.admitting, tenant_name=tenant, roles=held)
+    ensure_within(caller, [*wanted, *reach, *admitted], f"role {name}")
     saved = await run_in_threadpool(
         services.authz.admin.save_role,
         tenant_name=tenant,
@@ -147,6 +150,7 @@ async def delete_role(
         holdings(services).of_names, tenant_name=caller.identity.tenant, roles=[name]
     )
     ensure_within(caller, reach, f"deleting role {name}")
+    await ensure_may_remove(caller, services, f"deleting role {name}")
     await run_in_threadpool(
         services.authz.admin.delete_role,
         tenant_name=caller.identity.tenant,

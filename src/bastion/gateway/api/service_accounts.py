@@ -1,6 +1,9 @@
 """``/v1/serviceaccounts``: non-human principals; ``POST …/{name}/credentials`` issues an API
 key owned by the account (its OAuth client secret), whose scopes must lie within what the caller
-holds (roles ∩ scopes): the account's own roles may be wider than the caller's.
+holds (roles ∩ scopes): the account's own roles may be wider than the caller's. Scopes do not
+narrow what is given by name, though: the caller must also be admitted by every resource rule
+that admits the account by its roles, and may give what Cedar policies give its names
+(`bastion.services.holdings.Holdings.by_name_in`).
 
 Creating an account under a name bastion.yaml binds is guarded too (principals.py,
 `ensure_may_take_name`): scopes bound a credential in this tenant, but not what a platform
@@ -16,7 +19,7 @@ from bastion.config.units import UtcMoment
 from bastion.core.model import PrincipalKind
 from bastion.core.rbac import parse_scopes
 from bastion.errors import RequestRejectedError
-from bastion.gateway.api.authz_guard import ensure_scopes_within
+from bastion.gateway.api.authz_guard import ensure_scopes_within, ensure_within, holdings
 from bastion.gateway.api.deps import actor_of, require, services_dep
 from bastion.gateway.api.inputs import Body
 from bastion.gateway.api.principals import principal_router
@@ -65,10 +68,14 @@ async def create_credential(
         raise RequestRejectedError(str(exc)) from None
     ensure_scopes_within(caller, scopes, f"a credential of service account {name}")
 
+    guard = holdings(services)
+
     def work() -> CredentialCreated:
         with services.storage.transaction() as tx:
             tenant = tx.tenants.get_by_name(caller.identity.tenant)
             account = get_principal(tx, tenant, PrincipalKind.SERVICE_ACCOUNT, name)
+            what = f"a credential of service account {account.name}"
+            ensure_within(caller, guard.by_name_in(tx, tenant, account), what)
             issued = services.api_keys.issue(
                 tx,
                 tenant=tenant,
