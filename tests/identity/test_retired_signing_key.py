@@ -117,3 +117,20 @@ def test_a_rotation_by_another_process_holds_on_the_next_request(sql_world: Worl
     finally:
         replica.services.identity.close()
         replica.services.storage.close()
+
+
+def test_a_revocation_that_changes_no_key_does_not_reload_the_signer(world: World) -> None:
+    """Every revocation moves the epoch, and the verifier then re-reads the keys; with no
+    rotation among them the loaded signer stays (loading an RSA private key takes tens of
+    milliseconds, which every logout would otherwise cost each replica's next request)."""
+    keys = world.identity.signing_keys
+    first = str(login_tokens(world)["access_token"])
+    assert whois(world, first).principal.name == "admin@example.com"
+    signer = keys.signer()
+    with world.services.storage.transaction() as tx:
+        tx.revocations.bump()
+    second = str(login_tokens(world)["access_token"])
+    assert whois(world, second).principal.name == "admin@example.com"
+    assert keys.signer() is signer
+    keys.rotate(algorithm=None, actor=ACTOR)
+    assert keys.signer() is not signer  # a rotation does load the new one

@@ -157,8 +157,7 @@ class SigningKeys:
         keys = tx.signing_keys.list()
         if self._lock.acquire(blocking=False):
             try:
-                if _generation(keys) >= _generation(self._keys):
-                    self._install(keys)
+                if self._adopt(keys):
                     self._read_under = epoch
             finally:
                 self._lock.release()
@@ -220,7 +219,19 @@ class SigningKeys:
         return key
 
     def _load(self, tx: UnitOfWork) -> None:
-        self._install(tx.signing_keys.list())
+        self._adopt(tx.signing_keys.list())
+
+    def _adopt(self, keys: builtins.list[SigningKey]) -> bool:
+        """Make ``keys`` this view, as of now, unless they are older than it (False). Only a
+        change is installed: opening the private key and loading its signer takes tens of
+        milliseconds (RSA), too much for every re-read."""
+        read, held = _generation(keys), _generation(self._keys)
+        if read < held:
+            return False
+        if read > held or self._signer is None:
+            self._install(keys)
+        self._loaded_at = self._monotonic()
+        return True
 
     def _install(self, keys: builtins.list[SigningKey]) -> None:
         pinned = {}
@@ -233,7 +244,6 @@ class SigningKeys:
             pem = self._sealer.open(newest.sealed_private, aad=_aad(newest.kid))
             signer = JwtSigner(pem, algorithm=newest.algorithm, kid=newest.kid)
         self._keys, self._pinned, self._signer = keys, pinned, signer
-        self._loaded_at = self._monotonic()
 
 
 def _published(key: SigningKey, now: datetime) -> bool:
