@@ -3,6 +3,7 @@ and Ctrl-C stops bastion and the sample upstream."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import queue
@@ -136,3 +137,36 @@ def test_quickstart_refuses_ports_its_existing_config_does_not_use(tmp_path: Pat
     assert "bastion is running" not in done.stdout
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith(f"error: --port {other}: ") and f"already sets {first}" in last
+
+
+def test_quickstart_stopped_by_sigterm_stops_the_sample_upstream_too(tmp_path: Path) -> None:
+    """`kill PID` (a supervisor, a terminal that closes) reaches bastion alone, not its group.
+    Before, uvicorn re-raised it after shutting down and the process ended at once, leaving
+    the sample upstream running and holding its port."""
+    port, upstream_port = procs.free_port(), procs.free_port()
+    ports = ["--port", str(port), "--upstream-port", str(upstream_port)]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bastion", "quickstart", *ports],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        _read_until(process, "Then:", timeout=60)
+        deadline = time.monotonic() + 20
+        while not _port_open(upstream_port) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _port_open(upstream_port)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 128 + signal.SIGTERM
+        deadline = time.monotonic() + 10
+        while _port_open(upstream_port) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _port_open(upstream_port)
+        assert not _port_open(port)
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # whatever is left of the group
+            os.killpg(process.pid, signal.SIGKILL)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -181,6 +182,9 @@ def quickstart(
     services.storage.migrate()
     keys = qs.ensure_keys(services, actor=operator_actor())
     upstream = qs.start_sample_upstream(services.config)
+    # uvicorn re-raises the signal that stopped it once it has shut down: SIGTERM's default
+    # action would end the process here and leave the sample upstream running.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         qs.print_welcome(services.config, keys, config_path=Path(path))
         sys.stdout.flush()
@@ -188,3 +192,8 @@ def quickstart(
     finally:
         qs.stop_process(upstream)
         typer.echo("bastion and the sample upstream stopped", err=True)
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    """Stop like Ctrl-C does, through the cleanup, with the exit status of a SIGTERM."""
+    raise SystemExit(128 + signum)
