@@ -54,26 +54,23 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def test_quickstart_curl_lines_behave_as_printed(tmp_path: Path) -> None:
-    port, upstream_port = procs.free_port(), procs.free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bastion",
-            "quickstart",
-            "--port",
-            str(port),
-            "--upstream-port",
-            str(upstream_port),
-        ],
-        cwd=tmp_path,
+def _started(directory: Path, port: int, upstream_port: int) -> subprocess.Popen[str]:
+    """`bastion quickstart` in ``directory``, in a session of its own (a terminal's group)."""
+    ports = ["--port", str(port), "--upstream-port", str(upstream_port)]
+    return subprocess.Popen(
+        [sys.executable, "-m", "bastion", "quickstart", *ports],
+        cwd=directory,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
         start_new_session=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
+
+
+def test_quickstart_curl_lines_behave_as_printed(tmp_path: Path) -> None:
+    port, upstream_port = procs.free_port(), procs.free_port()
+    process = _started(tmp_path, port, upstream_port)
     try:
         output = _read_until(process, "Then:", timeout=60)
         deadline = time.monotonic() + 20
@@ -144,16 +141,7 @@ def test_quickstart_stopped_by_sigterm_stops_the_sample_upstream_too(tmp_path: P
     Before, uvicorn re-raised it after shutting down and the process ended at once, leaving
     the sample upstream running and holding its port."""
     port, upstream_port = procs.free_port(), procs.free_port()
-    ports = ["--port", str(port), "--upstream-port", str(upstream_port)]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bastion", "quickstart", *ports],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        start_new_session=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    process = _started(tmp_path, port, upstream_port)
     try:
         _read_until(process, "Then:", timeout=60)
         deadline = time.monotonic() + 20
