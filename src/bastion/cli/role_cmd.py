@@ -16,7 +16,7 @@ from bastion.cli.principal_cmds import remote_of, when
 from bastion.cli.remote import segment
 from bastion.config.units import parse_duration
 from bastion.core.model import RoleBinding, SubjectType
-from bastion.services.authz_admin import RoleView
+from bastion.services.authz_roles import RoleView
 from bastion.wiring import Services
 
 app = typer.Typer(help="Roles and role bindings.", no_args_is_help=True)

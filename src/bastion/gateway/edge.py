@@ -1,12 +1,13 @@
 """The gateway as one pure ASGI application (no BaseHTTPMiddleware: bodies stream).
 
-Dispatch: forward-auth (``<prefix>/verify``, which answers every refusal as a deny) → the stages
-before anything is answered (`pipeline.Gate.screen`: IP allowlist, global limit, then Host,
-transfer coding and canonical path, 400 on any ambiguity) → bastion's own endpoints under the
-prefix (health, ready, metrics, the admin API) and the JWKS → CORS preflight → the decision
-(`pipeline.Gate.admit`) → forward to the upstream (`forward.Forwarder`) or relay a WebSocket
-(`websocket.WebSocketRelay`). Every request that is decided produces exactly one audit event;
-every failure on the way is a deny with a problem+json body.
+Dispatch: forward-auth (``<prefix>/verify``, `verify.ForwardAuthEndpoint`, which answers every
+refusal as a deny) → the stages before anything is answered (`pipeline.Gate.screen`: IP
+allowlist, global limit, then Host, transfer coding and canonical path, 400 on any ambiguity) →
+bastion's own endpoints under the prefix (health, ready, metrics, the admin API) and the JWKS →
+CORS preflight (`preflight.PreflightEndpoint`) → the decision (`pipeline.Gate.admit`) → forward
+to the upstream (`forward.Forwarder`) or relay a WebSocket (`websocket.WebSocketRelay`). Every
+request that is decided produces exactly one audit event; every failure on the way is a deny
+with a problem+json body.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from bastion.core.netrules import Allowlist
 from bastion.core.paths import NonCanonicalPathError, canonical_path
 from bastion.crypto.identity import IdentitySigner
 from bastion.errors import (
-    AuthorizationError,
     BastionError,
     NotFoundError,
     RequestRejectedError,
@@ -32,27 +32,26 @@ from bastion.gateway import problems
 from bastion.gateway.connection_table import Tally
 from bastion.gateway.connections import ConnectionCounter, ConnectionLimits
 from bastion.gateway.forward import Forwarder
-from bastion.gateway.forward_auth import OriginalRequest, original_request
 from bastion.gateway.headers import (
     Headers,
     Network,
     check_body_headers,
     client_address,
-    identity_headers,
-    is_trusted,
     request_host,
 )
-from bastion.gateway.limits import RateLimiter, rate_headers
+from bastion.gateway.limits import RateLimiter
 from bastion.gateway.metrics import GatewayMetrics
 from bastion.gateway.network import CLIENT_IP_STATE
 from bastion.gateway.outcomes import Inbound, Outcomes
 from bastion.gateway.own_apps import ADMIN_API_MAX_BODY, OwnApps
-from bastion.gateway.pipeline import Admission, Gate
+from bastion.gateway.pipeline import Gate
+from bastion.gateway.preflight import PreflightEndpoint
 from bastion.gateway.proxy import UpstreamProxy
 from bastion.gateway.responses import CorsPolicy, HeaderPolicy
 from bastion.gateway.validation import BodyPolicy, body_deadline, has_body, header
+from bastion.gateway.verify import ForwardAuthEndpoint
 from bastion.gateway.websocket import WebSocketRelay, handshake_send
-from bastion.services.access import AccessService, RequestFacts, Verdict
+from bastion.services.access import AccessService
 from bastion.services.audit import AuditSink
 from bastion.services.clock import Clock
 
@@ -104,11 +103,8 @@ class Edge:
         connection_tally: Tally | None = None,
     ) -> None:
         self._settings = settings
-        self._verify_path = (settings.prefix + "/verify").encode()
         self._audit = audit
         self._proxy = proxy
-        self._signer = signer
-        self._clock = clock
         self._ready_check = ready_check
         self._on_shutdown = on_shutdown
         self._admin_api = admin_api
@@ -139,6 +135,18 @@ class Edge:
             clock=clock,
             trusted_proxies=settings.trusted_proxies,
             body=settings.body,
+        )
+        self._verify = ForwardAuthEndpoint(
+            prefix=settings.prefix,
+            trusted_proxies=settings.trusted_proxies,
+            gate=self._gate,
+            outcomes=self._outcomes,
+            signer=signer,
+            clock=clock,
+            metrics=self.metrics,
+        )
+        self._preflight = PreflightEndpoint(
+            cors=settings.cors, gate=self._gate, outcomes=self._outcomes
         )
         self._websockets = WebSocketRelay(
             proxy=proxy,
@@ -202,9 +210,9 @@ class Edge:
         if has_body(inbound.headers):
             receive = body_deadline(receive, self._settings.request_body_timeout)
         raw_path = inbound.raw_path
-        suffix = self._verify_suffix(raw_path)
+        suffix = self._verify.suffix(raw_path)
         if suffix is not None:
-            await self._verify(inbound, suffix or None, send)
+            await self._verify.answer(inbound, suffix or None, send)
             return
         path = await self._enter(inbound, send)
         if path is None:
@@ -233,7 +241,7 @@ class Edge:
             await self._internal(inbound, path[len(prefix) :], send)
             return
         if self._settings.cors.is_preflight(inbound.method, inbound.headers):
-            await self._preflight(inbound, path, send)
+            await self._preflight.answer(inbound, path, send)
             return
         body = self._settings.body
         admission = await self._gate.admit(
@@ -265,96 +273,6 @@ class Edge:
             await self._outcomes.deny(inbound, refused, send)
             return None
         return path
-
-    def _verify_suffix(self, raw_path: bytes) -> str | None:
-        """The raw path after ``<prefix>/verify`` ("" for the check path itself), or None when
-        the request is not a forward-auth check.
-
-        Told apart on the raw path, before any canonical-path check: the suffix is the original
-        path of an Envoy-style check, and its ambiguities are a forward-auth deny (403), since a
-        400 would be a 500 at nginx. The prefix itself is matched literally, never decoded.
-        """
-        verify = self._verify_path
-        if raw_path == verify:
-            return ""
-        if raw_path.startswith(verify + b"/"):
-            return raw_path[len(verify) :].decode("latin-1")
-        return None
-
-    async def _verify(self, inbound: Inbound, suffix: str | None, send: Send) -> None:
-        """Forward-auth: decide the original request and answer 200 / 401 / 403 / 429."""
-        mode = "forward-auth"
-        rejected: BastionError | None = None
-        try:
-            original = self._original(inbound, suffix)
-        except BastionError as exc:
-            facts, rejected = inbound.facts(inbound.raw_path.decode("latin-1")), exc
-        else:
-            facts = inbound.facts(original.path, method=original.method)
-        admission = await self._gate.screen(facts, rejected=rejected)
-        if admission is None:
-            admission = await self._gate.admit(facts, headers=inbound.headers, scope=inbound.scope)
-        if not admission.allowed:
-            await self._outcomes.deny(inbound, admission, send, mode=mode, extra={"mode": mode})
-            return
-        await self._allow_verify(inbound, admission, send)
-
-    def _original(self, inbound: Inbound, suffix: str | None) -> OriginalRequest:
-        """The request a forward-auth check asks about; `BastionError` (a deny) when unclear."""
-        request_host(inbound.headers, http_version=inbound.scope.get("http_version", "1.1"))
-        return original_request(
-            method=inbound.method,
-            suffix=suffix,
-            query=inbound.query,
-            headers=inbound.headers,
-            trusted=is_trusted(inbound.peer, self._settings.trusted_proxies),
-        )
-
-    async def _allow_verify(self, inbound: Inbound, admission: Admission, send: Send) -> None:
-        mode = "forward-auth"
-        try:
-            await self._outcomes.record(admission.verdict, 200, {"mode": mode})
-        except BastionError as exc:
-            await self._outcomes.deny(inbound, admission.failed(exc), send, mode=mode)
-            return
-        headers: Headers = [
-            (b"cache-control", b"no-store"),
-            (b"x-bastion-request-id", inbound.request_id.encode()),
-            *rate_headers(admission.limit),
-        ]
-        if admission.verdict.identity is not None:
-            headers += identity_headers(admission.verdict.identity, self._signer, self._clock)
-        self.metrics.observe(mode, 200)
-        await self._outcomes.send_own(inbound, send, 200, headers, b"")
-
-    async def _preflight(self, inbound: Inbound, path: str, send: Send) -> None:
-        """A CORS preflight, answered by bastion: browsers send it without credentials, so
-        the CORS policy decides it instead of authentication, after the same stages."""
-        granted = self._settings.cors.preflight(
-            inbound.origin,
-            header(inbound.headers, b"access-control-request-method"),
-            header(inbound.headers, b"access-control-request-headers"),
-        )
-
-        def decide(facts: RequestFacts) -> Verdict:
-            if granted:
-                return Verdict(facts, None, None, None, ("cors preflight",), public=True)
-            reasons = ("cors preflight refused",)
-            return Verdict(facts, None, None, AuthorizationError(reasons), reasons)
-
-        extra = {"cors": "preflight"}
-        admission = await self._gate.admit(
-            inbound.facts(path), headers=inbound.headers, scope=inbound.scope, decide=decide
-        )
-        if not admission.allowed:
-            await self._outcomes.deny(inbound, admission, send, extra=extra)
-            return
-        try:
-            await self._outcomes.record(admission.verdict, 204, extra)
-        except BastionError as exc:
-            await self._outcomes.deny(inbound, admission.failed(exc), send)
-            return
-        await self._outcomes.send_own(inbound, send, 204, granted, b"")
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         message = await receive()

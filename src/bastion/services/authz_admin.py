@@ -8,7 +8,6 @@ broadcast to the others.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
@@ -16,20 +15,14 @@ from bastion.backends.protocols import BindingKey, Storage, UnitOfWork
 from bastion.core.ids import new_id
 from bastion.core.model import CustomRole, ResourceRuleRecord, RoleBinding, SubjectType, Tenant
 from bastion.core.names import canonical_name
-from bastion.core.rbac import (
-    BUILTIN_ROLES,
-    ROLE_NAME_RULE,
-    Permission,
-    RoleCatalog,
-    compile_roles,
-    role_name_breaks_rule,
-)
+from bastion.core.rbac import Permission
 from bastion.core.resource_rules import parse_resource
 from bastion.errors import ConflictError, RequestRejectedError
 from bastion.services.audit import append_events, build_event
 from bastion.services.authz import Authorizer
-from bastion.services.authz_model import compile_catalog, role_definition
-from bastion.services.changes import plain_name, unique, valid_name
+from bastion.services.authz_model import compile_catalog
+from bastion.services.authz_roles import RoleView, catalog_with, role_name, role_views
+from bastion.services.changes import unique
 from bastion.services.clock import Clock
 from bastion.services.lookups import get_binding, get_custom_role, get_rule, get_tenant
 from bastion.services.subject_bindings import (
@@ -53,34 +46,6 @@ class NoBroadcast:
 
     def publish(self) -> None:
         return None
-
-
-def role_name(raw: str) -> str:
-    """A new custom role's name: trimmed, and held to the rules of every other name (1 to 254
-    characters, no control characters or slashes; `valid_name` checks its canonical form, this
-    the name as it will be stored) and to `ROLE_NAME_RULE` (no comma or white space). Unlike
-    other names it keeps its case: roles are matched exactly where bastion.yaml, bindings,
-    resource rules and Cedar policies name them."""
-    name = raw.strip()
-    valid_name(name, "role")
-    if role_name_breaks_rule(name):
-        raise RequestRejectedError(ROLE_NAME_RULE)
-    return plain_name(name, "role")
-
-
-def _look_alike(name: str, names: Sequence[str]) -> str | None:
-    """Another role's name that is ``name`` but for case or Unicode width (``Admin``)."""
-    canonical = canonical_name(name)
-    return next((n for n in names if n != name and canonical_name(n) == canonical), None)
-
-
-@dataclass(frozen=True, slots=True)
-class RoleView:
-    name: str
-    source: str  # builtin | config | custom
-    permissions: tuple[str, ...]
-    inherits: tuple[str, ...]
-    effective: tuple[str, ...]
 
 
 class AuthzAdmin:
@@ -123,45 +88,8 @@ class AuthzAdmin:
 
     def list_roles(self, tenant_name: str) -> list[RoleView]:
         with self._storage.transaction() as tx:
-            tenant = get_tenant(tx, tenant_name)
-            stored = tx.roles.list(tenant.id)
-        catalog = compile_catalog(self._authorizer.settings, stored)
-        configured = {r.name for r in self._authorizer.settings.roles}
-        views = []
-        for name, definition in sorted(catalog.definitions.items()):
-            source = (
-                "builtin"
-                if name in BUILTIN_ROLES
-                else ("config" if name in configured else "custom")
-            )
-            views.append(
-                RoleView(
-                    name=name,
-                    source=source,
-                    permissions=tuple(str(p) for p in definition.permissions),
-                    inherits=definition.inherits,
-                    effective=tuple(str(p) for p in catalog[name]),
-                )
-            )
-        return views
-
-    def _catalog_with(
-        self, tx: UnitOfWork, tenant: Tenant, role: CustomRole, *, new: bool
-    ) -> RoleCatalog:
-        """The tenant's catalog with ``role`` in it: refuses clashes, unknown roles, cycles,
-        and a ``new`` role named like another but for case or width (as for every name)."""
-        settings = self._authorizer.settings
-        fixed = [*BUILTIN_ROLES, *(r.name for r in settings.roles)]
-        if role.name in fixed:
-            raise ConflictError(f"role {role.name} is defined by bastion or its configuration")
-        stored = [r for r in tx.roles.list(tenant.id) if r.name != role.name]
-        if new and (taken := _look_alike(role.name, [*fixed, *(r.name for r in stored)])):
-            raise ConflictError(f"a role named {taken} already exists")
-        try:
-            others = [role_definition(r) for r in stored]
-            return compile_roles([*settings.roles, *others, role_definition(role)])
-        except ValueError as exc:
-            raise RequestRejectedError(str(exc)) from None
+            stored = tx.roles.list(get_tenant(tx, tenant_name).id)
+        return role_views(self._authorizer.settings, stored)
 
     def save_role(
         self,
@@ -185,7 +113,7 @@ class AuthzAdmin:
         def work(tx: UnitOfWork, tenant: Tenant) -> CustomRole:
             now = self._clock.now()
             role = CustomRole(new_id("rol"), tenant.id, name, perms, tuple(inherits), now, now)
-            self._catalog_with(tx, tenant, role, new=create)
+            catalog_with(self._authorizer.settings, tx.roles.list(tenant.id), role, new=create)
             stale: dict[str, Any] = {}
             if create:
                 with unique(f"a role named {name} already exists"):

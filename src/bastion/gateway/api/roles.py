@@ -19,7 +19,7 @@ from bastion.gateway.api.authz_guard import ensure_may_remove, ensure_within, ho
 from bastion.gateway.api.deps import actor_of, require, services_dep
 from bastion.gateway.api.inputs import Body
 from bastion.services.access import Caller
-from bastion.services.authz_admin import RoleView, role_name
+from bastion.services.authz_roles import RoleView, role_name
 from bastion.wiring import Services
 
 router = APIRouter(prefix="/v1/roles", tags=["authorization"])
