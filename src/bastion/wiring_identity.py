@@ -113,7 +113,6 @@ def build_identity(
 ) -> IdentityServices:
     authn = config.security.authentication
     issuer = issuer_from(config)
-    directory = DirectoryService(storage=storage, clock=clock, revoker=revoker)
     keys = SigningKeys(
         storage=storage,
         sealer=Sealer(pepper, purpose=SEAL_PURPOSE),
@@ -130,6 +129,9 @@ def build_identity(
     )
     tokens = TokenService(
         storage=storage, hasher=hasher, clock=clock, keys=keys, settings=settings, revoker=revoker
+    )
+    directory = DirectoryService(
+        storage=storage, clock=clock, revoker=revoker, sessions=tokens.sessions
     )
     passwords = PasswordService(
         hasher=PasswordHasher(), policy=password_policy_from(config), sessions=tokens.sessions

@@ -2,7 +2,8 @@
 rotating and the access tokens issued from them stop working, on the next request and in
 every replica, whichever way the password is set (the service, the admin API, the CLI, a
 login's ``newPassword``). The login that sets ``newPassword`` itself gets a working session.
-Before, a thief's session survived an administrator's reset of the stolen password."""
+Before, a thief's session survived an administrator's reset of the stolen password.
+Disabling a user ends its sessions the same way, for good."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 
 from bastion.config import load_config
-from bastion.core.model import AuditQuery
+from bastion.core.model import AuditQuery, PrincipalKind
 from bastion.errors import AuthenticationError
 from bastion.services.login import LoginRequest
 from bastion.wiring import build_services
@@ -23,6 +24,7 @@ from tests.identity.conftest import PASSWORD, World, make_world
 from tests.identity.test_tokens import login_tokens, whois
 
 NEW_PASSWORD = "Another-Horse-7-Stapler"
+REFUSED_WHILE_DISABLED = {"revoked_token", "disabled_principal"}
 
 
 def _refusal(call: object, *args: object, **kw: object) -> str:
@@ -152,3 +154,31 @@ def test_cli_set_password_ends_the_users_sessions_and_audits_how_many(
     finally:
         services.identity.close()
         services.storage.close()
+
+
+def test_disabling_a_user_ends_its_sessions_for_good(world: World) -> None:
+    """Before, disabling only marked the refresh tokens: enabled again within the access-token
+    lifetime, the user's old access tokens worked again (an attacker's stolen session came
+    back with the account)."""
+    world.user("bob@example.com")
+    stolen = login_tokens(world, "bob@example.com")
+    others = login_tokens(world)
+    directory, admin = world.identity.directory, {"type": "user", "id": "admin@example.com"}
+    update: dict[str, Any] = {
+        "tenant_name": world.tenant.name,
+        "kind": PrincipalKind.USER,
+        "name": "bob@example.com",
+    }
+
+    directory.update(**update, disabled=True, actor=admin)
+    assert _refusal(whois, world, str(stolen["access_token"])) in REFUSED_WHILE_DISABLED
+    directory.update(**update, disabled=False, actor=admin)
+
+    assert _refusal(whois, world, str(stolen["access_token"])) == "revoked_token"
+    refresh = world.identity.tokens.refresh
+    assert _refusal(refresh, str(stolen["refresh_token"]), scope=None) == "revoked_refresh_token"
+    assert whois(world, str(login_tokens(world, "bob@example.com")["access_token"]))
+    assert whois(world, str(others["access_token"])).principal.name == "admin@example.com"
+    with world.services.storage.transaction() as tx:
+        events = tx.audit.query(AuditQuery(action="user.disable"))
+    assert [e.details["sessionsEnded"] for e in events] == [1]

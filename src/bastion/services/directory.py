@@ -4,7 +4,8 @@ transaction.
 
 Names are canonicalised once (NFKC + casefold, `bastion.core.names`), so look-alike spellings
 of a login meet the same account. Disabling or deleting anything that can hold a credential
-advances the revocation epoch, so cached credentials stop working on the next request. A
+advances the revocation epoch, so cached credentials stop working on the next request, and
+disabling a principal ends its sessions (`Sessions.end_all`): enabled again, it logs in anew. A
 principal's stored role bindings go with it, and a user's name leaves the stored resource
 rules, so a later principal of the same name starts with neither
 (`bastion.services.subject_bindings`).
@@ -16,11 +17,14 @@ import builtins
 from dataclasses import replace
 from typing import Any
 
-from bastion.backends.protocols import UnitOfWork
+from bastion.backends.protocols import Storage, UnitOfWork
 from bastion.core.ids import new_id
 from bastion.core.model import Principal, PrincipalKind, SubjectType, Tenant
 from bastion.services.changes import record, toggle_action, unique, valid_name
+from bastion.services.clock import Clock
 from bastion.services.lookups import get_principal, get_tenant
+from bastion.services.revocation import Revoker
+from bastion.services.sessions import Sessions
 from bastion.services.subject_bindings import delete_bindings_of, forget_stale, remove_from_rules
 from bastion.services.tenant_directory import TenantDirectory, TenantView
 
@@ -53,6 +57,12 @@ RESOURCE = {
 
 class DirectoryService(TenantDirectory):
     """Tenants (`TenantDirectory`) and the principals that live in them."""
+
+    def __init__(
+        self, *, storage: Storage, clock: Clock, revoker: Revoker, sessions: Sessions
+    ) -> None:
+        super().__init__(storage=storage, clock=clock, revoker=revoker)
+        self._sessions = sessions
 
     def create_principal(
         self,
@@ -158,12 +168,18 @@ class DirectoryService(TenantDirectory):
                 disabled=current.disabled if disabled is None else disabled,
             )
             tx.principals.update(changed)
+            details: dict[str, Any] = {
+                "displayName": changed.display_name,
+                "disabled": changed.disabled,
+            }
             if changed.disabled and not current.disabled:
-                tx.refresh_tokens.revoke_for_principal(tenant.id, current.id, at=now)
-                epoch = self._revoker.bump(tx)
+                # For good: a session (and the access tokens issued from it) does not come
+                # back when the principal is enabled again.
+                ended = self._sessions.end_all(tx, changed, now=now)
+                epoch = ended.epoch if ended.epoch is not None else self._revoker.bump(tx)
+                details |= ended.details()
             action = toggle_action(RESOURCE[kind], current.disabled, changed.disabled)
             resource = {"type": RESOURCE[kind], "id": current.name}
-            details = {"displayName": changed.display_name, "disabled": changed.disabled}
             record(
                 tx,
                 action=action,
