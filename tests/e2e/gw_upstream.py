@@ -1,6 +1,7 @@
 """A raw ASGI upstream for the gateway e2e tests: echoes what it received, can be slow, can hold
 a request until released, speaks WebSocket (the text message ``headers`` is answered with the
-handshake's headers as JSON), and counts the requests that reached it.
+handshake's headers as JSON), answers a path ending in ``/own-headers`` with headers bastion sets
+itself (`OWN_HEADERS`), and counts the requests that reached it.
 
 ``python -m tests.e2e.gw_upstream --port N`` (from the repository root). ``/_up/…`` paths are
 the tests' own controls and are called directly, never through bastion.
@@ -17,6 +18,13 @@ from typing import Any
 import uvicorn
 
 State = dict[str, Any]
+# Answered on a path ending in ``/own-headers``: headers bastion also answers with.
+OWN_HEADERS = [
+    (b"x-bastion-request-id", b"req_upstream"),
+    (b"ratelimit-limit", b"1000"),
+    (b"ratelimit-remaining", b"999"),
+    (b"retry-after", b"7"),
+]
 
 
 def create_app() -> Any:
@@ -63,7 +71,7 @@ def create_app() -> Any:
             "body": body.decode("utf-8", "replace"),
         }
         state["last"] = echo
-        await reply(send, 200, echo)
+        await reply(send, 200, echo, OWN_HEADERS if path.endswith("/own-headers") else [])
 
     async def control(path: str, query: str, send: Any) -> None:
         if path == "/_up/count":
@@ -100,13 +108,15 @@ def create_app() -> Any:
     return app
 
 
-async def reply(send: Any, status: int, payload: Any) -> None:
+async def reply(
+    send: Any, status: int, payload: Any, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
     body = json.dumps(payload).encode()
     await send(
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", b"application/json")],
+            "headers": [(b"content-type", b"application/json"), *(extra or [])],
         }
     )
     await send({"type": "http.response.body", "body": body})

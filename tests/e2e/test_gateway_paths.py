@@ -271,6 +271,17 @@ def test_upstream_sees_forwarded_headers_set_by_bastion(stack: GatewayStack) -> 
     assert response.json()["query"] == "x=1"
 
 
+def test_the_client_sees_bastions_request_id_never_the_upstreams(stack: GatewayStack) -> None:
+    """An upstream's own ``X-Bastion-Request-Id`` would send an operator to a request id no
+    audit event has. Its own rate-limit headers pass where bastion sets none."""
+    response = stack.get("/public/own-headers")
+    assert response.status_code == 200
+    [request_id] = response.headers.get_list("x-bastion-request-id")
+    assert request_id != "req_upstream"
+    assert stack.audit_for(request_id)
+    assert response.headers.get_list("ratelimit-remaining") == ["999"]
+
+
 def get_with_host(port: int, host_lines: list[bytes], version: bytes = b"HTTP/1.1") -> bytes:
     lines = [b"GET /public/x " + version, *host_lines, b"Connection: close"]
     return b"\r\n".join(lines) + b"\r\n\r\n"

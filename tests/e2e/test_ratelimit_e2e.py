@@ -54,6 +54,20 @@ def test_exactly_the_limit_passes_under_concurrency_in_memory(tmp_path: Path) ->
         assert int(passed.headers["ratelimit-remaining"]) < 50
 
 
+def test_only_bastions_own_limit_reaches_the_client(tmp_path: Path) -> None:
+    """Where bastion limits a request, the upstream's ``RateLimit-*`` would contradict it
+    (two values, the client picking either): only bastion's reach the client. The upstream's
+    ``Retry-After`` is its own to give (a 503, say) and passes."""
+    config = {"security": {"rateLimit": {"enabled": True, "perClient": TIGHT}}}
+    with gateway_stack(tmp_path, config) as stack:
+        response = stack.get("/public/own-headers")
+        assert response.status_code == 200
+        assert response.headers.get_list("ratelimit-limit") == ["50"]
+        assert response.headers.get_list("ratelimit-remaining") == ["49"]
+        assert response.headers.get_list("retry-after") == ["7"]
+        assert response.headers.get_list("x-bastion-request-id") != ["req_upstream"]
+
+
 def test_workers_without_redis_share_one_limit(tmp_path: Path) -> None:
     """`--workers 2` without Redis: the workers count in one table, so the limit is the
     server's. Each worker is stopped in turn so that the other serves a burst."""

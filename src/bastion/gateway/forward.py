@@ -35,6 +35,7 @@ log = logging.getLogger("bastion.gateway")
 
 # The credential was for bastion; the upstream gets the identity headers instead.
 _CREDENTIAL_HEADERS = (b"authorization", b"x-api-key")
+_REQUEST_ID = b"x-bastion-request-id"
 
 
 class Forwarder:
@@ -85,13 +86,13 @@ class Forwarder:
                 except AuditUnavailableError as exc:
                     await outcomes.deny(inbound, admission.failed(exc), send)
                     return
+                limits = rate_headers(admission.limit)
+                upstream = _without_own(outcomes.cors.strip_upstream(response.headers), limits)
                 response_headers = [
-                    *outcomes.headers.merged(
-                        outcomes.cors.strip_upstream(response.headers), https=inbound.https
-                    ),
+                    *outcomes.headers.merged(upstream, https=inbound.https),
                     *outcomes.cors.actual(inbound.origin),
-                    *rate_headers(admission.limit),
-                    (b"x-bastion-request-id", inbound.request_id.encode()),
+                    *limits,
+                    (_REQUEST_ID, inbound.request_id.encode()),
                 ]
                 started = True
                 await send(
@@ -136,7 +137,17 @@ class Forwarder:
         host = next((v for n, v in inbound.headers if n.lower() == b"host"), None)
         if host is not None:
             out.append((b"x-forwarded-host", host))
-        out.append((b"x-bastion-request-id", inbound.request_id.encode()))
+        out.append((_REQUEST_ID, inbound.request_id.encode()))
         if verdict.identity is not None:
             out += identity_headers(verdict.identity, self._signer, self._clock)
         return out
+
+
+def _without_own(upstream: Headers, limits: Headers) -> Headers:
+    """The upstream's response headers but those bastion answers with itself: its request id
+    (the one its audit event has) and, when bastion limits this request, the ``RateLimit-*``
+    of its own limit. A client never sees two values, one of them not bastion's; an
+    upstream's own limits still show where bastion sets none, and its ``Retry-After`` (on a
+    503, say) always does."""
+    own = {_REQUEST_ID, *(name for name, _ in limits)}
+    return [(n, v) for n, v in upstream if n.lower() not in own]
