@@ -129,6 +129,14 @@ def test_client_address_from_trusted_proxy_chain() -> None:
     assert client_address("10.0.0.1", headers, TRUSTED) == "198.51.100.7"
 
 
+def test_a_trusted_proxy_seen_through_a_dual_stack_socket_is_still_trusted() -> None:
+    """A listener on ``::`` sees an IPv4 proxy as ``::ffff:10.0.0.1``: it is the proxy
+    ``10.0.0.0/8`` names, as the allowlists read it, and its ``X-Forwarded-For`` counts."""
+    headers = [(b"x-forwarded-for", b"198.51.100.7")]
+    assert client_address("::ffff:10.0.0.1", headers, TRUSTED) == "198.51.100.7"
+    assert client_address("::ffff:203.0.113.9", headers, TRUSTED) == "::ffff:203.0.113.9"
+
+
 def test_malformed_xff_from_trusted_proxy_means_unknown_client() -> None:
     assert client_address("10.0.0.1", [(b"x-forwarded-for", b"not-an-ip")], TRUSTED) is None
 

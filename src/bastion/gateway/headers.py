@@ -12,6 +12,7 @@ import string
 from collections.abc import Iterable, Sequence
 from urllib.parse import quote
 
+from bastion.core.netrules import parse_address
 from bastion.core.rbac import role_name_breaks_rule
 from bastion.crypto.identity import IdentitySigner
 from bastion.errors import RequestRejectedError, UnsupportedTransferCodingError
@@ -245,11 +246,9 @@ def is_trusted(peer: str | None, trusted: Sequence[Network]) -> bool:
 
 @functools.lru_cache(maxsize=4096)
 def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """A parsed IP address (None if ``text`` is not one); peers repeat, so parses are cached."""
-    try:
-        return ipaddress.ip_address(text)
-    except ValueError:
-        return None
+    """A parsed IP address (None if ``text`` is not one), an IPv4-mapped one as its IPv4
+    address as for the allowlists (`parse_address`); peers repeat, so parses are cached."""
+    return parse_address(text)
 
 
 def client_address(
