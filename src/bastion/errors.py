@@ -133,6 +133,13 @@ class UnsupportedTransferCodingError(RequestRejectedError):
     code = "unsupported_transfer_coding"
 
 
+class MisdirectedRequestError(RequestRejectedError):
+    """The request's ``Host`` is not one ``gateway.allowedHosts`` names (RFC 9110 section
+    15.5.20: 421): the upstream would build its links from it."""
+
+    code = "misdirected_request"
+
+
 class AuditUnavailableError(BastionError):
     """An audit record could not be made durable, so the request may not proceed."""
 

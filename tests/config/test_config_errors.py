@@ -48,6 +48,22 @@ ONE_ERROR_CASES = [
     pytest.param(
         """
         gateway:
+          allowedHosts: [app.example.com, "app.example.com:443"]
+        """,
+        "gateway.allowedHosts[1]: must be a host name or an IP address, without a port",
+        id="allowed-host-with-port",
+    ),
+    pytest.param(
+        """
+        gateway:
+          allowedHosts: ["*"]
+        """,
+        "gateway.allowedHosts[0]: leave gateway.allowedHosts empty to answer every host",
+        id="allowed-host-star",
+    ),
+    pytest.param(
+        """
+        gateway:
           public_paths: [/docs/*]
         """,
         "gateway.public_paths: unknown key (keys are camelCase: publicPaths)",

@@ -21,6 +21,7 @@ ENFORCED: frozenset[str] = frozenset(
         "gateway.routes",
         "gateway.publicPaths",
         "gateway.trustedProxies",
+        "gateway.allowedHosts",
         "gateway.timeouts",
         "gateway.connections",
         "gateway.websocket",

@@ -22,6 +22,7 @@ from bastion.config.models_base import (
     is_name,
 )
 from bastion.config.units import Duration, NonNegativeDuration
+from bastion.core.hosts import host_pattern_problem
 from bastion.core.routes import TemplateError, default_event, template_params, template_segments
 
 HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "*"]
@@ -192,6 +193,16 @@ _ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?|\*")
 _TOKEN = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
 
 
+def _check_host_pattern(value: str) -> str:
+    problem = host_pattern_problem(value)
+    if problem is not None:
+        raise PydanticCustomError("host_pattern", problem)
+    return value
+
+
+HostPattern = Annotated[str, AfterValidator(_check_host_pattern)]
+
+
 def _check_origin(value: str) -> str:
     if not _ORIGIN.fullmatch(value):
         raise PydanticCustomError(
@@ -307,6 +318,7 @@ class GatewayConfig(ConfigModel):
     routes: tuple[RouteConfig, ...] = ()
     public_paths: tuple[PathTemplate, ...] = ()
     trusted_proxies: tuple[Cidr, ...] = ()
+    allowed_hosts: tuple[HostPattern, ...] = ()
     timeouts: TimeoutsConfig = TimeoutsConfig()
     connections: ConnectionsConfig = ConnectionsConfig()
     websocket: WebSocketConfig = WebSocketConfig()

@@ -18,12 +18,14 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from bastion.core.hosts import AllowedHosts
 from bastion.core.ids import new_id
 from bastion.core.netrules import Allowlist
 from bastion.core.paths import NonCanonicalPathError, canonical_path
 from bastion.crypto.identity import IdentitySigner
 from bastion.errors import (
     BastionError,
+    MisdirectedRequestError,
     NotFoundError,
     RequestRejectedError,
     StorageError,
@@ -71,6 +73,7 @@ class EdgeSettings:
     prefix: str
     trusted_proxies: tuple[Network, ...]
     default_tenant: str
+    allowed_hosts: AllowedHosts = field(default_factory=AllowedHosts)
     allowlist: Allowlist = field(default_factory=Allowlist)
     body: BodyPolicy = field(default_factory=BodyPolicy)
     headers: HeaderPolicy = field(default_factory=HeaderPolicy)
@@ -261,9 +264,10 @@ class Edge:
         canonical path. The path, or None when one refused (answered and audited here).
 
         Only a valid HTTP request for health, readiness or metrics skips them, so that probes
-        reach those from anywhere; bastion's own endpoints skip the global limit alone.
+        reach those from anywhere, by whatever host they name (a load balancer probes by
+        address); bastion's own endpoints skip the global limit alone.
         """
-        path, rejected = _request_line(inbound)
+        path, rejected = _request_line(inbound, self._settings.allowed_hosts)
         if path in self._probe_paths and inbound.scope["type"] == "http":
             return path
         facts = inbound.facts(path or inbound.raw_path.decode("latin-1"))
@@ -327,19 +331,25 @@ class Edge:
         await self._outcomes.send_own(inbound, send, status, headers, json.dumps(payload).encode())
 
 
-def _request_line(inbound: Inbound) -> tuple[str | None, BastionError | None]:
-    """The request's canonical path, or how its request line and headers fail the input checks
-    (one valid Host, no transfer coding but chunked, a canonical path). What a failure means
-    is decided in pipeline order by `Gate.screen`."""
+def _request_line(inbound: Inbound, hosts: AllowedHosts) -> tuple[str | None, BastionError | None]:
+    """The request's canonical path, and how its request line and headers fail the input checks
+    (one valid Host, no transfer coding but chunked, a canonical path: no path then; a Host
+    ``gateway.allowedHosts`` does not name). What a failure means is decided in pipeline
+    order by `Gate.screen`."""
     http_version = inbound.scope.get("http_version", "1.1")
     try:
-        request_host(inbound.headers, http_version=http_version)
+        host = request_host(inbound.headers, http_version=http_version)
         check_body_headers(inbound.headers, http_version=http_version)
-        return canonical_path(inbound.raw_path), None
+        path = canonical_path(inbound.raw_path)
     except NonCanonicalPathError as exc:
         return None, RequestRejectedError(str(exc))
     except RequestRejectedError as exc:
         return None, exc
+    if not hosts.permits(None if host is None else host.decode("latin-1")):
+        return path, MisdirectedRequestError(
+            "the Host names no host this server answers for (gateway.allowedHosts)"
+        )
+    return path, None
 
 
 def _own_state(scope: Scope, inbound: Inbound) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bastion.config import BastionConfig
+from bastion.core.hosts import AllowedHosts
 from bastion.core.netrules import Allowlist
 from bastion.core.ratelimit import Quota
 from bastion.gateway.connections import ConnectionLimits
@@ -90,6 +91,7 @@ def edge_settings_from(config: BastionConfig) -> EdgeSettings:
     return EdgeSettings(
         prefix=config.gateway.prefix,
         trusted_proxies=trusted_proxies,
+        allowed_hosts=AllowedHosts.of(config.gateway.allowed_hosts),
         default_tenant=config.security.default_tenant,
         allowlist=Allowlist.of(network.ranges if network.enabled else (), source="network"),
         body=body_policy_from(config),
