@@ -207,7 +207,9 @@ def test_password_put_replaces_and_is_tenant_scoped(storage: Storage) -> None:
         tx.passwords.put(second)
     with storage.transaction() as tx:
         assert tx.passwords.get(acme.id, alice.id) == second
+        assert tx.passwords.lock(acme.id, alice.id) == second  # the same row, held
         assert tx.passwords.get(globex.id, alice.id) is None
+        assert tx.passwords.lock(globex.id, alice.id) is None
         with pytest.raises(NotFoundError):
             tx.passwords.put(replace(first, tenant_id=globex.id))
         tx.passwords.delete(acme.id, alice.id)

@@ -75,7 +75,32 @@ def _wait_for_a_lock_wait(url: str) -> None:
             if row is not None and row[0] > 0:
                 return
             time.sleep(0.01)
-    pytest.fail("the replay never waited for the rotation's lock")
+    pytest.fail("no session waited for a lock: the second transaction did not queue")
+
+
+def run_queued(
+    first: Callable[[], None],
+    second: Callable[[], None],
+    *,
+    paused: threading.Event,
+    release: threading.Event,
+    url: str,
+) -> None:
+    """Run ``first`` until it pauses inside its transaction (sets ``paused``, then waits for
+    ``release``), then ``second``, which queues behind it (on PostgreSQL, waits for a lock;
+    SQLite runs writers one at a time), then let ``first`` commit and both finish."""
+    ahead = threading.Thread(target=first)
+    ahead.start()
+    assert paused.wait(60)
+    queued = threading.Thread(target=second)
+    queued.start()
+    try:
+        if url.startswith("postgresql"):
+            _wait_for_a_lock_wait(url)
+    finally:
+        release.set()
+        ahead.join()
+        queued.join()
 
 
 def test_a_replay_racing_a_rotation_leaves_no_successor_that_refreshes(
@@ -111,18 +136,7 @@ def test_a_replay_racing_a_rotation_leaves_no_successor_that_refreshes(
         except AuthenticationError as exc:
             outcome["replay"] = exc.reason
 
-    rotation = threading.Thread(target=rotate)
-    rotation.start()
-    assert stored.wait(60)
-    replaying = threading.Thread(target=replay)
-    replaying.start()
-    try:
-        if shared_url.startswith("postgresql"):
-            _wait_for_a_lock_wait(shared_url)
-    finally:
-        release.set()
-        rotation.join()
-        replaying.join()
+    run_queued(rotate, replay, paused=stored, release=release, url=shared_url)
     assert outcome["replay"] == "refresh_token_reuse"
     successor = outcome["rotated"]
     tokens = world.identity.tokens

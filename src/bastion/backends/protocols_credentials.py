@@ -29,6 +29,11 @@ class PasswordStore(Protocol):
     def get(self, tenant_id: str, principal_id: str) -> PasswordCredential | None:
         """The principal's password hash, or None when it has no password."""
 
+    def lock(self, tenant_id: str, principal_id: str) -> PasswordCredential | None:
+        """`get`, with the principal's password row locked until this unit of work ends: a
+        login about to start a session and a change of the password take turns (the one
+        that comes second sees what the first committed)."""
+
     def put(self, credential: PasswordCredential) -> None:
         """Set (insert or replace); `NotFoundError` if the principal is not in the tenant."""
 

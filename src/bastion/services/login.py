@@ -12,15 +12,20 @@ Three short steps, so that no database lock is held while a hash is computed:
 3. record the outcome: a success refunds the attempt, upgrades a bcrypt or outdated hash to
    Argon2id, stores a ``newPassword`` (which ends the user's other sessions, counted in the
    event's ``sessionsEnded``; the session this login starts comes after, and stands), and is
-   audited ``login.success``; a failure is audited ``login.failure`` with the
-   real reason (``unknown_user``, ``wrong_password``, ``locked_account``, ``locked_address``,
-   ``disabled_principal``, ``disabled_tenant``, ``no_password``).
+   audited ``login.success``, and starts the login's session (``start``) in the same
+   transaction, which first checks, with the password row locked, that the password is still
+   the one verified: a change committed meanwhile (an administrator's reset) refuses the login
+   (``password_changed``), and one committing later ends the session it started. A failure is
+   audited ``login.failure`` with the real reason (``unknown_user``, ``wrong_password``,
+   ``locked_account``, ``locked_address``, ``disabled_principal``, ``disabled_tenant``,
+   ``no_password``, ``password_changed``).
 
 Every failure raises the same `AuthenticationError` for the client.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -37,6 +42,7 @@ from bastion.services.clock import Clock
 from bastion.services.passwords import HashingPool, PasswordService
 from bastion.services.request_events import client_text
 from bastion.services.sessions import EndedSessions
+from bastion.services.tokens import IssuedTokens
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,10 +56,15 @@ class LoginRequest:
     request_id: str | None = None  # the gateway's, so the answer and the audit event meet
 
 
+# Starts the session of a successful login, inside the transaction that recorded it.
+StartSession = Callable[[UnitOfWork, Principal, Tenant], IssuedTokens]
+
+
 @dataclass(frozen=True, slots=True)
 class LoggedIn:
     principal: Principal
     tenant: Tenant
+    tokens: IssuedTokens | None = None  # when the login was asked to start a session
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,20 +111,23 @@ class LoginService:
         self._account = account_policy
         self._address = address_policy
 
-    def login(self, request: LoginRequest) -> LoggedIn:
-        """Check a password. Blocking and CPU-heavy: `login_in` is the event loop's form."""
+    def login(self, request: LoginRequest, *, start: StartSession | None = None) -> LoggedIn:
+        """Check a password and, with ``start``, begin a session. Blocking and CPU-heavy:
+        `login_in` is the event loop's form."""
         request = _storable(request)
         attempt = self._count(request)
         reason, upgraded = self._check(request, attempt)
-        return self._finish(request, attempt, reason, upgraded)
+        return self._finish(request, attempt, reason, upgraded, start)
 
-    async def login_in(self, request: LoginRequest, pool: HashingPool) -> LoggedIn:
+    async def login_in(
+        self, request: LoginRequest, pool: HashingPool, *, start: StartSession | None = None
+    ) -> LoggedIn:
         """`login` inside one admission of ``pool``: the two short transactions at normal
         priority, the hash (which holds no lock) at the pool's lower one."""
         request = _storable(request)
         attempt = await pool.step(lambda: self._count(request))
         reason, upgraded = await pool.hash(lambda: self._check(request, attempt))
-        return await pool.step(lambda: self._finish(request, attempt, reason, upgraded))
+        return await pool.step(lambda: self._finish(request, attempt, reason, upgraded, start))
 
     def _check(
         self, request: LoginRequest, attempt: _Attempt
@@ -167,11 +181,15 @@ class LoginService:
         attempt: _Attempt,
         reason: str | None,
         upgraded: PasswordCredential | None,
+        start: StartSession | None,
     ) -> LoggedIn:
         now = self._clock.now()
         expired = False
         ended: EndedSessions | None = None
+        tokens: IssuedTokens | None = None
         with self._storage.transaction() as tx:
+            if reason is None and _changed_since_checked(tx, attempt):
+                reason, upgraded = "password_changed", None
             if reason is None:
                 assert attempt.principal is not None and attempt.tenant is not None
                 account = tx.throttles.lock(attempt.account_key, at=now)
@@ -187,6 +205,8 @@ class LoginService:
                         tx, attempt.principal, request.new_password, now=now
                     )
                     expired = False
+                if start is not None and not expired:
+                    tokens = start(tx, attempt.principal, attempt.tenant)
             self._audit(tx, request, attempt, reason, upgraded is not None, expired, ended)
         if ended is not None:
             self._passwords.sessions.announce(ended)
@@ -195,7 +215,7 @@ class LoginService:
         if expired:
             raise PasswordChangeRequiredError()
         assert attempt.principal is not None and attempt.tenant is not None
-        return LoggedIn(attempt.principal, attempt.tenant)
+        return LoggedIn(attempt.principal, attempt.tenant, tokens)
 
     def _audit(
         self,
@@ -234,6 +254,16 @@ class LoginService:
             request={"requestId": request.request_id} if request.request_id else None,
         )
         append_events(tx, [event])
+
+
+def _changed_since_checked(tx: UnitOfWork, attempt: _Attempt) -> bool:
+    """Whether the password was changed (or removed) after this login read the hash it checked.
+    The row stays locked until the login commits (`PasswordStore.lock`), so a change either
+    came before and is seen here, or comes after and ends the session this login starts."""
+    checked = attempt.credential
+    assert checked is not None
+    current = tx.passwords.lock(checked.tenant_id, checked.principal_id)
+    return current is None or current.hash != checked.hash
 
 
 def _bounded(name: str) -> str:

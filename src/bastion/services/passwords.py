@@ -139,8 +139,10 @@ class PasswordService:
         """Store a hash, moving the previous one into the history (newest first), and end the
         principal's sessions: its refresh-token families and their access tokens are revoked
         in ``tx``. The caller audits the change with `EndedSessions.details` and,
-        after commit, announces the revocation (`Sessions.announce`)."""
-        previous = tx.passwords.get(principal.tenant_id, principal.id)
+        after commit, announces the revocation (`Sessions.announce`). The password row is
+        locked first, so a login that verified the old password and is starting a session
+        either commits before (and its session is ended here) or sees the new hash."""
+        previous = tx.passwords.lock(principal.tenant_id, principal.id)
         history: tuple[str, ...] = ()
         if previous is not None:
             keep = max(self.policy.history - 1, 0)

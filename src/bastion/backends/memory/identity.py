@@ -198,6 +198,9 @@ class MemoryPasswordStore:
         found = self._t.passwords.get(principal_id)
         return found if found is not None and found.tenant_id == tenant_id else None
 
+    def lock(self, tenant_id: str, principal_id: str) -> PasswordCredential | None:
+        return self.get(tenant_id, principal_id)  # units of work already take turns here
+
     def put(self, credential: PasswordCredential) -> None:
         if not _owned(self._principals, credential.tenant_id, credential.principal_id):
             raise NotFoundError("set password: a row it refers to does not exist")

@@ -21,10 +21,19 @@ class SQLPasswordStore:
         self._conn = conn
 
     def get(self, tenant_id: str, principal_id: str) -> PasswordCredential | None:
+        return self._read(tenant_id, principal_id, lock=False)
+
+    def lock(self, tenant_id: str, principal_id: str) -> PasswordCredential | None:
+        # On SQLite the unit of work's BEGIN IMMEDIATE already holds the write lock.
+        return self._read(tenant_id, principal_id, lock=True)
+
+    def _read(self, tenant_id: str, principal_id: str, *, lock: bool) -> PasswordCredential | None:
         c = password_credentials.c
         query = select(password_credentials).where(
             c.tenant_id == tenant_id, c.principal_id == principal_id
         )
+        if lock:
+            query = query.with_for_update()
         with translated("get password"):
             row = self._conn.execute(query).one_or_none()
         if row is None:

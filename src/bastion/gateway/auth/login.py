@@ -60,11 +60,10 @@ async def login_endpoint(request: Request) -> Response:
     pool = identity.hashing
     try:
         with pool.admission():
-            done = await identity.logins.login_in(login, pool)
-            issued = await pool.step(
-                lambda: identity.tokens.login_tokens(done.principal, done.tenant)
-            )
-        tokens = issued.response()
+            await pool.step(identity.tokens.warm)  # keys loaded before the login's transaction
+            done = await identity.logins.login_in(login, pool, start=identity.tokens.start_session)
+        assert done.tokens is not None
+        tokens = done.tokens.response()
     except AuthenticationError:
         return login_failed(request)
     except PasswordChangeRequiredError as exc:
