@@ -126,6 +126,7 @@ def build_identity(
         issuer=issuer,
         access_ttl=authn.tokens.access_token_ttl,
         refresh_ttl=authn.tokens.refresh_token_ttl,
+        session_lifetime=authn.tokens.session_lifetime,
     )
     tokens = TokenService(
         storage=storage, hasher=hasher, clock=clock, keys=keys, settings=settings, revoker=revoker

@@ -83,11 +83,11 @@ def test_rotating_sessions_leave_only_tokens_expired_less_than_a_lifetime_ago(
     world: World,
 ) -> None:
     """Every refresh stores a new token. Those expired for longer than a refresh lifetime
-    (7 days) are removed as new ones are issued, so a month of hourly rotation by two
-    sessions keeps about two weeks' worth, not the whole month's."""
+    (7 days) are removed as new ones are issued, so four weeks of hourly rotation by two
+    sessions (within their 30-day session lifetime) keep about two weeks' worth, not all."""
     issued: list[tuple[int, str]] = []  # (hour issued, token)
     sessions = [str(login_tokens(world)["refresh_token"]) for _ in range(2)]
-    hours = 30 * 24
+    hours = 29 * 24
     for hour in range(1, hours + 1):
         world.clock.advance(hours=1)
         sessions = [world.identity.tokens.refresh(t, scope=None).refresh_token for t in sessions]

@@ -157,6 +157,9 @@ class TokensConfig(ConfigModel):
     algorithm: SigningAlgorithm = "RS256"
     access_token_ttl: Duration = timedelta(minutes=15)
     refresh_token_ttl: Duration = timedelta(days=7)
+    # How long a login's session lasts however often its refresh token rotates (ASVS 3.3.2:
+    # re-authentication at least every 30 days; 12 hours at level 2).
+    session_lifetime: Duration = timedelta(days=30)
 
 
 class BasicAuthUserConfig(ConfigModel):

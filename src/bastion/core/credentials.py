@@ -53,7 +53,9 @@ class RefreshToken:
     """One refresh token of a rotation family. Only its keyed hash is stored.
 
     ``used_at`` is set once, when it is exchanged for its successor; presenting it again after
-    that is reuse, and revokes the whole family.
+    that is reuse, and revokes the whole family. ``session_ends_at`` is when the family's
+    session ends however often it rotates (set at login, handed on to each successor; None on
+    tokens stored before migration 0012, whose successors start counting).
     """
 
     id: str
@@ -66,6 +68,7 @@ class RefreshToken:
     expires_at: datetime
     used_at: datetime | None = None
     revoked_at: datetime | None = None
+    session_ends_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

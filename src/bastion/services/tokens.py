@@ -41,6 +41,7 @@ class TokenSettings:
     issuer: str
     access_ttl: timedelta
     refresh_ttl: timedelta
+    session_lifetime: timedelta
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,10 +164,14 @@ class TokenService:
         *,
         tenant: Tenant,
         family: str | None = None,
+        session_ends: datetime | None = None,
     ) -> IssuedTokens:
-        """An access token and a new refresh token (of ``family``, or a new family)."""
+        """An access token and a new refresh token (of ``family``, or a new family), neither
+        outliving the session: ``session_ends`` (a rotation hands its token's on), else
+        ``sessionLifetime`` from now."""
         now = self._clock.now()
         family = family or new_id("fam")
+        session_ends = session_ends or now + self.settings.session_lifetime
         secret = new_secret_token(REFRESH_PREFIX)
         principal = authenticated.principal
         tx.refresh_tokens.create(
@@ -178,7 +183,8 @@ class TokenService:
                 token_hash=self._hasher.digest(secret),
                 scopes=authenticated.scopes,
                 created_at=now,
-                expires_at=now + self.settings.refresh_ttl,
+                expires_at=min(now + self.settings.refresh_ttl, session_ends),
+                session_ends_at=session_ends,
             )
         )
         grace = self.settings.refresh_ttl
@@ -187,6 +193,7 @@ class TokenService:
             Authenticated(principal, family, authenticated.method, authenticated.scopes),
             tenant=tenant,
             now=now,
+            not_after=session_ends,
             family=family,
         )
         return IssuedTokens(access, seconds, authenticated.scopes, secret)
@@ -269,6 +276,8 @@ class TokenService:
                 # ours), so the successor issued here, which it may not see, is refused by this
                 # check at its own refresh: a revoked family never rotates on.
                 reason, revokes = "revoked_refresh_token", True
+            elif token.session_ends_at is not None and now >= token.session_ends_at:
+                reason = "session_expired"  # sessionLifetime: the person logs in again
             elif now >= token.expires_at:
                 reason = "expired_refresh_token"
             elif principal.disabled or tx.tenant_states.get(tenant.id).disabled:
@@ -281,7 +290,13 @@ class TokenService:
             else:
                 scopes = narrow(scope, token.scopes)
                 held = Authenticated(principal, token.family_id, "refresh_token", scopes)
-                issued = self.issue_with_refresh(tx, held, tenant=tenant, family=token.family_id)
+                issued = self.issue_with_refresh(
+                    tx,
+                    held,
+                    tenant=tenant,
+                    family=token.family_id,
+                    session_ends=token.session_ends_at,
+                )
                 self._audit_refresh(tx, tenant, principal, token, now, None)
         if reason is not None:
             if epoch is not None:

@@ -32,6 +32,9 @@ class MemoryRefreshTokenStore:
             token_hash=bytes(token.token_hash),
             created_at=utc(token.created_at, "create refresh token"),
             expires_at=utc(token.expires_at, "create refresh token"),
+            session_ends_at=None
+            if token.session_ends_at is None
+            else utc(token.session_ends_at, "create refresh token"),
         )
 
     def find_by_hash(self, token_hash: bytes) -> RefreshToken | None:

@@ -109,6 +109,8 @@ refresh_tokens = Table(
     Column("expires_at", UtcDateTime, nullable=False),
     Column("used_at", UtcDateTime, nullable=True),
     Column("revoked_at", UtcDateTime, nullable=True),
+    # When the family's session ends, however often it rotates (migration 0012_session_end).
+    Column("session_ends_at", UtcDateTime, nullable=True),
     ForeignKeyConstraint(
         ["tenant_id", "principal_id"],
         ["principals.tenant_id", "principals.id"],

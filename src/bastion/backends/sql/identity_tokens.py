@@ -39,6 +39,7 @@ def _refresh(row: Row[Any]) -> RefreshToken:
         expires_at=row.expires_at,
         used_at=row.used_at,
         revoked_at=row.revoked_at,
+        session_ends_at=row.session_ends_at,
     )
 
 
@@ -65,6 +66,7 @@ class SQLRefreshTokenStore:
             "expires_at": token.expires_at,
             "used_at": token.used_at,
             "revoked_at": token.revoked_at,
+            "session_ends_at": token.session_ends_at,
         }
         with translated("create refresh token"), self._conn.begin_nested():
             self._conn.execute(insert(refresh_tokens).values(values))
