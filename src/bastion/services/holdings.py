@@ -6,8 +6,8 @@ or another principal's password, or the choice of a name that bastion.yaml binds
 Resource rules admit by name too: a user named in ``allowedUsers``, or a holder of a role in
 ``allowedRoles`` (inherited ones included). So whatever makes someone a holder of a role, or
 gives control of a principal, also hands out the admission of every rule of the tenant that
-admits it (`RuleAdmission`): the caller must be admitted by the rule itself, or hold `*:*`
-(which may change the stored rules anyway).
+admits it (`RuleAdmission`): the caller must be admitted by the rule itself, or hold `*:*`.
+Deleting a rule hands its admission to everyone, and is held to the same.
 
 Cedar policies grant by name too, and their names carry no tenant: a permit naming
 ``Group::"contractors"`` applies to a group of that name in every tenant, and may give anything

@@ -2,7 +2,7 @@
 ``allowedRoles``), so whatever makes someone a holder of such a role, or gives control of a
 principal a rule admits, hands out the rule's admission: only a caller the rule admits, or one
 holding ``*:*``, may. Through a binding, a group, a role inheriting another, another user's
-key, or a service account's credential."""
+key, or a service account's credential; and deleting the rule hands it to everyone."""
 
 from __future__ import annotations
 
@@ -131,3 +131,27 @@ def test_an_admin_holding_everything_may_hand_out_what_a_rule_admits(world: ApiW
     limited(world, "ops@example.com", ["patterns:*"], ["admin"])
     as_admin(world, "POST", "/bindings", binding("user", "ops@example.com", "security-team"))
     assert executes(world, "ops@example.com")
+
+
+def _rule_id(world: ApiWorld) -> str:
+    answer = call(world, "GET", "/resource-rules", "default")
+    [rule] = [r for r in answer.json() if r["resource"] == RESOURCE]
+    return str(rule["id"])
+
+
+def test_lifting_a_rule_that_does_not_admit_the_caller_is_refused(world: ApiWorld) -> None:
+    """Deleting the rule would let its deleter (who holds ``patterns:*``) in: a way round it."""
+    limited(world, "lift@example.com", ["patterns:*", "rules:delete", "rules:read"], ["admin"])
+    rule_id = _rule_id(world)
+    lifted = call(world, "DELETE", f"/resource-rules/{rule_id}", "lift@example.com")
+    assert refused_for_the_rule(lifted), lifted.text
+    assert not executes(world, "lift@example.com")
+    assert _rule_id(world) == rule_id
+
+
+def test_a_caller_the_rule_admits_may_lift_it(world: ApiWorld) -> None:
+    held = ["patterns:*", "rules:delete", "rules:read"]
+    limited(world, "sec@example.com", held, ["admin"])
+    as_admin(world, "POST", "/bindings", binding("user", "sec@example.com", "security-team"))
+    lifted = call(world, "DELETE", f"/resource-rules/{_rule_id(world)}", "sec@example.com")
+    assert lifted.status_code == 204, lifted.text

@@ -10,12 +10,16 @@ from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from bastion.core.model import ResourceRuleRecord
+from bastion.core.rbac import WILDCARD
 from bastion.core.resource_rules import parse_resource
 from bastion.errors import RequestRejectedError
+from bastion.gateway.api.authz_guard import ensure_within
 from bastion.gateway.api.deps import actor_of, require, services_dep
 from bastion.gateway.api.inputs import Body
 from bastion.gateway.api.paging import MAX_PAGE, PAGED_RESPONSES, PageLimit, one_page
 from bastion.services.access import Caller
+from bastion.services.authz_model import rule_from_record
+from bastion.services.holdings import RuleAdmission
 from bastion.wiring import Services
 
 router = APIRouter(prefix="/v1/resource-rules", tags=["authorization"])
@@ -119,6 +123,11 @@ async def delete_rule(
     caller: Caller = Depends(require("rules", "delete")),
     services: Services = Depends(services_dep),
 ) -> Response:
+    """Lifting a rule lets in every holder of the resource's permissions, the caller among
+    them: only a caller the rule admits, or one holding ``*:*``, may (`RuleAdmission`)."""
+    stored = await run_in_threadpool(services.authz.admin.get_rule, caller.identity.tenant, rule_id)
+    lifted = RuleAdmission(WILDCARD, WILDCARD, rule_from_record(stored))
+    ensure_within(caller, [lifted], f"deleting rule {stored.id}")
     await run_in_threadpool(
         services.authz.admin.delete_rule,
         tenant_name=caller.identity.tenant,
