@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import ipaddress
 import json
 import logging
 import threading
@@ -34,6 +33,7 @@ from bastion.core.cedar_schema import cedar_type, principal_entities, resource_e
 from bastion.core.decision import Check
 from bastion.core.engine import CedarOutcome
 from bastion.core.model import AuditEvent
+from bastion.core.netrules import parse_address
 from bastion.errors import PolicyError
 from bastion.services.audit import build_event
 from bastion.services.authz import AuthzRequest, Subject
@@ -273,9 +273,10 @@ class PolicyEngine:
             "tenant": tenant,
             "route": {"method": "", "path": "", **context.route},
         }
-        if _is_ip(context.client_ip):
+        client_ip = _cedar_ip(context.client_ip)
+        if client_ip is not None:
             # Only a real address: policies test ``context has clientIp`` otherwise.
-            cedar_context["clientIp"] = {"__extn": {"fn": "ip", "arg": context.client_ip}}
+            cedar_context["clientIp"] = {"__extn": {"fn": "ip", "arg": client_ip}}
         query = {
             "principal": {"type": _PRINCIPAL[kind], "id": principal.name},
             "action": {"type": "Action", "id": request.action},
@@ -304,11 +305,10 @@ _PRINCIPAL = {"user": "User", "serviceAccount": "ServiceAccount", "agent": "Agen
 
 
 @functools.lru_cache(maxsize=4096)
-def _is_ip(value: str | None) -> bool:
-    if not value:
-        return False
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    return True
+def _cedar_ip(value: str | None) -> str | None:
+    """The client address as Cedar's ``ip()`` is given it, or None when it is not one. An
+    IPv4-mapped address (``::ffff:203.0.113.5``, how a listener on ``::`` sees an IPv4 client)
+    is given as its IPv4 address: Cedar holds the two families apart, so a
+    ``forbid … isInRange(ip("203.0.113.0/24"))`` would otherwise miss that client."""
+    address = parse_address(value)
+    return None if address is None else str(address)
