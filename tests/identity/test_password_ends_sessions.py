@@ -21,7 +21,7 @@ from tests.authz.api_world import API, api_world
 from tests.cli.test_cli_bad_input import run_with_stdin
 from tests.e2e.procs import bastion
 from tests.identity.conftest import PASSWORD, World, make_world
-from tests.identity.test_tokens import login_tokens, whois
+from tests.identity.test_tokens import login_tokens, session_for, whois
 
 NEW_PASSWORD = "Another-Horse-7-Stapler"
 REFUSED_WHILE_DISABLED = {"revoked_token", "disabled_principal"}
@@ -111,8 +111,9 @@ def test_login_with_a_new_password_ends_the_old_sessions_and_starts_a_working_on
         user_agent=None,
         new_password=NEW_PASSWORD,
     )
-    done = world.identity.logins.login(request)
-    new = world.identity.tokens.login_tokens(done.principal, done.tenant)
+    world.identity.tokens.warm()
+    new = world.identity.logins.login(request, start=world.identity.tokens.start_session).tokens
+    assert new is not None
 
     assert _refusal(whois, world, str(old["access_token"])) == "revoked_token"
     refresh = world.identity.tokens.refresh
@@ -137,7 +138,7 @@ def test_cli_set_password_ends_the_users_sessions_and_audits_how_many(
             tenant = tx.tenants.get_by_name("default")
             admin = tx.principals.get_by_name(tenant.id, "admin@example.com")
             identity.passwords.set_password(tx, admin, PASSWORD, now=services.clock.now())
-        session = identity.tokens.login_tokens(admin, tenant)
+        session = session_for(services, admin, tenant)
 
         result = run_with_stdin(
             ["user", "set-password", "admin@example.com", "--password-stdin"],

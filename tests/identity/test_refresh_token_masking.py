@@ -11,12 +11,13 @@ from bastion.core.model import AuditQuery
 from bastion.errors import AuthenticationError
 from bastion.services.directory import record
 from tests.identity.conftest import ACTOR, World
+from tests.identity.test_tokens import session_for
 
 
 def test_issued_refresh_tokens_never_reach_the_audit_trail(sql_world: World) -> None:
     world = sql_world
     tokens = world.identity.tokens
-    first = tokens.login_tokens(world.user("rita@example.com"), world.tenant).refresh_token
+    first = session_for(world.services, world.user("rita@example.com"), world.tenant).refresh_token
     assert first is not None and first.startswith("brt_")
     second = tokens.refresh(first, scope=None).refresh_token
     assert second is not None

@@ -9,18 +9,27 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from bastion.core.model import AuditQuery, PrincipalKind
+from bastion.core.model import AuditQuery, Principal, PrincipalKind, Tenant
 from bastion.errors import AuthenticationError, AuthorizationError
 from bastion.services.authn import Authenticated
 from bastion.services.exchange import ACCESS_TOKEN_TYPE
 from bastion.services.tokens import IssuedTokens
+from bastion.wiring import Services
 from tests.identity.conftest import ACTOR, World, make_world
+
+
+def session_for(services: Services, principal: Principal, tenant: Tenant) -> IssuedTokens:
+    """A session for ``principal``, as a login that checked its password starts one."""
+    services.identity.tokens.warm()
+    with services.storage.transaction() as tx:
+        issued: IssuedTokens = services.identity.tokens.start_session(tx, principal, tenant)
+    return issued
 
 
 def login_tokens(world: World, name: str = "admin@example.com") -> dict[str, object]:
     with world.services.storage.transaction() as tx:
         principal = tx.principals.get_by_name(world.tenant.id, name)
-    return world.identity.tokens.login_tokens(principal, world.tenant).response()
+    return session_for(world.services, principal, world.tenant).response()
 
 
 def whois(world: World, token: str) -> Authenticated:

@@ -198,13 +198,6 @@ class TokenService:
         )
         return IssuedTokens(access, seconds, authenticated.scopes, secret)
 
-    def login_tokens(self, principal: Principal, tenant: Tenant) -> IssuedTokens:
-        """Tokens for a person whose password was checked elsewhere, in a transaction of their
-        own (a login starts its session in its own: `start_session`)."""
-        self._keys.signer()  # (re)load the keys before the transaction opens
-        with self._storage.transaction() as tx:
-            return self.start_session(tx, principal, tenant)
-
     def start_session(self, tx: UnitOfWork, principal: Principal, tenant: Tenant) -> IssuedTokens:
         """A new session (refresh-token family) and its first tokens, for a person who just
         proved their password, in ``tx`` (`LoginService`: the transaction that saw that the
