@@ -1,22 +1,22 @@
-"""A login that verified the old password while an administrator reset it never keeps a
-session. Before, the login's last step wrote without looking: a reset committed while the hash
-was being checked was undone by the login's rehash of a bcrypt hash (the old password came
-back), and the session the login then started, in a transaction of its own after the reset
-had ended every session it could see, survived the reset."""
+"""A login that verified the old password while an administrator reset it (or disabled the
+user) never keeps a session. Before, the login's last step wrote without looking: a reset
+committed while the hash was being checked was undone by the login's rehash of a bcrypt hash
+(the old password came back), and the session the login then started, in a transaction of its
+own after the reset had ended every session it could see, survived the reset."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import bcrypt
 import pytest
 
-from bastion.core.model import AuditQuery
+from bastion.core.model import AuditQuery, PrincipalKind
 from bastion.errors import AuthenticationError
 from bastion.services.login import LoginRequest
-from tests.identity.conftest import World, make_world
+from tests.identity.conftest import ACTOR, World, make_world
 from tests.identity.test_password_ends_sessions import NEW_PASSWORD, _refusal, _set_password
 from tests.identity.test_refresh_family_race import run_queued, shared_url
 from tests.identity.test_tokens import whois
@@ -24,6 +24,11 @@ from tests.identity.test_tokens import whois
 __all__ = ["shared_url"]  # the fixture, on SQLite and PostgreSQL
 
 OLD_PASSWORD = "Stolen-Horse-4-Battery"
+BOB: dict[str, Any] = {
+    "tenant_name": "default",
+    "kind": PrincipalKind.USER,
+    "name": "bob@example.com",
+}
 
 
 def _login(world: World, password: str) -> Any:
@@ -80,14 +85,36 @@ def two_replicas(shared_url: str) -> Iterator[list[World]]:
         world.services.storage.close()
 
 
-def test_a_reset_committing_after_the_login_checked_the_password_ends_its_session(
-    two_replicas: list[World], shared_url: str, monkeypatch: pytest.MonkeyPatch
+def _reset(resetter: World, tenant_id: str) -> int:
+    with resetter.services.storage.transaction() as tx:
+        bob = tx.principals.get_by_name(tenant_id, "bob@example.com")
+        now = resetter.clock.now()
+        ended = resetter.identity.passwords.set_password(tx, bob, NEW_PASSWORD, now=now)
+    return ended.families
+
+
+def _disable(resetter: World, tenant_id: str) -> int:
+    directory = resetter.identity.directory
+    directory.update(**BOB, disabled=True, actor=ACTOR)
+    directory.update(**BOB, disabled=False, actor=ACTOR)  # and back: the session stays ended
+    with resetter.services.storage.transaction() as tx:
+        [event] = tx.audit.query(AuditQuery(action="user.disable"))
+    ended: int = event.details["sessionsEnded"]
+    return ended
+
+
+@pytest.mark.parametrize("change", [_reset, _disable], ids=["password-reset", "disable"])
+def test_a_change_committing_after_the_login_checked_the_password_ends_its_session(
+    two_replicas: list[World],
+    shared_url: str,
+    change: Callable[[World, str], int],
 ) -> None:
     """One replica's login has checked the password and stored its session, and stops before
-    its commit; the other replica resets the password meanwhile. On PostgreSQL the reset
-    waits for the login's lock on the password row and then sees the new session; on SQLite
-    the two run one after the other. Either way the login's session ends with the reset."""
-    world, resetter = two_replicas
+    its commit; the other replica resets the password (or disables the user) meanwhile. On
+    PostgreSQL the change waits for the login's lock on the password row and then sees the new
+    session; on SQLite the two run one after the other. Either way the login's session ends
+    with the change."""
+    world, changer = two_replicas
     world.user("bob@example.com", password=OLD_PASSWORD)
     world.identity.tokens.warm()
     started, release = threading.Event(), threading.Event()
@@ -105,15 +132,34 @@ def test_a_reset_committing_after_the_login_checked_the_password_ends_its_sessio
         request = LoginRequest("default", "bob@example.com", OLD_PASSWORD, "192.0.2.1", None)
         outcome["login"] = world.identity.logins.login(request, start=start_then_wait)
 
-    def reset() -> None:
-        with resetter.services.storage.transaction() as tx:
-            bob = tx.principals.get_by_name(world.tenant.id, "bob@example.com")
-            passwords = resetter.identity.passwords
-            outcome["ended"] = passwords.set_password(tx, bob, NEW_PASSWORD, now=world.clock.now())
+    def change_it() -> None:
+        outcome["ended"] = change(changer, world.tenant.id)
 
-    run_queued(login, reset, paused=started, release=release, url=shared_url)
+    run_queued(login, change_it, paused=started, release=release, url=shared_url)
     tokens = outcome["login"].tokens
-    assert outcome["ended"].families == 1
+    assert outcome["ended"] == 1
     assert _refusal(whois, world, tokens.access_token) == "revoked_token"
     refresh = world.identity.tokens.refresh
     assert _refusal(refresh, tokens.refresh_token, scope=None) == "revoked_refresh_token"
+
+
+def test_a_login_that_checked_the_password_of_a_user_disabled_meanwhile_is_refused(
+    any_world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = any_world
+    world.user("bob@example.com", password=OLD_PASSWORD)
+    logins = world.identity.logins
+    check = logins._check
+
+    def check_then_disable(*args: Any) -> Any:
+        checked = check(*args)
+        world.identity.directory.update(**BOB, disabled=True, actor=ACTOR)
+        return checked
+
+    monkeypatch.setattr(logins, "_check", check_then_disable)
+    with pytest.raises(AuthenticationError):
+        _login(world, OLD_PASSWORD)
+    with world.services.storage.transaction() as tx:
+        [event] = tx.audit.query(AuditQuery(action="login.failure"))
+        issued = tx.audit.query(AuditQuery(action="token.issue"))
+    assert event.details["reason"] == "disabled_principal" and not issued

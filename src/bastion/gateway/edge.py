@@ -3,11 +3,12 @@
 Dispatch: forward-auth (``<prefix>/verify``, `verify.ForwardAuthEndpoint`, which answers every
 refusal as a deny) → the stages before anything is answered (`pipeline.Gate.screen`: IP
 allowlist, global limit, then Host, transfer coding and canonical path, 400 on any ambiguity,
-421 for a Host ``gateway.allowedHosts`` does not name) → bastion's own endpoints under the prefix (health, ready, metrics, the admin API) and the JWKS →
-CORS preflight (`preflight.PreflightEndpoint`) → the decision (`pipeline.Gate.admit`) → forward
-to the upstream (`forward.Forwarder`) or relay a WebSocket (`websocket.WebSocketRelay`). Every
-request that is decided produces exactly one audit event; every failure on the way is a deny
-with a problem+json body.
+421 for a Host ``gateway.allowedHosts`` does not name) → bastion's own endpoints under the
+prefix (health, ready, metrics, the admin API) and the JWKS → CORS preflight
+(`preflight.PreflightEndpoint`) → the decision (`pipeline.Gate.admit`) → forward to the
+upstream (`forward.Forwarder`) or relay a WebSocket (`websocket.WebSocketRelay`). Every request
+that is decided produces exactly one audit event; every failure on the way is a deny with a
+problem+json body.
 """
 
 from __future__ import annotations

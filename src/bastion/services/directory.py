@@ -174,7 +174,10 @@ class DirectoryService(TenantDirectory):
             }
             if changed.disabled and not current.disabled:
                 # For good: a session (and the access tokens issued from it) does not come
-                # back when the principal is enabled again.
+                # back when the principal is enabled again. The password row is locked first,
+                # as a login starting a session locks it: that login commits first (and its
+                # session is ended here) or sees the principal disabled.
+                tx.passwords.lock(tenant.id, current.id)
                 ended = self._sessions.end_all(tx, changed, now=now)
                 epoch = ended.epoch if ended.epoch is not None else self._revoker.bump(tx)
                 details |= ended.details()

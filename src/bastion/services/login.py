@@ -188,8 +188,8 @@ class LoginService:
         ended: EndedSessions | None = None
         tokens: IssuedTokens | None = None
         with self._storage.transaction() as tx:
-            if reason is None and _changed_since_checked(tx, attempt):
-                reason, upgraded = "password_changed", None
+            if reason is None and (changed := _changed_since_checked(tx, attempt)):
+                reason, upgraded = changed, None
             if reason is None:
                 assert attempt.principal is not None and attempt.tenant is not None
                 account = tx.throttles.lock(attempt.account_key, at=now)
@@ -256,14 +256,20 @@ class LoginService:
         append_events(tx, [event])
 
 
-def _changed_since_checked(tx: UnitOfWork, attempt: _Attempt) -> bool:
-    """Whether the password was changed (or removed) after this login read the hash it checked.
-    The row stays locked until the login commits (`PasswordStore.lock`), so a change either
-    came before and is seen here, or comes after and ends the session this login starts."""
+def _changed_since_checked(tx: UnitOfWork, attempt: _Attempt) -> str | None:
+    """How the account changed after this login read the hash it checked, if it did: the
+    password changed or removed (``password_changed``), the user disabled. The password row
+    stays locked until the login commits (`PasswordStore.lock`, which a password change and a
+    disable take first too), so a change either came before and is seen here, or comes after
+    and ends the session this login starts."""
     checked = attempt.credential
     assert checked is not None
     current = tx.passwords.lock(checked.tenant_id, checked.principal_id)
-    return current is None or current.hash != checked.hash
+    if current is None or current.hash != checked.hash:
+        return "password_changed"
+    if tx.principals.get(checked.tenant_id, checked.principal_id).disabled:
+        return "disabled_principal"
+    return None
 
 
 def _bounded(name: str) -> str:
