@@ -90,7 +90,7 @@ def audit_stack(
     workdir: Path, *, storage_url: str | None = None, config: dict[str, Any] | None = None
 ) -> Iterator[AuditStack]:
     workdir.mkdir(parents=True, exist_ok=True)
-    stack = AuditStack(workdir, procs.free_port(), procs.free_port())
+    stack = AuditStack(workdir, *procs.free_ports(2))
     (workdir / "pepper").write_text("audit-e2e-pepper-" + "p" * 40 + "\n")
     document = merge(
         {

@@ -117,7 +117,7 @@ def base_config(port: int, upstream_port: int, storage_url: str) -> dict[str, An
 
 
 def prepare(workdir: Path, overrides: dict[str, Any]) -> tuple[int, int, dict[str, Any]]:
-    port, upstream_port = procs.free_port(), procs.free_port()
+    port, upstream_port = procs.free_ports(2)
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "pepper").write_text("gw-e2e-pepper-" + "x" * 40 + "\n")
     config = merge(

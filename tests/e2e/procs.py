@@ -15,9 +15,21 @@ import httpx
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` different free ports: held open together while they are chosen, so two of a
+    stack's servers never get the same one (two separate picks can, and then the second server
+    cannot bind while the first answers in its place)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def bastion(
@@ -51,15 +63,18 @@ def start(args: Sequence[str], *, cwd: Path, log: Path) -> subprocess.Popen[byte
 def wait_http(
     url: str, *, process: subprocess.Popen[bytes], log: Path, timeout: float = 30
 ) -> None:
+    """Return once ``url`` answers 200 while ``process`` runs. Only a 200 counts: another server
+    on the port (a 404 for a path it does not serve) is not ``process`` coming up."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise AssertionError(f"process exited early:\n{log.read_text(errors='replace')}")
         try:
-            if httpx.get(url, timeout=1).status_code < 500:
+            if httpx.get(url, timeout=1).status_code == 200:
                 return
         except httpx.HTTPError:
-            time.sleep(0.1)
+            pass
+        time.sleep(0.1)
     raise AssertionError(f"{url} did not come up:\n{log.read_text(errors='replace')}")
 
 

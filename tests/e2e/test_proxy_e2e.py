@@ -50,7 +50,7 @@ def stack(
         storage_url = request.getfixturevalue("fresh_postgres_url")
     else:
         storage_url = f"sqlite:///{workdir / 'bastion.db'}"
-    port, upstream_port = procs.free_port(), procs.free_port()
+    port, upstream_port = procs.free_ports(2)
     (workdir / "pepper").write_text("e2e-pepper-" + "x" * 40 + "\n")
     (workdir / "bastion.yaml").write_text(
         yaml.safe_dump(

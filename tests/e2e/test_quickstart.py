@@ -69,7 +69,7 @@ def _started(directory: Path, port: int, upstream_port: int) -> subprocess.Popen
 
 
 def test_quickstart_curl_lines_behave_as_printed(tmp_path: Path) -> None:
-    port, upstream_port = procs.free_port(), procs.free_port()
+    port, upstream_port = procs.free_ports(2)
     process = _started(tmp_path, port, upstream_port)
     try:
         output = _read_until(process, "Then:", timeout=60)
@@ -140,7 +140,7 @@ def test_quickstart_stopped_by_sigterm_stops_the_sample_upstream_too(tmp_path: P
     """`kill PID` (a supervisor, a terminal that closes) reaches bastion alone, not its group.
     Before, uvicorn re-raised it after shutting down and the process ended at once, leaving
     the sample upstream running and holding its port."""
-    port, upstream_port = procs.free_port(), procs.free_port()
+    port, upstream_port = procs.free_ports(2)
     process = _started(tmp_path, port, upstream_port)
     try:
         _read_until(process, "Then:", timeout=60)
