@@ -8,10 +8,11 @@ deployment does not serve is refused before it reaches anything (RFC 9110 sectio
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+from bastion.core.netrules import parse_address
 
 # A DNS name: labels of letters, digits and hyphens (underscores too: service names use them).
 _NAME = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)(\.(?!-)[a-z0-9_-]{1,63}(?<!-))*")
@@ -21,10 +22,10 @@ def host_pattern_problem(pattern: str) -> str | None:
     """Why ``pattern`` cannot be an entry of ``gateway.allowedHosts``, or None."""
     if pattern == "*":
         return "leave gateway.allowedHosts empty to answer every host"
-    if ":" in pattern.strip("[]") and _ip(pattern.strip("[]")) is None:
+    if ":" in pattern.strip("[]") and parse_address(pattern.strip("[]")) is None:
         return "must be a host name or an IP address, without a port"
     name = pattern.removeprefix("*.")
-    if _ip(name.strip("[]")) is not None:
+    if parse_address(name.strip("[]")) is not None:
         return None if name == pattern else "a wildcard names DNS names only, not addresses"
     if not _NAME.fullmatch(name.lower().rstrip(".")):
         return "must be a host name (example.com), *. and a host name, or an IP address"
@@ -72,12 +73,5 @@ def _without_port(host: str) -> str:
 def _normal(name: str) -> str:
     """Lower case, no trailing dot, brackets off, an IP address in its one spelling."""
     name = name.strip("[]").lower().rstrip(".")
-    address = _ip(name)
+    address = parse_address(name)
     return name if address is None else str(address)
-
-
-def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        return ipaddress.ip_address(text)
-    except ValueError:
-        return None
